@@ -1,0 +1,33 @@
+# The two commands that matter: `make demo` and `make test`.
+CARGO ?= cargo
+
+.PHONY: demo test lint fmt bench deny soak fuzz build
+
+build:
+	$(CARGO) build --release
+
+demo:
+	$(CARGO) run --release --bin intune-rotate -- demo
+
+test: lint
+	$(CARGO) test --workspace --all-targets --locked
+	$(CARGO) test --workspace --doc --locked
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench:
+	$(CARGO) build --release --locked
+	$(CARGO) run --release --locked -p rotation --example bench -- $(BENCH_ARGS)
+
+deny:
+	@command -v cargo-deny >/dev/null || $(CARGO) install --locked cargo-deny
+	$(CARGO) deny check advisories licenses bans
+
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
+	cd crates/graph-batch/fuzz && $(CARGO) +nightly fuzz run parse_response -- -max_total_time=60

@@ -1,0 +1,196 @@
+//! The token endpoint and bearer-token checks, answering the way Entra and Graph do.
+
+use crate::SimConfig;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Claims of an issued access token (app-only), shaped like Entra's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub aud: String,
+    pub iss: String,
+    pub tid: String,
+    pub appid: String,
+    pub idtyp: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub exp: u64,
+    pub nbf: u64,
+    pub iat: u64,
+}
+
+/// An Entra-style token failure.
+#[derive(Debug)]
+pub struct TokenError {
+    pub status: u16,
+    pub body: Value,
+}
+
+fn entra_error(status: u16, error: &str, code: u32, text: &str) -> TokenError {
+    let trace = uuid::Uuid::new_v4();
+    let correlation = uuid::Uuid::new_v4();
+    TokenError {
+        status,
+        body: json!({
+            "error": error,
+            "error_description": format!("AADSTS{code}: {text} Trace ID: {trace} Correlation ID: {correlation} Timestamp: {}", crate::time::iso(SystemTime::now())),
+            "error_codes": [code],
+            "timestamp": crate::time::iso(SystemTime::now()),
+            "trace_id": trace.to_string(),
+            "correlation_id": correlation.to_string(),
+            "error_uri": "https://login.microsoftonline.com/error?code=".to_string() + &code.to_string(),
+        }),
+    }
+}
+
+#[derive(Debug)]
+pub struct Auth {
+    key: Vec<u8>,
+    tenant: String,
+    clients: HashMap<String, String>,
+    roles: Vec<String>,
+    lifetime: std::time::Duration,
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Auth {
+    pub fn new(config: &SimConfig, key: Vec<u8>) -> Self {
+        let mut clients: HashMap<String, String> = config.extra_clients.iter().cloned().collect();
+        clients.insert(config.client_id.clone(), config.client_secret.clone());
+        Auth {
+            key,
+            tenant: config.tenant.clone(),
+            clients,
+            roles: config.roles.clone(),
+            lifetime: config.token_lifetime,
+        }
+    }
+
+    /// `POST /{tenant}/oauth2/v2.0/token` with a form body.
+    pub fn token(&self, tenant: &str, form: &HashMap<String, String>) -> Result<Value, TokenError> {
+        if !tenant.eq_ignore_ascii_case(&self.tenant) {
+            return Err(entra_error(
+                400,
+                "invalid_request",
+                90002,
+                &format!(
+                    "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+                ),
+            ));
+        }
+        let grant = form.get("grant_type").map(String::as_str).unwrap_or("");
+        if grant != "client_credentials" {
+            return Err(entra_error(
+                400,
+                "unsupported_grant_type",
+                70003,
+                "The app requested an unsupported grant type.",
+            ));
+        }
+        let client_id = form.get("client_id").map(String::as_str).unwrap_or("");
+        let Some(secret) = self.clients.get(client_id) else {
+            return Err(entra_error(
+                400,
+                "unauthorized_client",
+                700016,
+                &format!(
+                    "Application with identifier '{client_id}' was not found in the directory '{tenant}'."
+                ),
+            ));
+        };
+        let scope = form.get("scope").map(String::as_str).unwrap_or("");
+        if !scope.ends_with("/.default") || scope.split_whitespace().count() != 1 {
+            return Err(entra_error(
+                400,
+                "invalid_scope",
+                70011,
+                &format!(
+                    "The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."
+                ),
+            ));
+        }
+        match form.get("client_secret") {
+            Some(given) if given == secret => {}
+            Some(_) => {
+                return Err(entra_error(
+                    401,
+                    "invalid_client",
+                    7000215,
+                    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
+                ));
+            }
+            None => {
+                return Err(entra_error(
+                    400,
+                    "invalid_request",
+                    7000218,
+                    "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+                ));
+            }
+        }
+        Ok(self.issue(client_id))
+    }
+
+    fn issue(&self, client_id: &str) -> Value {
+        let now = SystemTime::now();
+        let claims = Claims {
+            aud: "https://graph.microsoft.com".into(),
+            iss: format!("https://sts.windows.net/{}/", self.tenant),
+            tid: self.tenant.clone(),
+            appid: client_id.into(),
+            idtyp: "app".into(),
+            roles: self.roles.clone(),
+            exp: unix(now) + self.lifetime.as_secs(),
+            nbf: unix(now),
+            iat: unix(now),
+        };
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&self.key),
+        )
+        .expect("HS256 signing with an in-memory key cannot fail");
+        json!({"token_type": "Bearer", "expires_in": self.lifetime.as_secs(), "ext_expires_in": self.lifetime.as_secs(), "access_token": token})
+    }
+
+    /// Checks `Authorization: Bearer ...`; the error is Graph's (code, message) for a 401.
+    pub fn check(&self, authorization: Option<&str>) -> Result<Claims, (&'static str, String)> {
+        let Some(token) = authorization.and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        }) else {
+            return Err((
+                "InvalidAuthenticationToken",
+                "Access token is empty.".into(),
+            ));
+        };
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&["https://graph.microsoft.com"]);
+        validation.leeway = 0;
+        match jsonwebtoken::decode::<Claims>(
+            token.trim(),
+            &DecodingKey::from_secret(&self.key),
+            &validation,
+        ) {
+            Ok(data) => Ok(data.claims),
+            Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => {
+                Err((
+                    "InvalidAuthenticationToken",
+                    "Lifetime validation failed, the token is expired.".into(),
+                ))
+            }
+            Err(_) => Err((
+                "InvalidAuthenticationToken",
+                "IDX14100: JWT is not well formed.".into(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Everything that shapes one simulated tenant; the `graph-sim` flags map onto this one to one.
+
+use crate::Quota;
+use std::time::Duration;
+
+/// How `Retry-After` is written on throttled answers, to exercise clients against every observed form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum RetryAfterStyle {
+    /// Whole seconds, rounded up (Intune's usual form).
+    #[default]
+    Int,
+    /// Fractional seconds such as "2.128".
+    Fraction,
+    /// An HTTP-date.
+    Date,
+    /// "30,120": two numbers, the first one counts.
+    Comma,
+    /// No Retry-After at all, as Intune has been seen to do.
+    None,
+}
+
+/// The simulated tenant and its behaviour.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub devices: usize,
+    pub mac_share: f64,
+    pub seed: u64,
+    pub tenant: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// Further app registrations (client id, secret), e.g. a competing client in benchmarks.
+    pub extra_clients: Vec<(String, String)>,
+    /// PEM of a client certificate registered for assertions.
+    pub certificate: Option<String>,
+    pub roles: Vec<String>,
+    pub token_lifetime: Duration,
+    pub complete_after: Duration,
+    pub fail_share: f64,
+    pub post_limit: Quota,
+    pub tenant_post_limit: Quota,
+    pub any_limit: Quota,
+    pub retry_after_style: RetryAfterStyle,
+    /// Whether Retry-After is penalised: a request arriving before the given time is throttled again.
+    pub penalise_early: bool,
+    pub latency: Duration,
+    pub p429: f64,
+    pub p503: f64,
+    pub p500: f64,
+    pub p504: f64,
+    pub drop: f64,
+    pub truncate: f64,
+    /// Share of whole `$batch` requests answered 429 (outer status) without running any item.
+    pub batch_p429: f64,
+    /// Share of whole `$batch` requests answered 503 without running any item.
+    pub batch_p503: f64,
+}
+
+pub const DEFAULT_TENANT: &str = "5e1f0c2a-7d3b-4c8e-9a61-0b2d4f6e8a10";
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            devices: 1000,
+            mac_share: 0.6,
+            seed: 1,
+            tenant: DEFAULT_TENANT.into(),
+            client_id: "sim-client".into(),
+            client_secret: "sim-secret".into(),
+            extra_clients: Vec::new(),
+            certificate: None,
+            roles: crate::ALL_ROLES.iter().map(|r| r.to_string()).collect(),
+            token_lifetime: Duration::from_secs(3599),
+            complete_after: Duration::from_secs(30),
+            fail_share: 0.0,
+            post_limit: Quota::new(200, Duration::from_secs(20)),
+            tenant_post_limit: Quota::new(400, Duration::from_secs(20)),
+            any_limit: Quota::new(2000, Duration::from_secs(20)),
+            retry_after_style: RetryAfterStyle::Int,
+            penalise_early: true,
+            latency: Duration::ZERO,
+            p429: 0.0,
+            p503: 0.0,
+            p500: 0.0,
+            p504: 0.0,
+            drop: 0.0,
+            truncate: 0.0,
+            batch_p429: 0.0,
+            batch_p503: 0.0,
+        }
+    }
+}

@@ -1,0 +1,810 @@
+//! Graph's routes over the tenant. Direct calls and `$batch` items both come through [`Sim::handle`],
+//! so auth, throttling and faults apply to each the same way.
+
+use crate::auth::{Auth, Claims};
+use crate::config::{RetryAfterStyle, SimConfig};
+use crate::stats::Stats;
+use crate::tenant::{ActionResult, Device, ScriptKind, Tenant};
+use crate::throttle::{Throttle, Verdict};
+use base64::Engine;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+/// One Graph request, from the wire or from a batch item.
+#[derive(Debug, Clone)]
+pub struct SimRequest {
+    pub method: String,
+    /// `beta` or `v1.0`.
+    pub version: String,
+    /// Path after the version, without query, e.g. `/deviceManagement/managedDevices`.
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    /// Header names in lower case.
+    pub headers: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Value>,
+}
+
+impl SimResponse {
+    fn json(status: u16, body: Value) -> Self {
+        SimResponse {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: Some(body),
+        }
+    }
+
+    fn no_content() -> Self {
+        SimResponse {
+            status: 204,
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+}
+
+/// Graph's error document, with the support ids a real answer carries.
+pub fn graph_error(
+    status: u16,
+    code: &str,
+    message: &str,
+    client_request_id: Option<&str>,
+) -> SimResponse {
+    let mut inner = json!({
+        "date": crate::time::iso(SystemTime::now()),
+        "request-id": uuid::Uuid::new_v4().to_string(),
+    });
+    if let Some(c) = client_request_id {
+        inner["client-request-id"] = json!(c);
+    }
+    SimResponse::json(
+        status,
+        json!({"error": {"code": code, "message": message, "innerError": inner}}),
+    )
+}
+
+/// The rotate actions: canonical name and the platform each applies to.
+const ACTIONS: [(&str, &str); 4] = [
+    ("rotateFileVaultKey", "macOS"),
+    ("rotateRecoveryLockPasscode", "macOS"),
+    ("rotateBitLockerKeys", "Windows"),
+    ("rotateLocalAdminPassword", "Windows"),
+];
+
+const READ_DEVICES: &[&str] = &[
+    "DeviceManagementManagedDevices.Read.All",
+    "DeviceManagementManagedDevices.ReadWrite.All",
+];
+const READ_CONFIG: &[&str] = &[
+    "DeviceManagementConfiguration.Read.All",
+    "DeviceManagementConfiguration.ReadWrite.All",
+];
+
+fn has_any(claims: &Claims, roles: &[&str]) -> bool {
+    claims
+        .roles
+        .iter()
+        .any(|r| roles.iter().any(|x| x.eq_ignore_ascii_case(r)))
+}
+
+/// Whether the token's roles allow `action` (graph-facts §1; LAPS accepts the documented pair too).
+fn may_run<'a>(claims: &Claims, action: &'a str) -> Result<(), &'a str> {
+    let ok = match action {
+        "rotateFileVaultKey" => has_any(
+            claims,
+            &["DeviceManagementManagedDevices.PrivilegedOperations.All"],
+        ),
+        "rotateLocalAdminPassword" => {
+            has_any(
+                claims,
+                &[
+                    "DeviceManagementManagedDevices.PrivilegedOperations.All",
+                    "DeviceManagementManagedDevices.ReadWrite.All",
+                ],
+            ) || (has_any(claims, READ_CONFIG) && has_any(claims, READ_DEVICES))
+        }
+        _ => has_any(
+            claims,
+            &[
+                "DeviceManagementManagedDevices.ReadWrite.All",
+                "DeviceManagementManagedDevices.PrivilegedOperations.All",
+            ],
+        ),
+    };
+    if ok { Ok(()) } else { Err(action) }
+}
+
+/// Everything the simulator keeps between requests.
+#[derive(Debug)]
+pub struct Inner {
+    pub tenant: Tenant,
+    pub stats: Stats,
+    pub throttle: Throttle,
+    pub rng: StdRng,
+    pub http_seq: u64,
+}
+
+#[derive(Debug)]
+pub struct Sim {
+    pub config: SimConfig,
+    pub auth: Auth,
+    pub inner: Mutex<Inner>,
+    pub base_url: String,
+}
+
+/// Which list a navigation yields.
+enum Listing {
+    Devices(Vec<usize>),
+    RunStates(ScriptKind, usize),
+}
+
+enum Route {
+    List(Listing),
+    Get(usize),
+    GetRunStateDevice(usize),
+    Action { device: usize, action: &'static str },
+}
+
+type RouteResult = Result<Route, SimResponse>;
+
+fn not_found(what: &str) -> SimResponse {
+    graph_error(404, "ResourceNotFound", &format!("{what} not found"), None)
+}
+
+fn no_segment(segment: &str) -> SimResponse {
+    graph_error(
+        400,
+        "BadRequest",
+        &format!("Resource not found for the segment '{segment}'."),
+        None,
+    )
+}
+
+impl Sim {
+    pub fn new(config: SimConfig, base_url: String) -> Self {
+        let tenant = Tenant::generate(
+            config.devices,
+            config.mac_share,
+            config.seed,
+            SystemTime::now(),
+        );
+        let throttle = Throttle::new(
+            config.post_limit,
+            config.tenant_post_limit,
+            config.any_limit,
+            config.penalise_early,
+        );
+        let mut key_rng = StdRng::seed_from_u64(config.seed ^ 0x5eed_70c3);
+        let key: Vec<u8> = (0..32).map(|_| key_rng.random()).collect();
+        let auth = Auth::new(&config, key);
+        let rng = StdRng::seed_from_u64(config.seed.wrapping_mul(31).wrapping_add(7));
+        Sim {
+            auth,
+            inner: Mutex::new(Inner {
+                tenant,
+                stats: Stats::default(),
+                throttle,
+                rng,
+                http_seq: 0,
+            }),
+            base_url,
+            config,
+        }
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A `Retry-After` header value in the configured style; `None` for the style that sends none.
+    pub fn retry_after_value(&self, wait: Duration) -> Option<String> {
+        match self.config.retry_after_style {
+            RetryAfterStyle::Int => Some(wait.as_secs_f64().ceil().max(1.0).to_string()),
+            RetryAfterStyle::Fraction => Some(format!("{:.3}", wait.as_secs_f64().max(0.001))),
+            RetryAfterStyle::Date => {
+                // HTTP-dates have whole seconds: round up so a client never comes back early.
+                let at = SystemTime::now() + wait + Duration::from_secs(1);
+                Some(httpdate::fmt_http_date(at))
+            }
+            RetryAfterStyle::Comma => {
+                Some(format!("{},{}", wait.as_secs_f64().ceil().max(1.0), 120))
+            }
+            RetryAfterStyle::None => None,
+        }
+    }
+
+    pub fn throttled(&self, wait: Duration, client_request_id: Option<&str>) -> SimResponse {
+        let mut r = graph_error(
+            429,
+            "TooManyRequests",
+            "Too many requests from Identifier:{app} under category:DeviceManagement. Please try again later.",
+            client_request_id,
+        );
+        if let Some(v) = self.retry_after_value(wait) {
+            r.headers.push(("Retry-After".into(), v));
+        }
+        r
+    }
+
+    /// Handles one Graph request; `http_request` is the HTTP request it arrived in (for penalties).
+    pub fn handle(&self, inner: &mut Inner, req: &SimRequest, http_request: u64) -> SimResponse {
+        inner.stats.requests += 1;
+        let resp = self.answer(inner, req, http_request);
+        inner.stats.count(resp.status);
+        resp
+    }
+
+    fn answer(&self, inner: &mut Inner, req: &SimRequest, http_request: u64) -> SimResponse {
+        let crid = req.headers.get("client-request-id").map(String::as_str);
+        let claims = match self
+            .auth
+            .check(req.headers.get("authorization").map(String::as_str))
+        {
+            Ok(c) => c,
+            Err((code, msg)) => return graph_error(401, code, &msg, crid),
+        };
+        let route = match self.route(inner, req) {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
+        let allowed = match &route {
+            Route::Action { action, .. } => {
+                may_run(&claims, action).map_err(|a| format!("the {a} action"))
+            }
+            Route::List(Listing::RunStates(..)) => {
+                if has_any(&claims, READ_CONFIG) {
+                    Ok(())
+                } else {
+                    Err("reading script run states".into())
+                }
+            }
+            _ => {
+                if has_any(&claims, READ_DEVICES) {
+                    Ok(())
+                } else {
+                    Err("reading managed devices".into())
+                }
+            }
+        };
+        if let Err(what) = allowed {
+            return graph_error(
+                403,
+                "Forbidden",
+                &format!(
+                    "Application is not authorized to perform this operation ({what}). Application must have one of the following scopes: {}",
+                    self.required(&route)
+                ),
+                crid,
+            );
+        }
+        let write = req.method != "GET";
+        match inner
+            .throttle
+            .check(&claims.appid, write, Instant::now(), http_request)
+        {
+            Verdict::Admit => {}
+            Verdict::Throttle {
+                retry_after,
+                penalised,
+            } => {
+                if penalised {
+                    inner.stats.penalised += 1;
+                }
+                return self.throttled(retry_after, crid);
+            }
+        }
+        if let Some(fault) = self.fault(inner, crid) {
+            return fault;
+        }
+        self.execute(inner, req, route, crid)
+    }
+
+    fn required(&self, route: &Route) -> String {
+        match route {
+            Route::Action { action: "rotateFileVaultKey", .. } => "DeviceManagementManagedDevices.PrivilegedOperations.All".into(),
+            Route::Action { .. } => "DeviceManagementManagedDevices.ReadWrite.All, DeviceManagementManagedDevices.PrivilegedOperations.All".into(),
+            Route::List(Listing::RunStates(..)) => READ_CONFIG.join(", "),
+            _ => READ_DEVICES.join(", "),
+        }
+    }
+
+    /// Seeded item-level faults: 429, 503 (with and without Retry-After), 500, 504.
+    fn fault(&self, inner: &mut Inner, crid: Option<&str>) -> Option<SimResponse> {
+        let c = &self.config;
+        if c.p429 + c.p503 + c.p500 + c.p504 <= 0.0 {
+            return None;
+        }
+        let r: f64 = inner.rng.random();
+        if r < c.p429 {
+            return Some(self.throttled(Duration::from_secs(1), crid));
+        }
+        if r < c.p429 + c.p503 {
+            let mut resp = graph_error(
+                503,
+                "ServiceUnavailable",
+                "The service is temporarily unavailable.",
+                crid,
+            );
+            if inner.rng.random_bool(0.5) {
+                resp.headers.push(("Retry-After".into(), "1".into()));
+            }
+            return Some(resp);
+        }
+        if r < c.p429 + c.p503 + c.p500 {
+            return Some(graph_error(
+                500,
+                "InternalServerError",
+                "An internal server error occurred.",
+                crid,
+            ));
+        }
+        if r < c.p429 + c.p503 + c.p500 + c.p504 {
+            return Some(graph_error(
+                504,
+                "GatewayTimeout",
+                "The gateway did not receive a response in time.",
+                crid,
+            ));
+        }
+        None
+    }
+
+    fn route(&self, inner: &Inner, req: &SimRequest) -> RouteResult {
+        let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
+        let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+        let beta = req.version == "beta";
+        let t = &inner.tenant;
+        let find = |id: &str| {
+            t.index
+                .get(&id.to_ascii_lowercase())
+                .copied()
+                .ok_or_else(|| not_found(&format!("managedDevice {id}")))
+        };
+        let action = |device: usize, name: &str| -> RouteResult {
+            let Some((canonical, _)) = ACTIONS.iter().find(|(a, _)| eq(a, name)) else {
+                return Err(no_segment(name));
+            };
+            if !beta {
+                return Err(graph_error(
+                    405,
+                    "BadRequest",
+                    &format!("The action '{canonical}' is only available in the beta version."),
+                    None,
+                ));
+            }
+            if req.method != "POST" {
+                return Err(graph_error(
+                    405,
+                    "BadRequest",
+                    "The HTTP method is not allowed for this action; use POST.",
+                    None,
+                ));
+            }
+            Ok(Route::Action {
+                device,
+                action: canonical,
+            })
+        };
+        let get_only = |r: Route| -> RouteResult {
+            if req.method == "GET" {
+                Ok(r)
+            } else {
+                Err(graph_error(
+                    405,
+                    "BadRequest",
+                    "The HTTP method is not allowed on this resource.",
+                    None,
+                ))
+            }
+        };
+        match segs.as_slice() {
+            [dm, coll]
+                if eq(dm, "deviceManagement")
+                    && (eq(coll, "managedDevices") || eq(coll, "comanagedDevices")) =>
+            {
+                let co = eq(coll, "comanagedDevices");
+                if co && !beta {
+                    return Err(no_segment(coll));
+                }
+                let list = (0..t.devices.len())
+                    .filter(|&i| !co || t.devices[i].comanaged())
+                    .collect();
+                get_only(Route::List(Listing::Devices(list)))
+            }
+            [dm, coll, id]
+                if eq(dm, "deviceManagement")
+                    && (eq(coll, "managedDevices") || eq(coll, "comanagedDevices")) =>
+            {
+                let i = find(id)?;
+                if eq(coll, "comanagedDevices") && !t.devices[i].comanaged() {
+                    return Err(not_found(&format!("comanagedDevice {id}")));
+                }
+                get_only(Route::Get(i))
+            }
+            [dm, coll, id, act]
+                if eq(dm, "deviceManagement")
+                    && (eq(coll, "managedDevices") || eq(coll, "comanagedDevices")) =>
+            {
+                let i = find(id)?;
+                if eq(coll, "comanagedDevices") && !t.devices[i].comanaged() {
+                    return Err(not_found(&format!("comanagedDevice {id}")));
+                }
+                action(i, act)
+            }
+            [dm, coll, sid, runs, rest @ ..]
+                if eq(dm, "deviceManagement") && eq(runs, "deviceRunStates") =>
+            {
+                let kind = ScriptKind::from_collection(coll).ok_or_else(|| no_segment(coll))?;
+                let script = t
+                    .scripts
+                    .iter()
+                    .position(|s| s.kind == kind && eq(&s.id, sid))
+                    .ok_or_else(|| not_found(&format!("script {sid}")))?;
+                match rest {
+                    [] => get_only(Route::List(Listing::RunStates(kind, script))),
+                    [rid, md, tail @ ..] if eq(md, "managedDevice") => {
+                        let rs = t.scripts[script]
+                            .run_states
+                            .iter()
+                            .find(|r| eq(&r.id, rid))
+                            .ok_or_else(|| not_found(&format!("deviceRunState {rid}")))?;
+                        match tail {
+                            [] => get_only(Route::GetRunStateDevice(rs.device)),
+                            [act] => action(rs.device, act),
+                            _ => Err(no_segment(tail[0])),
+                        }
+                    }
+                    _ => Err(no_segment(rest[0])),
+                }
+            }
+            [users, uid, md, rest @ ..] if eq(users, "users") && eq(md, "managedDevices") => {
+                let mine: Vec<usize> = (0..t.devices.len())
+                    .filter(|&i| eq(&t.devices[i].user_id, uid) || eq(&t.devices[i].upn, uid))
+                    .collect();
+                if mine.is_empty()
+                    && !t
+                        .devices
+                        .iter()
+                        .any(|d| eq(&d.user_id, uid) || eq(&d.upn, uid))
+                {
+                    return Err(graph_error(
+                        404,
+                        "Request_ResourceNotFound",
+                        &format!(
+                            "Resource '{uid}' does not exist or one of its queried reference-property objects are not present."
+                        ),
+                        None,
+                    ));
+                }
+                match rest {
+                    [] => get_only(Route::List(Listing::Devices(mine))),
+                    [id, act] => {
+                        let i = find(id)?;
+                        if !mine.contains(&i) {
+                            return Err(not_found(&format!("managedDevice {id}")));
+                        }
+                        action(i, act)
+                    }
+                    _ => Err(no_segment(rest[0])),
+                }
+            }
+            [dm, apps, aid, md, rest @ ..]
+                if eq(dm, "deviceManagement")
+                    && eq(apps, "detectedApps")
+                    && eq(md, "managedDevices") =>
+            {
+                let app = t
+                    .apps
+                    .iter()
+                    .find(|a| eq(&a.id, aid))
+                    .ok_or_else(|| not_found(&format!("detectedApp {aid}")))?;
+                match rest {
+                    [] => get_only(Route::List(Listing::Devices(app.devices.clone()))),
+                    [id, act] => {
+                        let i = find(id)?;
+                        if !app.devices.contains(&i) {
+                            return Err(not_found(&format!("managedDevice {id}")));
+                        }
+                        action(i, act)
+                    }
+                    _ => Err(no_segment(rest[0])),
+                }
+            }
+            _ => Err(graph_error(
+                400,
+                "BadRequest",
+                &format!(
+                    "Resource not found for the segment '{}'.",
+                    segs.first().unwrap_or(&"")
+                ),
+                None,
+            )),
+        }
+    }
+
+    fn execute(
+        &self,
+        inner: &mut Inner,
+        req: &SimRequest,
+        route: Route,
+        crid: Option<&str>,
+    ) -> SimResponse {
+        let now = SystemTime::now();
+        match route {
+            Route::Get(i) | Route::GetRunStateDevice(i) => {
+                let mut v = inner.tenant.devices[i].to_json(now);
+                v["@odata.context"] = json!(format!(
+                    "{}/{}/$metadata#deviceManagement/managedDevices/$entity",
+                    self.base_url, req.version
+                ));
+                SimResponse::json(200, select(v, query(req, "$select")))
+            }
+            Route::Action { device, action } => {
+                let (_, platform) = ACTIONS
+                    .iter()
+                    .find(|(a, _)| *a == action)
+                    .expect("route checked the action");
+                let d = &inner.tenant.devices[device];
+                if d.os != *platform {
+                    let doc = json!({"_version": 3, "Message": format!("{action} is not supported on {} devices; it applies to {platform} only - Operation ID (for customer support): {}", d.os, uuid::Uuid::new_v4()), "CustomApiErrorPhrase": "", "RetryAfter": null, "ErrorSourceService": "", "HttpHeaders": "{}"});
+                    return graph_error(400, "BadRequest", &doc.to_string(), crid);
+                }
+                let fails = self.config.fail_share > 0.0
+                    && inner.rng.random_bool(self.config.fail_share.min(1.0));
+                let id = d.id.clone();
+                inner.tenant.devices[device]
+                    .action_results
+                    .push(ActionResult {
+                        action_name: action.to_string(),
+                        started: now,
+                        completes: now + self.config.complete_after,
+                        fails,
+                    });
+                *inner
+                    .stats
+                    .actions
+                    .entry(action.to_string())
+                    .or_default()
+                    .entry(id)
+                    .or_default() += 1;
+                SimResponse::no_content()
+            }
+            Route::List(listing) => self.list(inner, req, listing, now),
+        }
+    }
+
+    fn list(
+        &self,
+        inner: &Inner,
+        req: &SimRequest,
+        listing: Listing,
+        now: SystemTime,
+    ) -> SimResponse {
+        let t = &inner.tenant;
+        let top = match query(req, "$top").map(str::parse::<usize>) {
+            None => 1000,
+            Some(Ok(n)) if (1..=1000).contains(&n) => n,
+            Some(_) => {
+                return graph_error(
+                    400,
+                    "BadRequest",
+                    "Invalid $top value: it must be a whole number from 1 to 1000.",
+                    None,
+                );
+            }
+        };
+        let skip = match query(req, "$skiptoken") {
+            None => 0,
+            Some(tok) => match decode_skip(tok) {
+                Some(n) => n,
+                None => {
+                    return graph_error(400, "BadRequest", "The $skiptoken is not valid.", None);
+                }
+            },
+        };
+        match listing {
+            Listing::Devices(list) => {
+                let filter = match parse_filter(query(req, "$filter")) {
+                    Ok(f) => f,
+                    Err(resp) => return resp,
+                };
+                let matching: Vec<&Device> = list
+                    .iter()
+                    .map(|&i| &t.devices[i])
+                    .filter(|d| filter.iter().all(|c| c.matches(d)))
+                    .collect();
+                let page = matching
+                    .iter()
+                    .skip(skip)
+                    .take(top)
+                    .map(|d| select(d.to_json(now), query(req, "$select")))
+                    .collect();
+                let more = matching.len() > skip + top;
+                self.page(req, page, more, skip + top, "managedDevices")
+            }
+            Listing::RunStates(kind, s) => {
+                let expand =
+                    query(req, "$expand").is_some_and(|e| e.eq_ignore_ascii_case("managedDevice"));
+                let script = &t.scripts[s];
+                let v = script
+                    .run_states
+                    .iter()
+                    .skip(skip)
+                    .take(top)
+                    .map(|rs| {
+                        let mut v = json!({"id": rs.id, kind.state_field(): rs.state, "lastStateUpdateDateTime": crate::time::iso(now)});
+                        if expand {
+                            v["managedDevice"] = t.devices[rs.device].to_json(now);
+                        }
+                        v
+                    })
+                    .collect();
+                let more = script.run_states.len() > skip + top;
+                self.page(req, v, more, skip + top, "deviceRunStates")
+            }
+        }
+    }
+
+    fn page(
+        &self,
+        req: &SimRequest,
+        value: Vec<Value>,
+        more: bool,
+        next: usize,
+        entity: &str,
+    ) -> SimResponse {
+        let mut body = json!({
+            "@odata.context": format!("{}/{}/$metadata#{entity}", self.base_url, req.version),
+            "value": value,
+        });
+        if more {
+            let mut pairs: Vec<(String, String)> = req
+                .query
+                .iter()
+                .filter(|(k, _)| k != "$skiptoken")
+                .cloned()
+                .collect();
+            pairs.push(("$skiptoken".into(), encode_skip(next)));
+            let qs: Vec<String> = pairs
+                .iter()
+                .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+                .collect();
+            body["@odata.nextLink"] = json!(format!(
+                "{}/{}{}?{}",
+                self.base_url,
+                req.version,
+                req.path,
+                qs.join("&")
+            ));
+        }
+        SimResponse::json(200, body)
+    }
+}
+
+fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'$' | b',' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn encode_skip(n: usize) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("sim-skip:{n}"))
+}
+
+fn decode_skip(tok: &str) -> Option<usize> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(tok)
+        .ok()?;
+    String::from_utf8(raw)
+        .ok()?
+        .strip_prefix("sim-skip:")?
+        .parse()
+        .ok()
+}
+
+fn query<'a>(req: &'a SimRequest, name: &str) -> Option<&'a str> {
+    req.query
+        .iter()
+        .find(|(k, _)| {
+            k.eq_ignore_ascii_case(name) || k.eq_ignore_ascii_case(name.trim_start_matches('$'))
+        })
+        .map(|(_, v)| v.as_str())
+}
+
+/// `$select`: keep the named properties (and `id`, which Graph always returns).
+fn select(v: Value, fields: Option<&str>) -> Value {
+    let Some(fields) = fields else { return v };
+    let Value::Object(map) = v else { return v };
+    let wanted: Vec<&str> = fields.split(',').map(str::trim).collect();
+    Value::Object(
+        map.into_iter()
+            .filter(|(k, _)| {
+                k == "id" || k.starts_with('@') || wanted.iter().any(|w| w.eq_ignore_ascii_case(k))
+            })
+            .collect(),
+    )
+}
+
+/// The filter clauses the simulator evaluates; anything else is refused rather than guessed at.
+enum Clause {
+    Os(String),
+    Encrypted(bool),
+}
+
+impl Clause {
+    fn matches(&self, d: &Device) -> bool {
+        match self {
+            Clause::Os(os) => d.os.eq_ignore_ascii_case(os),
+            Clause::Encrypted(e) => d.encrypted == *e,
+        }
+    }
+}
+
+fn parse_filter(filter: Option<&str>) -> Result<Vec<Clause>, SimResponse> {
+    let Some(filter) = filter.map(str::trim).filter(|f| !f.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let unsupported = || {
+        graph_error(
+            400,
+            "BadRequest",
+            &format!(
+                "Invalid filter clause: the filter '{filter}' is not supported. Supported: operatingSystem eq '...', isEncrypted eq true|false, joined by 'and'."
+            ),
+            None,
+        )
+    };
+    let mut clauses = Vec::new();
+    for part in split_and(filter) {
+        let words: Vec<&str> = part.trim().splitn(3, ' ').collect();
+        let [field, op, value] = words.as_slice() else {
+            return Err(unsupported());
+        };
+        if !op.eq_ignore_ascii_case("eq") {
+            return Err(unsupported());
+        }
+        let value = value.trim();
+        if field.eq_ignore_ascii_case("operatingSystem") {
+            let Some(s) = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) else {
+                return Err(unsupported());
+            };
+            clauses.push(Clause::Os(s.replace("''", "'")));
+        } else if field.eq_ignore_ascii_case("isEncrypted") {
+            match value {
+                "true" => clauses.push(Clause::Encrypted(true)),
+                "false" => clauses.push(Clause::Encrypted(false)),
+                _ => return Err(unsupported()),
+            }
+        } else {
+            return Err(unsupported());
+        }
+    }
+    Ok(clauses)
+}
+
+fn split_and(filter: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut rest = filter;
+    while let Some(pos) = rest.to_ascii_lowercase().find(" and ") {
+        parts.push(&rest[..pos]);
+        rest = &rest[pos + 5..];
+    }
+    parts.push(rest);
+    parts
+}

@@ -1,0 +1,33 @@
+//! A simulated Intune tenant that speaks Microsoft Graph.
+//!
+//! The real service cannot be reached from test machines, so every test, benchmark and the demo run
+//! against this. It reproduces the behaviours listed in `shared/graph-facts.md`: the token endpoint,
+//! paged device listings, the beta rotate actions on every navigation path, `$batch` with per-item
+//! throttling on sliding 20 s windows, Retry-After in every observed style, penalties for clients that
+//! ignore it, and seeded faults. `GET /_sim/stats` says exactly what was accepted.
+
+mod auth;
+mod batch;
+mod config;
+mod graph;
+mod quota;
+mod server;
+mod stats;
+mod tenant;
+mod throttle;
+mod time;
+
+pub use config::{DEFAULT_TENANT, RetryAfterStyle, SimConfig};
+pub use quota::{Quota, QuotaParseError};
+pub use server::{SimHandle, start, start_on};
+pub use stats::Stats;
+pub use tenant::{Device, Tenant};
+
+/// Every Graph permission the simulator knows; tokens carry all of them unless told otherwise.
+pub const ALL_ROLES: &[&str] = &[
+    "DeviceManagementManagedDevices.PrivilegedOperations.All",
+    "DeviceManagementManagedDevices.ReadWrite.All",
+    "DeviceManagementManagedDevices.Read.All",
+    "DeviceManagementConfiguration.Read.All",
+    "User.Read.All",
+];

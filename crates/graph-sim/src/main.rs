@@ -1,0 +1,164 @@
+//! `graph-sim`: the simulated Intune tenant as a process, for scripts and clients that are not ours.
+
+use clap::Parser;
+use graph_sim::{Quota, RetryAfterStyle, SimConfig};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// A simulated Intune tenant speaking Microsoft Graph on loopback.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about,
+    after_help = "Example:\n  graph-sim --addr 127.0.0.1:0 --devices 5000 --latency-ms 100\n  (prints `listening on http://127.0.0.1:PORT` first; use that URL as --graph-url and --login-url)"
+)]
+struct Args {
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    addr: SocketAddr,
+    /// Number of managed devices in the tenant.
+    #[arg(long, default_value_t = 1000)]
+    devices: usize,
+    /// Share of devices that are Macs (the rest mostly Windows, a few iOS/Android).
+    #[arg(long, default_value_t = 0.6)]
+    mac_share: f64,
+    /// Seed for the tenant and every fault: the same seed gives the same run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value = graph_sim_default_tenant())]
+    tenant: String,
+    #[arg(long, default_value = "sim-client")]
+    client_id: String,
+    #[arg(long, default_value = "sim-secret")]
+    client_secret: String,
+    /// PEM file of a client certificate registered for assertions.
+    #[arg(long)]
+    certificate: Option<std::path::PathBuf>,
+    /// Roles put in issued tokens, comma separated (default: all the rotate actions and listings need).
+    #[arg(long, value_delimiter = ',')]
+    roles: Option<Vec<String>>,
+    /// Lifetime of issued tokens in seconds.
+    #[arg(long, default_value_t = 3599)]
+    token_lifetime: u64,
+    /// Seconds until an accepted action goes from pending to done (or failed).
+    #[arg(long, default_value_t = 30.0)]
+    complete_after: f64,
+    /// Share of accepted actions that end failed.
+    #[arg(long, default_value_t = 0.0)]
+    fail_share: f64,
+    /// POST/PUT/PATCH/DELETE per app per tenant.
+    #[arg(long, default_value = "200/20s")]
+    post_limit: Quota,
+    /// POST/PUT/PATCH/DELETE per tenant, all apps together.
+    #[arg(long, default_value = "400/20s")]
+    tenant_post_limit: Quota,
+    /// Any request per app per tenant.
+    #[arg(long, default_value = "2000/20s")]
+    any_limit: Quota,
+    #[arg(long, value_enum, default_value_t = RetryAfterStyle::Int)]
+    retry_after_style: RetryAfterStyle,
+    /// Do not penalise requests that arrive before their Retry-After.
+    #[arg(long)]
+    no_penalty: bool,
+    /// Mean added latency per HTTP request (jittered ±50 %).
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    #[arg(long, default_value_t = 0.0)]
+    p429: f64,
+    #[arg(long, default_value_t = 0.0)]
+    p503: f64,
+    #[arg(long, default_value_t = 0.0)]
+    p500: f64,
+    #[arg(long, default_value_t = 0.0)]
+    p504: f64,
+    /// Share of HTTP responses whose connection is closed mid-body (after the work was done).
+    #[arg(long, default_value_t = 0.0)]
+    drop: f64,
+    /// Share of HTTP responses whose JSON body is cut short.
+    #[arg(long, default_value_t = 0.0)]
+    truncate: f64,
+    /// Share of whole `$batch` requests answered 429 without running any item.
+    #[arg(long, default_value_t = 0.0)]
+    batch_p429: f64,
+    /// Share of whole `$batch` requests answered 503 without running any item.
+    #[arg(long, default_value_t = 0.0)]
+    batch_p503: f64,
+}
+
+const fn graph_sim_default_tenant() -> &'static str {
+    graph_sim::DEFAULT_TENANT
+}
+
+fn config(a: Args) -> Result<SimConfig, String> {
+    let certificate = match a.certificate {
+        Some(p) => Some(std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?),
+        None => None,
+    };
+    let mut c = SimConfig {
+        devices: a.devices,
+        mac_share: a.mac_share,
+        seed: a.seed,
+        tenant: a.tenant,
+        client_id: a.client_id,
+        client_secret: a.client_secret,
+        certificate,
+        token_lifetime: Duration::from_secs(a.token_lifetime),
+        complete_after: Duration::from_secs_f64(a.complete_after.max(0.0)),
+        fail_share: a.fail_share,
+        post_limit: a.post_limit,
+        tenant_post_limit: a.tenant_post_limit,
+        any_limit: a.any_limit,
+        retry_after_style: a.retry_after_style,
+        penalise_early: !a.no_penalty,
+        latency: Duration::from_millis(a.latency_ms),
+        p429: a.p429,
+        p503: a.p503,
+        p500: a.p500,
+        p504: a.p504,
+        drop: a.drop,
+        truncate: a.truncate,
+        batch_p429: a.batch_p429,
+        batch_p503: a.batch_p503,
+        ..SimConfig::default()
+    };
+    if let Some(roles) = a.roles {
+        c.roles = roles.into_iter().filter(|r| !r.is_empty()).collect();
+    }
+    Ok(c)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let addr = args.addr;
+    let config = match config(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("graph-sim: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("graph-sim: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        match graph_sim::start_on(addr, config).await {
+            Ok(handle) => {
+                println!("listening on {}", handle.base_url);
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+                let _ = tokio::signal::ctrl_c().await;
+                handle.shutdown().await;
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("graph-sim: cannot listen on {addr}: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

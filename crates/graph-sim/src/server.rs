@@ -1,0 +1,269 @@
+//! The HTTP face of the simulator: one axum fallback that routes the token endpoint, Graph, `$batch`
+//! and `/_sim/*`, adding latency and connection faults around them.
+
+use crate::graph::{Sim, SimRequest, SimResponse, graph_error};
+use crate::{SimConfig, Stats, Tenant};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use rand::Rng;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running simulator. Dropping it stops the server.
+#[derive(Debug)]
+pub struct SimHandle {
+    /// `http://127.0.0.1:PORT`: pass it as both `--graph-url` and `--login-url`.
+    pub base_url: String,
+    pub addr: SocketAddr,
+    sim: Arc<Sim>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl SimHandle {
+    /// A copy of the counters, as `/_sim/stats` serves them.
+    pub fn stats(&self) -> Stats {
+        self.sim.lock().stats.clone()
+    }
+
+    /// A copy of the tenant as it is now (devices, scripts, apps and accepted actions).
+    pub fn tenant(&self) -> Tenant {
+        self.sim.lock().tenant.clone()
+    }
+
+    pub fn config(&self) -> &SimConfig {
+        &self.sim.config
+    }
+
+    /// Stops accepting connections and waits for the server task to end.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Starts a simulator on 127.0.0.1 with an ephemeral port.
+pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
+    start_on("127.0.0.1:0".parse().expect("literal address"), config).await
+}
+
+/// Starts a simulator on `addr`.
+pub async fn start_on(addr: SocketAddr, config: SimConfig) -> std::io::Result<SimHandle> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let base_url = format!("http://{addr}");
+    let sim = Arc::new(Sim::new(config, base_url.clone()));
+    let app = axum::Router::new().fallback(any).with_state(sim.clone());
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Ok(SimHandle {
+        base_url,
+        addr,
+        sim,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
+}
+
+enum Wire {
+    Normal,
+    Drop,
+    Truncate,
+}
+
+async fn any(
+    State(sim): State<Arc<Sim>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let qs = uri.query().unwrap_or("");
+    if path.starts_with("/_sim/") {
+        return sim_endpoint(&sim, &path);
+    }
+    let headers: HashMap<String, String> = headers
+        .iter()
+        .filter_map(|(k, v)| {
+            Some((
+                k.as_str().to_ascii_lowercase(),
+                v.to_str().ok()?.to_string(),
+            ))
+        })
+        .collect();
+    let (before, after, wire, seq) = {
+        let mut inner = sim.lock();
+        inner.stats.http_requests += 1;
+        inner.http_seq += 1;
+        let seq = inner.http_seq;
+        let c = &sim.config;
+        let jitter =
+            |rng: &mut rand::rngs::StdRng| c.latency.mul_f64(rng.random_range(0.5..1.5) / 2.0);
+        let before = jitter(&mut inner.rng);
+        let after = jitter(&mut inner.rng);
+        let r: f64 = inner.rng.random();
+        let wire = if r < c.drop {
+            Wire::Drop
+        } else if r < c.drop + c.truncate {
+            Wire::Truncate
+        } else {
+            Wire::Normal
+        };
+        (before, after, wire, seq)
+    };
+    sleep(before).await;
+    let resp = route(&sim, &method, &path, qs, &headers, &body, seq);
+    sleep(after).await;
+    let crid = headers.get("client-request-id").cloned();
+    render(resp, wire, crid)
+}
+
+async fn sleep(d: Duration) {
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
+    }
+}
+
+fn route(
+    sim: &Sim,
+    method: &Method,
+    path: &str,
+    qs: &str,
+    headers: &HashMap<String, String>,
+    body: &[u8],
+    seq: u64,
+) -> SimResponse {
+    let segs: Vec<&str> = path.trim_start_matches('/').splitn(2, '/').collect();
+    let (first, rest) = (
+        segs.first().copied().unwrap_or(""),
+        segs.get(1).copied().unwrap_or(""),
+    );
+    if rest.eq_ignore_ascii_case("oauth2/v2.0/token") && method == Method::POST {
+        sim.lock().stats.token_requests += 1;
+        let form: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
+        return match sim.auth.token(first, &form) {
+            Ok(v) => SimResponse {
+                status: 200,
+                headers: vec![("Content-Type".into(), "application/json".into())],
+                body: Some(v),
+            },
+            Err(e) => SimResponse {
+                status: e.status,
+                headers: vec![("Content-Type".into(), "application/json".into())],
+                body: Some(e.body),
+            },
+        };
+    }
+    if first != "beta" && first != "v1.0" {
+        return graph_error(
+            400,
+            "BadRequest",
+            &format!("Invalid version: {first}"),
+            None,
+        );
+    }
+    let mut inner = sim.lock();
+    if rest == "$batch" || rest == "%24batch" {
+        if method != Method::POST {
+            return graph_error(405, "BadRequest", "$batch takes POST.", None);
+        }
+        return sim.batch(&mut inner, first, headers, body, seq);
+    }
+    let req = SimRequest {
+        method: method.as_str().to_string(),
+        version: first.to_string(),
+        path: format!("/{rest}"),
+        query: crate::batch::parse_query(qs),
+        headers: headers.clone(),
+    };
+    sim.handle(&mut inner, &req, seq)
+}
+
+fn sim_endpoint(sim: &Sim, path: &str) -> Response {
+    match path {
+        "/_sim/stats" => axum::Json(sim.lock().stats.clone()).into_response(),
+        "/_sim/devices.csv" => {
+            let csv = sim.lock().tenant.devices_csv();
+            (
+                [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+                csv,
+            )
+                .into_response()
+        }
+        _ => (StatusCode::NOT_FOUND, "unknown simulator endpoint").into_response(),
+    }
+}
+
+fn render(resp: SimResponse, wire: Wire, crid: Option<String>) -> Response {
+    // A dropped connection must cut a body, so a bodiless answer is turned into one that has a body to cut.
+    let status = match (&wire, resp.status) {
+        (Wire::Drop, 204) => 200,
+        (_, s) => s,
+    };
+    let mut r = Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+    for (k, v) in &resp.headers {
+        if let (Ok(k), Ok(v)) = (HeaderName::try_from(k.as_str()), HeaderValue::from_str(v)) {
+            r = r.header(k, v);
+        }
+    }
+    let request_id = uuid::Uuid::new_v4().to_string();
+    r = r.header("request-id", &request_id);
+    if let Some(c) = crid.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
+        r = r.header("client-request-id", c);
+    }
+    r = r.header("x-ms-ags-diagnostic", r#"{"ServerInfo":{"DataCenter":"Simulated","Slice":"E","Ring":"0","ScaleUnit":"000","RoleInstance":"SIM"}}"#);
+    let mut bytes = resp
+        .body
+        .map(|b| serde_json::to_vec(&b).expect("JSON values serialize"))
+        .unwrap_or_default();
+    if matches!(wire, Wire::Drop) && bytes.len() < 2 {
+        bytes = b"{\"partial\": true}".to_vec();
+    }
+    let body = match wire {
+        Wire::Normal => Body::from(bytes),
+        Wire::Truncate => Body::from(bytes[..bytes.len() / 2].to_vec()),
+        Wire::Drop => {
+            let half = Bytes::from(bytes[..bytes.len() / 2].to_vec());
+            let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+                Ok(half),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "simulated drop",
+                )),
+            ];
+            Body::from_stream(futures::stream::iter(chunks))
+        }
+    };
+    r.body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}

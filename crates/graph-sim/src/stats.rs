@@ -1,0 +1,54 @@
+//! What the simulator saw and accepted, served at `/_sim/stats`.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Counters; `actions` counts only accepted (204) action calls, per action and device.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct Stats {
+    /// HTTP requests received (a `$batch` is one).
+    pub http_requests: u64,
+    /// Graph requests, each `$batch` item counted on its own.
+    pub requests: u64,
+    /// Graph requests answered 429 (items and whole batches).
+    pub throttled: u64,
+    /// Of `throttled`, those that arrived before an earlier Retry-After had passed.
+    pub penalised: u64,
+    pub batches: u64,
+    pub token_requests: u64,
+    /// Answers per status code.
+    pub statuses: BTreeMap<u16, u64>,
+    /// action name -> device id -> times accepted.
+    pub actions: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+impl Stats {
+    /// Records one Graph request's answer.
+    pub fn count(&mut self, status: u16) {
+        *self.statuses.entry(status).or_default() += 1;
+        if status == 429 {
+            self.throttled += 1;
+        }
+    }
+
+    /// How many times `action` was accepted for `device`.
+    pub fn accepted(&self, action: &str, device: &str) -> u64 {
+        self.actions
+            .get(action)
+            .and_then(|m| m.get(device))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Devices that accepted `action` at least once.
+    pub fn devices_accepted(&self, action: &str) -> usize {
+        self.actions.get(action).map_or(0, BTreeMap::len)
+    }
+
+    /// Devices that accepted `action` more than once.
+    pub fn devices_accepted_twice(&self, action: &str) -> usize {
+        self.actions
+            .get(action)
+            .map_or(0, |m| m.values().filter(|&&n| n > 1).count())
+    }
+}

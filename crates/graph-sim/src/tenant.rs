@@ -1,0 +1,378 @@
+//! The simulated tenant's contents, generated deterministically from a seed.
+
+use crate::time::iso;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+/// One action accepted for a device, as `deviceActionResults` shows it.
+#[derive(Debug, Clone)]
+pub struct ActionResult {
+    pub action_name: String,
+    pub started: SystemTime,
+    pub completes: SystemTime,
+    pub fails: bool,
+}
+
+impl ActionResult {
+    fn state(&self, now: SystemTime) -> &'static str {
+        match (now >= self.completes, self.fails) {
+            (false, _) => "pending",
+            (true, false) => "done",
+            (true, true) => "failed",
+        }
+    }
+
+    fn to_json(&self, now: SystemTime) -> Value {
+        let updated = if now >= self.completes {
+            self.completes
+        } else {
+            self.started
+        };
+        json!({
+            "actionName": self.action_name,
+            "actionState": self.state(now),
+            "startDateTime": iso(self.started),
+            "lastUpdatedDateTime": iso(updated),
+        })
+    }
+}
+
+/// A managed device with the fields the rotation tool reads.
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub id: String,
+    pub name: String,
+    pub serial: String,
+    pub user_id: String,
+    pub upn: String,
+    pub os: &'static str,
+    pub os_version: String,
+    pub encrypted: bool,
+    pub last_sync: SystemTime,
+    pub management_agent: &'static str,
+    pub azure_ad_device_id: String,
+    pub action_results: Vec<ActionResult>,
+}
+
+impl Device {
+    pub fn comanaged(&self) -> bool {
+        self.management_agent.starts_with("configurationManager")
+    }
+
+    /// The device as Graph lists it; `deviceActionResults` included.
+    pub fn to_json(&self, now: SystemTime) -> Value {
+        json!({
+            "id": self.id,
+            "deviceName": self.name,
+            "serialNumber": self.serial,
+            "userId": self.user_id,
+            "userPrincipalName": self.upn,
+            "operatingSystem": self.os,
+            "osVersion": self.os_version,
+            "isEncrypted": self.encrypted,
+            "lastSyncDateTime": iso(self.last_sync),
+            "managementAgent": self.management_agent,
+            "azureADDeviceId": self.azure_ad_device_id,
+            "managedDeviceOwnerType": "company",
+            "deviceActionResults": self.action_results.iter().map(|r| r.to_json(now)).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Which script collection a script lives in; each has its own run-state field name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptKind {
+    Health,
+    Management,
+    Compliance,
+}
+
+impl ScriptKind {
+    pub fn collection(self) -> &'static str {
+        match self {
+            ScriptKind::Health => "deviceHealthScripts",
+            ScriptKind::Management => "deviceManagementScripts",
+            ScriptKind::Compliance => "deviceComplianceScripts",
+        }
+    }
+
+    pub fn from_collection(name: &str) -> Option<Self> {
+        [
+            ScriptKind::Health,
+            ScriptKind::Management,
+            ScriptKind::Compliance,
+        ]
+        .into_iter()
+        .find(|k| k.collection().eq_ignore_ascii_case(name))
+    }
+
+    /// Health and compliance scripts report `detectionState`; management scripts report `runState`.
+    pub fn state_field(self) -> &'static str {
+        match self {
+            ScriptKind::Management => "runState",
+            _ => "detectionState",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RunState {
+    pub id: String,
+    pub device: usize,
+    pub state: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct Script {
+    pub id: String,
+    pub kind: ScriptKind,
+    pub name: String,
+    pub run_states: Vec<RunState>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DetectedApp {
+    pub id: String,
+    pub name: String,
+    pub devices: Vec<usize>,
+}
+
+/// Everything in the tenant.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub devices: Vec<Device>,
+    pub index: BTreeMap<String, usize>,
+    pub scripts: Vec<Script>,
+    pub apps: Vec<DetectedApp>,
+}
+
+fn guid(rng: &mut StdRng) -> String {
+    let mut b: [u8; 16] = rng.random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn serial(rng: &mut StdRng) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+    (0..12)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+const RUN_STATES: [&str; 5] = ["success", "fail", "scriptError", "pending", "notApplicable"];
+
+impl Tenant {
+    /// The same seed and sizes give the same tenant, to the byte.
+    pub fn generate(devices: usize, mac_share: f64, seed: u64, now: SystemTime) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let users: Vec<(String, String)> = (0..devices.div_ceil(2).max(1))
+            .map(|n| (guid(&mut rng), format!("user{n:05}@example.com")))
+            .collect();
+        let mut list = Vec::with_capacity(devices);
+        for n in 0..devices {
+            let r: f64 = rng.random();
+            let os = if r < mac_share {
+                "macOS"
+            } else if r < mac_share + (1.0 - mac_share) * 0.85 {
+                "Windows"
+            } else if rng.random_bool(0.5) {
+                "iOS"
+            } else {
+                "Android"
+            };
+            let (name, os_version, agent) = match os {
+                "macOS" => (
+                    format!("MAC-{n:06}"),
+                    format!("15.{}", rng.random_range(0..6)),
+                    "mdm",
+                ),
+                "Windows" => {
+                    let agent = if rng.random_bool(0.2) {
+                        "configurationManagerClientMdm"
+                    } else {
+                        "mdm"
+                    };
+                    (
+                        format!("DESKTOP-{n:06}"),
+                        format!("10.0.2{}", rng.random_range(2261..2631)),
+                        agent,
+                    )
+                }
+                "iOS" => (
+                    format!("IPHONE-{n:06}"),
+                    format!("18.{}", rng.random_range(0..5)),
+                    "mdm",
+                ),
+                _ => (
+                    format!("ANDROID-{n:06}"),
+                    format!("{}", rng.random_range(12..16)),
+                    "mdm",
+                ),
+            };
+            let encrypted = match os {
+                "macOS" | "Windows" => rng.random_bool(0.93),
+                _ => true,
+            };
+            let stale = rng.random_bool(0.04);
+            let age = if stale {
+                Duration::from_secs(86_400 * rng.random_range(45..400))
+            } else {
+                Duration::from_secs(rng.random_range(60..86_400 * 7))
+            };
+            let (user_id, upn) = users[rng.random_range(0..users.len())].clone();
+            list.push(Device {
+                id: guid(&mut rng),
+                name,
+                serial: serial(&mut rng),
+                user_id,
+                upn,
+                os,
+                os_version,
+                encrypted,
+                last_sync: now.checked_sub(age).unwrap_or(now),
+                management_agent: agent,
+                azure_ad_device_id: guid(&mut rng),
+                action_results: Vec::new(),
+            });
+        }
+        let index = list
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.id.clone(), i))
+            .collect();
+        let mut scripts = Vec::new();
+        for (kind, count) in [
+            (ScriptKind::Health, 3),
+            (ScriptKind::Management, 2),
+            (ScriptKind::Compliance, 2),
+        ] {
+            for k in 0..count {
+                let id = guid(&mut rng);
+                let mut run_states = Vec::new();
+                for device in 0..list.len() {
+                    if rng.random_bool(0.3) {
+                        let state = RUN_STATES[rng.random_range(0..RUN_STATES.len())];
+                        run_states.push(RunState {
+                            id: format!("{id}:{}", list[device].id),
+                            device,
+                            state,
+                        });
+                    }
+                }
+                let name = format!("{} script {}", kind.collection(), k + 1);
+                scripts.push(Script {
+                    id,
+                    kind,
+                    name,
+                    run_states,
+                });
+            }
+        }
+        let apps = [
+            "Company Portal",
+            "Legacy VPN Client",
+            "Office",
+            "Browser",
+            "Sample Agent",
+        ]
+        .iter()
+        .map(|name| DetectedApp {
+            id: format!("{:064x}", rng.random::<u128>()),
+            name: name.to_string(),
+            devices: (0..list.len()).filter(|_| rng.random_bool(0.25)).collect(),
+        })
+        .collect();
+        Tenant {
+            devices: list,
+            index,
+            scripts,
+            apps,
+        }
+    }
+
+    pub fn device(&self, id: &str) -> Option<&Device> {
+        self.index
+            .get(&id.to_ascii_lowercase())
+            .map(|&i| &self.devices[i])
+    }
+
+    pub fn device_mut(&mut self, id: &str) -> Option<&mut Device> {
+        self.index
+            .get(&id.to_ascii_lowercase())
+            .map(|&i| &mut self.devices[i])
+    }
+
+    /// The device list in the Intune admin center's CSV export shape.
+    pub fn devices_csv(&self) -> String {
+        let mut out = String::from(
+            "Device ID,Device name,Enrollment date,Last check-in,Azure AD Device ID,OS version,Azure AD registered,EAS activation ID,Serial number,Manufacturer,Model,EAS activated,IMEI,Last EAS sync time,EAS reason,EAS status,Compliance grace period expiration,Security patch level,Wi-Fi MAC,MEID,Subscriber carrier,Total storage,Free storage,Management name,Category,UserId,Primary user UPN,Primary user email address,Primary user display name,WiFiIPv4Address,WiFiSubnetID,Compliance,Managed by,Ownership,Device state,Intune registered,Supervised,Encrypted,OS,SkuFamily,JoinType,Phone number,Jailbroken,ICCID,EthernetMAC,CellularTechnology,ProcessorArchitecture,EID,EnrollmentType,PartnerFeaturesBitmask,ManagementAgents,CertExpirationDate,IsManaged\n",
+        );
+        for d in &self.devices {
+            let manufacturer = if d.os == "macOS" || d.os == "iOS" {
+                "Apple"
+            } else {
+                "Contoso Hardware"
+            };
+            let managed_by = if d.comanaged() {
+                "Co-managed"
+            } else {
+                "Intune"
+            };
+            let last = humantime::format_rfc3339_seconds(d.last_sync)
+                .to_string()
+                .replace('T', " ")
+                .replace('Z', "");
+            out.push_str(&format!(
+                "{id},{name},2025-01-01 00:00:00,{last},{aad},{osv},Yes,,{serial},{manufacturer},Model,No,,,,,,,,,,,,{name},,{uid},{upn},{upn},\"User, Sample\",,,Compliant,{managed_by},Corporate,Active,Yes,No,{enc},{os},,,,No,,,,,,,,,,,True\n",
+                id = d.id,
+                name = d.name,
+                aad = d.azure_ad_device_id,
+                osv = d.os_version,
+                serial = d.serial,
+                uid = d.user_id,
+                upn = d.upn,
+                enc = if d.encrypted { "Yes" } else { "No" },
+                os = d.os,
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_tenant() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let a = Tenant::generate(300, 0.5, 7, now);
+        let b = Tenant::generate(300, 0.5, 7, now);
+        let c = Tenant::generate(300, 0.5, 8, now);
+        assert_eq!(a.devices_csv(), b.devices_csv());
+        assert_ne!(a.devices_csv(), c.devices_csv());
+    }
+
+    #[test]
+    fn mac_share_and_platform_mix_are_respected() {
+        let t = Tenant::generate(2000, 0.5, 1, SystemTime::now());
+        let macs = t.devices.iter().filter(|d| d.os == "macOS").count();
+        assert!((900..1100).contains(&macs), "{macs}");
+        assert!(t.devices.iter().any(|d| d.os == "Windows" && d.comanaged()));
+        assert!(t.devices.iter().any(|d| d.os == "macOS" && !d.encrypted));
+        assert!(t.devices.iter().any(|d| d.os == "iOS" || d.os == "Android"));
+        assert_eq!(t.index.len(), 2000, "device ids are unique");
+    }
+}
