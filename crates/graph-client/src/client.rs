@@ -1,0 +1,286 @@
+//! The HTTP client: one reqwest client (rustls, HTTP/2, timeouts), tokens attached, support ids kept.
+
+use crate::{Credential, Endpoints, GraphClientError, TokenProvider};
+use futures::Stream;
+use graph_batch::{BatchRequestBody, BatchResponse, GraphError, Headers, parse_retry_after};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// The support ids of one HTTP exchange, as Microsoft support asks for them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplyMeta {
+    pub status: u16,
+    pub client_request_id: String,
+    pub request_id: Option<String>,
+    pub date: Option<String>,
+    pub diagnostic: Option<String>,
+}
+
+/// A `$batch` that was answered 200 and parsed.
+#[derive(Debug, Clone)]
+pub struct BatchReply {
+    pub meta: ReplyMeta,
+    pub response: BatchResponse,
+}
+
+/// A Graph client for one tenant, credential and API version.
+#[derive(Debug, Clone)]
+pub struct GraphClient {
+    http: reqwest::Client,
+    endpoints: Endpoints,
+    version: String,
+    tokens: Arc<TokenProvider>,
+}
+
+/// The HTTP client every request goes through; TLS is rustls with verification always on.
+pub fn http_client() -> Result<reqwest::Client, GraphClientError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(60))
+        .timeout(Duration::from_secs(120))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .user_agent(concat!("intune-rotate/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| GraphClientError::Network(e.to_string()))
+}
+
+fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+impl GraphClient {
+    pub fn new(
+        endpoints: Endpoints,
+        credential: Credential,
+        version: impl Into<String>,
+    ) -> Result<Self, GraphClientError> {
+        let http = http_client()?;
+        let tokens = Arc::new(TokenProvider::new(
+            credential,
+            endpoints.clone(),
+            http.clone(),
+        ));
+        Ok(GraphClient {
+            http,
+            endpoints,
+            version: version.into(),
+            tokens,
+        })
+    }
+
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    pub fn tokens(&self) -> &TokenProvider {
+        &self.tokens
+    }
+
+    /// Sends one request with a fresh `client-request-id`; a 401 triggers one token refresh and one resend.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        json: Option<&BatchRequestBody>,
+    ) -> Result<(reqwest::Response, ReplyMeta), GraphClientError> {
+        for attempt in 0..2 {
+            let token = self.tokens.token().await?;
+            let crid = uuid::Uuid::new_v4().to_string();
+            let mut req = self
+                .http
+                .request(method.clone(), url)
+                .bearer_auth(token.expose_secret())
+                .header("Accept", "application/json")
+                .header("client-request-id", &crid);
+            req = match json {
+                Some(body) => req.json(body),
+                None if method == reqwest::Method::POST => req.header("Content-Length", "0"),
+                None => req,
+            };
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| GraphClientError::Network(e.without_url().to_string()))?;
+            let meta = ReplyMeta {
+                status: resp.status().as_u16(),
+                client_request_id: crid,
+                request_id: header(&resp, "request-id"),
+                date: header(&resp, "date"),
+                diagnostic: header(&resp, "x-ms-ags-diagnostic"),
+            };
+            tracing::trace!(status = meta.status, client_request_id = %meta.client_request_id, request_id = ?meta.request_id, "graph answered");
+            if meta.status == 401 && attempt == 0 {
+                tracing::debug!("401 from Graph: refreshing the token once");
+                self.tokens.invalidate(&token).await;
+                continue;
+            }
+            return Ok((resp, meta));
+        }
+        unreachable!("the loop returns on its second pass")
+    }
+
+    /// Posts one `$batch`. A 200 with a readable body is a reply; anything else is an error that says
+    /// whether the items may have run (`in_doubt`).
+    pub async fn send_batch(
+        &self,
+        body: &BatchRequestBody,
+    ) -> Result<BatchReply, GraphClientError> {
+        let url = self.endpoints.graph_url(&self.version, "/$batch");
+        let (resp, meta) = self.send(reqwest::Method::POST, &url, Some(body)).await?;
+        let headers = collect_headers(&resp);
+        let bytes = resp.bytes().await.map_err(|e| {
+            GraphClientError::Network(format!("reading the answer: {}", e.without_url()))
+        })?;
+        if meta.status != 200 {
+            return Err(http_error(
+                meta.status,
+                &headers,
+                &bytes,
+                meta.request_id.clone(),
+            ));
+        }
+        let response = BatchResponse::parse(&bytes).map_err(|e| GraphClientError::Unreadable {
+            status: 200,
+            reason: e.to_string(),
+        })?;
+        Ok(BatchReply { meta, response })
+    }
+
+    /// POSTs a bodiless action directly (no batch); `Ok` only for 2xx.
+    pub async fn post_action(&self, path: &str) -> Result<ReplyMeta, GraphClientError> {
+        let url = self.endpoints.graph_url(&self.version, path);
+        let (resp, meta) = self.send(reqwest::Method::POST, &url, None).await?;
+        let headers = collect_headers(&resp);
+        let bytes = resp.bytes().await.map_err(|e| {
+            GraphClientError::Network(format!("reading the answer: {}", e.without_url()))
+        })?;
+        if (200..300).contains(&meta.status) {
+            return Ok(meta);
+        }
+        Err(http_error(
+            meta.status,
+            &headers,
+            &bytes,
+            meta.request_id.clone(),
+        ))
+    }
+
+    /// GETs a JSON document; `url` is a path under the version or an absolute nextLink (which must
+    /// point at the configured Graph host).
+    pub async fn get_json(&self, url: &str) -> Result<Value, GraphClientError> {
+        let full = if url.starts_with("http://") || url.starts_with("https://") {
+            let u = crate::cloud::checked_url(url)?;
+            if u.host_str() != self.endpoints.graph.host_str()
+                || u.port_or_known_default() != self.endpoints.graph.port_or_known_default()
+            {
+                return Err(GraphClientError::InvalidUrl {
+                    url: url.into(),
+                    reason: "a nextLink pointed away from the Graph endpoint".into(),
+                });
+            }
+            url.to_string()
+        } else {
+            self.endpoints.graph_url(&self.version, url)
+        };
+        let (resp, meta) = self.send(reqwest::Method::GET, &full, None).await?;
+        let headers = collect_headers(&resp);
+        let bytes = resp.bytes().await.map_err(|e| {
+            GraphClientError::Network(format!("reading the answer: {}", e.without_url()))
+        })?;
+        if meta.status != 200 {
+            return Err(http_error(meta.status, &headers, &bytes, meta.request_id));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| GraphClientError::Unreadable {
+            status: 200,
+            reason: e.to_string(),
+        })
+    }
+
+    /// GET with retries for throttling and transient failures (honouring Retry-After), bounded.
+    pub async fn get_json_retrying(&self, url: &str) -> Result<Value, GraphClientError> {
+        let mut delay = Duration::from_millis(500);
+        let mut last = None;
+        for _ in 0..6 {
+            match self.get_json(url).await {
+                Ok(v) => return Ok(v),
+                Err(GraphClientError::Http {
+                    status,
+                    retry_after,
+                    ..
+                }) if matches!(status, 429 | 500 | 502 | 503 | 504) => {
+                    tokio::time::sleep(retry_after.unwrap_or(delay).max(delay / 2)).await;
+                    last = Some(GraphClientError::Http {
+                        status,
+                        retry_after,
+                        error: None,
+                        request_id: None,
+                    });
+                }
+                Err(e) if e.in_doubt() => {
+                    tokio::time::sleep(delay).await;
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+            delay = (delay * 2).min(Duration::from_secs(30));
+        }
+        Err(last.unwrap_or(GraphClientError::Network("retries exhausted".into())))
+    }
+
+    /// Every page of a collection, following `@odata.nextLink` until it is absent.
+    pub fn pages(
+        &self,
+        first: String,
+    ) -> impl Stream<Item = Result<Vec<Value>, GraphClientError>> + '_ {
+        futures::stream::try_unfold(Some(first), move |next| async move {
+            let Some(url) = next else { return Ok(None) };
+            let page = self.get_json_retrying(&url).await?;
+            let next = page
+                .get("@odata.nextLink")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let items = match page.get("value") {
+                Some(Value::Array(v)) => v.clone(),
+                _ => Vec::new(),
+            };
+            Ok(Some((items, next)))
+        })
+    }
+}
+
+fn collect_headers(resp: &reqwest::Response) -> Headers {
+    resp.headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect()
+}
+
+fn http_error(
+    status: u16,
+    headers: &Headers,
+    body: &[u8],
+    request_id: Option<String>,
+) -> GraphClientError {
+    let retry_after = headers
+        .get("Retry-After")
+        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    let error = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| GraphError::from_value(&v));
+    GraphClientError::Http {
+        status,
+        retry_after,
+        error,
+        request_id,
+    }
+}

@@ -1,0 +1,53 @@
+//! What can go wrong talking to Graph, in terms a caller can act on.
+
+use graph_batch::GraphError;
+use std::time::Duration;
+use thiserror::Error;
+
+/// A token endpoint failure, keyed on its AADSTS code so the message says what to fix.
+#[derive(Debug, Clone, Error)]
+#[error("{advice} (AADSTS{code}; trace id {trace_id}, correlation id {correlation_id})")]
+pub struct TokenError {
+    pub code: u32,
+    pub error: String,
+    pub advice: String,
+    pub trace_id: String,
+    pub correlation_id: String,
+}
+
+#[derive(Debug, Error)]
+pub enum GraphClientError {
+    #[error("invalid endpoint {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    /// The request may or may not have reached the service (connect, timeout, reset, cut body).
+    #[error("network error talking to Graph: {0}")]
+    Network(String),
+    /// The answer arrived but could not be read (e.g. a truncated body): whether the work was done is unknown.
+    #[error("unreadable answer from Graph (HTTP {status}): {reason}")]
+    Unreadable { status: u16, reason: String },
+    #[error("Graph answered HTTP {status}{}", .error.as_ref().map(|e| format!(": {} {}", e.code, e.display_message())).unwrap_or_default())]
+    Http {
+        status: u16,
+        retry_after: Option<Duration>,
+        error: Option<GraphError>,
+        request_id: Option<String>,
+    },
+    #[error("could not get an access token: {0}")]
+    Token(#[from] TokenError),
+    #[error(
+        "the access token given with --token-file/GRAPH_ACCESS_TOKEN has expired and cannot be refreshed"
+    )]
+    TokenExpired,
+    #[error("credential problem: {0}")]
+    Credential(String),
+}
+
+impl GraphClientError {
+    /// Whether the request may have been carried out although no answer was read.
+    pub fn in_doubt(&self) -> bool {
+        matches!(
+            self,
+            GraphClientError::Network(_) | GraphClientError::Unreadable { .. }
+        )
+    }
+}
