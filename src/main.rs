@@ -1,1 +1,27 @@
-fn main() {}
+//! `intune-rotate`: parse the command line, run the command, map the result to an exit code.
+
+mod cli;
+mod cmd;
+mod connect;
+mod env;
+mod progress;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let logs = progress::init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(cmd::run(cli.command, logs));
+    ExitCode::from(code)
+}

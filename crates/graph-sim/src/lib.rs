@@ -10,7 +10,6 @@ mod auth;
 mod batch;
 mod config;
 mod graph;
-mod quota;
 mod server;
 mod stats;
 mod tenant;
@@ -18,7 +17,7 @@ mod throttle;
 mod time;
 
 pub use config::{DEFAULT_TENANT, RetryAfterStyle, SimConfig};
-pub use quota::{Quota, QuotaParseError};
+pub use graph_batch::{Quota, QuotaParseError};
 pub use server::{SimHandle, start, start_on};
 pub use stats::Stats;
 pub use tenant::{Device, Tenant};

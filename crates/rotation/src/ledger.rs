@@ -1,0 +1,558 @@
+//! The write-ahead ledger: JSON Lines, append-only, one event per line.
+//!
+//! A `sent` row is durable (fsync, group-committed per batch) before its request leaves, and the
+//! outcome row follows. After a crash the worst case is a torn last line (ignored) and some `sent`
+//! rows without an outcome: the in-doubt devices that `resume` deals with. One process per ledger,
+//! enforced with an OS file lock. Format: docs/ledger.md.
+
+use crate::{Action, RotationError};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Bumped when a row changes meaning; readers refuse newer versions.
+pub const LEDGER_VERSION: u32 = 1;
+
+/// The run's parameters, first row of every ledger: `resume` needs nothing else (no secrets).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunHeader {
+    pub version: u32,
+    pub tenant: String,
+    pub client_id: Option<String>,
+    pub cloud: String,
+    pub action: String,
+    pub api_version: String,
+    /// The navigation collection the action is posted to.
+    pub via: String,
+    /// Where the devices came from, for the audit trail.
+    pub source: String,
+    pub rate: String,
+    pub created_at: String,
+}
+
+/// One line of the ledger.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Row {
+    Run(RunHeader),
+    Planned {
+        id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        serial: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        os: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        line: Option<u64>,
+    },
+    Skipped {
+        id: String,
+        reason: String,
+    },
+    Sent {
+        id: String,
+        attempt: u32,
+        at: String,
+        client_request_id: String,
+    },
+    Outcome {
+        id: String,
+        result: Outcome,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_request_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        date: Option<String>,
+        at: String,
+    },
+    /// A `resume` (or `rotate` continuing) began here; in-doubt devices and how they were treated.
+    Session {
+        at: String,
+        command: String,
+        in_doubt: u64,
+        in_doubt_policy: String,
+    },
+}
+
+/// What one attempt came to.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Rotated,
+    Failed,
+    /// Will be sent again (throttled, server error, network).
+    Retry,
+    /// Left alone by `--in-doubt skip`.
+    Abandoned,
+}
+
+/// Where each device stands after replaying the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceState {
+    Pending,
+    InDoubt,
+    Rotated,
+    Failed,
+    Skipped,
+}
+
+impl DeviceState {
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceState::Pending => "pending",
+            DeviceState::InDoubt => "in_doubt",
+            DeviceState::Rotated => "rotated",
+            DeviceState::Failed => "failed",
+            DeviceState::Skipped => "skipped",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            DeviceState::Rotated | DeviceState::Failed | DeviceState::Skipped
+        )
+    }
+}
+
+/// The compact state of a whole ledger: 24 bytes a device, in plan order.
+#[derive(Debug, Clone)]
+pub struct LedgerState {
+    pub header: RunHeader,
+    pub ids: Vec<uuid::Uuid>,
+    pub states: Vec<DeviceState>,
+    pub attempts: Vec<u32>,
+    pub index: HashMap<uuid::Uuid, u32>,
+    /// Rows read, and whether a torn last line was dropped.
+    pub rows: u64,
+    pub torn_tail: bool,
+}
+
+impl LedgerState {
+    pub fn count(&self, state: DeviceState) -> usize {
+        self.states.iter().filter(|&&s| s == state).count()
+    }
+
+    fn apply(&mut self, row: Row, line: u64, path: &Path) -> Result<(), RotationError> {
+        let bad = |m: String| RotationError::Ledger {
+            path: path.to_path_buf(),
+            message: format!("line {line}: {m}"),
+        };
+        let slot = |id: &str| -> Result<usize, RotationError> {
+            let uuid = uuid::Uuid::parse_str(id)
+                .map_err(|_| bad(format!("device id {id:?} is not a GUID")))?;
+            self.index
+                .get(&uuid)
+                .map(|&i| i as usize)
+                .ok_or_else(|| bad(format!("device {id} was never planned")))
+        };
+        match row {
+            Row::Run(_) => return Err(bad("a second run header".into())),
+            Row::Planned { id, .. } => {
+                self.plan(&id, DeviceState::Pending).map_err(bad)?;
+            }
+            Row::Skipped { id, .. } => {
+                let i = self.plan(&id, DeviceState::Skipped).map_err(bad)?;
+                self.states[i] = DeviceState::Skipped;
+            }
+            Row::Sent { id, attempt, .. } => {
+                let i = slot(&id)?;
+                self.states[i] = DeviceState::InDoubt;
+                self.attempts[i] = self.attempts[i].max(attempt);
+            }
+            Row::Outcome { id, result, .. } => {
+                let i = slot(&id)?;
+                self.states[i] = match result {
+                    Outcome::Rotated => DeviceState::Rotated,
+                    Outcome::Failed | Outcome::Abandoned => DeviceState::Failed,
+                    Outcome::Retry => DeviceState::Pending,
+                };
+            }
+            Row::Session { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Adds a device (once) and returns its slot.
+    fn plan(&mut self, id: &str, state: DeviceState) -> Result<usize, String> {
+        let uuid =
+            uuid::Uuid::parse_str(id).map_err(|_| format!("device id {id:?} is not a GUID"))?;
+        if let Some(&i) = self.index.get(&uuid) {
+            return Ok(i as usize);
+        }
+        self.index.insert(uuid, self.ids.len() as u32);
+        self.ids.push(uuid);
+        self.states.push(state);
+        self.attempts.push(0);
+        Ok(self.ids.len() - 1)
+    }
+}
+
+/// An open, locked ledger for appending.
+#[derive(Debug)]
+pub struct Ledger {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+pub(crate) fn now_iso() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+impl Ledger {
+    /// Creates a new ledger; refuses to overwrite an existing, non-empty one.
+    pub fn create(path: &Path, header: &RunHeader) -> Result<Self, RotationError> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(path)
+            .map_err(|e| RotationError::io(path, e))?;
+        lock(&file, path)?;
+        let len = file
+            .metadata()
+            .map_err(|e| RotationError::io(path, e))?
+            .len();
+        if len > 0 {
+            return Err(RotationError::Input(format!(
+                "{}: the ledger already exists; use `intune-rotate resume --ledger {}` to continue it, or choose a new file",
+                path.display(),
+                path.display()
+            )));
+        }
+        let mut ledger = Ledger {
+            path: path.to_path_buf(),
+            out: BufWriter::with_capacity(1 << 16, file),
+        };
+        ledger.append(&Row::Run(header.clone()))?;
+        ledger.sync()?;
+        Ok(ledger)
+    }
+
+    /// Opens an existing ledger for appending after replaying it; a torn last line is cut off first.
+    pub fn open(path: &Path) -> Result<(Self, LedgerState), RotationError> {
+        let file = OpenOptions::new()
+            .append(true)
+            .read(true)
+            .open(path)
+            .map_err(|e| RotationError::io(path, e))?;
+        lock(&file, path)?;
+        let (state, good_len) = replay_file(path)?;
+        if state.torn_tail {
+            // Later rows must start on a line of their own.
+            file.set_len(good_len)
+                .map_err(|e| RotationError::io(path, e))?;
+        }
+        Ok((
+            Ledger {
+                path: path.to_path_buf(),
+                out: BufWriter::with_capacity(1 << 16, file),
+            },
+            state,
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one row to the buffer (not yet durable: see [`Ledger::sync`]).
+    pub fn append(&mut self, row: &Row) -> Result<(), RotationError> {
+        serde_json::to_writer(&mut self.out, row)
+            .map_err(|e| RotationError::io(&self.path, e.into()))?;
+        self.out
+            .write_all(b"\n")
+            .map_err(|e| RotationError::io(&self.path, e))
+    }
+
+    /// Hands buffered rows to the OS: they survive the process being killed.
+    pub fn flush(&mut self) -> Result<(), RotationError> {
+        self.out
+            .flush()
+            .map_err(|e| RotationError::io(&self.path, e))
+    }
+
+    /// Makes every row so far durable on disk: they survive power loss.
+    pub fn sync(&mut self) -> Result<(), RotationError> {
+        self.flush()?;
+        self.out
+            .get_ref()
+            .sync_data()
+            .map_err(|e| RotationError::io(&self.path, e))
+    }
+}
+
+fn lock(file: &File, path: &Path) -> Result<(), RotationError> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(RotationError::LedgerLocked(path.to_path_buf()))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(RotationError::io(path, e)),
+    }
+}
+
+/// Reads a ledger without locking it (status, export). Returns the state and the length of its
+/// complete lines.
+pub fn replay_file(path: &Path) -> Result<(LedgerState, u64), RotationError> {
+    let file = File::open(path).map_err(|e| RotationError::io(path, e))?;
+    replay(BufReader::with_capacity(1 << 20, file), path)
+}
+
+/// Calls `f` with every complete row of the ledger in order (export folds rows this way).
+pub fn for_each_row(path: &Path, mut f: impl FnMut(Row)) -> Result<RunHeader, RotationError> {
+    let file = File::open(path).map_err(|e| RotationError::io(path, e))?;
+    let mut header = None;
+    read_rows(BufReader::with_capacity(1 << 20, file), path, |row, _| {
+        if let Row::Run(h) = &row {
+            header.get_or_insert_with(|| h.clone());
+        }
+        f(row);
+        Ok(())
+    })?;
+    header.ok_or_else(|| RotationError::Ledger {
+        path: path.to_path_buf(),
+        message: "empty ledger: no run header".into(),
+    })
+}
+
+/// Returns (complete length, torn tail?).
+fn read_rows(
+    mut reader: impl BufRead,
+    path: &Path,
+    mut f: impl FnMut(Row, u64) -> Result<(), RotationError>,
+) -> Result<(u64, bool, u64), RotationError> {
+    let mut buf = Vec::with_capacity(256);
+    let (mut line, mut good, mut rows) = (0u64, 0u64, 0u64);
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| RotationError::io(path, e))?;
+        if n == 0 {
+            return Ok((good, false, rows));
+        }
+        line += 1;
+        let complete = buf.last() == Some(&b'\n');
+        match serde_json::from_slice::<Row>(&buf) {
+            Ok(row) if complete => {
+                f(row, line)?;
+                good += n as u64;
+                rows += 1;
+            }
+            Ok(_) | Err(_) if !complete => {
+                // A torn last line: the write that was cut by the crash. Nothing after it.
+                tracing::warn!(line, "ledger ends in a torn line; ignoring it");
+                return Ok((good, true, rows));
+            }
+            Ok(_) => unreachable!("complete rows are handled above"),
+            Err(e) if buf.iter().all(u8::is_ascii_whitespace) => {
+                let _ = e;
+                good += n as u64;
+            }
+            Err(e) => {
+                return Err(RotationError::Ledger {
+                    path: path.to_path_buf(),
+                    message: format!("line {line}: not a ledger row: {e}"),
+                });
+            }
+        }
+    }
+}
+
+fn replay(reader: impl BufRead, path: &Path) -> Result<(LedgerState, u64), RotationError> {
+    let mut state: Option<LedgerState> = None;
+    let (good, torn, rows) = read_rows(reader, path, |row, line| match (&mut state, row) {
+        (None, Row::Run(header)) => {
+            if header.version > LEDGER_VERSION {
+                return Err(RotationError::Ledger {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "ledger format version {} is newer than this intune-rotate understands ({LEDGER_VERSION})",
+                        header.version
+                    ),
+                });
+            }
+            state = Some(LedgerState {
+                header,
+                ids: Vec::new(),
+                states: Vec::new(),
+                attempts: Vec::new(),
+                index: HashMap::new(),
+                rows: 0,
+                torn_tail: false,
+            });
+            Ok(())
+        }
+        (None, _) => Err(RotationError::Ledger {
+            path: path.to_path_buf(),
+            message: format!("line {line}: the first row must be the run header"),
+        }),
+        (Some(s), row) => s.apply(row, line, path),
+    })?;
+    let mut state = state.ok_or_else(|| RotationError::Ledger {
+        path: path.to_path_buf(),
+        message: "empty ledger: no run header".into(),
+    })?;
+    state.rows = rows;
+    state.torn_tail = torn;
+    Ok((state, good))
+}
+
+impl RunHeader {
+    pub fn action(&self) -> Result<Action, RotationError> {
+        self.action.parse().map_err(RotationError::Input)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> RunHeader {
+        RunHeader {
+            version: LEDGER_VERSION,
+            tenant: "t".into(),
+            client_id: None,
+            cloud: "global".into(),
+            action: "filevault".into(),
+            api_version: "beta".into(),
+            via: "managedDevices".into(),
+            source: "test".into(),
+            rate: "200/20s".into(),
+            created_at: now_iso(),
+        }
+    }
+
+    const A: &str = "00000000-0000-4000-8000-00000000000a";
+    const B: &str = "00000000-0000-4000-8000-00000000000b";
+
+    fn planned(id: &str) -> Row {
+        Row::Planned {
+            id: id.into(),
+            name: None,
+            serial: None,
+            user: None,
+            os: None,
+            line: None,
+        }
+    }
+
+    fn outcome(id: &str, result: Outcome) -> Row {
+        Row::Outcome {
+            id: id.into(),
+            result,
+            status: None,
+            code: None,
+            message: None,
+            request_id: None,
+            client_request_id: None,
+            date: None,
+            at: now_iso(),
+        }
+    }
+
+    #[test]
+    fn replay_rebuilds_each_device_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.jsonl");
+        let mut l = Ledger::create(&path, &header()).unwrap();
+        for row in [
+            planned(A),
+            planned(B),
+            Row::Sent {
+                id: A.into(),
+                attempt: 1,
+                at: now_iso(),
+                client_request_id: "c".into(),
+            },
+            outcome(A, Outcome::Rotated),
+            Row::Sent {
+                id: B.into(),
+                attempt: 1,
+                at: now_iso(),
+                client_request_id: "c".into(),
+            },
+        ] {
+            l.append(&row).unwrap();
+        }
+        l.sync().unwrap();
+        drop(l);
+        let (s, _) = replay_file(&path).unwrap();
+        assert_eq!(s.states, vec![DeviceState::Rotated, DeviceState::InDoubt]);
+        assert_eq!(s.rows, 6);
+        assert!(!s.torn_tail);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ignored_and_cut_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.jsonl");
+        let mut l = Ledger::create(&path, &header()).unwrap();
+        l.append(&planned(A)).unwrap();
+        l.sync().unwrap();
+        drop(l);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"type":"sent","id":"00000000-0000-4000-80"#)
+            .unwrap();
+        drop(f);
+        let (mut l, s) = Ledger::open(&path).unwrap();
+        assert!(s.torn_tail);
+        assert_eq!(s.states, vec![DeviceState::Pending]);
+        l.append(&outcome(A, Outcome::Rotated)).unwrap();
+        l.sync().unwrap();
+        drop(l);
+        let (s, _) = replay_file(&path).unwrap();
+        assert_eq!(s.states, vec![DeviceState::Rotated]);
+        assert!(!s.torn_tail);
+    }
+
+    #[test]
+    fn a_bad_line_in_the_middle_is_an_error_naming_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.jsonl");
+        let mut l = Ledger::create(&path, &header()).unwrap();
+        l.sync().unwrap();
+        drop(l);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"garbage\n").unwrap();
+        drop(f);
+        let err = replay_file(&path).unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_second_process_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.jsonl");
+        let _first = Ledger::create(&path, &header()).unwrap();
+        assert!(matches!(
+            Ledger::open(&path),
+            Err(RotationError::LedgerLocked(_))
+        ));
+    }
+
+    #[test]
+    fn an_existing_ledger_is_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.jsonl");
+        drop(Ledger::create(&path, &header()).unwrap());
+        assert!(matches!(
+            Ledger::create(&path, &header()),
+            Err(RotationError::Input(_))
+        ));
+        assert!(replay_file(&path).is_ok());
+    }
+}

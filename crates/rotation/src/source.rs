@@ -1,0 +1,275 @@
+//! Device lists from CSV (a file or stdin): Intune's export shape, PowerShell's `;` exports, BOMs,
+//! quoted headers. The managed-device id column is found by name, never confused with Entra's.
+
+use crate::RotationError;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// One row of the input, with its line number for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceDevice {
+    pub line: u64,
+    pub raw_id: String,
+    pub name: Option<String>,
+    pub serial: Option<String>,
+    pub user: Option<String>,
+    pub os: Option<String>,
+    pub encrypted: Option<bool>,
+}
+
+/// Column names (lower case, without spaces and underscores) that hold the Intune managed device id.
+const ID_COLUMNS: &[&str] = &["id", "manageddeviceid", "deviceid", "intunedeviceid"];
+/// Columns holding the Entra (Azure AD) device id: a different id that must never be posted.
+const ENTRA_COLUMNS: &[&str] = &[
+    "azureaddeviceid",
+    "aaddeviceid",
+    "entradeviceid",
+    "entraid",
+    "azureadid",
+    "objectid",
+];
+const NAME_COLUMNS: &[&str] = &["devicename", "name", "managementname"];
+const SERIAL_COLUMNS: &[&str] = &["serialnumber", "serial"];
+const USER_COLUMNS: &[&str] = &[
+    "userprincipalname",
+    "primaryuserupn",
+    "upn",
+    "user",
+    "primaryuseremailaddress",
+];
+const OS_COLUMNS: &[&str] = &["operatingsystem", "os", "platform"];
+const ENCRYPTED_COLUMNS: &[&str] = &["isencrypted", "encrypted"];
+
+fn norm(h: &str) -> String {
+    h.trim()
+        .trim_start_matches('\u{feff}')
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// A CSV device list; read twice (validate, then plan) without holding it in memory.
+#[derive(Debug)]
+pub struct CsvSource {
+    path: PathBuf,
+    /// Where stdin was spooled, removed on drop.
+    _spool: Option<tempfile::TempPath>,
+    display: String,
+}
+
+impl CsvSource {
+    /// `-` reads stdin (spooled to a temporary file so it can be read twice).
+    pub fn open(path: &str) -> Result<Self, RotationError> {
+        if path == "-" {
+            let mut tmp =
+                tempfile::NamedTempFile::new().map_err(|e| RotationError::io("stdin spool", e))?;
+            std::io::copy(&mut std::io::stdin().lock(), &mut tmp)
+                .map_err(|e| RotationError::io("stdin", e))?;
+            let spool = tmp.into_temp_path();
+            return Ok(CsvSource {
+                path: spool.to_path_buf(),
+                _spool: Some(spool),
+                display: "stdin".into(),
+            });
+        }
+        let p = Path::new(path);
+        if !p.is_file() {
+            return Err(RotationError::Input(format!("{path}: no such file")));
+        }
+        Ok(CsvSource {
+            path: p.to_path_buf(),
+            _spool: None,
+            display: path.to_string(),
+        })
+    }
+
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    fn delimiter(&self) -> Result<u8, RotationError> {
+        let mut head = [0u8; 4096];
+        let mut f = File::open(&self.path).map_err(|e| RotationError::io(&self.path, e))?;
+        let n = f
+            .read(&mut head)
+            .map_err(|e| RotationError::io(&self.path, e))?;
+        let first = head[..n].split(|&b| b == b'\n').next().unwrap_or(&[]);
+        let count = |d: u8| first.iter().filter(|&&b| b == d).count();
+        Ok([b',', b';', b'\t']
+            .into_iter()
+            .max_by_key(|&d| count(d))
+            .filter(|&d| count(d) > 0)
+            .unwrap_or(b','))
+    }
+
+    /// Calls `f` for every data row, in order. Header problems are errors naming the file.
+    pub fn for_each(
+        &self,
+        mut f: impl FnMut(SourceDevice) -> Result<(), RotationError>,
+    ) -> Result<(), RotationError> {
+        let file = File::open(&self.path).map_err(|e| RotationError::io(&self.path, e))?;
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(self.delimiter()?)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(BufReader::with_capacity(1 << 16, file));
+        let headers = reader.headers().map_err(|e| self.csv_error(e))?.clone();
+        let names: Vec<String> = headers.iter().map(norm).collect();
+        if names.iter().all(String::is_empty) {
+            return Err(RotationError::Input(format!(
+                "{}: empty file or no header line; the first line must name the columns (e.g. `id`)",
+                self.display
+            )));
+        }
+        let find = |wanted: &[&str]| {
+            wanted
+                .iter()
+                .find_map(|w| names.iter().position(|n| n == w))
+        };
+        let Some(id_col) = find(ID_COLUMNS) else {
+            if let Some(entra) = find(ENTRA_COLUMNS) {
+                return Err(RotationError::Input(format!(
+                    "{}: line 1: found column {:?}, which holds Entra (Azure AD) device ids, not Intune managed device ids; the rotate actions need the Intune id (column `id`, `Device ID` or `managedDeviceId` in Intune's export). Use --match-by entra-id when only Entra ids are at hand",
+                    self.display,
+                    headers.get(entra).unwrap_or("")
+                )));
+            }
+            return Err(RotationError::Input(format!(
+                "{}: line 1: no managed device id column; expected one named id, managedDeviceId, Device ID or device_id (found: {})",
+                self.display,
+                headers.iter().collect::<Vec<_>>().join(", ")
+            )));
+        };
+        let (name, serial, user, os, enc) = (
+            find(NAME_COLUMNS),
+            find(SERIAL_COLUMNS),
+            find(USER_COLUMNS),
+            find(OS_COLUMNS),
+            find(ENCRYPTED_COLUMNS),
+        );
+        let mut record = csv::StringRecord::new();
+        loop {
+            match reader.read_record(&mut record) {
+                Ok(false) => return Ok(()),
+                Ok(true) => {}
+                Err(e) => return Err(self.csv_error(e)),
+            }
+            let line = record.position().map_or(0, |p| p.line());
+            if record.iter().all(str::is_empty) {
+                continue;
+            }
+            let get = |c: Option<usize>| {
+                c.and_then(|c| record.get(c))
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string)
+            };
+            f(SourceDevice {
+                line,
+                raw_id: record.get(id_col).unwrap_or("").to_string(),
+                name: get(name),
+                serial: get(serial),
+                user: get(user),
+                os: get(os),
+                encrypted: get(enc).and_then(|v| match v.to_ascii_lowercase().as_str() {
+                    "yes" | "true" | "1" | "encrypted" => Some(true),
+                    "no" | "false" | "0" | "notencrypted" => Some(false),
+                    _ => None,
+                }),
+            })?;
+        }
+    }
+
+    fn csv_error(&self, e: csv::Error) -> RotationError {
+        let at = e
+            .position()
+            .map(|p| format!("line {}: ", p.line()))
+            .unwrap_or_default();
+        RotationError::Input(format!("{}: {at}{e}", self.display))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn source(text: &str) -> (tempfile::NamedTempFile, CsvSource) {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        let s = CsvSource::open(f.path().to_str().unwrap()).unwrap();
+        (f, s)
+    }
+
+    fn rows(text: &str) -> Result<Vec<SourceDevice>, RotationError> {
+        let (_f, s) = source(text);
+        let mut out = Vec::new();
+        s.for_each(|d| {
+            out.push(d);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn id_column_is_found_ignoring_case_spaces_and_underscores() {
+        for header in [
+            "id",
+            "ID",
+            "managedDeviceId",
+            "Device ID",
+            "device_id",
+            "\u{feff}\"Device ID\"",
+        ] {
+            let r = rows(&format!("{header},Device name\nabc,MAC-1\n")).unwrap();
+            assert_eq!(r[0].raw_id, "abc", "{header}");
+            assert_eq!(r[0].name.as_deref(), Some("MAC-1"));
+            assert_eq!(r[0].line, 2);
+        }
+    }
+
+    #[test]
+    fn semicolons_tabs_crlf_and_blank_lines_are_read() {
+        let r = rows("id;serialNumber\r\n\r\nx;S1\r\ny;S2\r\n").unwrap();
+        assert_eq!(
+            r.iter().map(|d| d.raw_id.as_str()).collect::<Vec<_>>(),
+            ["x", "y"]
+        );
+        assert_eq!(r[1].serial.as_deref(), Some("S2"));
+        assert_eq!(r[1].line, 4);
+        let r = rows("deviceName\tid\nM\tz\n").unwrap();
+        assert_eq!(r[0].raw_id, "z");
+    }
+
+    #[test]
+    fn an_entra_id_column_alone_is_refused_with_a_reason() {
+        let err = rows("Azure AD Device ID,Device name\nx,y\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("Azure AD Device ID") && err.contains("Entra"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn intune_export_prefers_device_id_over_azure_ad_device_id() {
+        let r =
+            rows("Device ID,Azure AD Device ID,OS,Encrypted\nintune,entra,macOS,Yes\n").unwrap();
+        assert_eq!(r[0].raw_id, "intune");
+        assert_eq!(r[0].os.as_deref(), Some("macOS"));
+        assert_eq!(r[0].encrypted, Some(true));
+    }
+
+    #[test]
+    fn empty_files_and_missing_id_columns_are_errors() {
+        assert!(rows("").unwrap_err().to_string().contains("header"));
+        assert!(
+            rows("name,serial\na,b\n")
+                .unwrap_err()
+                .to_string()
+                .contains("no managed device id column")
+        );
+    }
+}

@@ -1,0 +1,176 @@
+//! The rate gate: a governor quota counted per item, and an adaptive brake.
+//!
+//! governor's quota cannot change in place, so slowing down replaces the limiter (burst 1) and a
+//! shared "pause until" holds every sender after a 429 or a 503 with Retry-After. The gate rides at
+//! a small headroom under the configured ceiling because the service counts arrivals, and network
+//! jitter can bunch requests that left evenly spaced.
+
+use governor::{DefaultDirectRateLimiter, Quota as GovQuota, RateLimiter};
+use graph_batch::Quota;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const MIN_FACTOR: f64 = 0.25;
+
+#[derive(Debug)]
+struct GateState {
+    limiter: Arc<DefaultDirectRateLimiter>,
+    factor: f64,
+    pause_until: Option<Instant>,
+    last_brake: Option<Instant>,
+    brakes: u64,
+}
+
+/// Paces items to the tenant's quota; shared by everything that sends.
+#[derive(Debug)]
+pub struct RateGate {
+    quota: Quota,
+    headroom: f64,
+    state: Mutex<GateState>,
+}
+
+fn limiter(quota: Quota, share: f64) -> Arc<DefaultDirectRateLimiter> {
+    let per_item = quota
+        .window
+        .div_f64(f64::from(quota.count) * share)
+        .max(Duration::from_micros(1));
+    let q = GovQuota::with_period(per_item)
+        .expect("period is positive")
+        .allow_burst(NonZeroU32::MIN);
+    Arc::new(RateLimiter::direct(q))
+}
+
+impl RateGate {
+    /// `headroom` is the share of the quota kept unused (0.02 rides at 98 %).
+    pub fn new(quota: Quota, headroom: f64) -> Self {
+        let headroom = headroom.clamp(0.0, 0.5);
+        RateGate {
+            quota,
+            headroom,
+            state: Mutex::new(GateState {
+                limiter: limiter(quota, 1.0 - headroom),
+                factor: 1.0,
+                pause_until: None,
+                last_brake: None,
+                brakes: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current share of the configured rate (1.0 when not braked).
+    pub fn factor(&self) -> f64 {
+        self.lock().factor
+    }
+
+    pub fn brakes(&self) -> u64 {
+        self.lock().brakes
+    }
+
+    /// Waits until `n` items may be sent.
+    pub async fn acquire(&self, n: u32) {
+        for _ in 0..n {
+            loop {
+                let (pause, limiter) = {
+                    let mut s = self.lock();
+                    self.recover(&mut s);
+                    (
+                        s.pause_until.filter(|&p| p > Instant::now()),
+                        s.limiter.clone(),
+                    )
+                };
+                if let Some(until) = pause {
+                    tokio::time::sleep_until(until.into()).await;
+                    continue;
+                }
+                limiter.until_ready().await;
+                break;
+            }
+        }
+    }
+
+    /// A 503 with Retry-After: hold all sending until then, without slowing down.
+    pub fn pause(&self, retry_after: Duration) {
+        let mut s = self.lock();
+        let until = Instant::now() + retry_after;
+        s.pause_until = Some(s.pause_until.map_or(until, |p| p.max(until)));
+    }
+
+    /// Throttled: hold all sending until `retry_after` has passed and slow down.
+    pub fn brake(&self, retry_after: Option<Duration>) {
+        let mut s = self.lock();
+        let now = Instant::now();
+        let pause = retry_after.unwrap_or(Duration::from_secs(1));
+        s.pause_until = Some(s.pause_until.map_or(now + pause, |p| p.max(now + pause)));
+        // One slowdown per burst of pushback, not one per throttled item of the same batch.
+        if s.last_brake
+            .is_none_or(|t| now.duration_since(t) > Duration::from_secs(1))
+        {
+            s.factor = (s.factor * 0.9).max(MIN_FACTOR);
+            s.limiter = limiter(self.quota, s.factor * (1.0 - self.headroom));
+            s.brakes += 1;
+        }
+        s.last_brake = Some(now);
+    }
+
+    /// After a tenth of a window without pushback the rate climbs back by 5 % of the ceiling.
+    fn recover(&self, s: &mut GateState) {
+        if s.factor >= 1.0 {
+            return;
+        }
+        let now = Instant::now();
+        if s.last_brake
+            .is_some_and(|t| now.duration_since(t) >= self.quota.window / 10)
+        {
+            s.factor = (s.factor + 0.05).min(1.0);
+            s.limiter = limiter(self.quota, s.factor * (1.0 - self.headroom));
+            s.last_brake = Some(now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn braking_slows_down_once_per_burst_and_never_below_a_quarter() {
+        let g = RateGate::new(Quota::new(200, Duration::from_secs(20)), 0.02);
+        g.brake(Some(Duration::from_millis(1)));
+        g.brake(Some(Duration::from_millis(1)));
+        assert!((g.factor() - 0.9).abs() < 1e-9);
+        assert_eq!(g.brakes(), 1);
+        for _ in 0..50 {
+            g.lock().last_brake = None;
+            g.brake(None);
+        }
+        assert!((g.factor() - MIN_FACTOR).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_rate_recovers_after_a_quiet_window() {
+        let g = RateGate::new(Quota::new(200, Duration::from_millis(50)), 0.0);
+        g.brake(Some(Duration::ZERO));
+        let before = g.factor();
+        let mut s = g.lock();
+        s.last_brake = Some(Instant::now() - Duration::from_millis(6));
+        g.recover(&mut s);
+        assert!(s.factor > before);
+    }
+
+    #[tokio::test]
+    async fn a_pause_holds_acquisition() {
+        let g = RateGate::new(Quota::new(1000, Duration::from_secs(1)), 0.0);
+        g.brake(Some(Duration::from_millis(30)));
+        let start = Instant::now();
+        g.acquire(1).await;
+        assert!(
+            start.elapsed() >= Duration::from_millis(25),
+            "acquire returned during the pause"
+        );
+    }
+}

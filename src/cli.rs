@@ -1,0 +1,210 @@
+//! The command line, as clap types only; the logic lives in `cmd/` and the `rotation` crate.
+
+use crate::env;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "intune-rotate",
+    version,
+    about = "Rotate a secret (FileVault key, Recovery Lock passcode, BitLocker keys, LAPS password) on every device of an Intune fleet, as one resumable, verifiable job.",
+    after_help = "Examples:\n  intune-rotate demo\n  AZURE_CLIENT_SECRET=... intune-rotate rotate --tenant $TENANT --client-id $APP --input macs.csv --ledger run1.jsonl\n  intune-rotate status --ledger run1.jsonl\n  intune-rotate resume --ledger run1.jsonl --yes\n  intune-rotate export --ledger run1.jsonl --out result.csv"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Rotate the secret on every device of a source, recording each outcome in a ledger.
+    #[command(
+        after_help = "Example:\n  intune-rotate rotate --action filevault --input devices.csv --ledger run1.jsonl --yes"
+    )]
+    Rotate(RotateArgs),
+    /// Continue a run from its ledger (after Ctrl-C, a crash or --limit).
+    #[command(after_help = "Example:\n  intune-rotate resume --ledger run1.jsonl --yes")]
+    Resume(ResumeArgs),
+    /// Print how many devices are in each state.
+    #[command(after_help = "Example:\n  intune-rotate status --ledger run1.jsonl")]
+    Status(LedgerArg),
+    /// Write one row per device (CSV or JSON) for reports and other tools.
+    #[command(
+        after_help = "Example:\n  intune-rotate export --ledger run1.jsonl --format csv --out result.csv"
+    )]
+    Export(ExportArgs),
+    /// Record whether each rotated device actually performed the action (not built yet).
+    Verify(VerifyArgs),
+    /// List the devices a source yields (not built yet).
+    Devices(DevicesArgs),
+    /// Rotate the Macs of a simulated tenant, end to end, in under a minute.
+    #[command(after_help = "Example:\n  intune-rotate demo --devices 3000")]
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// Directory (tenant) id.
+    #[arg(long, env = env::TENANT)]
+    pub tenant: Option<String>,
+    /// Application (client) id; the secret comes from AZURE_CLIENT_SECRET, never from a flag.
+    #[arg(long, env = env::CLIENT_ID)]
+    pub client_id: Option<String>,
+    /// PEM with certificate and key for a client assertion (not built yet).
+    #[arg(long, env = env::CERTIFICATE)]
+    pub certificate: Option<PathBuf>,
+    /// A file holding a ready access token.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Delegated sign-in with the device code flow (not built yet).
+    #[arg(long)]
+    pub device_code: bool,
+    #[arg(long, default_value = "global", value_parser = ["global", "usgov", "usgov-dod", "china"])]
+    pub cloud: String,
+    /// Override the Graph endpoint (https, or http to loopback only).
+    #[arg(long)]
+    pub graph_url: Option<String>,
+    /// Override the login endpoint (https, or http to loopback only).
+    #[arg(long)]
+    pub login_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ActionArg {
+    Filevault,
+    RecoveryLock,
+    Bitlocker,
+    Laps,
+}
+
+#[derive(Debug, Args)]
+pub struct Dispatch {
+    /// Quota as COUNT/WINDOW, counted per batch item (Intune's limit: 200 POSTs per 20 s per app).
+    #[arg(long, default_value = "200/20s")]
+    pub rate: graph_batch::Quota,
+    /// Requests per $batch (1-20).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=20))]
+    pub batch_size: u16,
+    /// Batches in flight at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Attempts per device before it is recorded as failed.
+    #[arg(long, default_value_t = 8)]
+    pub max_attempts: u32,
+    /// Stop sending after this long (e.g. 2h); what is left stays pending for `resume`.
+    #[arg(long)]
+    pub time_budget: Option<humantime::Duration>,
+    /// Rotate only the first N pending devices (a canary); the rest stay pending.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Skip the confirmation (required when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Write the run's summary as JSON to this file.
+    #[arg(long)]
+    pub summary_json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    #[arg(long, value_enum, default_value = "filevault")]
+    pub action: ActionArg,
+    /// CSV (Intune export shape accepted) or `-` for stdin.
+    #[arg(long)]
+    pub input: Option<String>,
+    /// OData filter on managedDevices (not built yet).
+    #[arg(long)]
+    pub query: Option<String>,
+    /// The ledger file to create (JSON Lines).
+    #[arg(long)]
+    pub ledger: PathBuf,
+    /// Plan and print, send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Collection the action is posted through.
+    #[arg(long, default_value = "managedDevices", value_parser = ["managedDevices", "comanagedDevices"])]
+    pub via: String,
+    #[command(flatten)]
+    pub dispatch: Dispatch,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum InDoubtArg {
+    Verify,
+    Resend,
+    Skip,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    #[arg(long)]
+    pub ledger: PathBuf,
+    /// Devices sent before a crash with no recorded answer: re-send them, or leave them (verify is not built yet).
+    #[arg(long, value_enum, default_value = "resend")]
+    pub in_doubt: InDoubtArg,
+    #[command(flatten)]
+    pub dispatch: Dispatch,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+#[derive(Debug, Args)]
+pub struct LedgerArg {
+    #[arg(long)]
+    pub ledger: PathBuf,
+    /// Print the counts as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[arg(long)]
+    pub ledger: PathBuf,
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: FormatArg,
+    /// Output file (default: stdout).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[arg(long)]
+    pub ledger: PathBuf,
+    #[arg(long)]
+    pub watch: bool,
+    #[arg(long)]
+    pub timeout: Option<String>,
+    #[arg(long)]
+    pub interval: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DevicesArgs {
+    #[arg(long)]
+    pub input: Option<String>,
+    #[arg(long)]
+    pub query: Option<String>,
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: FormatArg,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Devices in the simulated tenant.
+    #[arg(long, default_value_t = 3000)]
+    pub devices: usize,
+    /// Where the ledger and the export go.
+    #[arg(long, default_value = "demo-out")]
+    pub out_dir: PathBuf,
+}

@@ -1,0 +1,114 @@
+//! `intune-rotate demo`: a simulated tenant in-process, and a real rotation of its Macs through the
+//! same code path as `rotate`, with a few injected 429s and 503s and a demo-scale throttle.
+
+use super::{Failure, summarize};
+use crate::progress::{Logs, reporter};
+use graph_client::{Cloud, Credential, Endpoints, GraphClient, SecretString};
+use graph_sim::{Quota, SimConfig};
+use rotation::{
+    CsvSource, DispatchOptions, InDoubt, LEDGER_VERSION, RotateRequest, RunHeader, StopSignal,
+};
+use std::time::Duration;
+
+pub async fn run(a: crate::cli::DemoArgs, logs: Logs) -> Result<u8, Failure> {
+    let err = |e: std::io::Error| Failure(1, e.into());
+    std::fs::create_dir_all(&a.out_dir).map_err(err)?;
+    let ledger = a.out_dir.join("ledger.jsonl");
+    let devices_csv = a.out_dir.join("devices.csv");
+    let export_csv = a.out_dir.join("result.csv");
+    for p in [&ledger, &devices_csv, &export_csv] {
+        let _ = std::fs::remove_file(p);
+    }
+    let demo_rate = Quota::new(300, Duration::from_secs(2));
+    let config = SimConfig {
+        devices: a.devices,
+        post_limit: demo_rate,
+        tenant_post_limit: Quota::new(600, Duration::from_secs(2)),
+        any_limit: Quota::new(3000, Duration::from_secs(2)),
+        latency: Duration::from_millis(40),
+        p429: 0.002,
+        p503: 0.005,
+        complete_after: Duration::from_secs(5),
+        ..SimConfig::default()
+    };
+    let sim = graph_sim::start(config.clone()).await.map_err(err)?;
+    println!(
+        "simulated tenant {} with {} devices at {}",
+        config.tenant, a.devices, sim.base_url
+    );
+    std::fs::write(&devices_csv, sim.tenant().devices_csv()).map_err(err)?;
+    println!(
+        "device list (Intune export shape): {}",
+        devices_csv.display()
+    );
+    let endpoints = Endpoints::new(Cloud::Global, Some(&sim.base_url), Some(&sim.base_url))
+        .map_err(|e| Failure(1, e.into()))?;
+    let credential = Credential::ClientSecret {
+        tenant: config.tenant.clone(),
+        client_id: config.client_id.clone(),
+        secret: SecretString::from(config.client_secret.clone()),
+    };
+    let client =
+        GraphClient::new(endpoints, credential, "beta").map_err(|e| Failure(1, e.into()))?;
+    crate::connect::preflight(&client, &config.tenant, rotation::Action::FileVault).await?;
+    let header = RunHeader {
+        version: LEDGER_VERSION,
+        tenant: config.tenant.clone(),
+        client_id: Some(config.client_id.clone()),
+        cloud: "global".into(),
+        action: "filevault".into(),
+        api_version: "beta".into(),
+        via: "managedDevices".into(),
+        source: format!("csv:{}", devices_csv.display()),
+        rate: demo_rate.to_string(),
+        created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+    };
+    let source = CsvSource::open(&devices_csv.to_string_lossy())?;
+    let options = DispatchOptions {
+        rate: demo_rate,
+        in_doubt: InDoubt::Resend,
+        ..DispatchOptions::default()
+    };
+    let (progress, span) = reporter(logs);
+    let _enter = span.enter();
+    let (_tx, stop) = StopSignal::new();
+    let stop = if cfg!(test) {
+        stop
+    } else {
+        super::stop_on_ctrl_c()
+    };
+    let outcome = rotation::rotate(
+        Some(&client),
+        RotateRequest {
+            header,
+            source,
+            ledger: ledger.clone(),
+            options,
+            dry_run: false,
+        },
+        progress,
+        stop,
+    )
+    .await?;
+    drop(_enter);
+    if let Some(plan) = &outcome.plan {
+        for (reason, n) in &plan.skipped {
+            println!("skipped {n} device(s): {reason}");
+        }
+    }
+    let mut out = std::fs::File::create(&export_csv).map_err(err)?;
+    rotation::export(&ledger, rotation::ExportFormat::Csv, &mut out)?;
+    let code = summarize(&outcome, None)?;
+    let stats = sim.stats();
+    println!("  export    {}", export_csv.display());
+    println!(
+        "simulator: {} HTTP requests, {} Graph requests, {} answered 429, {} Macs accepted the rotation ({} more than once)",
+        stats.http_requests,
+        stats.requests,
+        stats.throttled,
+        stats.devices_accepted("rotateFileVaultKey"),
+        stats.devices_accepted_twice("rotateFileVaultKey")
+    );
+    sim.shutdown().await;
+    Ok(code)
+}

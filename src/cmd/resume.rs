@@ -1,0 +1,63 @@
+//! `intune-rotate resume`: continue a run from its ledger; its parameters come from the ledger.
+
+use super::{Failure, options, stop_on_ctrl_c, summarize, usage};
+use crate::cli::{InDoubtArg, ResumeArgs};
+use crate::connect;
+use crate::progress::{Logs, reporter};
+use rotation::InDoubt;
+
+pub async fn run(a: ResumeArgs, logs: Logs) -> Result<u8, Failure> {
+    let in_doubt = match a.in_doubt {
+        InDoubtArg::Resend => InDoubt::Resend,
+        InDoubtArg::Skip => InDoubt::Skip,
+        InDoubtArg::Verify => {
+            return Err(usage(anyhow::anyhow!(
+                "--in-doubt verify is not built yet: choose --in-doubt resend or --in-doubt skip"
+            )));
+        }
+    };
+    // Opening takes the lock: a second process on the same ledger is refused here, before any connection.
+    let (ledger, state) = rotation::Ledger::open(&a.ledger)?;
+    drop(ledger);
+    let header = state.header.clone();
+    if let Some(t) = &a.connection.tenant
+        && !t.eq_ignore_ascii_case(&header.tenant)
+    {
+        return Err(usage(anyhow::anyhow!(
+            "the ledger {} belongs to tenant {}, not {t}; refusing to resume it against another tenant",
+            a.ledger.display(),
+            header.tenant
+        )));
+    }
+    let (client, tenant, _) = connect::client(
+        &a.connection,
+        Some(&header.tenant),
+        header.client_id.as_deref(),
+    )?;
+    let action = header.action()?;
+    connect::preflight(&client, &tenant, action).await?;
+    let open =
+        state.count(rotation::DeviceState::Pending) + state.count(rotation::DeviceState::InDoubt);
+    connect::confirm(
+        a.dispatch.yes,
+        &format!(
+            "About to resume {} on {open} device(s) for tenant {tenant} from {}.",
+            action.graph_name(),
+            a.ledger.display()
+        ),
+    )
+    .map_err(usage)?;
+    drop(state);
+    let (progress, span) = reporter(logs);
+    let _enter = span.enter();
+    let outcome = rotation::resume(
+        &client,
+        &a.ledger,
+        &options(&a.dispatch, in_doubt),
+        progress,
+        stop_on_ctrl_c(),
+    )
+    .await?;
+    drop(_enter);
+    summarize(&outcome, a.dispatch.summary_json.as_deref())
+}

@@ -1,0 +1,35 @@
+//! `intune-rotate status`: counts per state, read without locking (safe while a run is going).
+
+use super::Failure;
+use crate::cli::LedgerArg;
+use rotation::DeviceState;
+
+pub fn run(a: LedgerArg) -> Result<u8, Failure> {
+    let (state, _) = rotation::ledger_replay(&a.ledger)?;
+    let states = [
+        DeviceState::Rotated,
+        DeviceState::Failed,
+        DeviceState::Skipped,
+        DeviceState::Pending,
+        DeviceState::InDoubt,
+    ];
+    if a.json {
+        let mut doc = serde_json::json!({"tenant": state.header.tenant, "action": state.header.action, "devices": state.ids.len()});
+        for s in states {
+            doc[s.name()] = serde_json::json!(state.count(s));
+        }
+        println!("{doc}");
+    } else {
+        println!("ledger   {}", a.ledger.display());
+        println!("tenant   {}", state.header.tenant);
+        println!("action   {}", state.header.action);
+        println!("devices  {}", state.ids.len());
+        for s in states {
+            println!("  {:<9}{:>8}", s.name(), state.count(s));
+        }
+        if state.torn_tail {
+            println!("(the last line is torn, as after a crash; resume will repair it)");
+        }
+    }
+    Ok(0)
+}
