@@ -102,10 +102,9 @@ pub async fn preflight(
     }
     let perms = claims.permissions();
     let needed = action.permission();
-    if !claims.has(needed)
-        && !(action != Action::FileVault
-            && claims.has("DeviceManagementManagedDevices.PrivilegedOperations.All"))
-    {
+    // PrivilegedOperations.All covers the ReadWrite actions too.
+    let covered = claims.has(needed) || claims.has("DeviceManagementManagedDevices.PrivilegedOperations.All");
+    if !covered {
         let found = if perms.is_empty() {
             "none".to_string()
         } else {

@@ -120,7 +120,8 @@ mod tests {
                 for (id, key) in batch.entries() {
                     prop_assert_eq!(batch.key_of(id), Some(key));
                     let item = batch.body.requests.iter().find(|r| r.id == id).unwrap();
-                    prop_assert!(item.url.contains(&format!("/{key}/")));
+                    let want = format!("/{key}/");
+                    prop_assert!(item.url.contains(&want));
                     seen[*key] += 1;
                 }
                 let wire = serde_json::to_string(&batch.body).unwrap();

@@ -29,7 +29,7 @@ pub enum GraphClientError {
     Http {
         status: u16,
         retry_after: Option<Duration>,
-        error: Option<GraphError>,
+        error: Option<Box<GraphError>>,
         request_id: Option<String>,
     },
     #[error("could not get an access token: {0}")]

@@ -261,11 +261,11 @@ impl Tenant {
             for k in 0..count {
                 let id = guid(&mut rng);
                 let mut run_states = Vec::new();
-                for device in 0..list.len() {
+                for (device, d) in list.iter().enumerate() {
                     if rng.random_bool(0.3) {
                         let state = RUN_STATES[rng.random_range(0..RUN_STATES.len())];
                         run_states.push(RunState {
-                            id: format!("{id}:{}", list[device].id),
+                            id: format!("{id}:{}", d.id),
                             device,
                             state,
                         });

@@ -248,6 +248,8 @@ fn outcome_row(
     }
 }
 
+/// Permits being gathered for the next batch; kept across loop turns so no permit is lost.
+type Acquire = Pin<Box<dyn Future<Output = ()> + Send>>;
 type Flight =
     Pin<Box<dyn Future<Output = (Vec<u32>, Result<BatchReply, GraphClientError>)> + Send>>;
 
@@ -283,7 +285,7 @@ async fn dispatch(
     let started = Instant::now();
     let mut c = counters_of(&state, work.ready.len());
     let mut inflight: FuturesUnordered<Flight> = FuturesUnordered::new();
-    let mut acquiring: Option<(u32, Pin<Box<dyn Future<Output = ()> + Send>>)> = None;
+    let mut acquiring: Option<(u32, Acquire)> = None;
     let mut stopping = false;
     let mut interrupted = false;
     let mut auth_stopped = None;

@@ -150,13 +150,15 @@ impl CsvSource {
             find(ENCRYPTED_COLUMNS),
         );
         let mut record = csv::StringRecord::new();
+        let mut lines = LineCounter { reader: BufReader::with_capacity(1 << 16, File::open(&self.path).map_err(|e| RotationError::io(&self.path, e))?), pos: 0, line: 1 };
         loop {
             match reader.read_record(&mut record) {
                 Ok(false) => return Ok(()),
                 Ok(true) => {}
                 Err(e) => return Err(self.csv_error(e)),
             }
-            let line = record.position().map_or(0, |p| p.line());
+            // csv's own line count skips blank CRLF lines; count newlines up to the record instead.
+            let line = record.position().map_or(Ok(0), |p| lines.line_at(p.byte())).map_err(|e| RotationError::io(&self.path, e))?;
             if record.iter().all(str::is_empty) {
                 continue;
             }
@@ -187,6 +189,42 @@ impl CsvSource {
             .map(|p| format!("line {}: ", p.line()))
             .unwrap_or_default();
         RotationError::Input(format!("{}: {at}{e}", self.display))
+    }
+}
+
+/// Maps byte offsets (increasing) to 1-based line numbers by reading the file alongside the parser.
+struct LineCounter {
+    reader: BufReader<File>,
+    pos: u64,
+    line: u64,
+}
+
+impl LineCounter {
+    fn line_at(&mut self, byte: u64) -> std::io::Result<u64> {
+        use std::io::BufRead;
+        while self.pos < byte {
+            let buf = self.reader.fill_buf()?;
+            if buf.is_empty() {
+                break;
+            }
+            let take = buf.len().min((byte - self.pos) as usize);
+            self.line += buf[..take].iter().filter(|&&b| b == b'\n').count() as u64;
+            self.reader.consume(take);
+            self.pos += take as u64;
+        }
+        // csv reports where it began reading, which can be the end of the previous line or blank
+        // lines before the record: step over line breaks to the record's first character.
+        loop {
+            let buf = self.reader.fill_buf()?;
+            let breaks = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+            if breaks == 0 {
+                break;
+            }
+            self.line += buf[..breaks].iter().filter(|&&b| b == b'\n').count() as u64;
+            self.reader.consume(breaks);
+            self.pos += breaks as u64;
+        }
+        Ok(self.line)
     }
 }
 
