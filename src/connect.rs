@@ -103,7 +103,8 @@ pub async fn preflight(
     let perms = claims.permissions();
     let needed = action.permission();
     // PrivilegedOperations.All covers the ReadWrite actions too.
-    let covered = claims.has(needed) || claims.has("DeviceManagementManagedDevices.PrivilegedOperations.All");
+    let covered =
+        claims.has(needed) || claims.has("DeviceManagementManagedDevices.PrivilegedOperations.All");
     if !covered {
         let found = if perms.is_empty() {
             "none".to_string()

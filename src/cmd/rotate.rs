@@ -29,6 +29,7 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<u8, Failure> {
     };
     // Bad input is found before any connection is made: nothing is sent.
     let source = CsvSource::open(input)?;
+    rotation::Plan::check(&source)?;
     let connection = if a.dry_run {
         None
     } else {

@@ -51,7 +51,9 @@ impl BatchResponse {
     /// Parses the outer JSON; any bytes at all give a value or an error, never a panic.
     pub fn parse(bytes: &[u8]) -> Result<Self, BatchError> {
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(BatchError::ResponseJson("a batch answer must be a JSON object".into()));
+            return Err(BatchError::ResponseJson(
+                "a batch answer must be a JSON object".into(),
+            ));
         }
         serde_json::from_slice(bytes).map_err(|e| BatchError::ResponseJson(e.to_string()))
     }

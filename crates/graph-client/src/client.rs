@@ -276,7 +276,8 @@ fn http_error(
         .and_then(|v| parse_retry_after(v, SystemTime::now()));
     let error = serde_json::from_slice::<Value>(body)
         .ok()
-        .and_then(|v| GraphError::from_value(&v)).map(Box::new);
+        .and_then(|v| GraphError::from_value(&v))
+        .map(Box::new);
     GraphClientError::Http {
         status,
         retry_after,

@@ -53,13 +53,9 @@ fn skip_reason(action: Action, d: &SourceDevice) -> Option<String> {
 }
 
 impl Plan {
-    /// Validates the whole source first (any invalid id: exit 2, nothing written), then writes one
-    /// `planned` or `skipped` row per distinct device and makes them durable.
-    pub fn build(
-        source: &CsvSource,
-        action: Action,
-        ledger: &mut Ledger,
-    ) -> Result<PlanReport, RotationError> {
+    /// Reads the whole source and refuses it, naming every bad line, if any id is invalid or it has no
+    /// rows. Callers run this before connecting, so bad input never costs a request. Returns the rows.
+    pub fn check(source: &CsvSource) -> Result<usize, RotationError> {
         let mut invalid: Vec<String> = Vec::new();
         let mut invalid_count = 0usize;
         let mut rows = 0usize;
@@ -96,6 +92,17 @@ impl Plan {
                 source.display()
             )));
         }
+        Ok(rows)
+    }
+
+    /// Validates the whole source first (any invalid id: exit 2, nothing written), then writes one
+    /// `planned` or `skipped` row per distinct device and makes them durable.
+    pub fn build(
+        source: &CsvSource,
+        action: Action,
+        ledger: &mut Ledger,
+    ) -> Result<PlanReport, RotationError> {
+        let rows = Self::check(source)?;
         let mut report = PlanReport::default();
         let mut seen: HashSet<uuid::Uuid> = HashSet::with_capacity(rows);
         source.for_each(|d| {

@@ -150,7 +150,14 @@ impl CsvSource {
             find(ENCRYPTED_COLUMNS),
         );
         let mut record = csv::StringRecord::new();
-        let mut lines = LineCounter { reader: BufReader::with_capacity(1 << 16, File::open(&self.path).map_err(|e| RotationError::io(&self.path, e))?), pos: 0, line: 1 };
+        let mut lines = LineCounter {
+            reader: BufReader::with_capacity(
+                1 << 16,
+                File::open(&self.path).map_err(|e| RotationError::io(&self.path, e))?,
+            ),
+            pos: 0,
+            line: 1,
+        };
         loop {
             match reader.read_record(&mut record) {
                 Ok(false) => return Ok(()),
@@ -158,7 +165,10 @@ impl CsvSource {
                 Err(e) => return Err(self.csv_error(e)),
             }
             // csv's own line count skips blank CRLF lines; count newlines up to the record instead.
-            let line = record.position().map_or(Ok(0), |p| lines.line_at(p.byte())).map_err(|e| RotationError::io(&self.path, e))?;
+            let line = record
+                .position()
+                .map_or(Ok(0), |p| lines.line_at(p.byte()))
+                .map_err(|e| RotationError::io(&self.path, e))?;
             if record.iter().all(str::is_empty) {
                 continue;
             }
@@ -216,7 +226,10 @@ impl LineCounter {
         // lines before the record: step over line breaks to the record's first character.
         loop {
             let buf = self.reader.fill_buf()?;
-            let breaks = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+            let breaks = buf
+                .iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count();
             if breaks == 0 {
                 break;
             }

@@ -1,0 +1,285 @@
+//! End-to-end behaviour of the binaries against the simulated tenant.
+
+mod util;
+
+use util::*;
+
+const ACTION: &str = "rotateFileVaultKey";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mac_is_rotated_exactly_once() {
+    let env = Env::new(fast(2000)).await;
+    let (csv, ledger, out) = (
+        env.devices_csv(),
+        env.path("run.jsonl"),
+        env.path("result.csv"),
+    );
+    let o = env
+        .run(&[
+            "rotate",
+            "--input",
+            &s(&csv),
+            "--ledger",
+            &s(&ledger),
+            "--rate",
+            "4000/1s",
+            "--yes",
+        ])
+        .await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let stats = env.sim.stats();
+    let macs = eligible_macs(&env);
+    assert!(macs.len() > 1000);
+    for id in &macs {
+        assert_eq!(stats.accepted(ACTION, id), 1, "{id}");
+    }
+    assert_eq!(
+        stats.devices_accepted(ACTION),
+        macs.len(),
+        "nothing but the eligible Macs was rotated"
+    );
+    let e = env
+        .run(&["export", "--ledger", &s(&ledger), "--out", &s(&out)])
+        .await;
+    assert_eq!(code(&e), 0, "{}", stderr(&e));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.starts_with("device_id,state,"));
+    assert_eq!(
+        text.lines().filter(|l| l.contains(",rotated,")).count(),
+        macs.len()
+    );
+    assert_eq!(
+        text.lines().count(),
+        2001,
+        "one row per device plus the header"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_server_errors_are_retried_without_rotating_anyone_twice() {
+    let config = graph_sim::SimConfig {
+        p429: 0.05,
+        p503: 0.05,
+        latency: std::time::Duration::from_millis(5),
+        ..fast(800)
+    };
+    let env = Env::new(config).await;
+    let (csv, ledger) = (env.devices_csv(), env.path("run.jsonl"));
+    let o = env
+        .run(&[
+            "rotate",
+            "--input",
+            &s(&csv),
+            "--ledger",
+            &s(&ledger),
+            "--rate",
+            "4000/1s",
+            "--yes",
+        ])
+        .await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let stats = env.sim.stats();
+    assert!(stats.throttled > 0, "the fault injection produced 429s");
+    for id in eligible_macs(&env) {
+        assert_eq!(stats.accepted(ACTION, &id), 1, "{id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_exits_2_naming_the_line_and_sends_nothing() {
+    let env = Env::new(fast(10)).await;
+    let cases: &[(&str, &str)] = &[
+        ("", "header"),
+        ("name,serial\nx,y\n", "no managed device id column"),
+        (
+            "Azure AD Device ID\n3f0c5d8e-1a2b-4c3d-8e4f-5a6b7c8d9e0f\n",
+            "Entra",
+        ),
+        (
+            "\u{feff}id\r\n3f0c5d8e-1a2b-4c3d-8e4f-5a6b7c8d9e0f\r\n\r\n../x\r\n",
+            "line 4",
+        ),
+        ("id\na?b\n", "line 2"),
+        (
+            "id\n3f0c5d8e-1a2b-4c3d-8e4f-5a6b7c8d9e0f/../../x\n",
+            "line 2",
+        ),
+    ];
+    for (n, (text, expect)) in cases.iter().enumerate() {
+        let csv = env.path(&format!("bad{n}.csv"));
+        std::fs::write(&csv, text).unwrap();
+        let o = env
+            .run(&[
+                "rotate",
+                "--input",
+                &s(&csv),
+                "--ledger",
+                &s(&env.path(&format!("l{n}.jsonl"))),
+                "--yes",
+            ])
+            .await;
+        assert_eq!(code(&o), 2, "case {n}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(expect),
+            "case {n}: expected {expect:?} in {}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(
+        env.sim.stats().http_requests,
+        0,
+        "nothing reached the service"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_permission_exits_3_naming_it_with_no_action_sent() {
+    let config = graph_sim::SimConfig {
+        roles: vec!["DeviceManagementManagedDevices.Read.All".into()],
+        ..fast(50)
+    };
+    let env = Env::new(config).await;
+    let (csv, ledger) = (env.devices_csv(), env.path("run.jsonl"));
+    let o = env
+        .run(&[
+            "rotate",
+            "--input",
+            &s(&csv),
+            "--ledger",
+            &s(&ledger),
+            "--yes",
+        ])
+        .await;
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("DeviceManagementManagedDevices.PrivilegedOperations.All"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(env.sim.stats().requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_exits_3_with_the_entra_advice() {
+    let env = Env::new(fast(10)).await;
+    let csv = env.devices_csv();
+    let c = env.sim.config();
+    let args = [
+        "rotate",
+        "--input",
+        &s(&csv),
+        "--ledger",
+        &s(&env.path("l.jsonl")),
+        "--yes",
+        "--tenant",
+        &c.tenant,
+        "--client-id",
+        &c.client_id,
+        "--graph-url",
+        &env.sim.base_url,
+        "--login-url",
+        &env.sim.base_url,
+    ];
+    let o = run_plain(
+        args.iter().map(|a| a.to_string()).collect(),
+        Some("not-the-secret".into()),
+    )
+    .await;
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(stderr(&o).contains("7000215"), "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("not-the-secret"),
+        "the secret never appears in output"
+    );
+    assert_eq!(env.sim.stats().requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_then_resume_rotates_the_rest_and_status_counts_them() {
+    let env = Env::new(fast(300)).await;
+    let (csv, ledger) = (env.devices_csv(), env.path("run.jsonl"));
+    let o = env
+        .run(&[
+            "rotate",
+            "--input",
+            &s(&csv),
+            "--ledger",
+            &s(&ledger),
+            "--rate",
+            "4000/1s",
+            "--limit",
+            "10",
+            "--yes",
+        ])
+        .await;
+    assert_eq!(code(&o), 1, "devices left pending: exit 1; {}", stderr(&o));
+    assert_eq!(env.sim.stats().devices_accepted(ACTION), 10);
+    let st = env
+        .run(&["status", "--ledger", &s(&ledger), "--json"])
+        .await;
+    let doc: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(doc["rotated"], 10);
+    let r = env
+        .run(&[
+            "resume",
+            "--ledger",
+            &s(&ledger),
+            "--rate",
+            "4000/1s",
+            "--yes",
+        ])
+        .await;
+    assert_eq!(code(&r), 0, "{}", stderr(&r));
+    let stats = env.sim.stats();
+    let macs = eligible_macs(&env);
+    assert_eq!(stats.devices_accepted(ACTION), macs.len());
+    assert_eq!(stats.devices_accepted_twice(ACTION), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_refuses_another_tenant_and_a_second_process() {
+    let env = Env::new(fast(30)).await;
+    let (csv, ledger) = (env.devices_csv(), env.path("run.jsonl"));
+    let o = env
+        .run(&[
+            "rotate",
+            "--input",
+            &s(&csv),
+            "--ledger",
+            &s(&ledger),
+            "--dry-run",
+        ])
+        .await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let other = run_plain(
+        [
+            "resume",
+            "--ledger",
+            &s(&ledger),
+            "--tenant",
+            "00000000-0000-4000-8000-000000000000",
+            "--yes",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect(),
+        Some("x".into()),
+    )
+    .await;
+    assert_eq!(code(&other), 2, "{}", stderr(&other));
+    assert!(
+        stderr(&other).contains("another tenant"),
+        "{}",
+        stderr(&other)
+    );
+    let held = rotation::Ledger::open(&ledger).expect("first opener gets the lock");
+    let second = env.run(&["resume", "--ledger", &s(&ledger), "--yes"]).await;
+    assert_eq!(code(&second), 2, "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("in use by another"),
+        "{}",
+        stderr(&second)
+    );
+    drop(held);
+    assert_eq!(env.sim.stats().requests, 0);
+}

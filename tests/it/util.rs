@@ -1,0 +1,127 @@
+//! A small harness: a simulator in this process, the CLI as a child process pointed at it.
+
+use graph_sim::{SimConfig, SimHandle};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+pub struct Env {
+    pub sim: SimHandle,
+    pub dir: tempfile::TempDir,
+}
+
+/// A fast tenant: limits high enough that tests finish in seconds.
+pub fn fast(devices: usize) -> SimConfig {
+    let q = |n, s| graph_sim::Quota::new(n, Duration::from_secs(s));
+    SimConfig {
+        devices,
+        post_limit: q(4000, 1),
+        tenant_post_limit: q(8000, 1),
+        any_limit: q(20000, 1),
+        ..SimConfig::default()
+    }
+}
+
+impl Env {
+    pub async fn new(config: SimConfig) -> Env {
+        Env {
+            sim: graph_sim::start(config).await.expect("simulator starts"),
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes the simulator's own device export, as an admin would download it.
+    pub fn devices_csv(&self) -> PathBuf {
+        let p = self.path("devices.csv");
+        std::fs::write(&p, self.sim.tenant().devices_csv()).unwrap();
+        p
+    }
+
+    /// Runs `intune-rotate ARGS` with connection options for the simulator; bounded by a timeout.
+    pub async fn run(&self, args: &[&str]) -> Output {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let c = self.sim.config();
+        let talks_to_graph = matches!(args.first(), Some(&"rotate") | Some(&"resume"));
+        if talks_to_graph {
+            all.extend(
+                [
+                    "--tenant",
+                    &c.tenant,
+                    "--client-id",
+                    &c.client_id,
+                    "--graph-url",
+                    &self.sim.base_url,
+                    "--login-url",
+                    &self.sim.base_url,
+                ]
+                .map(String::from),
+            );
+        }
+        run_plain(all, Some(c.client_secret.clone())).await
+    }
+}
+
+pub async fn run_plain(args: Vec<String>, secret: Option<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_intune-rotate"));
+        cmd.args(&args)
+            .env_remove("GRAPH_ACCESS_TOKEN")
+            .env_remove("AZURE_TENANT_ID")
+            .env_remove("AZURE_CLIENT_ID")
+            .env("RUST_LOG", "warn");
+        match secret {
+            Some(s) => cmd.env("AZURE_CLIENT_SECRET", s),
+            None => cmd.env_remove("AZURE_CLIENT_SECRET"),
+        };
+        cmd.stdin(std::process::Stdio::null());
+        let child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("binary runs");
+        wait_bounded(child, Duration::from_secs(240))
+    })
+    .await
+    .expect("join")
+}
+
+fn wait_bounded(mut child: std::process::Child, limit: Duration) -> Output {
+    let start = std::time::Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("intune-rotate did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Macs the plan would send to (encrypted macOS devices) in the simulator's truth.
+pub fn eligible_macs(env: &Env) -> Vec<String> {
+    env.sim
+        .tenant()
+        .devices
+        .iter()
+        .filter(|d| d.os == "macOS" && d.encrypted)
+        .map(|d| d.id.clone())
+        .collect()
+}
+
+pub fn s(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
