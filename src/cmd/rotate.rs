@@ -107,6 +107,7 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<u8, Failure> {
                 plan.planned,
                 outcome.ledger.display()
             );
+            return Ok(0);
         }
     }
     summarize(&outcome, a.dispatch.summary_json.as_deref())
