@@ -58,7 +58,6 @@ pub enum Row {
         id: String,
         attempt: u32,
         at: String,
-        client_request_id: String,
     },
     Outcome {
         id: String,
@@ -476,14 +475,12 @@ mod tests {
                 id: A.into(),
                 attempt: 1,
                 at: now_iso(),
-                client_request_id: "c".into(),
             },
             outcome(A, Outcome::Rotated),
             Row::Sent {
                 id: B.into(),
                 attempt: 1,
                 at: now_iso(),
-                client_request_id: "c".into(),
             },
         ] {
             l.append(&row).unwrap();

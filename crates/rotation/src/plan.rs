@@ -115,33 +115,29 @@ impl Plan {
                 return Ok(());
             }
             let id_text = id.hyphenated().to_string();
-            if let Some(reason) = skip_reason(action, &d) {
-                *report
-                    .skipped
-                    .entry(reason.split(':').next().unwrap_or("").to_string())
-                    .or_default() += 1;
-                ledger.append(&Row::Planned {
-                    id: id_text.clone(),
-                    name: d.name,
-                    serial: d.serial,
-                    user: d.user,
-                    os: d.os,
-                    line: Some(d.line),
-                })?;
-                return ledger.append(&Row::Skipped {
-                    id: id_text,
-                    reason,
-                });
-            }
-            report.planned += 1;
+            let skip = skip_reason(action, &d);
             ledger.append(&Row::Planned {
-                id: id_text,
+                id: id_text.clone(),
                 name: d.name,
                 serial: d.serial,
                 user: d.user,
                 os: d.os,
                 line: Some(d.line),
-            })
+            })?;
+            match skip {
+                Some(reason) => {
+                    let kind = reason.split(':').next().unwrap_or("").to_string();
+                    *report.skipped.entry(kind).or_default() += 1;
+                    ledger.append(&Row::Skipped {
+                        id: id_text,
+                        reason,
+                    })
+                }
+                None => {
+                    report.planned += 1;
+                    Ok(())
+                }
+            }
         })?;
         ledger.sync()?;
         Ok(report)

@@ -196,10 +196,11 @@ pub async fn resume(
                 ledger.append(&outcome_row(
                     &state.ids[i],
                     Outcome::Abandoned,
-                    None,
-                    None,
-                    Some("in doubt after a crash; left alone by --in-doubt skip".into()),
-                    None,
+                    Answer::new(
+                        None,
+                        "in doubt after a crash; left alone by --in-doubt skip".into(),
+                        None,
+                    ),
                 ))?;
                 state.states[i] = DeviceState::Failed;
             }
@@ -211,39 +212,77 @@ pub async fn resume(
 
 fn counters_of(state: &LedgerState, to_send: usize) -> Counters {
     let mut c = Counters {
-        total: state.ids.len(),
         to_send,
         ..Counters::default()
     };
-    for s in &state.states {
-        match s {
-            DeviceState::Pending => c.pending += 1,
-            DeviceState::InDoubt => c.in_doubt += 1,
-            DeviceState::Rotated => c.rotated += 1,
-            DeviceState::Failed => c.failed += 1,
-            DeviceState::Skipped => c.skipped += 1,
-        }
-    }
+    c.count_states(state);
     c
 }
 
-fn outcome_row(
-    id: &uuid::Uuid,
-    result: Outcome,
+impl Counters {
+    /// Sets the per-state figures from the ledger state.
+    fn count_states(&mut self, state: &LedgerState) {
+        self.total = state.ids.len();
+        (
+            self.pending,
+            self.in_doubt,
+            self.rotated,
+            self.failed,
+            self.skipped,
+        ) = (0, 0, 0, 0, 0);
+        for s in &state.states {
+            match s {
+                DeviceState::Pending => self.pending += 1,
+                DeviceState::InDoubt => self.in_doubt += 1,
+                DeviceState::Rotated => self.rotated += 1,
+                DeviceState::Failed => self.failed += 1,
+                DeviceState::Skipped => self.skipped += 1,
+            }
+        }
+    }
+}
+
+/// The result of one attempt, as written in an outcome row.
+struct Answer<'m> {
     status: Option<u16>,
     code: Option<String>,
     message: Option<String>,
-    meta: Option<&graph_client::ReplyMeta>,
-) -> Row {
+    meta: Option<&'m graph_client::ReplyMeta>,
+}
+
+impl<'m> Answer<'m> {
+    fn new(
+        status: Option<u16>,
+        message: String,
+        meta: Option<&'m graph_client::ReplyMeta>,
+    ) -> Self {
+        Answer {
+            status,
+            code: None,
+            message: Some(message),
+            meta,
+        }
+    }
+}
+
+impl Answer<'_> {
+    /// Keeps Graph's message, or says `default` when the item carried none.
+    fn or_message(mut self, default: String) -> Self {
+        self.message.get_or_insert(default);
+        self
+    }
+}
+
+fn outcome_row(id: &uuid::Uuid, result: Outcome, a: Answer<'_>) -> Row {
     Row::Outcome {
         id: id.hyphenated().to_string(),
         result,
-        status,
-        code,
-        message,
-        request_id: meta.and_then(|m| m.request_id.clone()),
-        client_request_id: meta.map(|m| m.client_request_id.clone()),
-        date: meta.and_then(|m| m.date.clone()),
+        status: a.status,
+        code: a.code,
+        message: a.message,
+        request_id: a.meta.and_then(|m| m.request_id.clone()),
+        client_request_id: a.meta.map(|m| m.client_request_id.clone()),
+        date: a.meta.and_then(|m| m.date.clone()),
         at: now_iso(),
     }
 }
@@ -253,37 +292,47 @@ type Acquire = Pin<Box<dyn Future<Output = ()> + Send>>;
 type Flight =
     Pin<Box<dyn Future<Output = (Vec<u32>, Result<BatchReply, GraphClientError>)> + Send>>;
 
-/// Per-device bookkeeping the dispatcher needs beyond the ledger state.
-struct Work {
+/// Everything one dispatch changes as answers come in: the ledger, each device's state, the queues
+/// of devices to send, the rate gate and the figures.
+struct Dispatcher<'o> {
+    ledger: Ledger,
+    state: LedgerState,
     ready: VecDeque<u32>,
     delayed: BinaryHeap<Reverse<(Instant, u32)>>,
+    gate: Arc<RateGate>,
+    c: Counters,
+    o: &'o DispatchOptions,
 }
 
 async fn dispatch(
     client: &GraphClient,
-    mut ledger: Ledger,
-    mut state: LedgerState,
+    ledger: Ledger,
+    state: LedgerState,
     o: &DispatchOptions,
     progress: Progress,
     mut stop: StopSignal,
 ) -> Result<RunOutcome, RotationError> {
     let action: Action = state.header.action()?;
     let via = state.header.via.clone();
-    let gate = Arc::new(RateGate::new(o.rate, o.headroom));
     let batch_size = o.batch_size.clamp(1, graph_batch::MAX_BATCH_SIZE);
-    let mut work = Work {
-        ready: VecDeque::new(),
-        delayed: BinaryHeap::new(),
-    };
+    let mut ready = VecDeque::new();
     for (i, s) in state.states.iter().enumerate() {
         if matches!(s, DeviceState::Pending | DeviceState::InDoubt)
-            && o.limit.is_none_or(|l| work.ready.len() < l)
+            && o.limit.is_none_or(|l| ready.len() < l)
         {
-            work.ready.push_back(i as u32);
+            ready.push_back(i as u32);
         }
     }
     let started = Instant::now();
-    let mut c = counters_of(&state, work.ready.len());
+    let mut d = Dispatcher {
+        c: counters_of(&state, ready.len()),
+        ledger,
+        state,
+        ready,
+        delayed: BinaryHeap::new(),
+        gate: Arc::new(RateGate::new(o.rate, o.headroom)),
+        o,
+    };
     let mut inflight: FuturesUnordered<Flight> = FuturesUnordered::new();
     let mut acquiring: Option<(u32, Acquire)> = None;
     let mut stopping = false;
@@ -291,12 +340,12 @@ async fn dispatch(
     let mut auth_stopped = None;
     let mut drain_deadline: Option<Instant> = None;
     let mut last_sync = Instant::now();
-    progress(&c);
+    progress(&d.c);
     loop {
         let now = Instant::now();
-        while work.delayed.peek().is_some_and(|Reverse((t, _))| *t <= now) {
-            let Reverse((_, i)) = work.delayed.pop().expect("peeked");
-            work.ready.push_back(i);
+        while d.delayed.peek().is_some_and(|Reverse((t, _))| *t <= now) {
+            let Reverse((_, i)) = d.delayed.pop().expect("peeked");
+            d.ready.push_back(i);
         }
         if !stopping && stop.requested() {
             stopping = true;
@@ -312,64 +361,52 @@ async fn dispatch(
             acquiring = None;
             drain_deadline.get_or_insert(now + o.drain_timeout);
         }
-        if inflight.is_empty() && (stopping || (work.ready.is_empty() && work.delayed.is_empty())) {
+        if inflight.is_empty() && (stopping || (d.ready.is_empty() && d.delayed.is_empty())) {
             break;
         }
-        if drain_deadline.is_some_and(|d| now >= d) {
+        if drain_deadline.is_some_and(|t| now >= t) {
             tracing::warn!(
                 in_flight = inflight.len(),
                 "requests still in flight after the drain timeout; their devices stay in doubt"
             );
             break;
         }
-        if acquiring.is_none()
-            && !stopping
-            && !work.ready.is_empty()
-            && inflight.len() < o.concurrency
+        if acquiring.is_none() && !stopping && !d.ready.is_empty() && inflight.len() < o.concurrency
         {
-            let n = work.ready.len().min(batch_size) as u32;
-            let g = gate.clone();
+            let n = d.ready.len().min(batch_size) as u32;
+            let g = d.gate.clone();
             acquiring = Some((n, Box::pin(async move { g.acquire(n).await })));
         }
-        let next_due = work.delayed.peek().map(|Reverse((t, _))| *t);
+        let next_due = d.delayed.peek().map(|Reverse((t, _))| *t);
         let wake = next_due.into_iter().chain(drain_deadline).min();
         tokio::select! {
             biased;
             _ = stop.0.changed(), if !stopping => {}
             Some((idxs, result)) = inflight.next(), if !inflight.is_empty() => {
-                if let Some(reason) = handle_reply(&mut ledger, &mut state, &mut work, &gate, &mut c, o, idxs, result)? {
+                if let Some(reason) = d.handle_reply(idxs, result)? {
                     auth_stopped.get_or_insert(reason);
                     stopping = true;
                 }
-                ledger.flush()?;
+                d.ledger.flush()?;
                 if last_sync.elapsed() > Duration::from_secs(1) {
-                    ledger.sync()?;
+                    d.ledger.sync()?;
                     last_sync = Instant::now();
                 }
-                c.brakes = gate.brakes();
-                c.elapsed_secs = started.elapsed().as_secs_f64();
-                progress(&c);
+                d.c.brakes = d.gate.brakes();
+                d.c.elapsed_secs = started.elapsed().as_secs_f64();
+                progress(&d.c);
             }
             _ = async { acquiring.as_mut().expect("guarded").1.as_mut().await }, if acquiring.is_some() => {
                 let (n, _) = acquiring.take().expect("guarded");
-                let idxs: Vec<u32> = work.ready.drain(..n as usize).collect();
+                let idxs: Vec<u32> = d.ready.drain(..n as usize).collect();
                 let mut builder = BatchBuilder::new(batch_size).expect("batch size clamped to 1..=20");
                 for &i in &idxs {
-                    let id = state.ids[i as usize];
+                    let id = d.state.ids[i as usize];
                     builder.push(i, Request::action_post(action.path(&id, &via)));
                 }
                 let batch = builder.finish().pop().expect("one batch of at most batch_size");
-                let at = now_iso();
-                for &i in &idxs {
-                    state.attempts[i as usize] += 1;
-                    state.states[i as usize] = DeviceState::InDoubt;
-                    ledger.append(&Row::Sent { id: state.ids[i as usize].hyphenated().to_string(), attempt: state.attempts[i as usize], at: at.clone(), client_request_id: String::new() })?;
-                }
-                // Written ahead: the devices are durable as "sent" before the request leaves.
-                ledger.sync()?;
-                c.items_sent += idxs.len() as u64;
-                c.batches_sent += 1;
-                c.first_request_secs.get_or_insert(started.elapsed().as_secs_f64());
+                d.record_sent(&idxs)?;
+                d.c.first_request_secs.get_or_insert(started.elapsed().as_secs_f64());
                 let client = client.clone();
                 inflight.push(Box::pin(async move {
                     let result = client.send_batch(&batch.body).await;
@@ -379,24 +416,16 @@ async fn dispatch(
             _ = sleep_until_opt(wake), if wake.is_some() => {}
         }
     }
-    ledger.sync()?;
-    let mut counters = counters_of(&state, c.to_send);
-    counters.items_sent = c.items_sent;
-    counters.batches_sent = c.batches_sent;
-    counters.retries = c.retries;
-    counters.throttled = c.throttled;
-    counters.server_errors = c.server_errors;
-    counters.network_errors = c.network_errors;
-    counters.brakes = gate.brakes();
-    counters.first_request_secs = c.first_request_secs;
-    counters.finished = c.finished;
-    counters.elapsed_secs = started.elapsed().as_secs_f64();
-    progress(&counters);
+    d.ledger.sync()?;
+    d.c.count_states(&d.state);
+    d.c.brakes = d.gate.brakes();
+    d.c.elapsed_secs = started.elapsed().as_secs_f64();
+    progress(&d.c);
     Ok(RunOutcome {
-        counters,
+        counters: d.c,
         interrupted,
         auth_stopped,
-        ledger: ledger.path().to_path_buf(),
+        ledger: d.ledger.path().to_path_buf(),
         plan: None,
     })
 }
@@ -407,246 +436,188 @@ async fn sleep_until_opt(t: Option<Instant>) {
     }
 }
 
-/// Schedules a device for another attempt, or fails it when its attempts are used up.
-#[allow(clippy::too_many_arguments)]
-fn retry_later(
-    ledger: &mut Ledger,
-    state: &mut LedgerState,
-    work: &mut Work,
-    c: &mut Counters,
-    o: &DispatchOptions,
-    i: u32,
-    status: Option<u16>,
-    why: String,
-    retry_after: Option<Duration>,
-    meta: Option<&graph_client::ReplyMeta>,
-) -> Result<(), RotationError> {
-    let idx = i as usize;
-    let id = state.ids[idx];
-    if state.attempts[idx] >= o.max_attempts {
-        state.states[idx] = DeviceState::Failed;
-        c.failed += 1;
-        c.finished += 1;
-        return ledger.append(&outcome_row(
-            &id,
-            Outcome::Failed,
-            status,
-            Some("RetriesExhausted".into()),
-            Some(format!(
-                "gave up after {} attempts; last: {why}",
-                state.attempts[idx]
-            )),
-            meta,
-        ));
+impl Dispatcher<'_> {
+    /// Written ahead: the devices are durable as "sent" before the request leaves.
+    fn record_sent(&mut self, idxs: &[u32]) -> Result<(), RotationError> {
+        let at = now_iso();
+        for &i in idxs {
+            let i = i as usize;
+            self.state.attempts[i] += 1;
+            self.state.states[i] = DeviceState::InDoubt;
+            self.ledger.append(&Row::Sent {
+                id: self.state.ids[i].hyphenated().to_string(),
+                attempt: self.state.attempts[i],
+                at: at.clone(),
+            })?;
+        }
+        self.ledger.sync()?;
+        self.c.items_sent += idxs.len() as u64;
+        self.c.batches_sent += 1;
+        Ok(())
     }
-    state.states[idx] = DeviceState::Pending;
-    c.retries += 1;
-    let wait = retry::delay(state.attempts[idx], retry_after);
-    work.delayed.push(Reverse((Instant::now() + wait, i)));
-    ledger.append(&outcome_row(
-        &id,
-        Outcome::Retry,
-        status,
-        None,
-        Some(why),
-        meta,
-    ))
-}
 
-/// Records one batch's answer. Returns a reason when the run must stop for credentials.
-#[allow(clippy::too_many_arguments)]
-fn handle_reply(
-    ledger: &mut Ledger,
-    state: &mut LedgerState,
-    work: &mut Work,
-    gate: &RateGate,
-    c: &mut Counters,
-    o: &DispatchOptions,
-    idxs: Vec<u32>,
-    result: Result<BatchReply, GraphClientError>,
-) -> Result<Option<String>, RotationError> {
-    let reply = match result {
-        Ok(r) => r,
-        Err(e) => {
-            let (status, retry_after, stop) = match &e {
-                GraphClientError::Http {
-                    status,
-                    retry_after,
-                    ..
-                } => (Some(*status), *retry_after, matches!(status, 401 | 403)),
-                GraphClientError::Token(_)
-                | GraphClientError::TokenExpired
-                | GraphClientError::Credential(_) => (None, None, true),
-                _ => (None, None, false),
-            };
-            match status {
-                Some(429) => {
-                    c.throttled += idxs.len() as u64;
-                    gate.brake(retry_after);
-                }
-                Some(503) => {
-                    c.server_errors += idxs.len() as u64;
-                    if let Some(ra) = retry_after {
-                        gate.pause(ra);
-                    }
-                }
-                Some(500..=599) => c.server_errors += idxs.len() as u64,
-                _ if e.in_doubt() => c.network_errors += idxs.len() as u64,
-                _ => {}
-            }
-            let permanent = matches!(status, Some(s) if (400..500).contains(&s) && ![401, 403, 408, 424, 429].contains(&s));
-            for i in idxs {
-                if stop {
-                    state.states[i as usize] = DeviceState::Pending;
-                    ledger.append(&outcome_row(
-                        &state.ids[i as usize],
-                        Outcome::Retry,
-                        status,
-                        None,
-                        Some(format!("not sent: {e}")),
-                        None,
-                    ))?;
-                } else if permanent {
-                    state.states[i as usize] = DeviceState::Failed;
-                    c.failed += 1;
-                    c.finished += 1;
-                    ledger.append(&outcome_row(
-                        &state.ids[i as usize],
-                        Outcome::Failed,
-                        status,
-                        None,
-                        Some(e.to_string()),
-                        None,
-                    ))?;
-                } else {
-                    let why = if e.in_doubt() {
-                        format!("in doubt, sending again: {e}")
-                    } else {
-                        e.to_string()
-                    };
-                    retry_later(ledger, state, work, c, o, i, status, why, retry_after, None)?;
-                }
-            }
-            return Ok(stop.then(|| e.to_string()));
-        }
-    };
-    let now = SystemTime::now();
-    let mut brake: Option<Option<Duration>> = None;
-    let mut pause: Option<Duration> = None;
-    for (pos, &i) in idxs.iter().enumerate() {
-        let item_id = (pos + 1).to_string();
+    /// Records a final state for device `i`: rotated, or failed.
+    fn finish(&mut self, i: u32, result: Outcome, answer: Answer<'_>) -> Result<(), RotationError> {
         let idx = i as usize;
-        let id = state.ids[idx];
-        let Some(item) = reply.response.item(&item_id) else {
-            retry_later(
-                ledger,
-                state,
-                work,
-                c,
-                o,
-                i,
-                None,
-                "the batch answer did not include this item".into(),
-                None,
-                Some(&reply.meta),
-            )?;
-            continue;
+        self.state.states[idx] = if result == Outcome::Rotated {
+            self.c.rotated += 1;
+            DeviceState::Rotated
+        } else {
+            self.c.failed += 1;
+            DeviceState::Failed
         };
-        let err = item.error();
-        let mut meta = reply.meta.clone();
-        if let Some(e) = &err {
-            meta.request_id = e.inner.request_id.clone().or(meta.request_id);
-            meta.date = e.inner.date.clone().or(meta.date);
+        self.c.finished += 1;
+        self.ledger
+            .append(&outcome_row(&self.state.ids[idx], result, answer))
+    }
+
+    /// Schedules a device for another attempt, or fails it when its attempts are used up.
+    fn retry_later(
+        &mut self,
+        i: u32,
+        mut answer: Answer<'_>,
+        retry_after: Option<Duration>,
+    ) -> Result<(), RotationError> {
+        let idx = i as usize;
+        let attempts = self.state.attempts[idx];
+        if attempts >= self.o.max_attempts {
+            let why = answer.message.take().unwrap_or_default();
+            answer.code = Some("RetriesExhausted".into());
+            answer.message = Some(format!("gave up after {attempts} attempts; last: {why}"));
+            return self.finish(i, Outcome::Failed, answer);
         }
-        let code = err
-            .as_ref()
-            .map(|e| e.code.clone())
-            .filter(|s| !s.is_empty());
-        let message = err.as_ref().map(|e| e.display_message());
-        match item.classify(now) {
-            ItemClass::Success => {
-                state.states[idx] = DeviceState::Rotated;
-                c.rotated += 1;
-                c.finished += 1;
-                ledger.append(&outcome_row(
-                    &id,
-                    Outcome::Rotated,
-                    Some(item.status),
-                    None,
-                    None,
-                    Some(&meta),
-                ))?;
+        self.state.states[idx] = DeviceState::Pending;
+        self.c.retries += 1;
+        let wait = retry::delay(attempts, retry_after);
+        self.delayed.push(Reverse((Instant::now() + wait, i)));
+        self.ledger
+            .append(&outcome_row(&self.state.ids[idx], Outcome::Retry, answer))
+    }
+
+    /// Records one batch's answer. Returns a reason when the run must stop for credentials.
+    fn handle_reply(
+        &mut self,
+        idxs: Vec<u32>,
+        result: Result<BatchReply, GraphClientError>,
+    ) -> Result<Option<String>, RotationError> {
+        match result {
+            Ok(reply) => self.handle_items(&idxs, &reply).map(|()| None),
+            Err(e) => self.handle_failed_batch(idxs, e),
+        }
+    }
+
+    /// The whole batch failed: nothing in it is known to have run, except when the answer was lost.
+    fn handle_failed_batch(
+        &mut self,
+        idxs: Vec<u32>,
+        e: GraphClientError,
+    ) -> Result<Option<String>, RotationError> {
+        let (status, retry_after, stop) = match &e {
+            GraphClientError::Http {
+                status,
+                retry_after,
+                ..
+            } => (Some(*status), *retry_after, matches!(status, 401 | 403)),
+            GraphClientError::Token(_)
+            | GraphClientError::TokenExpired
+            | GraphClientError::Credential(_) => (None, None, true),
+            _ => (None, None, false),
+        };
+        let n = idxs.len() as u64;
+        match status {
+            Some(429) => {
+                self.c.throttled += n;
+                self.gate.brake(retry_after);
             }
-            ItemClass::Throttled { retry_after } => {
-                c.throttled += 1;
-                brake = Some(brake.flatten().max(retry_after).or(retry_after));
-                retry_later(
-                    ledger,
-                    state,
-                    work,
-                    c,
-                    o,
-                    i,
-                    Some(429),
-                    message.unwrap_or_else(|| "throttled".into()),
-                    retry_after,
-                    Some(&meta),
-                )?;
-            }
-            ItemClass::Retryable { retry_after } => {
-                c.server_errors += 1;
-                if item.status == 503
-                    && let Some(ra) = retry_after
-                {
-                    pause = pause.max(Some(ra));
+            Some(503) => {
+                self.c.server_errors += n;
+                if let Some(ra) = retry_after {
+                    self.gate.pause(ra);
                 }
-                retry_later(
-                    ledger,
-                    state,
-                    work,
-                    c,
-                    o,
-                    i,
-                    Some(item.status),
-                    message.unwrap_or_else(|| format!("HTTP {}", item.status)),
-                    retry_after,
-                    Some(&meta),
-                )?;
             }
-            ItemClass::Auth => {
-                retry_later(
-                    ledger,
-                    state,
-                    work,
-                    c,
-                    o,
-                    i,
-                    Some(401),
-                    message.unwrap_or_else(|| "unauthorized".into()),
-                    None,
-                    Some(&meta),
-                )?;
-            }
-            ItemClass::Permanent => {
-                state.states[idx] = DeviceState::Failed;
-                c.failed += 1;
-                c.finished += 1;
-                ledger.append(&outcome_row(
-                    &id,
-                    Outcome::Failed,
-                    Some(item.status),
-                    code,
-                    message,
-                    Some(&meta),
+            Some(500..=599) => self.c.server_errors += n,
+            _ if e.in_doubt() => self.c.network_errors += n,
+            _ => {}
+        }
+        let permanent = matches!(status, Some(s) if (400..500).contains(&s) && ![401, 403, 408, 424, 429].contains(&s));
+        for i in idxs {
+            if stop {
+                self.state.states[i as usize] = DeviceState::Pending;
+                let answer = Answer::new(status, format!("not sent: {e}"), None);
+                self.ledger.append(&outcome_row(
+                    &self.state.ids[i as usize],
+                    Outcome::Retry,
+                    answer,
                 ))?;
+            } else if permanent {
+                self.finish(i, Outcome::Failed, Answer::new(status, e.to_string(), None))?;
+            } else {
+                let why = if e.in_doubt() {
+                    format!("in doubt, sending again: {e}")
+                } else {
+                    e.to_string()
+                };
+                self.retry_later(i, Answer::new(status, why, None), retry_after)?;
             }
         }
+        Ok(stop.then(|| e.to_string()))
     }
-    if let Some(retry_after) = brake {
-        gate.brake(retry_after);
+
+    /// The batch was answered: each item on its own.
+    fn handle_items(&mut self, idxs: &[u32], reply: &BatchReply) -> Result<(), RotationError> {
+        let now = SystemTime::now();
+        let mut brake: Option<Option<Duration>> = None;
+        let mut pause: Option<Duration> = None;
+        for (pos, &i) in idxs.iter().enumerate() {
+            let Some(item) = reply.response.item(&(pos + 1).to_string()) else {
+                let why = "the batch answer did not include this item".to_string();
+                self.retry_later(i, Answer::new(None, why, Some(&reply.meta)), None)?;
+                continue;
+            };
+            let err = item.error();
+            let mut meta = reply.meta.clone();
+            if let Some(e) = &err {
+                meta.request_id = e.inner.request_id.clone().or(meta.request_id);
+                meta.date = e.inner.date.clone().or(meta.date);
+            }
+            let answer = Answer {
+                status: Some(item.status),
+                code: err
+                    .as_ref()
+                    .map(|e| e.code.clone())
+                    .filter(|s| !s.is_empty()),
+                message: err.as_ref().map(|e| e.display_message()),
+                meta: Some(&meta),
+            };
+            match item.classify(now) {
+                ItemClass::Success => self.finish(i, Outcome::Rotated, answer)?,
+                ItemClass::Throttled { retry_after } => {
+                    self.c.throttled += 1;
+                    brake = Some(brake.flatten().max(retry_after).or(retry_after));
+                    self.retry_later(i, answer.or_message("throttled".into()), retry_after)?;
+                }
+                ItemClass::Retryable { retry_after } => {
+                    self.c.server_errors += 1;
+                    if item.status == 503
+                        && let Some(ra) = retry_after
+                    {
+                        pause = pause.max(Some(ra));
+                    }
+                    let default = format!("HTTP {}", item.status);
+                    self.retry_later(i, answer.or_message(default), retry_after)?;
+                }
+                ItemClass::Auth => {
+                    self.retry_later(i, answer.or_message("unauthorized".into()), None)?;
+                }
+                ItemClass::Permanent => self.finish(i, Outcome::Failed, answer)?,
+            }
+        }
+        if let Some(retry_after) = brake {
+            self.gate.brake(retry_after);
+        }
+        if let Some(ra) = pause {
+            self.gate.pause(ra);
+        }
+        Ok(())
     }
-    if let Some(ra) = pause {
-        gate.pause(ra);
-    }
-    Ok(None)
 }
