@@ -14,18 +14,7 @@ async fn every_mac_is_rotated_exactly_once() {
         env.path("run.jsonl"),
         env.path("result.csv"),
     );
-    let o = env
-        .run(&[
-            "rotate",
-            "--input",
-            &s(&csv),
-            "--ledger",
-            &s(&ledger),
-            "--rate",
-            "4000/1s",
-            "--yes",
-        ])
-        .await;
+    let o = env.rotate(&csv, &ledger, &["--rate", "4000/1s"]).await;
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let stats = env.sim.stats();
     let macs = eligible_macs(&env);
@@ -65,18 +54,7 @@ async fn throttling_and_server_errors_are_retried_without_rotating_anyone_twice(
     };
     let env = Env::new(config).await;
     let (csv, ledger) = (env.devices_csv(), env.path("run.jsonl"));
-    let o = env
-        .run(&[
-            "rotate",
-            "--input",
-            &s(&csv),
-            "--ledger",
-            &s(&ledger),
-            "--rate",
-            "4000/1s",
-            "--yes",
-        ])
-        .await;
+    let o = env.rotate(&csv, &ledger, &["--rate", "4000/1s"]).await;
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let stats = env.sim.stats();
     assert!(stats.throttled > 0, "the fault injection produced 429s");
@@ -109,14 +87,7 @@ async fn bad_input_exits_2_naming_the_line_and_sends_nothing() {
         let csv = env.path(&format!("bad{n}.csv"));
         std::fs::write(&csv, text).unwrap();
         let o = env
-            .run(&[
-                "rotate",
-                "--input",
-                &s(&csv),
-                "--ledger",
-                &s(&env.path(&format!("l{n}.jsonl"))),
-                "--yes",
-            ])
+            .rotate(&csv, &env.path(&format!("l{n}.jsonl")), &[])
             .await;
         assert_eq!(code(&o), 2, "case {n}: {}", stderr(&o));
         assert!(
@@ -140,16 +111,7 @@ async fn a_missing_permission_exits_3_naming_it_with_no_action_sent() {
     };
     let env = Env::new(config).await;
     let (csv, ledger) = (env.devices_csv(), env.path("run.jsonl"));
-    let o = env
-        .run(&[
-            "rotate",
-            "--input",
-            &s(&csv),
-            "--ledger",
-            &s(&ledger),
-            "--yes",
-        ])
-        .await;
+    let o = env.rotate(&csv, &ledger, &[]).await;
     assert_eq!(code(&o), 3, "{}", stderr(&o));
     assert!(
         stderr(&o).contains("DeviceManagementManagedDevices.PrivilegedOperations.All"),
@@ -163,28 +125,11 @@ async fn a_missing_permission_exits_3_naming_it_with_no_action_sent() {
 async fn a_wrong_secret_exits_3_with_the_entra_advice() {
     let env = Env::new(fast(10)).await;
     let csv = env.devices_csv();
-    let c = env.sim.config();
-    let args = [
-        "rotate",
-        "--input",
-        &s(&csv),
-        "--ledger",
-        &s(&env.path("l.jsonl")),
-        "--yes",
-        "--tenant",
-        &c.tenant,
-        "--client-id",
-        &c.client_id,
-        "--graph-url",
-        &env.sim.base_url,
-        "--login-url",
-        &env.sim.base_url,
-    ];
-    let o = run_plain(
-        args.iter().map(|a| a.to_string()).collect(),
-        Some("not-the-secret".into()),
-    )
-    .await;
+    let ledger = s(&env.path("l.jsonl"));
+    let args = ["rotate", "--input", &s(&csv), "--ledger", &ledger, "--yes"];
+    let o = env
+        .run_with_secret(&args, Some("not-the-secret".into()))
+        .await;
     assert_eq!(code(&o), 3, "{}", stderr(&o));
     assert!(stderr(&o).contains("7000215"), "{}", stderr(&o));
     assert!(
@@ -199,18 +144,7 @@ async fn a_canary_then_resume_rotates_the_rest_and_status_counts_them() {
     let env = Env::new(fast(300)).await;
     let (csv, ledger) = (env.devices_csv(), env.path("run.jsonl"));
     let o = env
-        .run(&[
-            "rotate",
-            "--input",
-            &s(&csv),
-            "--ledger",
-            &s(&ledger),
-            "--rate",
-            "4000/1s",
-            "--limit",
-            "10",
-            "--yes",
-        ])
+        .rotate(&csv, &ledger, &["--rate", "4000/1s", "--limit", "10"])
         .await;
     assert_eq!(code(&o), 1, "devices left pending: exit 1; {}", stderr(&o));
     assert_eq!(env.sim.stats().devices_accepted(ACTION), 10);
@@ -240,16 +174,7 @@ async fn a_canary_then_resume_rotates_the_rest_and_status_counts_them() {
 async fn resume_refuses_another_tenant_and_a_second_process() {
     let env = Env::new(fast(30)).await;
     let (csv, ledger) = (env.devices_csv(), env.path("run.jsonl"));
-    let o = env
-        .run(&[
-            "rotate",
-            "--input",
-            &s(&csv),
-            "--ledger",
-            &s(&ledger),
-            "--dry-run",
-        ])
-        .await;
+    let o = env.rotate(&csv, &ledger, &["--dry-run"]).await;
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let other = run_plain(
         [

@@ -41,8 +41,22 @@ impl Env {
         p
     }
 
+    /// `intune-rotate rotate --input CSV --ledger LEDGER --yes EXTRA...` against the simulator.
+    pub async fn rotate(&self, csv: &Path, ledger: &Path, extra: &[&str]) -> Output {
+        let (csv, ledger) = (s(csv), s(ledger));
+        let mut args = vec!["rotate", "--input", &csv, "--ledger", &ledger, "--yes"];
+        args.extend_from_slice(extra);
+        self.run(&args).await
+    }
+
     /// Runs `intune-rotate ARGS` with connection options for the simulator; bounded by a timeout.
     pub async fn run(&self, args: &[&str]) -> Output {
+        let secret = self.sim.config().client_secret.clone();
+        self.run_with_secret(args, Some(secret)).await
+    }
+
+    /// As [`Env::run`], with `AZURE_CLIENT_SECRET` set to `secret` (or unset).
+    pub async fn run_with_secret(&self, args: &[&str], secret: Option<String>) -> Output {
         let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let c = self.sim.config();
         let talks_to_graph = matches!(args.first(), Some(&"rotate") | Some(&"resume"));
@@ -61,7 +75,7 @@ impl Env {
                 .map(String::from),
             );
         }
-        run_plain(all, Some(c.client_secret.clone())).await
+        run_plain(all, secret).await
     }
 }
 
