@@ -63,7 +63,7 @@ pub async fn run(a: crate::cli::DemoArgs, logs: Logs) -> Result<u8, Failure> {
         rate: demo_rate.to_string(),
         created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
     };
-    let source = CsvSource::open(&devices_csv.to_string_lossy())?;
+    let source = rotation::Plan::check(CsvSource::open(&devices_csv.to_string_lossy())?)?;
     let options = DispatchOptions {
         rate: demo_rate,
         in_doubt: InDoubt::Resend,

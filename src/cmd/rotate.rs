@@ -28,8 +28,7 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<u8, Failure> {
         )));
     };
     // Bad input is found before any connection is made: nothing is sent.
-    let source = CsvSource::open(input)?;
-    rotation::Plan::check(&source)?;
+    let source = rotation::Plan::check(CsvSource::open(input)?)?;
     let connection = if a.dry_run {
         None
     } else {
@@ -51,7 +50,7 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<u8, Failure> {
         action: action.cli_name().into(),
         api_version: "beta".into(),
         via: a.via.clone(),
-        source: format!("csv:{}", source.display()),
+        source: format!("csv:{}", source.source().display()),
         rate: a.dispatch.rate.to_string(),
         created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
     };
@@ -63,7 +62,7 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<u8, Failure> {
                 "About to run {} ({}) on the devices in {} for tenant {tenant}.",
                 action.graph_name(),
                 action.platform(),
-                source.display()
+                source.source().display()
             ),
         )
         .map_err(usage)?;

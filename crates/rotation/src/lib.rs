@@ -18,7 +18,7 @@ pub use graph_batch::Quota;
 pub use ledger::{
     DeviceState, LEDGER_VERSION, Ledger, LedgerState, RunHeader, replay_file as ledger_replay,
 };
-pub use plan::{Plan, PlanReport};
+pub use plan::{CheckedSource, Plan, PlanReport};
 pub use run::{
     Counters, DispatchOptions, InDoubt, Progress, RotateRequest, RunOutcome, StopSignal, resume,
     rotate,

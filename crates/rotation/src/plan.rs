@@ -19,6 +19,24 @@ pub struct PlanReport {
     pub duplicate_count: usize,
 }
 
+/// A source whose every id has been checked, so planning need not read it for that again.
+#[derive(Debug)]
+pub struct CheckedSource {
+    source: CsvSource,
+    rows: usize,
+}
+
+impl CheckedSource {
+    pub fn source(&self) -> &CsvSource {
+        &self.source
+    }
+
+    /// Data rows read (duplicates included).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
 /// Builds plans from sources.
 #[derive(Debug)]
 pub struct Plan;
@@ -54,8 +72,8 @@ fn skip_reason(action: Action, d: &SourceDevice) -> Option<String> {
 
 impl Plan {
     /// Reads the whole source and refuses it, naming every bad line, if any id is invalid or it has no
-    /// rows. Callers run this before connecting, so bad input never costs a request. Returns the rows.
-    pub fn check(source: &CsvSource) -> Result<usize, RotationError> {
+    /// rows. Callers run this before connecting, so bad input never costs a request.
+    pub fn check(source: CsvSource) -> Result<CheckedSource, RotationError> {
         let mut invalid: Vec<String> = Vec::new();
         let mut invalid_count = 0usize;
         let mut rows = 0usize;
@@ -92,17 +110,17 @@ impl Plan {
                 source.display()
             )));
         }
-        Ok(rows)
+        Ok(CheckedSource { source, rows })
     }
 
-    /// Validates the whole source first (any invalid id: exit 2, nothing written), then writes one
-    /// `planned` or `skipped` row per distinct device and makes them durable.
+    /// Writes one `planned` or `skipped` row per distinct device of a checked source and makes
+    /// them durable.
     pub fn build(
-        source: &CsvSource,
+        checked: &CheckedSource,
         action: Action,
         ledger: &mut Ledger,
     ) -> Result<PlanReport, RotationError> {
-        let rows = Self::check(source)?;
+        let (source, rows) = (&checked.source, checked.rows);
         let mut report = PlanReport::default();
         let mut seen: HashSet<uuid::Uuid> = HashSet::with_capacity(rows);
         source.for_each(|d| {

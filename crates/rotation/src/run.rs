@@ -4,7 +4,7 @@
 use crate::ledger::{
     DeviceState, Ledger, LedgerState, Outcome, Row, RunHeader, now_iso, replay_file,
 };
-use crate::{Action, CsvSource, Plan, PlanReport, RateGate, RotationError, retry};
+use crate::{Action, CheckedSource, Plan, PlanReport, RateGate, RotationError, retry};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use graph_batch::{BatchBuilder, ItemClass, Quota, Request};
@@ -136,7 +136,7 @@ pub type Progress = Arc<dyn Fn(&Counters) + Send + Sync>;
 #[derive(Debug)]
 pub struct RotateRequest {
     pub header: RunHeader,
-    pub source: CsvSource,
+    pub source: CheckedSource,
     pub ledger: PathBuf,
     pub options: DispatchOptions,
     pub dry_run: bool,
