@@ -46,9 +46,53 @@ fn entra_error(status: u16, error: &str, code: u32, text: &str) -> TokenError {
     }
 }
 
+/// A client certificate registered for assertions: its public key and both thumbprints.
+pub struct RegisteredCert {
+    key: DecodingKey,
+    /// base64url SHA-256 of the DER certificate (`x5t#S256`).
+    x5t_s256: String,
+    /// base64url SHA-1 of the DER certificate (`x5t`, older clients).
+    x5t: String,
+}
+
+impl std::fmt::Debug for RegisteredCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisteredCert")
+            .field("x5t_s256", &self.x5t_s256)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RegisteredCert {
+    /// Reads the first CERTIFICATE block of a PEM (other blocks, such as a key, are ignored).
+    pub fn from_pem(text: &str) -> Result<Self, String> {
+        use base64::Engine;
+        use sha1::Digest as _;
+        use x509_cert::der::Decode;
+        let blocks = pem::parse_many(text).map_err(|e| format!("not a PEM file: {e}"))?;
+        let der = blocks
+            .iter()
+            .find(|b| b.tag() == "CERTIFICATE")
+            .ok_or("no CERTIFICATE block in the PEM")?
+            .contents();
+        let cert = x509_cert::Certificate::from_der(der)
+            .map_err(|e| format!("not an X.509 certificate: {e}"))?;
+        let spki = &cert.tbs_certificate.subject_public_key_info;
+        let public = spki.subject_public_key.raw_bytes();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        Ok(RegisteredCert {
+            key: DecodingKey::from_rsa_der(public),
+            x5t_s256: b64.encode(sha2::Sha256::digest(der)),
+            x5t: b64.encode(sha1::Sha1::digest(der)),
+        })
+    }
+}
+
 #[derive(Debug)]
 pub struct Auth {
     key: Vec<u8>,
+    cert: Option<RegisteredCert>,
+    token_url_base: String,
     tenant: String,
     clients: HashMap<String, String>,
     roles: Vec<String>,
@@ -62,11 +106,16 @@ fn unix(t: SystemTime) -> u64 {
 }
 
 impl Auth {
-    pub fn new(config: &SimConfig, key: Vec<u8>) -> Self {
+    pub fn new(config: &SimConfig, key: Vec<u8>, base_url: &str) -> Self {
         let mut clients: HashMap<String, String> = config.extra_clients.iter().cloned().collect();
         clients.insert(config.client_id.clone(), config.client_secret.clone());
+        let cert = config.certificate.as_deref().map(|pem| {
+            RegisteredCert::from_pem(pem).unwrap_or_else(|e| panic!("--certificate: {e}"))
+        });
         Auth {
             key,
+            cert,
+            token_url_base: base_url.to_string(),
             tenant: config.tenant.clone(),
             clients,
             roles: config.roles.clone(),
@@ -117,9 +166,9 @@ impl Auth {
                 ),
             ));
         }
-        match form.get("client_secret") {
-            Some(given) if given == secret => {}
-            Some(_) => {
+        match (form.get("client_secret"), form.get("client_assertion")) {
+            (Some(given), _) if given == secret => {}
+            (Some(_), _) => {
                 return Err(entra_error(
                     401,
                     "invalid_client",
@@ -127,7 +176,11 @@ impl Auth {
                     "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
                 ));
             }
-            None => {
+            (None, Some(assertion)) => {
+                let kind = form.get("client_assertion_type").map(String::as_str);
+                self.check_assertion(tenant, client_id, kind, assertion)?;
+            }
+            (None, None) => {
                 return Err(entra_error(
                     400,
                     "invalid_request",
@@ -137,6 +190,86 @@ impl Auth {
             }
         }
         Ok(self.issue(client_id))
+    }
+
+    /// A client assertion as Entra checks it: signed (PS256 or RS256) by the registered certificate,
+    /// named by its thumbprint, for this token URL, from this client, and within its time range.
+    fn check_assertion(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        kind: Option<&str>,
+        assertion: &str,
+    ) -> Result<(), TokenError> {
+        const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+        if kind != Some(JWT_BEARER) {
+            return Err(entra_error(
+                400,
+                "invalid_request",
+                50027,
+                "Invalid client_assertion_type: expected urn:ietf:params:oauth:client-assertion-type:jwt-bearer.",
+            ));
+        }
+        let invalid = |code: u32, text: &str| entra_error(401, "invalid_client", code, text);
+        let Some(cert) = &self.cert else {
+            return Err(invalid(
+                700027,
+                "Client assertion failed signature validation: no certificate is registered for this application.",
+            ));
+        };
+        let header = jsonwebtoken::decode_header(assertion)
+            .map_err(|_| invalid(50012, "The client assertion is not a well-formed JWT."))?;
+        let named = match header.alg {
+            Algorithm::PS256 => {
+                header.x5t_s256.as_deref() == Some(cert.x5t_s256.as_str())
+                    || header.x5t.as_deref() == Some(cert.x5t.as_str())
+            }
+            Algorithm::RS256 => {
+                header.x5t.as_deref() == Some(cert.x5t.as_str())
+                    || header.x5t_s256.as_deref() == Some(cert.x5t_s256.as_str())
+            }
+            _ => {
+                return Err(invalid(
+                    5002738,
+                    "The client assertion must be signed with PS256 or RS256.",
+                ));
+            }
+        };
+        if !named {
+            return Err(invalid(
+                700027,
+                "Client assertion failed signature validation: the certificate thumbprint (x5t#S256 or x5t) does not match a registered certificate.",
+            ));
+        }
+        let mut v = Validation::new(header.alg);
+        v.set_audience(&[format!(
+            "{}/{tenant}/oauth2/v2.0/token",
+            self.token_url_base
+        )]);
+        v.set_issuer(&[client_id]);
+        v.sub = Some(client_id.to_string());
+        v.validate_nbf = true;
+        v.leeway = 60;
+        v.set_required_spec_claims(&["exp", "nbf", "aud", "iss", "sub"]);
+        jsonwebtoken::decode::<Value>(assertion, &cert.key, &v).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            match e.kind() {
+                K::ExpiredSignature | K::ImmatureSignature => invalid(
+                    700024,
+                    "Client assertion is not within its valid time range.",
+                ),
+                K::InvalidAudience => invalid(
+                    700212,
+                    "No matching federated identity record found for presented assertion audience.",
+                ),
+                K::InvalidIssuer | K::InvalidSubject => invalid(
+                    700023,
+                    "The client assertion's iss and sub must be the client id.",
+                ),
+                _ => invalid(700027, "Client assertion failed signature validation."),
+            }
+        })?;
+        Ok(())
     }
 
     fn issue(&self, client_id: &str) -> Value {

@@ -185,7 +185,7 @@ impl Sim {
         );
         let mut key_rng = StdRng::seed_from_u64(config.seed ^ 0x5eed_70c3);
         let key: Vec<u8> = (0..32).map(|_| key_rng.random()).collect();
-        let auth = Auth::new(&config, key);
+        let auth = Auth::new(&config, key, &base_url);
         let rng = StdRng::seed_from_u64(config.seed.wrapping_mul(31).wrapping_add(7));
         Sim {
             auth,

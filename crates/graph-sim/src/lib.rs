@@ -16,6 +16,7 @@ mod tenant;
 mod throttle;
 mod time;
 
+pub use auth::RegisteredCert;
 pub use config::{DEFAULT_TENANT, RetryAfterStyle, SimConfig};
 pub use graph_batch::{Quota, QuotaParseError};
 pub use server::{SimHandle, start, start_on};

@@ -92,7 +92,12 @@ const fn graph_sim_default_tenant() -> &'static str {
 
 fn config(a: Args) -> Result<SimConfig, String> {
     let certificate = match a.certificate {
-        Some(p) => Some(std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?),
+        Some(p) => {
+            let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            graph_sim::RegisteredCert::from_pem(&text)
+                .map_err(|e| format!("{}: {e}", p.display()))?;
+            Some(text)
+        }
         None => None,
     };
     let mut c = SimConfig {

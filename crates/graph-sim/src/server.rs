@@ -131,7 +131,11 @@ async fn any(
         let before = jitter(&mut inner.rng);
         let after = jitter(&mut inner.rng);
         let r: f64 = inner.rng.random();
-        let wire = if r < c.drop {
+        // Connection faults are Graph's: the token endpoint is another service.
+        let graph = path.starts_with("/beta/") || path.starts_with("/v1.0/");
+        let wire = if !graph {
+            Wire::Normal
+        } else if r < c.drop {
             Wire::Drop
         } else if r < c.drop + c.truncate {
             Wire::Truncate

@@ -1,0 +1,980 @@
+//! The simulator against a plain HTTP client that knows nothing of the rest of the project: each
+//! behaviour of graph-facts.md it claims to reproduce, checked from the outside.
+
+use graph_sim::{Quota, RetryAfterStyle, SimConfig, SimHandle};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::time::Duration;
+
+fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+fn config(devices: usize) -> SimConfig {
+    SimConfig {
+        devices,
+        ..SimConfig::default()
+    }
+}
+
+struct T {
+    sim: SimHandle,
+    http: reqwest::Client,
+}
+
+impl T {
+    async fn new(config: SimConfig) -> T {
+        T {
+            sim: graph_sim::start(config).await.unwrap(),
+            http: http(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.sim.base_url)
+    }
+
+    async fn token_with(&self, form: &[(&str, &str)]) -> (u16, Value) {
+        let c = self.sim.config();
+        let r = self
+            .http
+            .post(self.url(&format!("/{}/oauth2/v2.0/token", c.tenant)))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    async fn token(&self) -> String {
+        let c = self.sim.config().clone();
+        let (status, body) = self
+            .token_with(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &c.client_id),
+                ("client_secret", &c.client_secret),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ])
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    async fn get(&self, token: &str, url: &str) -> (u16, Value) {
+        let url = if url.starts_with("http") {
+            url.to_string()
+        } else {
+            self.url(url)
+        };
+        let r = self.http.get(url).bearer_auth(token).send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, token: &str, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .header("Content-Length", "0")
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn batch(&self, token: &str, version: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(&format!("/{version}/$batch")))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Every page of a listing, following nextLink, bounded.
+    async fn all(&self, token: &str, first: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut next = Some(first.to_string());
+        for _ in 0..1000 {
+            let Some(url) = next.take() else { break };
+            let (status, page) = self.get(token, &url).await;
+            assert_eq!(status, 200, "{page}");
+            out.extend(page["value"].as_array().unwrap().iter().cloned());
+            next = page["@odata.nextLink"].as_str().map(str::to_string);
+            if let Some(n) = &next {
+                assert!(
+                    n.starts_with(&self.sim.base_url),
+                    "nextLink is absolute on the server's own address: {n}"
+                );
+            }
+        }
+        assert!(next.is_none(), "paging did not end");
+        out
+    }
+}
+
+fn action_item(id: &str, device: &str, action: &str) -> Value {
+    json!({"id": id, "method": "POST", "url": format!("/deviceManagement/managedDevices/{device}/{action}"), "body": {}, "headers": {"Content-Type": "application/json"}})
+}
+
+fn item<'a>(answer: &'a Value, id: &str) -> &'a Value {
+    answer["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("no item {id} in {answer}"))
+}
+
+#[tokio::test]
+async fn token_failures_answer_like_entra() {
+    let t = T::new(config(10)).await;
+    let scope = ("scope", "https://graph.microsoft.com/.default");
+    let grant = ("grant_type", "client_credentials");
+    type Form<'a> = Vec<(&'a str, &'a str)>;
+    let cases: [(Form, u16, u64); 4] = [
+        (
+            vec![
+                grant,
+                ("client_id", "sim-client"),
+                ("client_secret", "wrong"),
+                scope,
+            ],
+            401,
+            7000215,
+        ),
+        (
+            vec![
+                grant,
+                ("client_id", "no-such-app"),
+                ("client_secret", "sim-secret"),
+                scope,
+            ],
+            400,
+            700016,
+        ),
+        (
+            vec![
+                grant,
+                ("client_id", "sim-client"),
+                ("client_secret", "sim-secret"),
+                ("scope", "DeviceManagementManagedDevices.Read.All"),
+            ],
+            400,
+            70011,
+        ),
+        (
+            vec![grant, ("client_id", "sim-client"), scope],
+            400,
+            7000218,
+        ),
+    ];
+    for (form, status, code) in cases {
+        let (s, body) = t.token_with(&form).await;
+        assert_eq!(s, status, "{body}");
+        assert_eq!(body["error_codes"][0], code, "{body}");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("AADSTS{code}:")),
+            "{body}"
+        );
+        assert!(body["trace_id"].is_string() && body["correlation_id"].is_string());
+    }
+    let r = t
+        .http
+        .post(t.url("/00000000-0000-4000-8000-000000000000/oauth2/v2.0/token"))
+        .form(&[
+            grant,
+            ("client_id", "sim-client"),
+            ("client_secret", "sim-secret"),
+            scope,
+        ])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error_codes"][0], 90002);
+}
+
+#[tokio::test]
+async fn graph_calls_check_the_bearer_token_and_its_roles() {
+    let t = T::new(SimConfig {
+        roles: vec!["DeviceManagementManagedDevices.PrivilegedOperations.All".into()],
+        token_lifetime: Duration::from_secs(1),
+        ..config(10)
+    })
+    .await;
+    let list = "/beta/deviceManagement/managedDevices";
+    let r = t.http.get(t.url(list)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "InvalidAuthenticationToken"
+    );
+    assert_eq!(t.get("not.a.jwt", list).await.0, 401);
+    let token = t.token().await;
+    let (status, body) = t.get(&token, list).await;
+    assert_eq!(status, 403, "the token lacks a read role: {body}");
+    assert_eq!(body["error"]["code"], "Forbidden");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let mac = t
+        .sim
+        .tenant()
+        .devices
+        .iter()
+        .find(|d| d.os == "macOS")
+        .unwrap()
+        .id
+        .clone();
+    let (status, body) = t
+        .post(
+            &token,
+            &format!("/beta/deviceManagement/managedDevices/{mac}/rotateFileVaultKey"),
+        )
+        .await;
+    assert_eq!(status, 401, "expired: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+    assert_eq!(t.sim.stats().devices_accepted("rotateFileVaultKey"), 0);
+}
+
+#[tokio::test]
+async fn paging_returns_every_device_exactly_once() {
+    let t = T::new(config(2500)).await;
+    let token = t.token().await;
+    let all = t
+        .all(
+            &token,
+            "/beta/deviceManagement/managedDevices?$select=id,deviceName",
+        )
+        .await;
+    let ids: HashSet<String> = all
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(all.len(), 2500);
+    assert_eq!(
+        ids,
+        t.sim
+            .tenant()
+            .devices
+            .iter()
+            .map(|d| d.id.clone())
+            .collect()
+    );
+    assert!(
+        all[0].get("serialNumber").is_none(),
+        "$select keeps only what was asked"
+    );
+    let small = t
+        .all(&token, "/v1.0/deviceManagement/managedDevices?$top=7")
+        .await;
+    assert_eq!(small.len(), 2500, "v1.0 lists too, with a small page size");
+    let (status, _) = t
+        .get(&token, "/beta/deviceManagement/managedDevices?$top=5000")
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn filters_match_the_tenant_and_unsupported_ones_are_refused() {
+    let t = T::new(config(600)).await;
+    let token = t.token().await;
+    let truth = t.sim.tenant();
+    let macs = t
+        .all(
+            &token,
+            "/beta/deviceManagement/managedDevices?$filter=operatingSystem%20eq%20'macOS'&$top=100",
+        )
+        .await;
+    assert_eq!(
+        macs.len(),
+        truth.devices.iter().filter(|d| d.os == "macOS").count()
+    );
+    let clear = t.all(&token, "/beta/deviceManagement/managedDevices?$filter=operatingSystem%20eq%20'macOS'%20and%20isEncrypted%20eq%20false").await;
+    assert_eq!(
+        clear.len(),
+        truth
+            .devices
+            .iter()
+            .filter(|d| d.os == "macOS" && !d.encrypted)
+            .count()
+    );
+    assert!(!clear.is_empty());
+    let co = t
+        .all(&token, "/beta/deviceManagement/comanagedDevices")
+        .await;
+    assert_eq!(
+        co.len(),
+        truth.devices.iter().filter(|d| d.comanaged()).count()
+    );
+    for bad in [
+        "operatingSystem%20ne%20'macOS'",
+        "deviceType%20eq%20'macMDM'",
+        "operatingSystem%20in%20('macOS')",
+    ] {
+        let (status, body) = t
+            .get(
+                &token,
+                &format!("/beta/deviceManagement/managedDevices?$filter={bad}"),
+            )
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn every_navigation_source_lists_the_simulators_truth() {
+    let t = T::new(config(300)).await;
+    let token = t.token().await;
+    let truth = t.sim.tenant();
+    let user = &truth.devices[0];
+    let mine = t
+        .all(&token, &format!("/beta/users/{}/managedDevices", user.upn))
+        .await;
+    assert_eq!(
+        mine.len(),
+        truth.devices.iter().filter(|d| d.upn == user.upn).count()
+    );
+    let by_id = t
+        .all(
+            &token,
+            &format!("/beta/users/{}/managedDevices", user.user_id),
+        )
+        .await;
+    assert_eq!(by_id.len(), mine.len());
+    let app = &truth.apps[0];
+    let with_app = t
+        .all(
+            &token,
+            &format!(
+                "/beta/deviceManagement/detectedApps/{}/managedDevices",
+                app.id
+            ),
+        )
+        .await;
+    assert_eq!(with_app.len(), app.devices.len());
+    for script in &truth.scripts {
+        let runs = t
+            .all(
+                &token,
+                &format!(
+                    "/beta/deviceManagement/{}/{}/deviceRunStates?$expand=managedDevice&$top=50",
+                    script.kind.collection(),
+                    script.id
+                ),
+            )
+            .await;
+        assert_eq!(runs.len(), script.run_states.len());
+        assert!(
+            runs.iter().all(|r| r["managedDevice"]["id"].is_string()
+                && r[script.kind.state_field()].is_string())
+        );
+    }
+    let (status, _) = t
+        .get(&token, "/beta/users/nobody@example.com/managedDevices")
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn actions_run_on_every_path_and_refuse_the_wrong_platform() {
+    let t = T::new(config(400)).await;
+    let token = t.token().await;
+    let truth = t.sim.tenant();
+    let mac = truth.devices.iter().find(|d| d.os == "macOS").unwrap();
+    let win = truth
+        .devices
+        .iter()
+        .find(|d| d.os == "Windows" && d.comanaged())
+        .unwrap();
+    let cases = [
+        format!(
+            "/beta/deviceManagement/managedDevices/{}/rotateFileVaultKey",
+            mac.id
+        ),
+        format!(
+            "/beta/deviceManagement/managedDevices/{}/rotateRecoveryLockPasscode",
+            mac.id
+        ),
+        format!(
+            "/beta/deviceManagement/comanagedDevices/{}/rotateBitLockerKeys",
+            win.id
+        ),
+        format!(
+            "/beta/deviceManagement/managedDevices/{}/rotateLocalAdminPassword",
+            win.id
+        ),
+        format!(
+            "/beta/users/{}/managedDevices/{}/rotateFileVaultKey",
+            mac.user_id, mac.id
+        ),
+    ];
+    for path in &cases {
+        let (status, body) = t.post(&token, path).await;
+        assert_eq!(status, 204, "{path}: {body}");
+    }
+    let app = truth
+        .apps
+        .iter()
+        .find(|a| {
+            a.devices
+                .iter()
+                .any(|&i| truth.devices[i].os == "macOS" && truth.devices[i].id != mac.id)
+        })
+        .unwrap();
+    let app_mac = &truth.devices[*app
+        .devices
+        .iter()
+        .find(|&&i| truth.devices[i].os == "macOS" && truth.devices[i].id != mac.id)
+        .unwrap()];
+    assert_eq!(
+        t.post(
+            &token,
+            &format!(
+                "/beta/deviceManagement/detectedApps/{}/managedDevices/{}/rotateFileVaultKey",
+                app.id, app_mac.id
+            )
+        )
+        .await
+        .0,
+        204
+    );
+    let script = truth
+        .scripts
+        .iter()
+        .find(|s| {
+            s.run_states.iter().any(|r| {
+                truth.devices[r.device].os == "macOS" && truth.devices[r.device].id != mac.id
+            })
+        })
+        .unwrap();
+    let rs = script
+        .run_states
+        .iter()
+        .find(|r| truth.devices[r.device].os == "macOS" && truth.devices[r.device].id != mac.id)
+        .unwrap();
+    let nested = format!(
+        "/beta/deviceManagement/{}/{}/deviceRunStates/{}/managedDevice/rotateFileVaultKey",
+        script.kind.collection(),
+        script.id,
+        rs.id
+    );
+    assert_eq!(t.post(&token, &nested).await.0, 204);
+    let (status, body) = t
+        .post(
+            &token,
+            &format!(
+                "/beta/deviceManagement/managedDevices/{}/rotateFileVaultKey",
+                win.id
+            ),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"Message\""),
+        "Intune puts a JSON document in the message: {body}"
+    );
+    assert_eq!(t.post(&token, "/beta/deviceManagement/managedDevices/00000000-0000-4000-8000-000000000000/rotateFileVaultKey").await.0, 404);
+    assert_eq!(
+        t.post(
+            &token,
+            &format!(
+                "/v1.0/deviceManagement/managedDevices/{}/rotateFileVaultKey",
+                mac.id
+            )
+        )
+        .await
+        .0,
+        405
+    );
+    let stats = t.sim.stats();
+    assert_eq!(stats.accepted("rotateFileVaultKey", &mac.id), 2);
+    assert_eq!(stats.accepted("rotateBitLockerKeys", &win.id), 1);
+    let (_, device) = t
+        .get(
+            &token,
+            &format!("/beta/deviceManagement/managedDevices/{}", mac.id),
+        )
+        .await;
+    let results = device["deviceActionResults"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0]["actionState"], "pending");
+}
+
+#[tokio::test]
+async fn batches_are_validated_and_run_item_by_item() {
+    let t = T::new(config(200)).await;
+    let token = t.token().await;
+    let macs: Vec<String> = t
+        .sim
+        .tenant()
+        .devices
+        .iter()
+        .filter(|d| d.os == "macOS")
+        .map(|d| d.id.clone())
+        .take(25)
+        .collect();
+    let too_many: Vec<Value> = (0..21)
+        .map(|n| action_item(&n.to_string(), &macs[n], "rotateFileVaultKey"))
+        .collect();
+    assert_eq!(
+        t.batch(&token, "beta", json!({"requests": too_many}))
+            .await
+            .0,
+        400
+    );
+    let dup = json!({"requests": [{"id": "a", "method": "GET", "url": "/me"}, {"id": "A", "method": "GET", "url": "/me"}]});
+    assert_eq!(t.batch(&token, "beta", dup).await.0, 400);
+    assert_eq!(t.stats_actions(&t.sim), 0, "a refused batch runs nothing");
+    let body = json!({"requests": [
+        action_item("1", &macs[0], "rotateFileVaultKey"),
+        {"id": "2", "method": "POST", "url": format!("deviceManagement/managedDevices/{}/rotateFileVaultKey", macs[1])},
+        {"id": "3", "method": "POST", "url": "/deviceManagement/managedDevices/00000000-0000-4000-8000-000000000000/rotateFileVaultKey"},
+    ]});
+    let (status, answer) = t.batch(&token, "beta", body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(item(&answer, "1")["status"], 204);
+    assert_eq!(
+        item(&answer, "2")["status"],
+        204,
+        "no leading slash and no body are accepted"
+    );
+    assert_eq!(item(&answer, "3")["status"], 404);
+    let chain = json!({"requests": [
+        {"id": "3", "method": "POST", "url": "/deviceManagement/managedDevices/00000000-0000-4000-8000-000000000000/rotateFileVaultKey"},
+        {"id": "4", "method": "GET", "url": "/deviceManagement/managedDevices?$top=1", "depends_on": ["3"]},
+    ]});
+    let (_, answer) = t.batch(&token, "beta", chain).await;
+    assert_eq!(item(&answer, "4")["status"], 424, "a failed dependency");
+    let v1 = json!({"requests": [action_item("1", &macs[2], "rotateFileVaultKey")]});
+    let (_, answer) = t.batch(&token, "v1.0", v1).await;
+    assert_eq!(item(&answer, "1")["status"], 405);
+    let stats = t.sim.stats();
+    assert_eq!(stats.devices_accepted("rotateFileVaultKey"), 2);
+    assert_eq!(stats.batches, 5);
+}
+
+impl T {
+    fn stats_actions(&self, sim: &SimHandle) -> usize {
+        sim.stats().actions.values().map(|m| m.len()).sum()
+    }
+}
+
+#[tokio::test]
+async fn throttling_counts_each_batch_item_and_penalises_early_returns() {
+    let t = T::new(SimConfig {
+        post_limit: Quota::new(30, Duration::from_secs(20)),
+        ..config(200)
+    })
+    .await;
+    let token = t.token().await;
+    let macs: Vec<String> = t
+        .sim
+        .tenant()
+        .devices
+        .iter()
+        .filter(|d| d.os == "macOS")
+        .map(|d| d.id.clone())
+        .take(60)
+        .collect();
+    let batch = |from: usize| json!({"requests": (0..20).map(|n| action_item(&(n + 1).to_string(), &macs[from + n], "rotateFileVaultKey")).collect::<Vec<_>>()});
+    let (_, first) = t.batch(&token, "beta", batch(0)).await;
+    assert!(
+        first["responses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == 204)
+    );
+    let (status, second) = t.batch(&token, "beta", batch(20)).await;
+    assert_eq!(
+        status, 200,
+        "the batch itself succeeds even when items are throttled"
+    );
+    let items = second["responses"].as_array().unwrap();
+    let throttled: Vec<&Value> = items.iter().filter(|r| r["status"] == 429).collect();
+    assert_eq!(
+        throttled.len(),
+        10,
+        "30 per window: 20 + 10 accepted, 10 throttled"
+    );
+    for r in &throttled {
+        let ra = r["headers"]["Retry-After"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap();
+        assert!((1..=20).contains(&ra), "{ra}");
+        assert_eq!(r["body"]["error"]["code"], "TooManyRequests");
+    }
+    let (_, third) = t.batch(&token, "beta", batch(40)).await;
+    assert!(
+        third["responses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == 429)
+    );
+    let stats = t.sim.stats();
+    assert_eq!(stats.devices_accepted("rotateFileVaultKey"), 30);
+    assert_eq!(stats.throttled, 30);
+    assert_eq!(stats.requests, 60);
+    assert!(
+        stats.penalised >= 1,
+        "coming back before Retry-After is penalised"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_is_written_in_each_style() {
+    for (style, check) in [
+        (
+            RetryAfterStyle::Int,
+            (|v: Option<&str>| v.is_some_and(|v| v.parse::<u64>().is_ok()))
+                as fn(Option<&str>) -> bool,
+        ),
+        (RetryAfterStyle::Fraction, |v| {
+            v.is_some_and(|v| v.contains('.') && v.parse::<f64>().is_ok())
+        }),
+        (RetryAfterStyle::Date, |v| {
+            v.is_some_and(|v| v.ends_with("GMT"))
+        }),
+        (RetryAfterStyle::Comma, |v| {
+            v.is_some_and(|v| v.ends_with(",120"))
+        }),
+        (RetryAfterStyle::None, |v| v.is_none()),
+    ] {
+        let t = T::new(SimConfig {
+            post_limit: Quota::new(1, Duration::from_secs(20)),
+            retry_after_style: style,
+            ..config(50)
+        })
+        .await;
+        let token = t.token().await;
+        let macs: Vec<String> = t
+            .sim
+            .tenant()
+            .devices
+            .iter()
+            .filter(|d| d.os == "macOS")
+            .map(|d| d.id.clone())
+            .take(2)
+            .collect();
+        let (_, answer) = t.batch(&token, "beta", json!({"requests": [action_item("1", &macs[0], "rotateFileVaultKey"), action_item("2", &macs[1], "rotateFileVaultKey")]})).await;
+        let throttled = answer["responses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["status"] == 429)
+            .expect("one item throttled");
+        let value = throttled["headers"]["Retry-After"].as_str();
+        assert!(check(value), "{style:?}: {value:?}");
+    }
+}
+
+#[tokio::test]
+async fn faults_are_injected_as_configured() {
+    let t = T::new(SimConfig {
+        p503: 1.0,
+        ..config(20)
+    })
+    .await;
+    let token = t.token().await;
+    let mac = t
+        .sim
+        .tenant()
+        .devices
+        .iter()
+        .find(|d| d.os == "macOS")
+        .unwrap()
+        .id
+        .clone();
+    let (status, _) = t
+        .post(
+            &token,
+            &format!("/beta/deviceManagement/managedDevices/{mac}/rotateFileVaultKey"),
+        )
+        .await;
+    assert_eq!(status, 503);
+    assert_eq!(t.sim.stats().devices_accepted("rotateFileVaultKey"), 0);
+
+    let t = T::new(SimConfig {
+        truncate: 1.0,
+        ..config(20)
+    })
+    .await;
+    let token = t.token().await;
+    let r = t
+        .http
+        .get(t.url("/beta/deviceManagement/managedDevices"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let text = r.text().await.unwrap();
+    assert!(
+        serde_json::from_str::<Value>(&text).is_err(),
+        "a cut body is not JSON"
+    );
+
+    let t = T::new(SimConfig {
+        drop: 1.0,
+        ..config(20)
+    })
+    .await;
+    let token = t.token().await;
+    let mac = t
+        .sim
+        .tenant()
+        .devices
+        .iter()
+        .find(|d| d.os == "macOS")
+        .unwrap()
+        .id
+        .clone();
+    let r = t
+        .http
+        .post(t.url(&format!(
+            "/beta/deviceManagement/managedDevices/{mac}/rotateFileVaultKey"
+        )))
+        .bearer_auth(&token)
+        .send()
+        .await;
+    let failed = match r {
+        Err(_) => true,
+        Ok(resp) => resp.bytes().await.is_err(),
+    };
+    assert!(failed, "the connection is dropped mid-answer");
+    assert_eq!(
+        t.sim.stats().accepted("rotateFileVaultKey", &mac),
+        1,
+        "the work was done before the drop"
+    );
+
+    let t = T::new(SimConfig {
+        batch_p429: 1.0,
+        ..config(20)
+    })
+    .await;
+    let token = t.token().await;
+    let (status, _) = t
+        .batch(
+            &token,
+            "beta",
+            json!({"requests": [action_item("1", &mac, "rotateFileVaultKey")]}),
+        )
+        .await;
+    assert_eq!(status, 429);
+}
+
+#[tokio::test]
+async fn stats_and_the_device_export_follow_the_contract() {
+    let t = T::new(config(30)).await;
+    let stats: Value = t
+        .http
+        .get(t.url("/_sim/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for key in ["http_requests", "requests", "throttled", "actions"] {
+        assert!(stats.get(key).is_some(), "{key} in {stats}");
+    }
+    let csv = t
+        .http
+        .get(t.url("/_sim/devices.csv"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.starts_with("Device ID,Device name,"));
+    assert_eq!(csv.lines().count(), 31);
+}
+
+mod certificate {
+    use super::*;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+
+    /// A throwaway RSA key and a self-signed certificate for it, made fresh for the test.
+    fn key_and_cert() -> (String, String) {
+        let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+        let pem = key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
+        let pair = rcgen::KeyPair::from_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["sim-client".into()])
+            .unwrap()
+            .self_signed(&pair)
+            .unwrap();
+        (pem, cert.pem())
+    }
+
+    fn thumbprints(cert_pem: &str) -> (String, String) {
+        use base64::Engine;
+        use sha1::Digest;
+        let der = pem::parse(cert_pem).unwrap().into_contents();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        (
+            b64.encode(sha1::Sha1::digest(&der)),
+            b64.encode(sha2::Sha256::digest(&der)),
+        )
+    }
+
+    fn assertion(
+        alg: Algorithm,
+        key_pem: &str,
+        cert_pem: &str,
+        aud: &str,
+        lifetime: i64,
+    ) -> String {
+        let (x5t, x5t_s256) = thumbprints(cert_pem);
+        let mut header = Header::new(alg);
+        if alg == Algorithm::PS256 {
+            header.x5t_s256 = Some(x5t_s256)
+        } else {
+            header.x5t = Some(x5t)
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let claims = json!({"aud": aud, "iss": "sim-client", "sub": "sim-client", "jti": uuid::Uuid::new_v4().to_string(), "nbf": now - 5, "iat": now - 5, "exp": now + lifetime});
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &EncodingKey::from_rsa_pem(key_pem.as_bytes()).unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn assertions_are_verified_against_the_registered_certificate() {
+        let (key, cert) = key_and_cert();
+        let (other_key, _) = key_and_cert();
+        let t = T::new(SimConfig {
+            certificate: Some(cert.clone()),
+            ..config(5)
+        })
+        .await;
+        let aud = t.url(&format!("/{}/oauth2/v2.0/token", t.sim.config().tenant));
+        let ask = |a: String| {
+            let t = &t;
+            async move {
+                t.token_with(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", "sim-client"),
+                    ("scope", "https://graph.microsoft.com/.default"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", &a),
+                ])
+                .await
+            }
+        };
+        let (s, body) = ask(assertion(Algorithm::PS256, &key, &cert, &aud, 300)).await;
+        assert_eq!(s, 200, "PS256 with x5t#S256: {body}");
+        let (s, body) = ask(assertion(Algorithm::RS256, &key, &cert, &aud, 300)).await;
+        assert_eq!(s, 200, "RS256 with x5t: {body}");
+        let (s, body) = ask(assertion(Algorithm::PS256, &other_key, &cert, &aud, 300)).await;
+        assert_eq!(
+            (s, body["error_codes"][0].as_u64()),
+            (401, Some(700027)),
+            "signed by another key: {body}"
+        );
+        let (s, body) = ask(assertion(Algorithm::PS256, &key, &cert, &aud, -120)).await;
+        assert_eq!(
+            (s, body["error_codes"][0].as_u64()),
+            (401, Some(700024)),
+            "expired: {body}"
+        );
+        let (s, _) = ask(assertion(
+            Algorithm::PS256,
+            &key,
+            &cert,
+            "https://elsewhere.example/token",
+            300,
+        ))
+        .await;
+        assert_eq!(s, 401, "wrong audience");
+    }
+}
+
+#[tokio::test]
+async fn the_binary_prints_its_url_first_and_serves_5000_devices() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_graph-sim"))
+        .args(["--addr", "127.0.0.1:0", "--devices", "5000", "--seed", "9"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let base = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("first line: {first:?}"))
+        .to_string();
+    assert!(base.starts_with("http://127.0.0.1:"));
+    let http = http();
+    let token: Value = http
+        .post(format!(
+            "{base}/{}/oauth2/v2.0/token",
+            graph_sim::DEFAULT_TENANT
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "sim-client"),
+            ("client_secret", "sim-secret"),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap();
+    let mut next = Some(format!("{base}/beta/deviceManagement/managedDevices"));
+    let mut count = 0;
+    for _ in 0..10 {
+        let Some(url) = next.take() else { break };
+        let page: Value = http
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        count += page["value"].as_array().unwrap().len();
+        next = page["@odata.nextLink"].as_str().map(str::to_string);
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert_eq!(count, 5000);
+}
