@@ -49,6 +49,58 @@ impl Env {
         self.run(&args).await
     }
 
+    /// Starts `rotate` like [`Env::rotate`] and kills it with SIGKILL after `after` (or lets it finish
+    /// first). Returns whether it was killed.
+    pub async fn rotate_killed(
+        &self,
+        csv: &Path,
+        ledger: &Path,
+        extra: &[&str],
+        after: Duration,
+    ) -> bool {
+        let c = self.sim.config();
+        let mut args: Vec<String> = [
+            "rotate",
+            "--input",
+            &s(csv),
+            "--ledger",
+            &s(ledger),
+            "--yes",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args.extend(
+            [
+                "--tenant",
+                &c.tenant,
+                "--client-id",
+                &c.client_id,
+                "--graph-url",
+                &self.sim.base_url,
+                "--login-url",
+                &self.sim.base_url,
+            ]
+            .map(String::from),
+        );
+        let secret = c.client_secret.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut child = command(&args, Some(secret)).spawn().expect("binary runs");
+            let start = std::time::Instant::now();
+            while start.elapsed() < after {
+                if child.try_wait().expect("wait").is_some() {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reaped");
+            true
+        })
+        .await
+        .expect("join")
+    }
+
     /// Runs `intune-rotate ARGS` with connection options for the simulator; bounded by a timeout.
     pub async fn run(&self, args: &[&str]) -> Output {
         let secret = self.sim.config().client_secret.clone();
@@ -81,18 +133,7 @@ impl Env {
 
 pub async fn run_plain(args: Vec<String>, secret: Option<String>) -> Output {
     tokio::task::spawn_blocking(move || {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_intune-rotate"));
-        cmd.args(&args)
-            .env_remove("GRAPH_ACCESS_TOKEN")
-            .env_remove("AZURE_TENANT_ID")
-            .env_remove("AZURE_CLIENT_ID")
-            .env("RUST_LOG", "warn");
-        match secret {
-            Some(s) => cmd.env("AZURE_CLIENT_SECRET", s),
-            None => cmd.env_remove("AZURE_CLIENT_SECRET"),
-        };
-        cmd.stdin(std::process::Stdio::null());
-        let child = cmd
+        let child = command(&args, secret)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -101,6 +142,22 @@ pub async fn run_plain(args: Vec<String>, secret: Option<String>) -> Output {
     })
     .await
     .expect("join")
+}
+
+/// The binary with a clean environment: only the secret given, logs at warn.
+fn command(args: &[String], secret: Option<String>) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_intune-rotate"));
+    cmd.args(args)
+        .env_remove("GRAPH_ACCESS_TOKEN")
+        .env_remove("AZURE_TENANT_ID")
+        .env_remove("AZURE_CLIENT_ID")
+        .env("RUST_LOG", "warn");
+    match secret {
+        Some(s) => cmd.env("AZURE_CLIENT_SECRET", s),
+        None => cmd.env_remove("AZURE_CLIENT_SECRET"),
+    };
+    cmd.stdin(std::process::Stdio::null());
+    cmd
 }
 
 fn wait_bounded(mut child: std::process::Child, limit: Duration) -> Output {
