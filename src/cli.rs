@@ -86,9 +86,9 @@ pub struct Dispatch {
     /// Requests per $batch (1-20).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=20))]
     pub batch_size: u16,
-    /// Batches in flight at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub concurrency: u16,
+    /// Batches in flight at once (default: enough for the rate through 5 s of latency; 3 at 200/20s).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: Option<u16>,
     /// Attempts per device before it is recorded as failed.
     #[arg(long, default_value_t = 8)]
     pub max_attempts: u32,

@@ -61,7 +61,7 @@ fn not_built(command: &str, what: &str) -> Result<u8, Failure> {
 pub fn options(d: &Dispatch, in_doubt: InDoubt) -> DispatchOptions {
     DispatchOptions {
         batch_size: usize::from(d.batch_size),
-        concurrency: usize::from(d.concurrency),
+        concurrency: d.concurrency.map(usize::from),
         rate: d.rate,
         max_attempts: d.max_attempts.max(1),
         time_budget: d.time_budget.map(Into::into),

@@ -259,7 +259,9 @@ async fn a_killed_run_resumes_with_nobody_lost() {
             assert!(stats.accepted(ACTION, id) >= 1, "trial {trial}: {id} lost");
         }
         let twice = stats.devices_accepted_twice(ACTION);
-        eprintln!("trial {trial}: killed after {kill_after:?}: {o}, in doubt {in_doubt}, rotated twice {twice}, before resume {before}");
+        eprintln!(
+            "trial {trial}: killed after {kill_after:?}: {o}, in doubt {in_doubt}, rotated twice {twice}, before resume {before}"
+        );
         assert!(
             twice <= in_doubt,
             "trial {trial}: {twice} rotated twice, but only {in_doubt} were in doubt"

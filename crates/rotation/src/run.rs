@@ -30,7 +30,8 @@ pub enum InDoubt {
 #[derive(Debug, Clone)]
 pub struct DispatchOptions {
     pub batch_size: usize,
-    pub concurrency: usize,
+    /// Batches in flight at once; `None` sizes it to the rate (see [`DispatchOptions::in_flight`]).
+    pub concurrency: Option<usize>,
     pub rate: Quota,
     /// Share of the rate kept unused to absorb network jitter.
     pub headroom: f64,
@@ -44,11 +45,26 @@ pub struct DispatchOptions {
     pub drain_timeout: Duration,
 }
 
+/// Latency the automatic concurrency absorbs without slowing below the rate.
+const LATENCY_BUDGET: Duration = Duration::from_secs(5);
+
+impl DispatchOptions {
+    /// Batches allowed in flight: as given, or enough to keep sending at the full rate through
+    /// `LATENCY_BUDGET` of round trip (at Intune's 200/20s in batches of 20: 3). More in flight
+    /// means more devices in doubt after a crash, so it is not larger than the rate needs.
+    pub fn in_flight(&self) -> usize {
+        self.concurrency.unwrap_or_else(|| {
+            let batches_per_sec = self.rate.per_second() / self.batch_size.max(1) as f64;
+            ((batches_per_sec * LATENCY_BUDGET.as_secs_f64()).ceil() as usize).clamp(2, 64)
+        })
+    }
+}
+
 impl Default for DispatchOptions {
     fn default() -> Self {
         DispatchOptions {
             batch_size: 20,
-            concurrency: 4,
+            concurrency: None,
             rate: Quota::new(200, Duration::from_secs(20)),
             headroom: 0.02,
             max_attempts: 8,
@@ -84,6 +100,11 @@ pub struct Counters {
     pub finished: usize,
     /// Seconds from the start of sending to the first batch leaving.
     pub first_request_secs: Option<f64>,
+    /// Seconds from the start of sending to the last batch leaving.
+    pub last_request_secs: Option<f64>,
+    /// Items in the first batch sent: it leaves on the bucket's initial credit, so a send rate
+    /// measured between the first and the last batch leaves it out.
+    pub first_batch_items: usize,
 }
 
 /// Asks a run to stop sending (Ctrl-C).
@@ -323,6 +344,7 @@ async fn dispatch(
             ready.push_back(i as u32);
         }
     }
+    let in_flight = o.in_flight();
     let started = Instant::now();
     let mut d = Dispatcher {
         c: counters_of(&state, ready.len()),
@@ -330,7 +352,7 @@ async fn dispatch(
         state,
         ready,
         delayed: BinaryHeap::new(),
-        gate: Arc::new(RateGate::new(o.rate, o.headroom)),
+        gate: Arc::new(RateGate::new(o.rate, o.headroom, batch_size as u32)),
         o,
     };
     let mut inflight: FuturesUnordered<Flight> = FuturesUnordered::new();
@@ -371,8 +393,7 @@ async fn dispatch(
             );
             break;
         }
-        if acquiring.is_none() && !stopping && !d.ready.is_empty() && inflight.len() < o.concurrency
-        {
+        if acquiring.is_none() && !stopping && !d.ready.is_empty() && inflight.len() < in_flight {
             let n = d.ready.len().min(batch_size) as u32;
             let g = d.gate.clone();
             acquiring = Some((n, Box::pin(async move { g.acquire(n).await })));
@@ -406,7 +427,12 @@ async fn dispatch(
                 }
                 let batch = builder.finish().pop().expect("one batch of at most batch_size");
                 d.record_sent(&idxs)?;
-                d.c.first_request_secs.get_or_insert(started.elapsed().as_secs_f64());
+                let at = started.elapsed().as_secs_f64();
+                if d.c.first_request_secs.is_none() {
+                    d.c.first_request_secs = Some(at);
+                    d.c.first_batch_items = idxs.len();
+                }
+                d.c.last_request_secs = Some(at);
                 let client = client.clone();
                 inflight.push(Box::pin(async move {
                     let result = client.send_batch(&batch.body).await;
@@ -619,5 +645,31 @@ impl Dispatcher<'_> {
             self.gate.pause(ra);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn automatic_concurrency_follows_the_rate() {
+        let at = |count, secs| DispatchOptions {
+            rate: Quota::new(count, Duration::from_secs(secs)),
+            ..DispatchOptions::default()
+        };
+        assert_eq!(
+            at(200, 20).in_flight(),
+            3,
+            "Intune's default: a batch every 2 s"
+        );
+        assert_eq!(at(2000, 20).in_flight(), 25);
+        assert_eq!(at(1_000_000, 1).in_flight(), 64);
+        assert_eq!(at(1, 60).in_flight(), 2);
+        let fixed = DispatchOptions {
+            concurrency: Some(7),
+            ..DispatchOptions::default()
+        };
+        assert_eq!(fixed.in_flight(), 7);
     }
 }

@@ -1,9 +1,14 @@
 //! The rate gate: a governor quota counted per item, and an adaptive brake.
 //!
-//! governor's quota cannot change in place, so slowing down replaces the limiter (burst 1) and a
-//! shared "pause until" holds every sender after a 429 or a 503 with Retry-After. The gate rides at
-//! a small headroom under the configured ceiling because the service counts arrivals, and network
-//! jitter can bunch requests that left evenly spaced.
+//! governor's quota cannot change in place, so slowing down replaces the limiter and a shared
+//! "pause until" holds every sender after a 429 or a 503 with Retry-After. The gate rides at a small
+//! headroom under the configured ceiling because the service counts arrivals, and network jitter can
+//! bunch requests that left evenly spaced.
+//!
+//! A batch's items are taken in one wait, with the bucket holding at most one batch: waiting item by
+//! item with a bucket of one loses each timer's lateness for good (about 3 % of the rate at 100
+//! items/s), while one full batch every `batch × period` never puts more than the quota's count into
+//! any window of the service.
 
 use governor::{DefaultDirectRateLimiter, Quota as GovQuota, RateLimiter};
 use graph_batch::Quota;
@@ -27,29 +32,34 @@ struct GateState {
 pub struct RateGate {
     quota: Quota,
     headroom: f64,
+    /// Items in the largest batch: the bucket holds at most this many.
+    burst: NonZeroU32,
     state: Mutex<GateState>,
 }
 
-fn limiter(quota: Quota, share: f64) -> Arc<DefaultDirectRateLimiter> {
+fn limiter(quota: Quota, share: f64, burst: NonZeroU32) -> Arc<DefaultDirectRateLimiter> {
     let per_item = quota
         .window
         .div_f64(f64::from(quota.count) * share)
         .max(Duration::from_micros(1));
     let q = GovQuota::with_period(per_item)
         .expect("period is positive")
-        .allow_burst(NonZeroU32::MIN);
+        .allow_burst(burst);
     Arc::new(RateLimiter::direct(q))
 }
 
 impl RateGate {
-    /// `headroom` is the share of the quota kept unused (0.02 rides at 98 %).
-    pub fn new(quota: Quota, headroom: f64) -> Self {
+    /// `headroom` is the share of the quota kept unused (0.02 rides at 98 %); `batch` the most items
+    /// one [`RateGate::acquire`] asks for.
+    pub fn new(quota: Quota, headroom: f64, batch: u32) -> Self {
         let headroom = headroom.clamp(0.0, 0.5);
+        let burst = NonZeroU32::new(batch.max(1)).expect("at least one");
         RateGate {
             quota,
             headroom,
+            burst,
             state: Mutex::new(GateState {
-                limiter: limiter(quota, 1.0 - headroom),
+                limiter: limiter(quota, 1.0 - headroom, burst),
                 factor: 1.0,
                 pause_until: None,
                 last_brake: None,
@@ -71,24 +81,30 @@ impl RateGate {
         self.lock().brakes
     }
 
-    /// Waits until `n` items may be sent.
+    /// Waits until `n` items (at most the batch size) may be sent, in one wait.
     pub async fn acquire(&self, n: u32) {
-        for _ in 0..n {
-            loop {
-                let (pause, limiter) = {
-                    let mut s = self.lock();
-                    self.recover(&mut s);
-                    (
-                        s.pause_until.filter(|&p| p > Instant::now()),
-                        s.limiter.clone(),
-                    )
-                };
-                if let Some(until) = pause {
-                    tokio::time::sleep_until(until.into()).await;
-                    continue;
-                }
-                limiter.until_ready().await;
-                break;
+        let n = NonZeroU32::new(n.clamp(1, self.burst.get())).expect("at least one");
+        self.wait_pause().await;
+        let limiter = self.lock().limiter.clone();
+        limiter
+            .until_n_ready(n)
+            .await
+            .expect("n never exceeds the burst");
+        // A pause that began during the wait still holds this batch.
+        self.wait_pause().await;
+    }
+
+    /// Returns once no pause is in force (and lets the rate recover after a quiet spell).
+    async fn wait_pause(&self) {
+        loop {
+            let pause = {
+                let mut s = self.lock();
+                self.recover(&mut s);
+                s.pause_until.filter(|&p| p > Instant::now())
+            };
+            match pause {
+                Some(until) => tokio::time::sleep_until(until.into()).await,
+                None => return,
             }
         }
     }
@@ -111,7 +127,7 @@ impl RateGate {
             .is_none_or(|t| now.duration_since(t) > Duration::from_secs(1))
         {
             s.factor = (s.factor * 0.9).max(MIN_FACTOR);
-            s.limiter = limiter(self.quota, s.factor * (1.0 - self.headroom));
+            s.limiter = limiter(self.quota, s.factor * (1.0 - self.headroom), self.burst);
             s.brakes += 1;
         }
         s.last_brake = Some(now);
@@ -127,7 +143,7 @@ impl RateGate {
             .is_some_and(|t| now.duration_since(t) >= self.quota.window / 10)
         {
             s.factor = (s.factor + 0.05).min(1.0);
-            s.limiter = limiter(self.quota, s.factor * (1.0 - self.headroom));
+            s.limiter = limiter(self.quota, s.factor * (1.0 - self.headroom), self.burst);
             s.last_brake = Some(now);
         }
     }
@@ -139,7 +155,7 @@ mod tests {
 
     #[test]
     fn braking_slows_down_once_per_burst_and_never_below_a_quarter() {
-        let g = RateGate::new(Quota::new(200, Duration::from_secs(20)), 0.02);
+        let g = RateGate::new(Quota::new(200, Duration::from_secs(20)), 0.02, 20);
         g.brake(Some(Duration::from_millis(1)));
         g.brake(Some(Duration::from_millis(1)));
         assert!((g.factor() - 0.9).abs() < 1e-9);
@@ -153,7 +169,7 @@ mod tests {
 
     #[test]
     fn the_rate_recovers_after_a_quiet_window() {
-        let g = RateGate::new(Quota::new(200, Duration::from_millis(50)), 0.0);
+        let g = RateGate::new(Quota::new(200, Duration::from_millis(50)), 0.0, 20);
         g.brake(Some(Duration::ZERO));
         let before = g.factor();
         let mut s = g.lock();
@@ -164,7 +180,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_pause_holds_acquisition() {
-        let g = RateGate::new(Quota::new(1000, Duration::from_secs(1)), 0.0);
+        let g = RateGate::new(Quota::new(1000, Duration::from_secs(1)), 0.0, 20);
         g.brake(Some(Duration::from_millis(30)));
         let start = Instant::now();
         g.acquire(1).await;

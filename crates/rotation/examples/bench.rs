@@ -1,0 +1,384 @@
+//! `make bench`: the figures in docs/BENCHMARKS.md, as ratios measured in one run.
+//!
+//! cargo run --release -p rotation --example bench [-- --quick | --intune]
+//!   --quick   smaller sizes (a smoke run, about a minute)
+//!   --intune  also ride Intune's real default (200/20s, 5,000 Macs, ~9 minutes)
+
+use graph_client::{Cloud, Credential, Endpoints, GraphClient, GraphClientError, SecretString};
+use graph_sim::{Quota, SimConfig};
+use rotation::{
+    CsvSource, DispatchOptions, InDoubt, LEDGER_VERSION, Plan, RotateRequest, RunHeader, StopSignal,
+};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+fn client(base: &str, client_id: &str, secret: &str, tenant: &str) -> GraphClient {
+    let endpoints = Endpoints::new(Cloud::Global, Some(base), Some(base)).unwrap();
+    let credential = Credential::ClientSecret {
+        tenant: tenant.into(),
+        client_id: client_id.into(),
+        secret: SecretString::from(secret.to_string()),
+    };
+    GraphClient::new(endpoints, credential, "beta").unwrap()
+}
+
+fn header(tenant: &str, rate: Quota, source: &Path) -> RunHeader {
+    RunHeader {
+        version: LEDGER_VERSION,
+        tenant: tenant.into(),
+        client_id: Some("sim-client".into()),
+        cloud: "global".into(),
+        action: "filevault".into(),
+        api_version: "beta".into(),
+        via: "managedDevices".into(),
+        source: source.display().to_string(),
+        rate: rate.to_string(),
+        created_at: String::new(),
+    }
+}
+
+struct Ride {
+    rotated: usize,
+    ratio: f64,
+    share_429: f64,
+    first_request: f64,
+    retries: u64,
+    elapsed: f64,
+    twice: usize,
+    failed: usize,
+    pending: usize,
+}
+
+/// A full rotation against a simulated tenant at `limit`, optionally with a competing app eating
+/// `competitor` of the tenant-wide budget.
+async fn ride(
+    devices: usize,
+    limit: Quota,
+    latency_ms: u64,
+    competitor: Option<(Quota, Quota)>,
+) -> Ride {
+    let tenant_limit = competitor.map_or(Quota::new(limit.count * 2, limit.window), |(_, t)| t);
+    let dir = tempfile::tempdir().unwrap();
+    let config = SimConfig {
+        devices,
+        mac_share: 0.9,
+        post_limit: limit,
+        tenant_post_limit: tenant_limit,
+        any_limit: Quota::new(limit.count * 10, limit.window),
+        latency: Duration::from_millis(latency_ms),
+        extra_clients: vec![("competitor".into(), "competitor-secret".into())],
+        ..SimConfig::default()
+    };
+    let sim = graph_sim::start(config.clone()).await.unwrap();
+    let csv = dir.path().join("devices.csv");
+    std::fs::write(&csv, sim.tenant().devices_csv()).unwrap();
+    let ours = client(&sim.base_url, "sim-client", "sim-secret", &config.tenant);
+    let stop_competitor = Arc::new(AtomicBool::new(false));
+    let competitor_task = competitor.map(|(q, _)| {
+        let them = client(
+            &sim.base_url,
+            "competitor",
+            "competitor-secret",
+            &config.tenant,
+        );
+        let windows: Vec<String> = sim
+            .tenant()
+            .devices
+            .iter()
+            .filter(|d| d.os == "Windows")
+            .map(|d| d.id.clone())
+            .collect();
+        let stop = stop_competitor.clone();
+        tokio::spawn(async move {
+            // The other app posts steadily at its own pace, one request at a time, and ignores nothing.
+            let gap = q.window.div_f64(f64::from(q.count));
+            let mut next = Instant::now();
+            for id in windows.iter().cycle() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                next += gap;
+                let _ = them
+                    .post_action(&format!(
+                        "/deviceManagement/managedDevices/{id}/rotateBitLockerKeys"
+                    ))
+                    .await;
+                tokio::time::sleep_until(next.into()).await;
+            }
+        })
+    });
+    let source = Plan::check(CsvSource::open(&csv.to_string_lossy()).unwrap()).unwrap();
+    let options = DispatchOptions {
+        rate: limit,
+        in_doubt: InDoubt::Resend,
+        ..DispatchOptions::default()
+    };
+    let (_tx, stop) = StopSignal::new();
+    let req = RotateRequest {
+        header: header(&config.tenant, limit, &csv),
+        source,
+        ledger: dir.path().join("l.jsonl"),
+        options,
+        dry_run: false,
+    };
+    let outcome = rotation::rotate(Some(&ours), req, Arc::new(|_| {}), stop)
+        .await
+        .unwrap();
+    stop_competitor.store(true, Ordering::Relaxed);
+    if let Some(t) = competitor_task {
+        let _ = t.await;
+    }
+    let c = &outcome.counters;
+    let stats = sim.stats();
+    let ours_requests = c.items_sent.max(1);
+    // The send rate between the first and the last batch leaving: every batch after the first waited
+    // for its own items' share of the quota in that time; the first went on the initial credit.
+    let sending =
+        (c.last_request_secs.unwrap_or(0.0) - c.first_request_secs.unwrap_or(0.0)).max(1e-9);
+    let paid = c.items_sent.saturating_sub(c.first_batch_items as u64) as f64;
+    Ride {
+        rotated: c.rotated,
+        ratio: paid / sending / limit.per_second(),
+        share_429: c.throttled as f64 / ours_requests as f64,
+        first_request: c.first_request_secs.unwrap_or(0.0),
+        retries: c.retries,
+        elapsed: c.elapsed_secs,
+        twice: stats.devices_accepted_twice("rotateFileVaultKey"),
+        failed: c.failed,
+        pending: c.pending + c.in_doubt,
+    }
+}
+
+/// The simplest correct alternative: one direct POST per device, in turn, honouring Retry-After.
+async fn one_at_a_time(devices: usize, limit: Quota, latency_ms: u64) -> (usize, f64) {
+    let config = SimConfig {
+        devices,
+        mac_share: 1.0,
+        post_limit: limit,
+        latency: Duration::from_millis(latency_ms),
+        ..SimConfig::default()
+    };
+    let sim = graph_sim::start(config.clone()).await.unwrap();
+    let c = client(&sim.base_url, "sim-client", "sim-secret", &config.tenant);
+    let macs: Vec<String> = sim
+        .tenant()
+        .devices
+        .iter()
+        .filter(|d| d.encrypted)
+        .map(|d| d.id.clone())
+        .collect();
+    let start = Instant::now();
+    let mut done = 0;
+    for id in &macs {
+        for _ in 0..10 {
+            match c
+                .post_action(&format!(
+                    "/deviceManagement/managedDevices/{id}/rotateFileVaultKey"
+                ))
+                .await
+            {
+                Ok(_) => {
+                    done += 1;
+                    break;
+                }
+                Err(GraphClientError::Http { retry_after, .. }) => {
+                    tokio::time::sleep(retry_after.unwrap_or(Duration::from_secs(1))).await
+                }
+                Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+            }
+        }
+    }
+    (done, done as f64 / start.elapsed().as_secs_f64())
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Child mode: plan and ledger `n` devices, then replay the ledger; prints one JSON line.
+fn plan_child(n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("devices.csv");
+    {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&csv).unwrap());
+        writeln!(w, "id,deviceName,operatingSystem").unwrap();
+        for i in 0..n {
+            writeln!(w, "{},MAC-{i:07},macOS", uuid::Uuid::new_v4()).unwrap();
+        }
+    }
+    let ledger = dir.path().join("l.jsonl");
+    let start = Instant::now();
+    let source = Plan::check(CsvSource::open(&csv.to_string_lossy()).unwrap()).unwrap();
+    let mut l = rotation::Ledger::create(
+        &ledger,
+        &header("t", Quota::new(200, Duration::from_secs(20)), &csv),
+    )
+    .unwrap();
+    let report = Plan::build(&source, rotation::Action::FileVault, &mut l).unwrap();
+    drop(l);
+    let plan_secs = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let (state, _) = rotation::ledger_replay(&ledger).unwrap();
+    let replay_secs = start.elapsed().as_secs_f64();
+    assert_eq!(report.planned, n);
+    println!(
+        "{}",
+        serde_json::json!({"devices": n, "plan_secs": plan_secs, "replay_rows": state.rows, "replay_secs": replay_secs, "peak_rss_mb": peak_rss_mb()})
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("plan") {
+        plan_child(args[2].parse().unwrap());
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let intune = args.iter().any(|a| a == "--intune");
+    let mut out = String::new();
+    let mut line = |s: String| {
+        println!("{s}");
+        out.push_str(&s);
+        out.push('\n');
+    };
+    let machine = format!(
+        "{} cores, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(
+                |c| c.lines().find(|l| l.starts_with("model name")).map(|l| l
+                    .split(':')
+                    .nth(1)
+                    .unwrap_or("")
+                    .trim()
+                    .to_string())
+            )
+            .unwrap_or_default()
+    );
+    line(format!("machine: {machine}"));
+    line(format!(
+        "command: cargo run --release -p rotation --example bench --{}",
+        if quick {
+            " --quick"
+        } else if intune {
+            " --intune"
+        } else {
+            ""
+        }
+    ));
+    line(String::new());
+    line("| ceiling ride | devices rotated | send rate ÷ ceiling | items answered 429 | first request | retries | wall time | rotated twice | failed | left |".into());
+    line("|---|---|---|---|---|---|---|---|---|---|".into());
+    // Intune's 20 s window with ten times the count: the same arithmetic at ten times the pace. (A
+    // shorter window would shrink the headroom's time margin below the simulated network jitter.)
+    let scaled = Quota::new(2000, Duration::from_secs(20));
+    let n = if quick { 1200 } else { 6000 };
+    let mut rides = vec![
+        (
+            format!("scaled {scaled}, 100 ms latency"),
+            n,
+            scaled,
+            100,
+            None,
+        ),
+        (
+            format!("scaled {scaled}, 1 s latency"),
+            n,
+            scaled,
+            1000,
+            None,
+        ),
+        (
+            format!(
+                "scaled {scaled}, 100 ms, another app posting 2000/20s into a 3000/20s tenant limit"
+            ),
+            n,
+            scaled,
+            100,
+            Some((
+                Quota::new(2000, Duration::from_secs(20)),
+                Quota::new(3000, Duration::from_secs(20)),
+            )),
+        ),
+    ];
+    if intune {
+        rides.push((
+            "Intune default 200/20s, 100 ms latency".into(),
+            5600,
+            Quota::new(200, Duration::from_secs(20)),
+            100,
+            None,
+        ));
+    }
+    for (name, devices, limit, latency, competitor) in rides {
+        let r = ride(devices, limit, latency, competitor).await;
+        line(format!(
+            "| {name} | {} | {:.3} | {:.2} % | {:.2} s | {} | {:.1} s | {} | {} | {} |",
+            r.rotated,
+            r.ratio,
+            r.share_429 * 100.0,
+            r.first_request,
+            r.retries,
+            r.elapsed,
+            r.twice,
+            r.failed,
+            r.pending
+        ));
+    }
+    line(String::new());
+    let (seq_n, seq_rate) = one_at_a_time(if quick { 100 } else { 300 }, scaled, 100).await;
+    let batched = ride(if quick { 1200 } else { 3000 }, scaled, 100, None).await;
+    let batched_rate = batched.rotated as f64 / batched.elapsed;
+    line("| same tenant (2000/20s, 100 ms) | devices | devices/s |".into());
+    line("|---|---|---|".into());
+    line(format!(
+        "| one direct POST at a time, honouring Retry-After | {seq_n} | {seq_rate:.1} |"
+    ));
+    line(format!(
+        "| intune-rotate ($batch of 20, paced) | {} | {batched_rate:.1} (×{:.1}) |",
+        batched.rotated,
+        batched_rate / seq_rate
+    ));
+    line(String::new());
+    let unthrottled = ride(
+        if quick { 5000 } else { 20000 },
+        Quota::new(1_000_000, Duration::from_secs(1)),
+        0,
+        None,
+    )
+    .await;
+    line(format!(
+        "unthrottled end to end (in-process simulator, no latency): {} devices in {:.2} s = {:.0} devices/s",
+        unthrottled.rotated,
+        unthrottled.elapsed,
+        unthrottled.rotated as f64 / unthrottled.elapsed
+    ));
+    let plan_n = if quick { 100_000 } else { 1_000_000 };
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["plan", &plan_n.to_string()])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&child.stdout)
+        .unwrap_or_else(|_| panic!("plan child: {}", String::from_utf8_lossy(&child.stderr)));
+    line(format!(
+        "plan + ledger {} devices: {:.2} s, peak RSS {:.0} MB; ledger replay: {} rows in {:.2} s = {:.0} rows/s",
+        doc["devices"],
+        doc["plan_secs"].as_f64().unwrap(),
+        doc["peak_rss_mb"].as_f64().unwrap(),
+        doc["replay_rows"],
+        doc["replay_secs"].as_f64().unwrap(),
+        doc["replay_rows"].as_f64().unwrap() / doc["replay_secs"].as_f64().unwrap()
+    ));
+    let _ = std::fs::create_dir_all("target/bench");
+    let _ = std::fs::write("target/bench/latest.md", out);
+}
