@@ -38,6 +38,12 @@ pub enum Command {
     Verify(VerifyArgs),
     /// List the devices a source yields (not built yet).
     Devices(DevicesArgs),
+    /// Show who the credentials sign in as, the token's permissions, and which actions they allow.
+    #[command(
+        alias = "doctor",
+        after_help = "Example:\n  intune-rotate whoami --tenant $TENANT --client-id $APP"
+    )]
+    Whoami(WhoamiArgs),
     /// Rotate the Macs of a simulated tenant, end to end, in under a minute.
     #[command(after_help = "Example:\n  intune-rotate demo --devices 3000")]
     Demo(DemoArgs),
@@ -51,13 +57,19 @@ pub struct Connection {
     /// Application (client) id; the secret comes from AZURE_CLIENT_SECRET, never from a flag.
     #[arg(long, env = env::CLIENT_ID)]
     pub client_id: Option<String>,
-    /// PEM with certificate and key for a client assertion (not built yet).
+    /// A file holding the client secret (instead of AZURE_CLIENT_SECRET).
+    #[arg(long)]
+    pub client_secret_file: Option<PathBuf>,
+    /// PEM with the certificate and its RSA private key, for a signed client assertion.
     #[arg(long, env = env::CERTIFICATE)]
     pub certificate: Option<PathBuf>,
+    /// Sign the assertion RS256 with `x5t` (SHA-1) instead of PS256 with `x5t#S256`.
+    #[arg(long, requires = "certificate")]
+    pub assertion_rs256: bool,
     /// A file holding a ready access token.
     #[arg(long)]
     pub token_file: Option<PathBuf>,
-    /// Delegated sign-in with the device code flow (not built yet).
+    /// Delegated sign-in: open a URL on any device and enter a code (OAuth 2.0 device code flow).
     #[arg(long)]
     pub device_code: bool,
     #[arg(long, default_value = "global", value_parser = ["global", "usgov", "usgov-dod", "china"])]
@@ -197,6 +209,12 @@ pub struct DevicesArgs {
     pub query: Option<String>,
     #[arg(long, value_enum, default_value = "csv")]
     pub format: FormatArg,
+}
+
+#[derive(Debug, Args)]
+pub struct WhoamiArgs {
+    #[command(flatten)]
+    pub connection: Connection,
 }
 
 #[derive(Debug, Args)]

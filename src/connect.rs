@@ -2,9 +2,10 @@
 
 use crate::cli::Connection;
 use crate::env;
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use graph_client::{
-    Cloud, Credential, Endpoints, ExposeSecret, GraphClient, SecretString, TokenClaims,
+    AssertionStyle, ClientCertificate, Cloud, Credential, Endpoints, ExposeSecret, GraphClient,
+    GraphClientError, SecretString, TokenClaims,
 };
 use rotation::Action;
 
@@ -20,26 +21,35 @@ impl From<anyhow::Error> for ConnectError {
     }
 }
 
-/// The client for `conn`, with `tenant` and `client_id` falling back to what a ledger recorded.
+/// The tenant id personal Microsoft accounts sign in under; the rotate actions refuse them.
+const CONSUMER_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
+
+/// A connection ready to use, with what it was made from.
+pub struct Connected {
+    pub client: GraphClient,
+    pub tenant: String,
+    pub client_id: Option<String>,
+}
+
+/// The client for `conn`; `tenant` and `client_id` fall back to what a ledger recorded.
+/// `delegated` lists the permissions a device code sign-in asks for.
 pub fn client(
     conn: &Connection,
     recorded_tenant: Option<&str>,
     recorded_client: Option<&str>,
-) -> Result<(GraphClient, String, Option<String>), ConnectError> {
+    delegated: &[&str],
+) -> Result<Connected, ConnectError> {
     let cloud: Cloud = conn.cloud.parse().map_err(anyhow::Error::msg)?;
     let endpoints = Endpoints::new(cloud, conn.graph_url.as_deref(), conn.login_url.as_deref())
-        .map_err(|e| anyhow::anyhow!(e))?;
-    if conn.certificate.is_some() {
-        return Err(anyhow::anyhow!("--certificate is not built yet: use a client secret (AZURE_CLIENT_SECRET) or --token-file").into());
-    }
-    if conn.device_code {
-        return Err(anyhow::anyhow!("--device-code is not built yet: use a client secret (AZURE_CLIENT_SECRET) or --token-file").into());
-    }
+        .map_err(|e| anyhow!(e))?;
     let tenant = conn.tenant.clone().or(recorded_tenant.map(str::to_string));
     let client_id = conn
         .client_id
         .clone()
         .or(recorded_client.map(str::to_string));
+    let need = |what: Option<String>, flag: &str, var: &str| {
+        what.ok_or_else(|| anyhow!("{flag} (or {var}) is required"))
+    };
     let static_token = match &conn.token_file {
         Some(p) => Some(
             std::fs::read_to_string(p)
@@ -49,74 +59,168 @@ pub fn client(
         ),
         None => std::env::var(env::ACCESS_TOKEN)
             .ok()
-            .filter(|t| !t.trim().is_empty()),
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty()),
     };
     let credential = if let Some(token) = static_token {
         Credential::StaticToken(SecretString::from(token))
+    } else if let Some(path) = &conn.certificate {
+        let text = std::fs::read(path)
+            .with_context(|| format!("{}: cannot read the certificate", path.display()))?;
+        let style = if conn.assertion_rs256 {
+            AssertionStyle::Rs256
+        } else {
+            AssertionStyle::Ps256
+        };
+        let certificate = ClientCertificate::from_pem(&text, &path.display().to_string(), style)
+            .map_err(|e| anyhow!(e))?;
+        Credential::Certificate {
+            tenant: need(tenant.clone(), "--tenant", env::TENANT)?,
+            client_id: need(client_id.clone(), "--client-id", env::CLIENT_ID)?,
+            certificate,
+        }
+    } else if conn.device_code {
+        Credential::DeviceCode {
+            tenant: need(tenant.clone(), "--tenant", env::TENANT)?,
+            client_id: need(client_id.clone(), "--client-id", env::CLIENT_ID)?,
+            scopes: delegated.iter().map(|s| s.to_string()).collect(),
+        }
     } else {
-        let Some(tenant) = tenant.clone() else {
-            return Err(anyhow::anyhow!("--tenant (or {}) is required", env::TENANT).into());
+        let secret = match &conn.client_secret_file {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("{}: cannot read the secret file", p.display()))?
+                    .trim()
+                    .to_string(),
+            ),
+            None => std::env::var(env::CLIENT_SECRET)
+                .ok()
+                .filter(|s| !s.is_empty()),
         };
-        let Some(client_id) = client_id.clone() else {
-            return Err(anyhow::anyhow!("--client-id (or {}) is required", env::CLIENT_ID).into());
-        };
-        let Some(secret) = std::env::var(env::CLIENT_SECRET)
-            .ok()
-            .filter(|s| !s.is_empty())
-        else {
-            return Err(anyhow::anyhow!("no credential: set {} (the secret is never taken as a flag), or give --token-file / {}", env::CLIENT_SECRET, env::ACCESS_TOKEN).into());
+        let Some(secret) = secret else {
+            return Err(anyhow!(
+                "no credential: set {} or --client-secret-file (a secret is never taken as a flag value), or use --certificate, --device-code or --token-file / {}",
+                env::CLIENT_SECRET,
+                env::ACCESS_TOKEN
+            )
+            .into());
         };
         Credential::ClientSecret {
-            tenant,
-            client_id,
+            tenant: need(tenant.clone(), "--tenant", env::TENANT)?,
+            client_id: need(client_id.clone(), "--client-id", env::CLIENT_ID)?,
             secret: SecretString::from(secret),
         }
     };
-    let tenant = tenant.unwrap_or_default();
-    let client = GraphClient::new(endpoints, credential, "beta").map_err(|e| anyhow::anyhow!(e))?;
-    Ok((client, tenant, client_id))
+    let client = GraphClient::new(endpoints, credential, "beta").map_err(|e| anyhow!(e))?;
+    Ok(Connected {
+        client,
+        tenant: tenant.unwrap_or_default(),
+        client_id,
+    })
 }
 
-/// Gets a token and checks, best effort, that it is for this tenant and carries the action's permission.
+/// The permission a token needs for `action`; PrivilegedOperations.All covers the ReadWrite actions too.
+fn allows(claims: &TokenClaims, action: Action) -> bool {
+    claims.has(action.permission())
+        || claims.has("DeviceManagementManagedDevices.PrivilegedOperations.All")
+}
+
+/// Before anything is sent: a token, for this tenant, not a personal account, holding the action's
+/// permission, and accepted by Graph. `lists_devices`: the source needs to read devices.
 pub async fn preflight(
-    client: &GraphClient,
-    tenant: &str,
+    c: &Connected,
     action: Action,
+    lists_devices: bool,
 ) -> Result<(), ConnectError> {
-    let token = client
+    let token = c
+        .client
         .tokens()
         .token()
         .await
-        .map_err(|e| ConnectError::Auth(anyhow::anyhow!(e)))?;
-    let Some(claims) = TokenClaims::decode(token.expose_secret()) else {
-        tracing::warn!("the access token is not a JWT; skipping the permission pre-check");
-        return Ok(());
-    };
-    if let Some(tid) = &claims.tid
-        && !tenant.is_empty()
-        && !tid.eq_ignore_ascii_case(tenant)
+        .map_err(|e| ConnectError::Auth(anyhow!(e)))?;
+    match TokenClaims::decode(token.expose_secret()) {
+        None => tracing::warn!("the access token is not a JWT; skipping the permission pre-check"),
+        Some(claims) => {
+            if let Some(tid) = &claims.tid {
+                if tid.eq_ignore_ascii_case(CONSUMER_TENANT) {
+                    return Err(ConnectError::Auth(anyhow!(
+                        "the token belongs to a personal Microsoft account; the Intune rotate actions need a work or school account"
+                    )));
+                }
+                if !c.tenant.is_empty() && !tid.eq_ignore_ascii_case(&c.tenant) {
+                    return Err(ConnectError::Auth(anyhow!(
+                        "the access token is for tenant {tid}, not {}",
+                        c.tenant
+                    )));
+                }
+            }
+            if !allows(&claims, action) {
+                let perms = claims.permissions();
+                let found = if perms.is_empty() {
+                    "none".to_string()
+                } else {
+                    perms.join(", ")
+                };
+                let kind = if claims.scp.is_some() {
+                    "delegated"
+                } else {
+                    "application"
+                };
+                return Err(ConnectError::Auth(anyhow!(
+                    "missing permission {} for the {} action (token has: {found}). Grant it as a Microsoft Graph {kind} permission in the app registration's API permissions (Entra admin center > App registrations > API permissions), then grant admin consent",
+                    action.permission(),
+                    action.graph_name()
+                )));
+            }
+            if let Some(exp) = claims.exp {
+                let left = exp.saturating_sub(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                );
+                if matches!(c.client.tokens().credential(), Credential::StaticToken(_))
+                    && left < 3600
+                {
+                    tracing::warn!(
+                        "the given access token expires in {} min and cannot be refreshed; the run will stop cleanly then (resume with a new token)",
+                        left / 60
+                    );
+                }
+            }
+        }
+    }
+    // One cheap call proves Graph accepts the token.
+    match c
+        .client
+        .get_json("/deviceManagement/managedDevices?$top=1&$select=id")
+        .await
     {
-        return Err(ConnectError::Auth(anyhow::anyhow!(
-            "the access token is for tenant {tid}, not {tenant}"
-        )));
+        Ok(_) => Ok(()),
+        Err(GraphClientError::Http { status: 401, .. }) => Err(ConnectError::Auth(anyhow!(
+            "Graph refused the access token (401)"
+        ))),
+        Err(GraphClientError::Http { status: 403, .. }) if !lists_devices => {
+            tracing::warn!(
+                "the app cannot read managed devices (403); rotating from the given list only"
+            );
+            Ok(())
+        }
+        Err(GraphClientError::Http { status: 403, .. }) => Err(ConnectError::Auth(anyhow!(
+            "missing permission DeviceManagementManagedDevices.Read.All to list devices for this source; grant it, or give the devices with --input"
+        ))),
+        Err(e) => Err(ConnectError::Usage(anyhow!(
+            "the pre-flight call to Graph failed: {e}"
+        ))),
     }
-    let perms = claims.permissions();
-    let needed = action.permission();
-    // PrivilegedOperations.All covers the ReadWrite actions too.
-    let covered =
-        claims.has(needed) || claims.has("DeviceManagementManagedDevices.PrivilegedOperations.All");
-    if !covered {
-        let found = if perms.is_empty() {
-            "none".to_string()
-        } else {
-            perms.join(", ")
-        };
-        return Err(ConnectError::Auth(anyhow::anyhow!(
-            "missing permission {needed} for the {} action (token has: {found}). Grant it as an application permission of Microsoft Graph in the app registration's API permissions, then grant admin consent",
-            action.graph_name()
-        )));
+}
+
+/// Permissions a delegated sign-in asks for: the action's, plus reading devices when the source lists them.
+pub fn delegated_scopes(action: Action, lists_devices: bool) -> Vec<&'static str> {
+    let mut s = vec![action.permission()];
+    if lists_devices {
+        s.push("DeviceManagementManagedDevices.Read.All");
     }
-    Ok(())
+    s
 }
 
 /// Refuses to go on without a person's yes on a terminal, or `--yes`.

@@ -50,7 +50,13 @@ pub async fn run(a: crate::cli::DemoArgs, logs: Logs) -> Result<u8, Failure> {
     };
     let client =
         GraphClient::new(endpoints, credential, "beta").map_err(|e| Failure(1, e.into()))?;
-    crate::connect::preflight(&client, &config.tenant, rotation::Action::FileVault).await?;
+    let connected = crate::connect::Connected {
+        client,
+        tenant: config.tenant.clone(),
+        client_id: Some(config.client_id.clone()),
+    };
+    crate::connect::preflight(&connected, rotation::Action::FileVault, false).await?;
+    let client = connected.client;
     let header = RunHeader {
         version: LEDGER_VERSION,
         tenant: config.tenant.clone(),

@@ -5,6 +5,7 @@ mod export;
 mod resume;
 mod rotate;
 mod status;
+mod whoami;
 
 use crate::cli::{Command, Dispatch};
 use crate::progress::Logs;
@@ -17,6 +18,7 @@ pub async fn run(command: Command, logs: Logs) -> u8 {
         Command::Status(a) => status::run(a),
         Command::Export(a) => export::run(a),
         Command::Demo(a) => demo::run(a, logs).await,
+        Command::Whoami(a) => whoami::run(a).await,
         Command::Verify(_) => not_built("verify", "verification of deviceActionResults"),
         Command::Devices(_) => not_built("devices", "listing devices from Graph sources"),
     };

@@ -29,13 +29,15 @@ pub async fn run(a: ResumeArgs, logs: Logs) -> Result<u8, Failure> {
             header.tenant
         )));
     }
-    let (client, tenant, _) = connect::client(
+    let action = header.action()?;
+    let c = connect::client(
         &a.connection,
         Some(&header.tenant),
         header.client_id.as_deref(),
+        &connect::delegated_scopes(action, false),
     )?;
-    let action = header.action()?;
-    connect::preflight(&client, &tenant, action).await?;
+    connect::preflight(&c, action, false).await?;
+    let tenant = &c.tenant;
     let open =
         state.count(rotation::DeviceState::Pending) + state.count(rotation::DeviceState::InDoubt);
     connect::confirm(
@@ -51,7 +53,7 @@ pub async fn run(a: ResumeArgs, logs: Logs) -> Result<u8, Failure> {
     let (progress, span) = reporter(logs);
     let _enter = span.enter();
     let outcome = rotation::resume(
-        &client,
+        &c.client,
         &a.ledger,
         &options(&a.dispatch, in_doubt),
         progress,

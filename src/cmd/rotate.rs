@@ -32,11 +32,12 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<u8, Failure> {
     let connection = if a.dry_run {
         None
     } else {
-        Some(connect::client(&a.connection, None, None)?)
+        let scopes = connect::delegated_scopes(action, false);
+        Some(connect::client(&a.connection, None, None, &scopes)?)
     };
     let tenant = connection
         .as_ref()
-        .map(|c| c.1.clone())
+        .map(|c| c.tenant.clone())
         .or(a.connection.tenant.clone())
         .unwrap_or_default();
     let header = RunHeader {
@@ -44,7 +45,7 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<u8, Failure> {
         tenant: tenant.clone(),
         client_id: connection
             .as_ref()
-            .and_then(|c| c.2.clone())
+            .and_then(|c| c.client_id.clone())
             .or(a.connection.client_id.clone()),
         cloud: a.connection.cloud.clone(),
         action: action.cli_name().into(),
@@ -54,15 +55,16 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<u8, Failure> {
         rate: a.dispatch.rate.to_string(),
         created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
     };
-    if let Some((client, tenant, _)) = &connection {
-        connect::preflight(client, tenant, action).await?;
+    if let Some(c) = &connection {
+        connect::preflight(c, action, false).await?;
         connect::confirm(
             a.dispatch.yes,
             &format!(
-                "About to run {} ({}) on the devices in {} for tenant {tenant}.",
+                "About to run {} ({}) on the devices in {} for tenant {}.",
                 action.graph_name(),
                 action.platform(),
-                source.source().display()
+                source.source().display(),
+                c.tenant
             ),
         )
         .map_err(usage)?;
@@ -77,7 +79,7 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<u8, Failure> {
         dry_run: a.dry_run,
     };
     let outcome = rotation::rotate(
-        connection.as_ref().map(|c| &c.0),
+        connection.as_ref().map(|c| &c.client),
         req,
         progress,
         stop_on_ctrl_c(),

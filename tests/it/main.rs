@@ -1,5 +1,6 @@
 //! End-to-end behaviour of the binaries against the simulated tenant.
 
+mod auth;
 mod util;
 
 use util::*;
@@ -128,7 +129,7 @@ async fn a_wrong_secret_exits_3_with_the_entra_advice() {
     let ledger = s(&env.path("l.jsonl"));
     let args = ["rotate", "--input", &s(&csv), "--ledger", &ledger, "--yes"];
     let o = env
-        .run_with_secret(&args, Some("not-the-secret".into()))
+        .run_with(&args, Some("not-the-secret".into()), &[])
         .await;
     assert_eq!(code(&o), 3, "{}", stderr(&o));
     assert!(stderr(&o).contains("7000215"), "{}", stderr(&o));
@@ -189,6 +190,7 @@ async fn resume_refuses_another_tenant_and_a_second_process() {
         .map(|a| a.to_string())
         .collect(),
         Some("x".into()),
+        Vec::new(),
     )
     .await;
     assert_eq!(code(&other), 2, "{}", stderr(&other));

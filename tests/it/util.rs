@@ -101,17 +101,30 @@ impl Env {
         .expect("join")
     }
 
+    /// `resume --ledger LEDGER --yes` with the simulator's client secret.
+    pub async fn rotate_resume_with_secret(&self, ledger: &Path) -> Output {
+        self.run(&["resume", "--ledger", &s(ledger), "--yes"]).await
+    }
+
     /// Runs `intune-rotate ARGS` with connection options for the simulator; bounded by a timeout.
     pub async fn run(&self, args: &[&str]) -> Output {
         let secret = self.sim.config().client_secret.clone();
-        self.run_with_secret(args, Some(secret)).await
+        self.run_with(args, Some(secret), &[]).await
     }
 
-    /// As [`Env::run`], with `AZURE_CLIENT_SECRET` set to `secret` (or unset).
-    pub async fn run_with_secret(&self, args: &[&str], secret: Option<String>) -> Output {
+    /// As [`Env::run`], with `AZURE_CLIENT_SECRET` set to `secret` (or unset) and more variables.
+    pub async fn run_with(
+        &self,
+        args: &[&str],
+        secret: Option<String>,
+        envs: &[(&str, &str)],
+    ) -> Output {
         let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let c = self.sim.config();
-        let talks_to_graph = matches!(args.first(), Some(&"rotate") | Some(&"resume"));
+        let talks_to_graph = matches!(
+            args.first(),
+            Some(&"rotate") | Some(&"resume") | Some(&"whoami")
+        );
         if talks_to_graph {
             all.extend(
                 [
@@ -127,13 +140,22 @@ impl Env {
                 .map(String::from),
             );
         }
-        run_plain(all, secret).await
+        let envs = envs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        run_plain(all, secret, envs).await
     }
 }
 
-pub async fn run_plain(args: Vec<String>, secret: Option<String>) -> Output {
+pub async fn run_plain(
+    args: Vec<String>,
+    secret: Option<String>,
+    envs: Vec<(String, String)>,
+) -> Output {
     tokio::task::spawn_blocking(move || {
         let child = command(&args, secret)
+            .envs(envs)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -1,10 +1,13 @@
 //! Credentials and the in-memory token cache: refreshed ahead of expiry, once on a 401, and
-//! concurrent refreshes coalesced into one request.
+//! concurrent refreshes coalesced into one request. Every grant goes through one token request.
 
 use crate::{Endpoints, GraphClientError, TokenClaims, TokenError};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// How the run proves who it is. Secrets are `SecretString`: never in Debug, logs or errors.
 #[derive(Debug, Clone)]
@@ -15,24 +18,51 @@ pub enum Credential {
         client_id: String,
         secret: SecretString,
     },
+    /// App registration with a certificate (client credentials with a signed assertion).
+    Certificate {
+        tenant: String,
+        client_id: String,
+        certificate: crate::ClientCertificate,
+    },
+    /// An admin signs in on another device (OAuth 2.0 device authorization grant); `scopes` are the
+    /// delegated permissions asked for, without the resource prefix.
+    DeviceCode {
+        tenant: String,
+        client_id: String,
+        scopes: Vec<String>,
+    },
     /// A token acquired elsewhere; it cannot be refreshed.
     StaticToken(SecretString),
 }
+
+/// Shows the admin where to sign in during the device code flow.
+pub type DeviceCodePrompt = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 
 #[derive(Debug)]
 struct Cached {
     token: SecretString,
     refresh_at: Instant,
     expires_at: Instant,
+    /// Delegated sign-in only; each refresh may hand out a new one, which replaces the old.
+    refresh_token: Option<SecretString>,
 }
 
 /// Hands out a valid access token, fetching a new one when the cached one nears expiry.
-#[derive(Debug)]
 pub struct TokenProvider {
     credential: Credential,
     endpoints: Endpoints,
     http: reqwest::Client,
     cache: tokio::sync::Mutex<Option<Cached>>,
+    prompt: DeviceCodePrompt,
+}
+
+impl std::fmt::Debug for TokenProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenProvider")
+            .field("credential", &self.credential)
+            .field("endpoints", &self.endpoints)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Deserialize)]
@@ -40,6 +70,31 @@ struct TokenAnswer {
     access_token: String,
     #[serde(default)]
     expires_in: Option<u64>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DeviceCodeAnswer {
+    device_code: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    user_code: String,
+    #[serde(default)]
+    verification_uri: String,
+    #[serde(default = "default_expiry")]
+    expires_in: u64,
+    #[serde(default = "default_interval")]
+    interval: u64,
+}
+
+fn default_expiry() -> u64 {
+    900
+}
+
+fn default_interval() -> u64 {
+    5
 }
 
 #[derive(Deserialize, Default)]
@@ -61,14 +116,24 @@ fn margin(lifetime: Duration) -> Duration {
     Duration::from_secs(300).min(lifetime / 5)
 }
 
+type Form = Vec<(&'static str, String)>;
+
 impl TokenProvider {
     pub fn new(credential: Credential, endpoints: Endpoints, http: reqwest::Client) -> Self {
+        let prompt: DeviceCodePrompt = std::sync::Arc::new(|message: &str| eprintln!("{message}"));
         TokenProvider {
             credential,
             endpoints,
             http,
             cache: tokio::sync::Mutex::new(None),
+            prompt,
         }
+    }
+
+    /// Where the device code flow's sign-in instructions go (stderr by default).
+    pub fn with_prompt(mut self, prompt: DeviceCodePrompt) -> Self {
+        self.prompt = prompt;
+        self
     }
 
     pub fn credential(&self) -> &Credential {
@@ -84,46 +149,75 @@ impl TokenProvider {
         {
             return Ok(c.token.clone());
         }
-        match &self.credential {
-            Credential::StaticToken(token) => {
-                let expires_in = TokenClaims::decode(token.expose_secret())
-                    .and_then(|c| c.exp)
-                    .map(|exp| Duration::from_secs(exp.saturating_sub(unix_now())));
-                match expires_in {
-                    Some(d) if d.is_zero() => Err(GraphClientError::TokenExpired),
-                    _ => {
-                        if let Some(c) = cache.as_ref()
-                            && now >= c.expires_at
-                        {
-                            return Err(GraphClientError::TokenExpired);
-                        }
-                        let life = expires_in.unwrap_or(Duration::from_secs(3600));
-                        *cache = Some(Cached {
-                            token: token.clone(),
-                            refresh_at: now + life,
-                            expires_at: now + life,
-                        });
-                        Ok(token.clone())
-                    }
-                }
-            }
+        let scope = |s: &str| format!("{}/{s}", self.endpoints.scope_resource);
+        let (tenant, form): (&str, Form) = match &self.credential {
+            Credential::StaticToken(token) => return static_token(token, &mut cache, now),
             Credential::ClientSecret {
                 tenant,
                 client_id,
                 secret,
+            } => (
+                tenant,
+                vec![
+                    ("grant_type", "client_credentials".into()),
+                    ("client_id", client_id.clone()),
+                    ("client_secret", secret.expose_secret().to_string()),
+                    ("scope", scope(".default")),
+                ],
+            ),
+            Credential::Certificate {
+                tenant,
+                client_id,
+                certificate,
             } => {
-                let scope = format!("{}/.default", self.endpoints.scope_resource);
-                let form = [
-                    ("grant_type", "client_credentials"),
-                    ("client_id", client_id.as_str()),
-                    ("client_secret", secret.expose_secret()),
-                    ("scope", scope.as_str()),
-                ];
-                let fresh = self.request(tenant, &form).await?;
-                let token = fresh.token.clone();
-                *cache = Some(fresh);
-                Ok(token)
+                let assertion =
+                    certificate.assertion(client_id, &self.endpoints.token_url(tenant))?;
+                (
+                    tenant,
+                    vec![
+                        ("grant_type", "client_credentials".into()),
+                        ("client_id", client_id.clone()),
+                        ("client_assertion_type", JWT_BEARER.into()),
+                        ("client_assertion", assertion.expose_secret().to_string()),
+                        ("scope", scope(".default")),
+                    ],
+                )
             }
+            Credential::DeviceCode {
+                tenant,
+                client_id,
+                scopes,
+            } => {
+                let scopes = delegated_scopes(scopes, &scope);
+                match cache.as_ref().and_then(|c| c.refresh_token.as_ref()) {
+                    Some(refresh) => (
+                        tenant,
+                        vec![
+                            ("grant_type", "refresh_token".into()),
+                            ("client_id", client_id.clone()),
+                            ("refresh_token", refresh.expose_secret().to_string()),
+                            ("scope", scopes),
+                        ],
+                    ),
+                    None => {
+                        let fresh = self.device_code_sign_in(tenant, client_id, &scopes).await?;
+                        let token = fresh.token.clone();
+                        *cache = Some(fresh);
+                        return Ok(token);
+                    }
+                }
+            }
+        };
+        let fresh = self.request(tenant, &form).await?;
+        let token = fresh.token.clone();
+        *cache = Some(fresh);
+        Ok(token)
+    }
+
+    /// Makes the next call fetch a new token (after batch items were answered 401).
+    pub async fn refresh_soon(&self) {
+        if let Some(c) = self.cache.lock().await.as_mut() {
+            c.refresh_at = Instant::now();
         }
     }
 
@@ -140,55 +234,156 @@ impl TokenProvider {
         }
     }
 
-    async fn request(
+    /// RFC 8628 as Entra implements it: ask for a code, show the admin where to enter it, then poll
+    /// at `interval` (slower on `slow_down`) until approved, declined or expired.
+    async fn device_code_sign_in(
         &self,
         tenant: &str,
-        form: &[(&str, &str)],
+        client_id: &str,
+        scopes: &str,
     ) -> Result<Cached, GraphClientError> {
-        let url = self.endpoints.token_url(tenant);
-        let started = Instant::now();
+        let url = format!(
+            "{}/{tenant}/oauth2/v2.0/devicecode",
+            self.endpoints.login.as_str().trim_end_matches('/')
+        );
         let resp = self
             .http
             .post(&url)
-            .form(form)
+            .form(&[("client_id", client_id), ("scope", scopes)])
             .send()
             .await
-            .map_err(|e| GraphClientError::Network(e.without_url().to_string()))?;
-        let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| GraphClientError::Network(e.without_url().to_string()))?;
-        if status.is_success() {
-            let answer: TokenAnswer =
-                serde_json::from_slice(&body).map_err(|e| GraphClientError::Unreadable {
-                    status: status.as_u16(),
-                    reason: format!("token answer: {e}"),
-                })?;
-            let life = Duration::from_secs(answer.expires_in.unwrap_or(3599));
-            tracing::debug!(expires_in = life.as_secs(), "access token acquired");
-            return Ok(Cached {
-                token: SecretString::from(answer.access_token),
-                refresh_at: started + life - margin(life),
-                expires_at: started + life,
-            });
+            .map_err(net)?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(net)?;
+        if status != 200 {
+            return Err(token_error(status, &body));
         }
-        let e: EntraError = serde_json::from_slice(&body).unwrap_or_default();
-        let code = e
-            .error_codes
-            .first()
-            .copied()
-            .or_else(|| aadsts(&e.error_description))
-            .unwrap_or(0);
-        Err(TokenError {
-            code,
-            advice: advice(code, &e.error, status.as_u16()),
-            error: e.error,
-            trace_id: e.trace_id,
-            correlation_id: e.correlation_id,
+        let code: DeviceCodeAnswer =
+            serde_json::from_slice(&body).map_err(|e| GraphClientError::Unreadable {
+                status,
+                reason: format!("device code answer: {e}"),
+            })?;
+        let message = if code.message.is_empty() {
+            format!(
+                "To sign in, open {} and enter the code {}",
+                code.verification_uri, code.user_code
+            )
+        } else {
+            code.message.clone()
+        };
+        (self.prompt)(&message);
+        let device_code = SecretString::from(code.device_code);
+        let deadline = Instant::now() + Duration::from_secs(code.expires_in);
+        let mut interval = Duration::from_secs(code.interval.max(1));
+        loop {
+            tokio::time::sleep(interval).await;
+            if Instant::now() >= deadline {
+                return Err(GraphClientError::Credential(
+                    "the device code expired before sign-in was completed; run again".into(),
+                ));
+            }
+            let form: Form = vec![
+                ("grant_type", DEVICE_CODE_GRANT.into()),
+                ("client_id", client_id.to_string()),
+                ("device_code", device_code.expose_secret().to_string()),
+            ];
+            match self.request(tenant, &form).await {
+                Ok(cached) => return Ok(cached),
+                Err(GraphClientError::Token(e)) if e.error == "authorization_pending" => {}
+                Err(GraphClientError::Token(e)) if e.error == "slow_down" => {
+                    interval += Duration::from_secs(5)
+                }
+                Err(GraphClientError::Token(e))
+                    if matches!(
+                        e.error.as_str(),
+                        "authorization_declined" | "expired_token" | "bad_verification_code"
+                    ) =>
+                {
+                    return Err(GraphClientError::Credential(format!(
+                        "device code sign-in ended: {}",
+                        e.error
+                    )));
+                }
+                Err(e) => return Err(e),
+            }
         }
-        .into())
     }
+
+    async fn request(&self, tenant: &str, form: &Form) -> Result<Cached, GraphClientError> {
+        let url = self.endpoints.token_url(tenant);
+        let started = Instant::now();
+        let resp = self.http.post(&url).form(form).send().await.map_err(net)?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(net)?;
+        if !status.is_success() {
+            return Err(token_error(status.as_u16(), &body));
+        }
+        let answer: TokenAnswer =
+            serde_json::from_slice(&body).map_err(|e| GraphClientError::Unreadable {
+                status: status.as_u16(),
+                reason: format!("token answer: {e}"),
+            })?;
+        let life = Duration::from_secs(answer.expires_in.unwrap_or(3599));
+        tracing::debug!(expires_in = life.as_secs(), "access token acquired");
+        Ok(Cached {
+            token: SecretString::from(answer.access_token),
+            refresh_at: started + life - margin(life),
+            expires_at: started + life,
+            refresh_token: answer.refresh_token.map(SecretString::from),
+        })
+    }
+}
+
+/// `offline_access` plus each scope under the cloud's Graph root.
+fn delegated_scopes(scopes: &[String], qualify: &dyn Fn(&str) -> String) -> String {
+    let mut all: Vec<String> = scopes.iter().map(|s| qualify(s)).collect();
+    all.push("offline_access".into());
+    all.join(" ")
+}
+
+fn static_token(
+    token: &SecretString,
+    cache: &mut Option<Cached>,
+    now: Instant,
+) -> Result<SecretString, GraphClientError> {
+    let expires_in = TokenClaims::decode(token.expose_secret())
+        .and_then(|c| c.exp)
+        .map(|exp| Duration::from_secs(exp.saturating_sub(unix_now())));
+    if expires_in.is_some_and(|d| d.is_zero())
+        || cache.as_ref().is_some_and(|c| now >= c.expires_at)
+    {
+        return Err(GraphClientError::TokenExpired);
+    }
+    let life = expires_in.unwrap_or(Duration::from_secs(3600));
+    *cache = Some(Cached {
+        token: token.clone(),
+        refresh_at: now + life,
+        expires_at: now + life,
+        refresh_token: None,
+    });
+    Ok(token.clone())
+}
+
+fn net(e: reqwest::Error) -> GraphClientError {
+    GraphClientError::Network(e.without_url().to_string())
+}
+
+fn token_error(status: u16, body: &[u8]) -> GraphClientError {
+    let e: EntraError = serde_json::from_slice(body).unwrap_or_default();
+    let code = e
+        .error_codes
+        .first()
+        .copied()
+        .or_else(|| aadsts(&e.error_description))
+        .unwrap_or(0);
+    TokenError {
+        code,
+        advice: advice(code, &e.error, status),
+        error: e.error,
+        trace_id: e.trace_id,
+        correlation_id: e.correlation_id,
+    }
+    .into()
 }
 
 fn unix_now() -> u64 {

@@ -5,15 +5,17 @@
 //! outcomes, and so the support ids Microsoft asks for (`client-request-id`, `request-id`, `Date`,
 //! `x-ms-ags-diagnostic`) are captured in one place.
 
+mod certificate;
 mod claims;
 mod client;
 mod cloud;
 mod credential;
 mod error;
 
+pub use certificate::{AssertionStyle, ClientCertificate};
 pub use claims::TokenClaims;
 pub use client::{BatchReply, GraphClient, ReplyMeta};
 pub use cloud::{Cloud, Endpoints};
-pub use credential::{Credential, TokenProvider};
+pub use credential::{Credential, DeviceCodePrompt, TokenProvider};
 pub use error::{GraphClientError, TokenError};
 pub use secrecy::{ExposeSecret, SecretString};

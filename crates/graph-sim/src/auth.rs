@@ -5,7 +5,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Claims of an issued access token (app-only), shaped like Entra's.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -15,8 +15,11 @@ pub struct Claims {
     pub tid: String,
     pub appid: String,
     pub idtyp: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// Delegated permissions (device code sign-in), space separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scp: Option<String>,
     pub exp: u64,
     pub nbf: u64,
     pub iat: u64,
@@ -88,8 +91,29 @@ impl RegisteredCert {
     }
 }
 
+const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+#[derive(Debug)]
+struct DeviceCodeState {
+    client_id: String,
+    scp: String,
+    approved_at: Instant,
+    expires_at: Instant,
+    last_poll: Option<Instant>,
+}
+
+/// Delegated sign-ins in progress and refresh tokens handed out.
+#[derive(Debug, Default)]
+struct Flows {
+    device_codes: HashMap<String, DeviceCodeState>,
+    refresh_tokens: HashMap<String, (String, String)>,
+}
+
 #[derive(Debug)]
 pub struct Auth {
+    flows: std::sync::Mutex<Flows>,
+    device_code_approve_after: Duration,
+    device_code_interval: Duration,
     key: Vec<u8>,
     cert: Option<RegisteredCert>,
     token_url_base: String,
@@ -113,6 +137,9 @@ impl Auth {
             RegisteredCert::from_pem(pem).unwrap_or_else(|e| panic!("--certificate: {e}"))
         });
         Auth {
+            flows: std::sync::Mutex::new(Flows::default()),
+            device_code_approve_after: config.device_code_approve_after,
+            device_code_interval: config.device_code_interval,
             key,
             cert,
             token_url_base: base_url.to_string(),
@@ -135,15 +162,6 @@ impl Auth {
                 ),
             ));
         }
-        let grant = form.get("grant_type").map(String::as_str).unwrap_or("");
-        if grant != "client_credentials" {
-            return Err(entra_error(
-                400,
-                "unsupported_grant_type",
-                70003,
-                "The app requested an unsupported grant type.",
-            ));
-        }
         let client_id = form.get("client_id").map(String::as_str).unwrap_or("");
         let Some(secret) = self.clients.get(client_id) else {
             return Err(entra_error(
@@ -155,6 +173,19 @@ impl Auth {
                 ),
             ));
         };
+        match form.get("grant_type").map(String::as_str).unwrap_or("") {
+            "client_credentials" => {}
+            DEVICE_CODE_GRANT => return self.redeem_device_code(client_id, form),
+            "refresh_token" => return self.redeem_refresh_token(client_id, form),
+            _ => {
+                return Err(entra_error(
+                    400,
+                    "unsupported_grant_type",
+                    70003,
+                    "The app requested an unsupported grant type.",
+                ));
+            }
+        }
         let scope = form.get("scope").map(String::as_str).unwrap_or("");
         if !scope.ends_with("/.default") || scope.split_whitespace().count() != 1 {
             return Err(entra_error(
@@ -189,7 +220,7 @@ impl Auth {
                 ));
             }
         }
-        Ok(self.issue(client_id))
+        Ok(self.issue(client_id, None))
     }
 
     /// A client assertion as Entra checks it: signed (PS256 or RS256) by the registered certificate,
@@ -272,15 +303,21 @@ impl Auth {
         Ok(())
     }
 
-    fn issue(&self, client_id: &str) -> Value {
+    /// An access token: app-only with the configured roles, or delegated with `scp` and a refresh token.
+    fn issue(&self, client_id: &str, delegated: Option<&str>) -> Value {
         let now = SystemTime::now();
         let claims = Claims {
             aud: "https://graph.microsoft.com".into(),
             iss: format!("https://sts.windows.net/{}/", self.tenant),
             tid: self.tenant.clone(),
             appid: client_id.into(),
-            idtyp: "app".into(),
-            roles: self.roles.clone(),
+            idtyp: if delegated.is_some() { "user" } else { "app" }.into(),
+            roles: if delegated.is_some() {
+                Vec::new()
+            } else {
+                self.roles.clone()
+            },
+            scp: delegated.map(str::to_string),
             exp: unix(now) + self.lifetime.as_secs(),
             nbf: unix(now),
             iat: unix(now),
@@ -291,7 +328,165 @@ impl Auth {
             &EncodingKey::from_secret(&self.key),
         )
         .expect("HS256 signing with an in-memory key cannot fail");
-        json!({"token_type": "Bearer", "expires_in": self.lifetime.as_secs(), "ext_expires_in": self.lifetime.as_secs(), "access_token": token})
+        let mut answer = json!({"token_type": "Bearer", "expires_in": self.lifetime.as_secs(), "ext_expires_in": self.lifetime.as_secs(), "access_token": token});
+        if let Some(scp) = delegated {
+            let refresh = uuid::Uuid::new_v4().to_string();
+            self.lock_flows()
+                .refresh_tokens
+                .insert(refresh.clone(), (client_id.to_string(), scp.to_string()));
+            answer["refresh_token"] = json!(refresh);
+            answer["scope"] = json!(scp);
+        }
+        answer
+    }
+
+    fn lock_flows(&self) -> std::sync::MutexGuard<'_, Flows> {
+        self.flows.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `POST /{tenant}/oauth2/v2.0/devicecode`: a code the admin approves (here: after a delay).
+    pub fn device_code(
+        &self,
+        tenant: &str,
+        form: &HashMap<String, String>,
+    ) -> Result<Value, TokenError> {
+        if !tenant.eq_ignore_ascii_case(&self.tenant) {
+            return Err(entra_error(
+                400,
+                "invalid_request",
+                90002,
+                &format!("Tenant '{tenant}' not found."),
+            ));
+        }
+        let client_id = form.get("client_id").map(String::as_str).unwrap_or("");
+        if !self.clients.contains_key(client_id) {
+            return Err(entra_error(
+                400,
+                "unauthorized_client",
+                700016,
+                &format!(
+                    "Application with identifier '{client_id}' was not found in the directory '{tenant}'."
+                ),
+            ));
+        }
+        let scope = form.get("scope").map(String::as_str).unwrap_or("");
+        // Delegated permissions without their resource prefix, as `scp` carries them.
+        let scp: Vec<&str> = scope
+            .split_whitespace()
+            .filter(|s| !matches!(*s, "offline_access" | "openid" | "profile"))
+            .map(|s| s.rsplit('/').next().unwrap_or(s))
+            .collect();
+        if scp.is_empty() || scp.contains(&".default") {
+            return Err(entra_error(
+                400,
+                "invalid_scope",
+                70011,
+                &format!(
+                    "The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."
+                ),
+            ));
+        }
+        let device_code = uuid::Uuid::new_v4().to_string();
+        let user_code: String = device_code
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(9)
+            .collect::<String>()
+            .to_ascii_uppercase();
+        let now = Instant::now();
+        self.lock_flows().device_codes.insert(
+            device_code.clone(),
+            DeviceCodeState {
+                client_id: client_id.into(),
+                scp: scp.join(" "),
+                approved_at: now + self.device_code_approve_after,
+                expires_at: now + Duration::from_secs(900),
+                last_poll: None,
+            },
+        );
+        let uri = "https://microsoft.com/devicelogin";
+        Ok(json!({
+            "device_code": device_code,
+            "user_code": user_code,
+            "verification_uri": uri,
+            "expires_in": 900,
+            "interval": self.device_code_interval.as_secs(),
+            "message": format!("To sign in, use a web browser to open the page {uri} and enter the code {user_code} to authenticate."),
+        }))
+    }
+
+    fn redeem_device_code(
+        &self,
+        client_id: &str,
+        form: &HashMap<String, String>,
+    ) -> Result<Value, TokenError> {
+        let code = form.get("device_code").map(String::as_str).unwrap_or("");
+        let now = Instant::now();
+        let mut flows = self.lock_flows();
+        let Some(state) = flows
+            .device_codes
+            .get_mut(code)
+            .filter(|s| s.client_id == client_id)
+        else {
+            return Err(entra_error(
+                400,
+                "bad_verification_code",
+                70019,
+                "Verification code not recognized.",
+            ));
+        };
+        if now >= state.expires_at {
+            flows.device_codes.remove(code);
+            return Err(entra_error(
+                400,
+                "expired_token",
+                70020,
+                "The provided device code has expired.",
+            ));
+        }
+        let too_soon = state
+            .last_poll
+            .is_some_and(|t| now.duration_since(t) < self.device_code_interval.mul_f64(0.8));
+        state.last_poll = Some(now);
+        if too_soon {
+            return Err(entra_error(
+                400,
+                "slow_down",
+                70016,
+                "The client is polling too fast; slow down.",
+            ));
+        }
+        if now < state.approved_at {
+            return Err(entra_error(
+                400,
+                "authorization_pending",
+                70016,
+                "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
+            ));
+        }
+        let scp = state.scp.clone();
+        flows.device_codes.remove(code);
+        drop(flows);
+        Ok(self.issue(client_id, Some(&scp)))
+    }
+
+    /// A refresh token is good once: the answer carries its replacement.
+    fn redeem_refresh_token(
+        &self,
+        client_id: &str,
+        form: &HashMap<String, String>,
+    ) -> Result<Value, TokenError> {
+        let token = form.get("refresh_token").map(String::as_str).unwrap_or("");
+        let found = self.lock_flows().refresh_tokens.remove(token);
+        match found {
+            Some((owner, scp)) if owner == client_id => Ok(self.issue(client_id, Some(&scp))),
+            _ => Err(entra_error(
+                400,
+                "invalid_grant",
+                9002313,
+                "Invalid request. The refresh token is malformed, was already used or has been revoked.",
+            )),
+        }
     }
 
     /// Checks `Authorization: Bearer ...`; the error is Graph's (code, message) for a 401.

@@ -34,6 +34,10 @@ pub struct SimConfig {
     pub certificate: Option<String>,
     pub roles: Vec<String>,
     pub token_lifetime: Duration,
+    /// Device code sign-in: the simulated admin approves the code this long after it was issued.
+    pub device_code_approve_after: Duration,
+    /// Device code sign-in: the polling interval the code asks for.
+    pub device_code_interval: Duration,
     pub complete_after: Duration,
     pub fail_share: f64,
     pub post_limit: Quota,
@@ -70,6 +74,8 @@ impl Default for SimConfig {
             certificate: None,
             roles: crate::ALL_ROLES.iter().map(|r| r.to_string()).collect(),
             token_lifetime: Duration::from_secs(3599),
+            device_code_approve_after: Duration::from_secs(2),
+            device_code_interval: Duration::from_secs(1),
             complete_after: Duration::from_secs(30),
             fail_share: 0.0,
             post_limit: Quota::new(200, Duration::from_secs(20)),

@@ -90,9 +90,12 @@ const READ_CONFIG: &[&str] = &[
 ];
 
 fn has_any(claims: &Claims, roles: &[&str]) -> bool {
+    let scopes = claims.scp.as_deref().unwrap_or("").split_whitespace();
     claims
         .roles
         .iter()
+        .map(String::as_str)
+        .chain(scopes)
         .any(|r| roles.iter().any(|x| x.eq_ignore_ascii_case(r)))
 }
 

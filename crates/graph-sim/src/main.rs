@@ -41,6 +41,12 @@ struct Args {
     /// Lifetime of issued tokens in seconds.
     #[arg(long, default_value_t = 3599)]
     token_lifetime: u64,
+    /// Device code sign-in: seconds until the simulated admin approves a code.
+    #[arg(long, default_value_t = 2.0)]
+    device_code_approve_after: f64,
+    /// Device code sign-in: the polling interval (seconds) a code asks for.
+    #[arg(long, default_value_t = 1)]
+    device_code_interval: u64,
     /// Seconds until an accepted action goes from pending to done (or failed).
     #[arg(long, default_value_t = 30.0)]
     complete_after: f64,
@@ -109,6 +115,8 @@ fn config(a: Args) -> Result<SimConfig, String> {
         client_secret: a.client_secret,
         certificate,
         token_lifetime: Duration::from_secs(a.token_lifetime),
+        device_code_approve_after: Duration::from_secs_f64(a.device_code_approve_after.max(0.0)),
+        device_code_interval: Duration::from_secs(a.device_code_interval.max(1)),
         complete_after: Duration::from_secs_f64(a.complete_after.max(0.0)),
         fail_share: a.fail_share,
         post_limit: a.post_limit,

@@ -171,21 +171,18 @@ fn route(
         segs.first().copied().unwrap_or(""),
         segs.get(1).copied().unwrap_or(""),
     );
+    if rest.eq_ignore_ascii_case("oauth2/v2.0/devicecode") && method == Method::POST {
+        let form: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
+        let answer = sim
+            .auth
+            .device_code(first, &form)
+            .map_err(|e| (e.status, e.body));
+        return token_response(answer);
+    }
     if rest.eq_ignore_ascii_case("oauth2/v2.0/token") && method == Method::POST {
         sim.lock().stats.token_requests += 1;
         let form: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
-        return match sim.auth.token(first, &form) {
-            Ok(v) => SimResponse {
-                status: 200,
-                headers: vec![("Content-Type".into(), "application/json".into())],
-                body: Some(v),
-            },
-            Err(e) => SimResponse {
-                status: e.status,
-                headers: vec![("Content-Type".into(), "application/json".into())],
-                body: Some(e.body),
-            },
-        };
+        return token_response(sim.auth.token(first, &form).map_err(|e| (e.status, e.body)));
     }
     if first != "beta" && first != "v1.0" {
         return graph_error(
@@ -210,6 +207,19 @@ fn route(
         headers: headers.clone(),
     };
     sim.handle(&mut inner, &req, seq)
+}
+
+/// An identity platform answer: the JSON document, or an Entra error with its status.
+fn token_response(answer: Result<serde_json::Value, (u16, serde_json::Value)>) -> SimResponse {
+    let (status, body) = match answer {
+        Ok(v) => (200, v),
+        Err((status, body)) => (status, body),
+    };
+    SimResponse {
+        status,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: Some(body),
+    }
 }
 
 fn sim_endpoint(sim: &Sim, path: &str) -> Response {

@@ -978,3 +978,104 @@ async fn the_binary_prints_its_url_first_and_serves_5000_devices() {
     let _ = child.wait();
     assert_eq!(count, 5000);
 }
+
+#[tokio::test]
+async fn device_code_sign_in_issues_delegated_tokens_that_refresh_once() {
+    let t = T::new(SimConfig {
+        device_code_approve_after: Duration::from_millis(1500),
+        device_code_interval: Duration::from_secs(1),
+        ..config(20)
+    })
+    .await;
+    let tenant = t.sim.config().tenant.clone();
+    let scope = "https://graph.microsoft.com/DeviceManagementManagedDevices.PrivilegedOperations.All offline_access";
+    let code: Value = t
+        .http
+        .post(t.url(&format!("/{tenant}/oauth2/v2.0/devicecode")))
+        .form(&[("client_id", "sim-client"), ("scope", scope)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        code["message"]
+            .as_str()
+            .unwrap()
+            .contains(code["user_code"].as_str().unwrap())
+    );
+    assert_eq!(code["interval"], 1);
+    let device_code = code["device_code"].as_str().unwrap().to_string();
+    let poll = |t: &T| {
+        let form = [
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("client_id", "sim-client"),
+            ("device_code", device_code.as_str()),
+        ];
+        let form: Vec<(String, String)> = form
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let url = t.url(&format!("/{tenant}/oauth2/v2.0/token"));
+        let http = t.http.clone();
+        async move {
+            let r = http.post(url).form(&form).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(poll(&t).await.1["error"], "authorization_pending");
+    assert_eq!(
+        poll(&t).await.1["error"],
+        "slow_down",
+        "polled again at once"
+    );
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let (status, token) = poll(&t).await;
+    assert_eq!(status, 200, "{token}");
+    let access = token["access_token"].as_str().unwrap().to_string();
+    let mac = t
+        .sim
+        .tenant()
+        .devices
+        .iter()
+        .find(|d| d.os == "macOS")
+        .unwrap()
+        .id
+        .clone();
+    assert_eq!(
+        t.post(
+            &access,
+            &format!("/beta/deviceManagement/managedDevices/{mac}/rotateFileVaultKey")
+        )
+        .await
+        .0,
+        204,
+        "the delegated scope allows the action"
+    );
+    assert_eq!(
+        t.get(&access, "/beta/deviceManagement/managedDevices")
+            .await
+            .0,
+        403,
+        "but not reading devices"
+    );
+    let refresh = token["refresh_token"].as_str().unwrap().to_string();
+    let grant = [
+        ("grant_type", "refresh_token"),
+        ("client_id", "sim-client"),
+        ("refresh_token", refresh.as_str()),
+    ];
+    let (s1, again) = t.token_with(&grant).await;
+    assert_eq!(s1, 200, "{again}");
+    assert_ne!(
+        again["refresh_token"], token["refresh_token"],
+        "refresh tokens rotate"
+    );
+    let (s2, used) = t.token_with(&grant).await;
+    assert_eq!(
+        (s2, used["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "an old refresh token is refused"
+    );
+}

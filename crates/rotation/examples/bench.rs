@@ -12,7 +12,6 @@ use rotation::{
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 fn client(base: &str, client_id: &str, secret: &str, tenant: &str) -> GraphClient {
@@ -50,6 +49,8 @@ struct Ride {
     twice: usize,
     failed: usize,
     pending: usize,
+    /// The competing app's devices rotated, items throttled and items sent, when there was one.
+    theirs: Option<(usize, u64, u64)>,
 }
 
 /// A full rotation against a simulated tenant at `limit`, optionally with a competing app eating
@@ -64,7 +65,7 @@ async fn ride(
     let dir = tempfile::tempdir().unwrap();
     let config = SimConfig {
         devices,
-        mac_share: 0.9,
+        mac_share: 0.5,
         post_limit: limit,
         tenant_post_limit: tenant_limit,
         any_limit: Quota::new(limit.count * 10, limit.window),
@@ -76,7 +77,9 @@ async fn ride(
     let csv = dir.path().join("devices.csv");
     std::fs::write(&csv, sim.tenant().devices_csv()).unwrap();
     let ours = client(&sim.base_url, "sim-client", "sim-secret", &config.tenant);
-    let stop_competitor = Arc::new(AtomicBool::new(false));
+    // The other app is as polite as we are: the same engine, rotating BitLocker keys on the
+    // tenant's Windows devices at its own quota, sharing the tenant-wide budget with us.
+    let (stop_them, stop) = StopSignal::new();
     let competitor_task = competitor.map(|(q, _)| {
         let them = client(
             &sim.base_url,
@@ -84,30 +87,32 @@ async fn ride(
             "competitor-secret",
             &config.tenant,
         );
-        let windows: Vec<String> = sim
-            .tenant()
-            .devices
-            .iter()
-            .filter(|d| d.os == "Windows")
-            .map(|d| d.id.clone())
-            .collect();
-        let stop = stop_competitor.clone();
+        let (csv, ledger, tenant) = (
+            csv.clone(),
+            dir.path().join("competitor.jsonl"),
+            config.tenant.clone(),
+        );
         tokio::spawn(async move {
-            // The other app posts steadily at its own pace, one request at a time, and ignores nothing.
-            let gap = q.window.div_f64(f64::from(q.count));
-            let mut next = Instant::now();
-            for id in windows.iter().cycle() {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                next += gap;
-                let _ = them
-                    .post_action(&format!(
-                        "/deviceManagement/managedDevices/{id}/rotateBitLockerKeys"
-                    ))
-                    .await;
-                tokio::time::sleep_until(next.into()).await;
-            }
+            let source = Plan::check(CsvSource::open(&csv.to_string_lossy()).unwrap()).unwrap();
+            let mut h = header(&tenant, q, &csv);
+            h.action = "bitlocker".into();
+            h.client_id = Some("competitor".into());
+            let options = DispatchOptions {
+                rate: q,
+                in_doubt: InDoubt::Resend,
+                ..DispatchOptions::default()
+            };
+            let req = RotateRequest {
+                header: h,
+                source,
+                ledger,
+                options,
+                dry_run: false,
+            };
+            rotation::rotate(Some(&them), req, Arc::new(|_| {}), stop)
+                .await
+                .unwrap()
+                .counters
         })
     });
     let source = Plan::check(CsvSource::open(&csv.to_string_lossy()).unwrap()).unwrap();
@@ -127,10 +132,11 @@ async fn ride(
     let outcome = rotation::rotate(Some(&ours), req, Arc::new(|_| {}), stop)
         .await
         .unwrap();
-    stop_competitor.store(true, Ordering::Relaxed);
-    if let Some(t) = competitor_task {
-        let _ = t.await;
-    }
+    let _ = stop_them.send(true);
+    let theirs = match competitor_task {
+        Some(t) => Some(t.await.unwrap()),
+        None => None,
+    };
     let c = &outcome.counters;
     let stats = sim.stats();
     let ours_requests = c.items_sent.max(1);
@@ -149,6 +155,7 @@ async fn ride(
         twice: stats.devices_accepted_twice("rotateFileVaultKey"),
         failed: c.failed,
         pending: c.pending + c.in_doubt,
+        theirs: theirs.map(|t| (t.rotated, t.throttled, t.items_sent)),
     }
 }
 
@@ -282,7 +289,7 @@ async fn main() {
     // Intune's 20 s window with ten times the count: the same arithmetic at ten times the pace. (A
     // shorter window would shrink the headroom's time margin below the simulated network jitter.)
     let scaled = Quota::new(2000, Duration::from_secs(20));
-    let n = if quick { 1200 } else { 6000 };
+    let n = if quick { 2400 } else { 12000 };
     let mut rides = vec![
         (
             format!("scaled {scaled}, 100 ms latency"),
@@ -320,8 +327,15 @@ async fn main() {
             None,
         ));
     }
+    let mut notes = Vec::new();
     for (name, devices, limit, latency, competitor) in rides {
         let r = ride(devices, limit, latency, competitor).await;
+        if let Some((rotated, throttled, sent)) = r.theirs {
+            notes.push(format!(
+                "competing app in \"{name}\": {rotated} BitLocker rotations meanwhile, {:.2} % of its items answered 429",
+                throttled as f64 / sent.max(1) as f64 * 100.0
+            ));
+        }
         line(format!(
             "| {name} | {} | {:.3} | {:.2} % | {:.2} s | {} | {:.1} s | {} | {} | {} |",
             r.rotated,
@@ -334,6 +348,9 @@ async fn main() {
             r.failed,
             r.pending
         ));
+    }
+    for n in notes {
+        line(n);
     }
     line(String::new());
     let (seq_n, seq_rate) = one_at_a_time(if quick { 100 } else { 300 }, scaled, 100).await;

@@ -310,8 +310,10 @@ fn outcome_row(id: &uuid::Uuid, result: Outcome, a: Answer<'_>) -> Row {
 
 /// Permits being gathered for the next batch; kept across loop turns so no permit is lost.
 type Acquire = Pin<Box<dyn Future<Output = ()> + Send>>;
-type Flight =
-    Pin<Box<dyn Future<Output = (Vec<u32>, Result<BatchReply, GraphClientError>)> + Send>>;
+/// One batch on the wire: its devices, the answer, and the round trip it took.
+type Flight = Pin<
+    Box<dyn Future<Output = (Vec<u32>, Result<BatchReply, GraphClientError>, Duration)> + Send>,
+>;
 
 /// Everything one dispatch changes as answers come in: the ledger, each device's state, the queues
 /// of devices to send, the rate gate and the figures.
@@ -323,6 +325,8 @@ struct Dispatcher<'o> {
     gate: Arc<RateGate>,
     c: Counters,
     o: &'o DispatchOptions,
+    /// Batch items were answered 401: the token is refreshed before the next batch.
+    refresh_token: bool,
 }
 
 async fn dispatch(
@@ -354,6 +358,7 @@ async fn dispatch(
         delayed: BinaryHeap::new(),
         gate: Arc::new(RateGate::new(o.rate, o.headroom, batch_size as u32)),
         o,
+        refresh_token: false,
     };
     let mut inflight: FuturesUnordered<Flight> = FuturesUnordered::new();
     let mut acquiring: Option<(u32, Acquire)> = None;
@@ -403,10 +408,14 @@ async fn dispatch(
         tokio::select! {
             biased;
             _ = stop.0.changed(), if !stopping => {}
-            Some((idxs, result)) = inflight.next(), if !inflight.is_empty() => {
+            Some((idxs, result, rtt)) = inflight.next(), if !inflight.is_empty() => {
+                d.gate.observe_round_trip(rtt);
                 if let Some(reason) = d.handle_reply(idxs, result)? {
                     auth_stopped.get_or_insert(reason);
                     stopping = true;
+                }
+                if std::mem::take(&mut d.refresh_token) {
+                    client.tokens().refresh_soon().await;
                 }
                 d.ledger.flush()?;
                 if last_sync.elapsed() > Duration::from_secs(1) {
@@ -435,8 +444,9 @@ async fn dispatch(
                 d.c.last_request_secs = Some(at);
                 let client = client.clone();
                 inflight.push(Box::pin(async move {
+                    let sent = Instant::now();
                     let result = client.send_batch(&batch.body).await;
-                    (idxs, result)
+                    (idxs, result, sent.elapsed())
                 }));
             }
             _ = sleep_until_opt(wake), if wake.is_some() => {}
@@ -633,6 +643,7 @@ impl Dispatcher<'_> {
                     self.retry_later(i, answer.or_message(default), retry_after)?;
                 }
                 ItemClass::Auth => {
+                    self.refresh_token = true;
                     self.retry_later(i, answer.or_message("unauthorized".into()), None)?;
                 }
                 ItemClass::Permanent => self.finish(i, Outcome::Failed, answer)?,

@@ -5,6 +5,10 @@
 //! headroom under the configured ceiling because the service counts arrivals, and network jitter can
 //! bunch requests that left evenly spaced.
 //!
+//! The headroom grows with the jitter the gate sees: half the spread of recent round trips is how
+//! far apart two evenly sent batches can arrive, and that slice of the window (plus a little) is
+//! left unused when it exceeds the configured headroom.
+//!
 //! A batch's items are taken in one wait, with the bucket holding at most one batch: waiting item by
 //! item with a bucket of one loses each timer's lateness for good (about 3 % of the rate at 100
 //! items/s), while one full batch every `batch × period` never puts more than the quota's count into
@@ -23,14 +27,29 @@ struct GateState {
     limiter: Arc<DefaultDirectRateLimiter>,
     factor: f64,
     pause_until: Option<Instant>,
+    /// Last 429: recovery waits for a quiet spell after it.
     last_brake: Option<Instant>,
+    /// Last time the rate was lowered: at most one step down a second, however many items of the
+    /// same burst were throttled.
+    last_slowdown: Option<Instant>,
     brakes: u64,
+    /// Share of the quota kept unused: the configured floor, or more when round trips vary.
+    headroom: f64,
+    round_trips: std::collections::VecDeque<Duration>,
 }
+
+/// Round trips remembered for the jitter estimate.
+const ROUND_TRIPS: usize = 32;
+/// Added to the jitter's share of the window, for the estimate's own error.
+const JITTER_SAFETY: f64 = 0.0025;
+/// Headroom never grows past this, whatever the jitter.
+const MAX_HEADROOM: f64 = 0.2;
 
 /// Paces items to the tenant's quota; shared by everything that sends.
 #[derive(Debug)]
 pub struct RateGate {
     quota: Quota,
+    /// The configured floor of the headroom.
     headroom: f64,
     /// Items in the largest batch: the bucket holds at most this many.
     burst: NonZeroU32,
@@ -63,7 +82,10 @@ impl RateGate {
                 factor: 1.0,
                 pause_until: None,
                 last_brake: None,
+                last_slowdown: None,
                 brakes: 0,
+                headroom,
+                round_trips: std::collections::VecDeque::with_capacity(ROUND_TRIPS),
             }),
         }
     }
@@ -109,6 +131,37 @@ impl RateGate {
         }
     }
 
+    /// The headroom in force now.
+    pub fn headroom(&self) -> f64 {
+        self.lock().headroom
+    }
+
+    /// Learns from one batch's round trip; widens (or narrows back) the headroom to the jitter.
+    pub fn observe_round_trip(&self, rtt: Duration) {
+        let mut s = self.lock();
+        if s.round_trips.len() == ROUND_TRIPS {
+            s.round_trips.pop_front();
+        }
+        s.round_trips.push_back(rtt);
+        if s.round_trips.len() < 4 {
+            return;
+        }
+        let (lo, hi) = s
+            .round_trips
+            .iter()
+            .fold((Duration::MAX, Duration::ZERO), |(lo, hi), &r| {
+                (lo.min(r), hi.max(r))
+            });
+        let spread = (hi - lo).as_secs_f64() / 2.0;
+        let wanted = (spread / self.quota.window.as_secs_f64() + JITTER_SAFETY)
+            .clamp(self.headroom, MAX_HEADROOM);
+        // Replace the limiter only for a real change: each replacement starts a fresh bucket.
+        if (wanted - s.headroom).abs() > 0.002 {
+            s.headroom = wanted;
+            s.limiter = limiter(self.quota, s.factor * (1.0 - wanted), self.burst);
+        }
+    }
+
     /// A 503 with Retry-After: hold all sending until then, without slowing down.
     pub fn pause(&self, retry_after: Duration) {
         let mut s = self.lock();
@@ -123,27 +176,29 @@ impl RateGate {
         let pause = retry_after.unwrap_or(Duration::from_secs(1));
         s.pause_until = Some(s.pause_until.map_or(now + pause, |p| p.max(now + pause)));
         // One slowdown per burst of pushback, not one per throttled item of the same batch.
-        if s.last_brake
+        if s.last_slowdown
             .is_none_or(|t| now.duration_since(t) > Duration::from_secs(1))
         {
-            s.factor = (s.factor * 0.9).max(MIN_FACTOR);
-            s.limiter = limiter(self.quota, s.factor * (1.0 - self.headroom), self.burst);
+            s.factor = (s.factor * 0.95).max(MIN_FACTOR);
+            s.limiter = limiter(self.quota, s.factor * (1.0 - s.headroom), self.burst);
             s.brakes += 1;
+            s.last_slowdown = Some(now);
         }
         s.last_brake = Some(now);
     }
 
-    /// After a tenth of a window without pushback the rate climbs back by 5 % of the ceiling.
+    /// After a quarter of a window without pushback the rate climbs back by 2 % of the ceiling: a
+    /// 429 says the margin was too thin, so the rate settles just under where they start.
     fn recover(&self, s: &mut GateState) {
         if s.factor >= 1.0 {
             return;
         }
         let now = Instant::now();
         if s.last_brake
-            .is_some_and(|t| now.duration_since(t) >= self.quota.window / 10)
+            .is_some_and(|t| now.duration_since(t) >= self.quota.window / 4)
         {
-            s.factor = (s.factor + 0.05).min(1.0);
-            s.limiter = limiter(self.quota, s.factor * (1.0 - self.headroom), self.burst);
+            s.factor = (s.factor + 0.02).min(1.0);
+            s.limiter = limiter(self.quota, s.factor * (1.0 - s.headroom), self.burst);
             s.last_brake = Some(now);
         }
     }
@@ -158,10 +213,10 @@ mod tests {
         let g = RateGate::new(Quota::new(200, Duration::from_secs(20)), 0.02, 20);
         g.brake(Some(Duration::from_millis(1)));
         g.brake(Some(Duration::from_millis(1)));
-        assert!((g.factor() - 0.9).abs() < 1e-9);
+        assert!((g.factor() - 0.95).abs() < 1e-9);
         assert_eq!(g.brakes(), 1);
         for _ in 0..50 {
-            g.lock().last_brake = None;
+            g.lock().last_slowdown = None;
             g.brake(None);
         }
         assert!((g.factor() - MIN_FACTOR).abs() < 1e-9);
@@ -173,9 +228,30 @@ mod tests {
         g.brake(Some(Duration::ZERO));
         let before = g.factor();
         let mut s = g.lock();
-        s.last_brake = Some(Instant::now() - Duration::from_millis(6));
+        s.last_brake = Some(Instant::now() - Duration::from_millis(60));
         g.recover(&mut s);
         assert!(s.factor > before);
+    }
+
+    #[test]
+    fn jittery_round_trips_widen_the_headroom_and_steady_ones_keep_the_floor() {
+        let g = RateGate::new(Quota::new(200, Duration::from_secs(20)), 0.02, 20);
+        for _ in 0..10 {
+            g.observe_round_trip(Duration::from_millis(100));
+        }
+        assert!((g.headroom() - 0.02).abs() < 1e-9);
+        for ms in [500, 1500, 800, 1200] {
+            g.observe_round_trip(Duration::from_millis(ms));
+        }
+        // Spread 1.4 s: arrivals up to 0.7 s apart, 3.5 % of a 20 s window, plus the safety.
+        assert!((g.headroom() - 0.0375).abs() < 1e-9, "{}", g.headroom());
+        for _ in 0..ROUND_TRIPS {
+            g.observe_round_trip(Duration::from_secs(30));
+        }
+        assert!(
+            (g.headroom() - 0.02).abs() < 1e-9,
+            "steady again: back to the floor"
+        );
     }
 
     #[tokio::test]

@@ -1,0 +1,85 @@
+//! `intune-rotate whoami`: who the credentials sign in as and what they may do, before a run.
+
+use super::Failure;
+use crate::cli::WhoamiArgs;
+use crate::connect;
+use graph_client::{ExposeSecret, TokenClaims};
+use rotation::Action;
+
+pub async fn run(a: WhoamiArgs) -> Result<u8, Failure> {
+    let scopes: Vec<&str> = Action::ALL
+        .iter()
+        .map(|x| x.permission())
+        .chain(["DeviceManagementManagedDevices.Read.All"])
+        .collect();
+    let c = connect::client(&a.connection, None, None, &scopes)?;
+    let token = c
+        .client
+        .tokens()
+        .token()
+        .await
+        .map_err(|e| Failure(3, e.into()))?;
+    let claims = TokenClaims::decode(token.expose_secret()).unwrap_or_default();
+    println!("cloud        {}", a.connection.cloud);
+    println!("graph        {}", c.client.endpoints().graph);
+    println!(
+        "tenant       {}",
+        claims.tid.as_deref().unwrap_or(&c.tenant)
+    );
+    println!(
+        "app          {}",
+        claims
+            .appid
+            .as_deref()
+            .or(c.client_id.as_deref())
+            .unwrap_or("?")
+    );
+    println!(
+        "kind         {}",
+        if claims.scp.is_some() {
+            "delegated (signed-in admin)"
+        } else {
+            "application"
+        }
+    );
+    if let Some(exp) = claims.exp {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        println!("token left   {} min", exp.saturating_sub(now) / 60);
+    }
+    let perms = claims.permissions();
+    println!(
+        "permissions  {}",
+        if perms.is_empty() {
+            "none found in the token".into()
+        } else {
+            perms.join(", ")
+        }
+    );
+    for action in Action::ALL {
+        let ok = claims.has(action.permission())
+            || claims.has("DeviceManagementManagedDevices.PrivilegedOperations.All");
+        println!(
+            "  {:<14} {}",
+            action.cli_name(),
+            if ok {
+                "allowed".to_string()
+            } else {
+                format!("missing {}", action.permission())
+            }
+        );
+    }
+    let reads = claims.has("DeviceManagementManagedDevices.Read.All")
+        || claims.has("DeviceManagementManagedDevices.ReadWrite.All");
+    println!(
+        "  {:<14} {}",
+        "list devices",
+        if reads {
+            "allowed"
+        } else {
+            "missing DeviceManagementManagedDevices.Read.All"
+        }
+    );
+    Ok(0)
+}
