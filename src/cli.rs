@@ -122,12 +122,10 @@ pub struct Dispatch {
 pub struct RotateArgs {
     #[arg(long, value_enum, default_value = "filevault")]
     pub action: ActionArg,
-    /// CSV (Intune export shape accepted) or `-` for stdin.
-    #[arg(long)]
-    pub input: Option<String>,
-    /// OData filter on managedDevices (not built yet).
-    #[arg(long)]
-    pub query: Option<String>,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// The ledger file to create (JSON Lines).
     #[arg(long)]
     pub ledger: PathBuf,
@@ -203,12 +201,85 @@ pub struct VerifyArgs {
 
 #[derive(Debug, Args)]
 pub struct DevicesArgs {
-    #[arg(long)]
-    pub input: Option<String>,
-    #[arg(long)]
-    pub query: Option<String>,
+    /// The action whose platform a bare --query filters on.
+    #[arg(long, value_enum, default_value = "filevault")]
+    pub action: ActionArg,
+    #[command(flatten)]
+    pub source: SourceArgs,
     #[arg(long, value_enum, default_value = "csv")]
     pub format: FormatArg,
+    /// Output file (default: stdout).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// Where the devices come from: exactly one kind per run.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// CSV with a header (Intune's device export accepted as is), JSON lines, or - for stdin.
+    #[arg(long)]
+    pub input: Option<String>,
+    /// OData filter on the collection; without a value, the action's platform
+    /// (operatingSystem eq 'macOS' or 'Windows'). Every field is re-checked on the client.
+    #[arg(long, num_args = 0..=1, default_missing_value = "")]
+    pub query: Option<String>,
+    /// The collection --query lists.
+    #[arg(long, default_value = "managedDevices", value_parser = ["managedDevices", "comanagedDevices"])]
+    pub collection: String,
+    /// Devices where this device health script (remediation) ran.
+    #[arg(long)]
+    pub health_script: Option<String>,
+    /// Devices where this device management (platform) script ran.
+    #[arg(long)]
+    pub management_script: Option<String>,
+    /// Devices where this compliance discovery script ran.
+    #[arg(long)]
+    pub compliance_script: Option<String>,
+    /// Only script devices in these states (e.g. fail scriptError).
+    #[arg(long, num_args = 1..)]
+    pub run_state: Vec<String>,
+    /// A user's devices (UPN or object id); repeatable.
+    #[arg(long)]
+    pub user: Vec<String>,
+    /// A file of users, one UPN or id a line.
+    #[arg(long)]
+    pub users_file: Option<PathBuf>,
+    /// Devices where this detected app was found.
+    #[arg(long)]
+    pub detected_app: Option<String>,
+    /// The --input rows hold serial numbers, device names or Entra device ids: resolve them to
+    /// Intune devices through one listing of the tenant.
+    #[arg(long, value_enum, requires = "input")]
+    pub match_by: Option<MatchByArg>,
+    /// With --match-by: stop (exit 2) when a row matches no device or several.
+    #[arg(long, requires = "match_by")]
+    pub strict: bool,
+    /// Plan what was read when a Graph listing fails part-way (default: stop, nothing sent).
+    #[arg(long)]
+    pub allow_partial_source: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum MatchByArg {
+    Serial,
+    Name,
+    EntraId,
+}
+
+/// What the plan leaves alone; each skip is recorded with its reason.
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// Skip devices reported unencrypted (default: true for filevault and bitlocker).
+    #[arg(long)]
+    pub require_encrypted: Option<bool>,
+    /// Skip devices that have not checked in for this long (e.g. 30d).
+    #[arg(long)]
+    pub stale_after: Option<humantime::Duration>,
+    /// A file of device ids to leave alone (one a line, or a CSV with an id column).
+    #[arg(long)]
+    pub exclude: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

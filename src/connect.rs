@@ -214,6 +214,31 @@ pub async fn preflight(
     }
 }
 
+/// Before listing devices only (`devices`): a token Graph accepts for reading devices.
+pub async fn preflight_read(c: &Connected) -> Result<(), ConnectError> {
+    match c
+        .client
+        .get_json("/deviceManagement/managedDevices?$top=1&$select=id")
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(GraphClientError::Http { status: 401, .. }) => Err(ConnectError::Auth(anyhow!(
+            "Graph refused the access token (401)"
+        ))),
+        Err(GraphClientError::Http { status: 403, .. }) => Err(ConnectError::Auth(anyhow!(
+            "missing permission DeviceManagementManagedDevices.Read.All to list devices"
+        ))),
+        Err(
+            e @ (GraphClientError::Token(_)
+            | GraphClientError::TokenExpired
+            | GraphClientError::Credential(_)),
+        ) => Err(ConnectError::Auth(anyhow!(e))),
+        Err(e) => Err(ConnectError::Usage(anyhow!(
+            "the pre-flight call to Graph failed: {e}"
+        ))),
+    }
+}
+
 /// Permissions a delegated sign-in asks for: the action's, plus reading devices when the source lists them.
 pub fn delegated_scopes(action: Action, lists_devices: bool) -> Vec<&'static str> {
     let mut s = vec![action.permission()];

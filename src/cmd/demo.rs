@@ -88,6 +88,7 @@ pub async fn run(a: crate::cli::DemoArgs, logs: Logs) -> Result<u8, Failure> {
         RotateRequest {
             header,
             source,
+            policy: rotation::Policy::for_action(rotation::Action::FileVault),
             ledger: ledger.clone(),
             options,
             dry_run: false,

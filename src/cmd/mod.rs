@@ -1,9 +1,11 @@
 //! One file per subcommand; each returns the process exit code.
 
 mod demo;
+mod devices;
 mod export;
 mod resume;
 mod rotate;
+mod source;
 mod status;
 mod whoami;
 
@@ -20,7 +22,7 @@ pub async fn run(command: Command, logs: Logs) -> u8 {
         Command::Demo(a) => demo::run(a, logs).await,
         Command::Whoami(a) => whoami::run(a).await,
         Command::Verify(_) => not_built("verify", "verification of deviceActionResults"),
-        Command::Devices(_) => not_built("devices", "listing devices from Graph sources"),
+        Command::Devices(a) => devices::run(a).await,
     };
     match result {
         Ok(code) => code,

@@ -1,10 +1,11 @@
 //! `intune-rotate rotate`: plan a source into a new ledger and send.
 
+use super::source::{Source, exclusions};
 use super::{Failure, options, stop_on_ctrl_c, summarize, usage};
-use crate::cli::{ActionArg, RotateArgs};
+use crate::cli::{ActionArg, PolicyArgs, RotateArgs};
 use crate::connect;
 use crate::progress::{Logs, reporter};
-use rotation::{Action, CsvSource, InDoubt, LEDGER_VERSION, RotateRequest, RunHeader};
+use rotation::{Action, InDoubt, LEDGER_VERSION, Plan, Policy, RotateRequest, RunHeader};
 
 pub fn action_of(a: ActionArg) -> Action {
     match a {
@@ -15,25 +16,50 @@ pub fn action_of(a: ActionArg) -> Action {
     }
 }
 
+fn policy(action: Action, a: &PolicyArgs) -> Result<Policy, Failure> {
+    let mut p = Policy::for_action(action);
+    if let Some(r) = a.require_encrypted {
+        p.require_encrypted = r;
+    }
+    p.stale_after = a.stale_after.map(Into::into);
+    if let Some(path) = &a.exclude {
+        p.exclude = exclusions(path)?;
+    }
+    Ok(p)
+}
+
 pub async fn run(a: RotateArgs, logs: Logs) -> Result<u8, Failure> {
     let action = action_of(a.action);
-    if a.query.is_some() {
-        return Err(usage(anyhow::anyhow!(
-            "--query is not built yet: export the devices to CSV and use --input"
-        )));
-    }
-    let Some(input) = a.input.as_deref() else {
-        return Err(usage(anyhow::anyhow!(
-            "a device source is required: --input FILE (or - for stdin)"
-        )));
-    };
     // Bad input is found before any connection is made: nothing is sent.
-    let source = rotation::Plan::check(CsvSource::open(input)?)?;
-    let connection = if a.dry_run {
+    let source = Source::parse(&a.source)?;
+    let policy = policy(action, &a.policy)?;
+    let lists = source.lists_devices();
+    let early = match &source {
+        Source::File(csv) => Some(Plan::check_source(csv)?),
+        _ => None,
+    };
+    let connection = if a.dry_run && !lists {
         None
     } else {
-        let scopes = connect::delegated_scopes(action, false);
-        Some(connect::client(&a.connection, None, None, &scopes)?)
+        let c = connect::client(
+            &a.connection,
+            None,
+            None,
+            &connect::delegated_scopes(action, lists),
+        )?;
+        connect::preflight(&c, action, lists).await?;
+        Some(c)
+    };
+    let list = source
+        .materialize(
+            connection.as_ref().map(|c| &c.client),
+            action,
+            a.source.allow_partial_source,
+        )
+        .await?;
+    let checked = match early {
+        Some(rows) => Plan::checked(list, rows),
+        None => Plan::check(list)?,
     };
     let tenant = connection
         .as_ref()
@@ -51,29 +77,26 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<u8, Failure> {
         action: action.cli_name().into(),
         api_version: "beta".into(),
         via: a.via.clone(),
-        source: format!("csv:{}", source.source().display()),
+        source: checked.source().display().to_string(),
         rate: a.dispatch.rate.to_string(),
         created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
     };
-    if let Some(c) = &connection {
-        connect::preflight(c, action, false).await?;
-        connect::confirm(
-            a.dispatch.yes,
-            &format!(
-                "About to run {} ({}) on the devices in {} for tenant {}.",
-                action.graph_name(),
-                action.platform(),
-                source.source().display(),
-                c.tenant
-            ),
-        )
-        .map_err(usage)?;
+    if connection.is_some() && !a.dry_run {
+        let what = format!(
+            "About to run {} ({}) on {} device(s) from {} for tenant {tenant}.",
+            action.graph_name(),
+            action.platform(),
+            checked.rows(),
+            checked.source().display()
+        );
+        connect::confirm(a.dispatch.yes, &what).map_err(usage)?;
     }
     let (progress, span) = reporter(logs);
     let _enter = span.enter();
     let req = RotateRequest {
         header,
-        source,
+        source: checked,
+        policy,
         ledger: a.ledger.clone(),
         options: options(&a.dispatch, InDoubt::Resend),
         dry_run: a.dry_run,

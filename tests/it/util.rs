@@ -123,7 +123,7 @@ impl Env {
         let c = self.sim.config();
         let talks_to_graph = matches!(
             args.first(),
-            Some(&"rotate") | Some(&"resume") | Some(&"whoami")
+            Some(&"rotate") | Some(&"resume") | Some(&"whoami") | Some(&"devices")
         );
         if talks_to_graph {
             all.extend(
@@ -182,17 +182,20 @@ fn command(args: &[String], secret: Option<String>) -> std::process::Command {
     cmd
 }
 
-fn wait_bounded(mut child: std::process::Child, limit: Duration) -> Output {
-    let start = std::time::Instant::now();
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
+/// Waits for the child, reading its output as it comes (a full pipe would block it), killing it
+/// after `limit`.
+fn wait_bounded(child: std::process::Child, limit: Duration) -> Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.expect("output"),
+        Err(_) => {
+            let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
             panic!("intune-rotate did not finish within {limit:?}");
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -210,7 +210,9 @@ impl GraphClient {
     pub async fn get_json_retrying(&self, url: &str) -> Result<Value, GraphClientError> {
         let mut delay = Duration::from_millis(500);
         let mut last = None;
-        for _ in 0..6 {
+        // Four tries over about 3.5 s: enough for a transient fault, short enough that a listing
+        // that is really failing ends the run quickly (nothing has been sent yet).
+        for _ in 0..4 {
             match self.get_json(url).await {
                 Ok(v) => return Ok(v),
                 Err(GraphClientError::Http {

@@ -57,6 +57,8 @@ pub struct SimConfig {
     pub batch_p429: f64,
     /// Share of whole `$batch` requests answered 503 without running any item.
     pub batch_p503: f64,
+    /// After this many listing pages, every further page answers 500 (a listing that fails part-way).
+    pub list_fail_after_pages: Option<u64>,
 }
 
 pub const DEFAULT_TENANT: &str = "5e1f0c2a-7d3b-4c8e-9a61-0b2d4f6e8a10";
@@ -92,6 +94,7 @@ impl Default for SimConfig {
             truncate: 0.0,
             batch_p429: 0.0,
             batch_p503: 0.0,
+            list_fail_after_pages: None,
         }
     }
 }

@@ -134,6 +134,8 @@ pub struct Inner {
     pub throttle: Throttle,
     pub rng: StdRng,
     pub http_seq: u64,
+    /// Listing pages served, for `list_fail_after_pages`.
+    pub pages_served: u64,
 }
 
 #[derive(Debug)]
@@ -198,6 +200,7 @@ impl Sim {
                 throttle,
                 rng,
                 http_seq: 0,
+                pages_served: 0,
             }),
             base_url,
             config,
@@ -362,7 +365,9 @@ impl Sim {
     }
 
     fn route(&self, inner: &Inner, req: &SimRequest) -> RouteResult {
-        let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
+        // Path segments arrive percent-encoded (a UPN's `@` as %40); Graph matches them decoded.
+        let decoded: Vec<String> = req.path.split('/').filter(|s| !s.is_empty()).map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()).collect();
+        let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
         let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
         let beta = req.version == "beta";
         let t = &inner.tenant;
@@ -587,11 +592,22 @@ impl Sim {
 
     fn list(
         &self,
-        inner: &Inner,
+        inner: &mut Inner,
         req: &SimRequest,
         listing: Listing,
         now: SystemTime,
     ) -> SimResponse {
+        if let Some(limit) = self.config.list_fail_after_pages
+            && inner.pages_served >= limit
+        {
+            return graph_error(
+                500,
+                "InternalServerError",
+                "The listing failed (simulated).",
+                None,
+            );
+        }
+        inner.pages_served += 1;
         let t = &inner.tenant;
         let top = match query(req, "$top").map(str::parse::<usize>) {
             None => 1000,

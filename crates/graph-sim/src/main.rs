@@ -90,6 +90,9 @@ struct Args {
     /// Share of whole `$batch` requests answered 503 without running any item.
     #[arg(long, default_value_t = 0.0)]
     batch_p503: f64,
+    /// After this many listing pages, every further page answers 500.
+    #[arg(long)]
+    list_fail_after_pages: Option<u64>,
 }
 
 const fn graph_sim_default_tenant() -> &'static str {
@@ -133,6 +136,7 @@ fn config(a: Args) -> Result<SimConfig, String> {
         truncate: a.truncate,
         batch_p429: a.batch_p429,
         batch_p503: a.batch_p503,
+        list_fail_after_pages: a.list_fail_after_pages,
         ..SimConfig::default()
     };
     if let Some(roles) = a.roles {

@@ -105,6 +105,7 @@ async fn ride(
             let req = RotateRequest {
                 header: h,
                 source,
+                policy: rotation::Policy::for_action(rotation::Action::BitLocker),
                 ledger,
                 options,
                 dry_run: false,
@@ -125,6 +126,7 @@ async fn ride(
     let req = RotateRequest {
         header: header(&config.tenant, limit, &csv),
         source,
+        policy: rotation::Policy::for_action(rotation::Action::FileVault),
         ledger: dir.path().join("l.jsonl"),
         options,
         dry_run: false,
@@ -229,7 +231,12 @@ fn plan_child(n: usize) {
         &header("t", Quota::new(200, Duration::from_secs(20)), &csv),
     )
     .unwrap();
-    let report = Plan::build(&source, rotation::Action::FileVault, &mut l).unwrap();
+    let report = Plan::build(
+        &source,
+        &rotation::Policy::for_action(rotation::Action::FileVault),
+        &mut l,
+    )
+    .unwrap();
     drop(l);
     let plan_secs = start.elapsed().as_secs_f64();
     let start = Instant::now();

@@ -17,6 +17,9 @@ pub enum RotationError {
     /// Authentication or permission failure found before sending.
     #[error("{0}")]
     Auth(String),
+    /// A Graph device listing failed: nothing was sent.
+    #[error("{0}")]
+    Source(String),
     #[error(transparent)]
     Graph(#[from] graph_client::GraphClientError),
     #[error("I/O error on {path}: {source}")]

@@ -4,7 +4,9 @@
 mod action;
 mod error;
 mod export;
+mod graph_source;
 mod ledger;
+mod match_by;
 mod plan;
 mod retry;
 mod run;
@@ -15,13 +17,18 @@ pub use action::Action;
 pub use error::RotationError;
 pub use export::{ExportFormat, ExportRow, export};
 pub use graph_batch::Quota;
+pub use graph_source::{FetchReport, GraphSource, ScriptKind};
 pub use ledger::{
     DeviceState, LEDGER_VERSION, Ledger, LedgerState, RunHeader, replay_file as ledger_replay,
 };
-pub use plan::{CheckedSource, Plan, PlanReport};
+pub use match_by::{MatchBy, MatchReport, resolve};
+pub use plan::{CheckedSource, Plan, PlanReport, Policy};
 pub use run::{
     Counters, DispatchOptions, InDoubt, Progress, RotateRequest, RunOutcome, StopSignal, resume,
     rotate,
 };
-pub use source::{CsvSource, SourceDevice};
+pub use source::{
+    CsvSource, DEVICE_COLUMNS, DeviceCsvWriter, KeyColumn, SourceDevice, write_devices_csv,
+    write_devices_json,
+};
 pub use throttle::RateGate;

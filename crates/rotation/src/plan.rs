@@ -54,26 +54,77 @@ fn parse_id(raw: &str) -> Option<uuid::Uuid> {
     uuid::Uuid::try_parse(inner).ok()
 }
 
-fn skip_reason(action: Action, d: &SourceDevice) -> Option<String> {
-    if let Some(os) = &d.os
-        && !os.eq_ignore_ascii_case(action.platform())
-    {
-        return Some(format!(
-            "platform: {} applies to {} only, device is {os}",
-            action.graph_name(),
-            action.platform()
-        ));
+/// What the plan leaves alone, each with a reason recorded in the ledger.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub action: Action,
+    /// Skip devices known to be unencrypted (default on for FileVault and BitLocker: no key to rotate).
+    pub require_encrypted: bool,
+    /// Skip devices whose last check-in is older than this: they would not pick the action up.
+    pub stale_after: Option<std::time::Duration>,
+    /// Devices to leave alone (`--exclude`).
+    pub exclude: HashSet<uuid::Uuid>,
+    pub now: std::time::SystemTime,
+}
+
+impl Policy {
+    /// The defaults for `action`: platform checked, encryption required where a key is rotated.
+    pub fn for_action(action: Action) -> Self {
+        Policy {
+            action,
+            require_encrypted: matches!(action, Action::FileVault | Action::BitLocker),
+            stale_after: None,
+            exclude: HashSet::new(),
+            now: std::time::SystemTime::now(),
+        }
     }
-    if matches!(action, Action::FileVault | Action::BitLocker) && d.encrypted == Some(false) {
-        return Some("not encrypted: there is no key to rotate".into());
+
+    /// Why `d` is skipped, if it is. The reason's first word (before `:`) is its kind.
+    fn skip_reason(&self, id: &uuid::Uuid, d: &SourceDevice) -> Option<String> {
+        let action = self.action;
+        if self.exclude.contains(id) {
+            return Some("excluded: listed in --exclude".into());
+        }
+        if let Some(os) = &d.os
+            && !os.eq_ignore_ascii_case(action.platform())
+        {
+            return Some(format!(
+                "platform: {} applies to {} only, device is {os}",
+                action.graph_name(),
+                action.platform()
+            ));
+        }
+        if self.require_encrypted && d.encrypted == Some(false) {
+            return Some("not encrypted: there is no key to rotate".into());
+        }
+        if let (Some(limit), Some(seen)) = (self.stale_after, d.last_sync.as_deref())
+            && let Ok(at) = humantime::parse_rfc3339_weak(seen.trim().trim_end_matches('Z'))
+            && self.now.duration_since(at).is_ok_and(|age| age > limit)
+        {
+            return Some(format!(
+                "stale: last check-in {seen} is older than {}",
+                humantime::format_duration(limit)
+            ));
+        }
+        None
     }
-    None
 }
 
 impl Plan {
     /// Reads the whole source and refuses it, naming every bad line, if any id is invalid or it has no
     /// rows. Callers run this before connecting, so bad input never costs a request.
     pub fn check(source: CsvSource) -> Result<CheckedSource, RotationError> {
+        let rows = Self::check_source(&source)?;
+        Ok(CheckedSource { source, rows })
+    }
+
+    /// Marks `source` as checked with the row count an earlier [`Plan::check_source`] found.
+    pub fn checked(source: CsvSource, rows: usize) -> CheckedSource {
+        CheckedSource { source, rows }
+    }
+
+    /// The checks of [`Plan::check`] on a borrowed source; returns the rows.
+    pub fn check_source(source: &CsvSource) -> Result<usize, RotationError> {
         let mut invalid: Vec<String> = Vec::new();
         let mut invalid_count = 0usize;
         let mut rows = 0usize;
@@ -110,14 +161,14 @@ impl Plan {
                 source.display()
             )));
         }
-        Ok(CheckedSource { source, rows })
+        Ok(rows)
     }
 
     /// Writes one `planned` or `skipped` row per distinct device of a checked source and makes
     /// them durable.
     pub fn build(
         checked: &CheckedSource,
-        action: Action,
+        policy: &Policy,
         ledger: &mut Ledger,
     ) -> Result<PlanReport, RotationError> {
         let (source, rows) = (&checked.source, checked.rows);
@@ -133,7 +184,7 @@ impl Plan {
                 return Ok(());
             }
             let id_text = id.hyphenated().to_string();
-            let skip = skip_reason(action, &d);
+            let skip = policy.skip_reason(&id, &d);
             ledger.append(&Row::Planned {
                 id: id_text.clone(),
                 name: d.name,
@@ -167,6 +218,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn stale_and_excluded_devices_are_skipped() {
+        let now = humantime::parse_rfc3339("2026-11-27T12:00:00Z").unwrap();
+        let id = uuid::Uuid::from_u128(7);
+        let mut p = Policy {
+            stale_after: Some(std::time::Duration::from_secs(30 * 86_400)),
+            now,
+            ..Policy::for_action(Action::FileVault)
+        };
+        let dev = |seen: &str| SourceDevice {
+            line: 2,
+            raw_id: String::new(),
+            name: None,
+            serial: None,
+            user: None,
+            os: None,
+            encrypted: None,
+            last_sync: Some(seen.into()),
+            entra_id: None,
+        };
+        assert!(
+            p.skip_reason(&id, &dev("2026-09-01T00:00:00Z"))
+                .unwrap()
+                .starts_with("stale")
+        );
+        assert!(
+            p.skip_reason(&id, &dev("2026-09-01 00:00:00"))
+                .unwrap()
+                .starts_with("stale"),
+            "Intune's export form"
+        );
+        assert_eq!(p.skip_reason(&id, &dev("2026-11-20T00:00:00Z")), None);
+        p.exclude.insert(id);
+        assert!(
+            p.skip_reason(&id, &dev("2026-11-20T00:00:00Z"))
+                .unwrap()
+                .starts_with("excluded")
+        );
+    }
+
+    #[test]
     fn only_guid_forms_are_ids() {
         assert!(parse_id("3f0c5d8e-1a2b-4c3d-8e4f-5a6b7c8d9e0f").is_some());
         assert!(parse_id("{3F0C5D8E-1A2B-4C3D-8E4F-5A6B7C8D9E0F}").is_some());
@@ -193,7 +284,11 @@ mod tests {
             user: None,
             os: Some(os.into()),
             encrypted: enc,
+            last_sync: None,
+            entra_id: None,
         };
+        let id = uuid::Uuid::nil();
+        let skip_reason = |a, d: &SourceDevice| Policy::for_action(a).skip_reason(&id, d);
         assert!(
             skip_reason(Action::FileVault, &d("Windows", Some(true)))
                 .unwrap()

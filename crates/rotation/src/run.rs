@@ -4,7 +4,7 @@
 use crate::ledger::{
     DeviceState, Ledger, LedgerState, Outcome, Row, RunHeader, now_iso, replay_file,
 };
-use crate::{Action, CheckedSource, Plan, PlanReport, RateGate, RotationError, retry};
+use crate::{Action, CheckedSource, Plan, PlanReport, Policy, RateGate, RotationError, retry};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use graph_batch::{BatchBuilder, ItemClass, Quota, Request};
@@ -158,6 +158,8 @@ pub type Progress = Arc<dyn Fn(&Counters) + Send + Sync>;
 pub struct RotateRequest {
     pub header: RunHeader,
     pub source: CheckedSource,
+    /// What the plan skips; its action must be the header's.
+    pub policy: Policy,
     pub ledger: PathBuf,
     pub options: DispatchOptions,
     pub dry_run: bool,
@@ -170,9 +172,13 @@ pub async fn rotate(
     progress: Progress,
     stop: StopSignal,
 ) -> Result<RunOutcome, RotationError> {
-    let action = req.header.action()?;
+    if req.header.action()? != req.policy.action {
+        return Err(RotationError::Input(
+            "the policy's action differs from the run's".into(),
+        ));
+    }
     let mut ledger = Ledger::create(&req.ledger, &req.header)?;
-    let report = Plan::build(&req.source, action, &mut ledger)?;
+    let report = Plan::build(&req.source, &req.policy, &mut ledger)?;
     let (state, _) = replay_file(&req.ledger)?;
     if req.dry_run {
         let counters = counters_of(&state, 0);

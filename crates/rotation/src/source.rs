@@ -1,5 +1,6 @@
 //! Device lists from CSV (a file or stdin): Intune's export shape, PowerShell's `;` exports, BOMs,
-//! quoted headers. The managed-device id column is found by name, never confused with Entra's.
+//! quoted headers; or JSON lines. The managed-device id column is found by name, never confused
+//! with Entra's. Graph sources are spooled to this same CSV shape, so one plan serves them all.
 
 use crate::RotationError;
 use std::fs::File;
@@ -16,6 +17,19 @@ pub struct SourceDevice {
     pub user: Option<String>,
     pub os: Option<String>,
     pub encrypted: Option<bool>,
+    /// Last check-in as written in the source (ISO 8601 or Intune's "2026-11-27 08:15:00").
+    pub last_sync: Option<String>,
+    pub entra_id: Option<String>,
+}
+
+/// Which column identifies a row: the Intune id, or what `--match-by` resolves from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyColumn {
+    #[default]
+    IntuneId,
+    Serial,
+    Name,
+    EntraId,
 }
 
 /// Column names (lower case, without spaces and underscores) that hold the Intune managed device id.
@@ -40,6 +54,129 @@ const USER_COLUMNS: &[&str] = &[
 ];
 const OS_COLUMNS: &[&str] = &["operatingsystem", "os", "platform"];
 const ENCRYPTED_COLUMNS: &[&str] = &["isencrypted", "encrypted"];
+const LAST_SYNC_COLUMNS: &[&str] = &[
+    "lastsyncdatetime",
+    "lastcheckin",
+    "lastcheckindatetime",
+    "lastsync",
+];
+
+/// The column names this tool writes (`devices`, Graph sources): readable back as `--input`.
+pub const DEVICE_COLUMNS: [&str; 8] = [
+    "id",
+    "deviceName",
+    "serialNumber",
+    "userPrincipalName",
+    "operatingSystem",
+    "isEncrypted",
+    "lastSyncDateTime",
+    "azureADDeviceId",
+];
+
+/// Writes device rows in [`DEVICE_COLUMNS`] order as they come, after a header.
+pub struct DeviceCsvWriter<W: std::io::Write> {
+    w: csv::Writer<W>,
+    rows: usize,
+}
+
+impl<W: std::io::Write> std::fmt::Debug for DeviceCsvWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceCsvWriter")
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
+fn write_err(e: csv::Error) -> RotationError {
+    RotationError::Input(format!("writing devices: {e}"))
+}
+
+impl<W: std::io::Write> DeviceCsvWriter<W> {
+    pub fn new(out: W) -> Result<Self, RotationError> {
+        let mut w = csv::Writer::from_writer(out);
+        w.write_record(DEVICE_COLUMNS).map_err(write_err)?;
+        Ok(DeviceCsvWriter { w, rows: 0 })
+    }
+
+    pub fn write(&mut self, d: SourceDevice) -> Result<(), RotationError> {
+        let enc = d
+            .encrypted
+            .map(|e| if e { "true" } else { "false" }.to_string());
+        let fields = [
+            Some(d.raw_id),
+            d.name,
+            d.serial,
+            d.user,
+            d.os,
+            enc,
+            d.last_sync,
+            d.entra_id,
+        ];
+        self.w
+            .write_record(fields.iter().map(|f| f.as_deref().unwrap_or("")))
+            .map_err(write_err)?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Flushes and returns how many rows were written.
+    pub fn finish(mut self) -> Result<usize, RotationError> {
+        self.w
+            .flush()
+            .map_err(|e| RotationError::io("devices output", e))?;
+        Ok(self.rows)
+    }
+}
+
+/// Writes devices in [`DEVICE_COLUMNS`] order, with a header.
+pub fn write_devices_csv<W: std::io::Write>(
+    out: W,
+    devices: impl IntoIterator<Item = SourceDevice>,
+) -> Result<usize, RotationError> {
+    let mut w = DeviceCsvWriter::new(out)?;
+    for d in devices {
+        w.write(d)?;
+    }
+    w.finish()
+}
+
+/// Writes devices as a JSON array of objects with [`DEVICE_COLUMNS`] keys.
+pub fn write_devices_json<W: std::io::Write>(
+    mut out: W,
+    devices: impl IntoIterator<Item = SourceDevice>,
+) -> Result<usize, RotationError> {
+    let rows: Vec<serde_json::Value> = devices
+        .into_iter()
+        .map(|d| {
+            serde_json::json!({
+                "id": d.raw_id, "deviceName": d.name, "serialNumber": d.serial, "userPrincipalName": d.user,
+                "operatingSystem": d.os, "isEncrypted": d.encrypted, "lastSyncDateTime": d.last_sync, "azureADDeviceId": d.entra_id,
+            })
+        })
+        .collect();
+    serde_json::to_writer_pretty(&mut out, &rows)
+        .map_err(|e| RotationError::io("devices output", e.into()))?;
+    out.write_all(b"\n")
+        .map_err(|e| RotationError::io("devices output", e))?;
+    Ok(rows.len())
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "1" | "encrypted" => Some(true),
+        "no" | "false" | "0" | "notencrypted" => Some(false),
+        _ => None,
+    }
+}
+
+fn key_columns(key: KeyColumn) -> &'static [&'static str] {
+    match key {
+        KeyColumn::IntuneId => ID_COLUMNS,
+        KeyColumn::Serial => SERIAL_COLUMNS,
+        KeyColumn::Name => NAME_COLUMNS,
+        KeyColumn::EntraId => ENTRA_COLUMNS,
+    }
+}
 
 fn norm(h: &str) -> String {
     h.trim()
@@ -85,8 +222,89 @@ impl CsvSource {
         })
     }
 
+    /// A device list written to a temporary file (Graph sources, `--match-by`), removed on drop.
+    pub fn spooled(spool: tempfile::TempPath, display: impl Into<String>) -> Self {
+        CsvSource {
+            path: spool.to_path_buf(),
+            _spool: Some(spool),
+            display: display.into(),
+        }
+    }
+
     pub fn display(&self) -> &str {
         &self.display
+    }
+
+    /// JSON lines when the first non-blank byte opens an object; CSV otherwise.
+    fn is_json_lines(&self) -> Result<bool, RotationError> {
+        let mut head = [0u8; 512];
+        let mut f = File::open(&self.path).map_err(|e| RotationError::io(&self.path, e))?;
+        let n = f
+            .read(&mut head)
+            .map_err(|e| RotationError::io(&self.path, e))?;
+        let first = head[..n]
+            .iter()
+            .find(|b| !b.is_ascii_whitespace() && **b != 0xef && **b != 0xbb && **b != 0xbf);
+        Ok(first == Some(&b'{'))
+    }
+
+    /// JSON lines: one device object a line, keys named like the CSV columns.
+    fn for_each_json_line(
+        &self,
+        key: KeyColumn,
+        f: &mut dyn FnMut(SourceDevice) -> Result<(), RotationError>,
+    ) -> Result<(), RotationError> {
+        use std::io::BufRead;
+        let file = File::open(&self.path).map_err(|e| RotationError::io(&self.path, e))?;
+        for (n, line) in BufReader::new(file).lines().enumerate() {
+            let line_no = n as u64 + 1;
+            let line = line.map_err(|e| RotationError::io(&self.path, e))?;
+            let text = line.trim().trim_start_matches('\u{feff}');
+            if text.is_empty() {
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+                RotationError::Input(format!(
+                    "{}: line {line_no}: not a JSON object: {e}",
+                    self.display
+                ))
+            })?;
+            let Some(obj) = v.as_object() else {
+                return Err(RotationError::Input(format!(
+                    "{}: line {line_no}: expected a JSON object",
+                    self.display
+                )));
+            };
+            let get = |names: &[&str]| {
+                obj.iter()
+                    .find(|(k, _)| names.contains(&norm(k).as_str()))
+                    .and_then(|(_, v)| match v {
+                        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+                        serde_json::Value::Bool(b) => Some(b.to_string()),
+                        serde_json::Value::Number(n) => Some(n.to_string()),
+                        _ => None,
+                    })
+            };
+            let raw_id = get(key_columns(key)).unwrap_or_default();
+            if key == KeyColumn::IntuneId && raw_id.is_empty() && get(ENTRA_COLUMNS).is_some() {
+                return Err(RotationError::Input(format!(
+                    "{}: line {line_no}: only an Entra (Azure AD) device id; the rotate actions need the Intune managed device id (`id`). Use --match-by entra-id",
+                    self.display
+                )));
+            }
+            f(SourceDevice {
+                line: line_no,
+                raw_id,
+                name: get(NAME_COLUMNS),
+                serial: get(SERIAL_COLUMNS),
+                user: get(USER_COLUMNS),
+                os: get(OS_COLUMNS),
+                encrypted: get(ENCRYPTED_COLUMNS).and_then(|v| parse_bool(&v)),
+                last_sync: get(LAST_SYNC_COLUMNS),
+                entra_id: get(ENTRA_COLUMNS),
+            })?;
+        }
+        Ok(())
     }
 
     fn delimiter(&self) -> Result<u8, RotationError> {
@@ -107,8 +325,20 @@ impl CsvSource {
     /// Calls `f` for every data row, in order. Header problems are errors naming the file.
     pub fn for_each(
         &self,
+        f: impl FnMut(SourceDevice) -> Result<(), RotationError>,
+    ) -> Result<(), RotationError> {
+        self.for_each_keyed(KeyColumn::IntuneId, f)
+    }
+
+    /// As [`CsvSource::for_each`], with `raw_id` taken from the `key` column.
+    pub fn for_each_keyed(
+        &self,
+        key: KeyColumn,
         mut f: impl FnMut(SourceDevice) -> Result<(), RotationError>,
     ) -> Result<(), RotationError> {
+        if self.is_json_lines()? {
+            return self.for_each_json_line(key, &mut f);
+        }
         let file = File::open(&self.path).map_err(|e| RotationError::io(&self.path, e))?;
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(self.delimiter()?)
@@ -128,7 +358,15 @@ impl CsvSource {
                 .iter()
                 .find_map(|w| names.iter().position(|n| n == w))
         };
-        let Some(id_col) = find(ID_COLUMNS) else {
+        let Some(id_col) = find(key_columns(key)) else {
+            if key != KeyColumn::IntuneId {
+                return Err(RotationError::Input(format!(
+                    "{}: line 1: no {} column to match by (found: {})",
+                    self.display,
+                    key_columns(key).join(" / "),
+                    headers.iter().collect::<Vec<_>>().join(", ")
+                )));
+            }
             if let Some(entra) = find(ENTRA_COLUMNS) {
                 return Err(RotationError::Input(format!(
                     "{}: line 1: found column {:?}, which holds Entra (Azure AD) device ids, not Intune managed device ids; the rotate actions need the Intune id (column `id`, `Device ID` or `managedDeviceId` in Intune's export). Use --match-by entra-id when only Entra ids are at hand",
@@ -149,6 +387,7 @@ impl CsvSource {
             find(OS_COLUMNS),
             find(ENCRYPTED_COLUMNS),
         );
+        let (last_sync, entra) = (find(LAST_SYNC_COLUMNS), find(ENTRA_COLUMNS));
         let mut record = csv::StringRecord::new();
         let mut lines = LineCounter {
             reader: BufReader::with_capacity(
@@ -184,11 +423,9 @@ impl CsvSource {
                 serial: get(serial),
                 user: get(user),
                 os: get(os),
-                encrypted: get(enc).and_then(|v| match v.to_ascii_lowercase().as_str() {
-                    "yes" | "true" | "1" | "encrypted" => Some(true),
-                    "no" | "false" | "0" | "notencrypted" => Some(false),
-                    _ => None,
-                }),
+                encrypted: get(enc).and_then(|v| parse_bool(&v)),
+                last_sync: get(last_sync),
+                entra_id: get(entra),
             })?;
         }
     }

@@ -56,6 +56,14 @@ pub struct RateGate {
     state: Mutex<GateState>,
 }
 
+/// A limiter that replaces a running one: its bucket starts empty, or every replacement (each brake,
+/// each headroom change) would hand out a free batch and overfill the service's window.
+fn replacement(quota: Quota, share: f64, burst: NonZeroU32) -> Arc<DefaultDirectRateLimiter> {
+    let l = limiter(quota, share, burst);
+    let _ = l.check_n(burst);
+    l
+}
+
 fn limiter(quota: Quota, share: f64, burst: NonZeroU32) -> Arc<DefaultDirectRateLimiter> {
     let per_item = quota
         .window
@@ -158,7 +166,7 @@ impl RateGate {
         // Replace the limiter only for a real change: each replacement starts a fresh bucket.
         if (wanted - s.headroom).abs() > 0.002 {
             s.headroom = wanted;
-            s.limiter = limiter(self.quota, s.factor * (1.0 - wanted), self.burst);
+            s.limiter = replacement(self.quota, s.factor * (1.0 - wanted), self.burst);
         }
     }
 
@@ -180,7 +188,7 @@ impl RateGate {
             .is_none_or(|t| now.duration_since(t) > Duration::from_secs(1))
         {
             s.factor = (s.factor * 0.95).max(MIN_FACTOR);
-            s.limiter = limiter(self.quota, s.factor * (1.0 - s.headroom), self.burst);
+            s.limiter = replacement(self.quota, s.factor * (1.0 - s.headroom), self.burst);
             s.brakes += 1;
             s.last_slowdown = Some(now);
         }
@@ -198,7 +206,7 @@ impl RateGate {
             .is_some_and(|t| now.duration_since(t) >= self.quota.window / 4)
         {
             s.factor = (s.factor + 0.02).min(1.0);
-            s.limiter = limiter(self.quota, s.factor * (1.0 - s.headroom), self.burst);
+            s.limiter = replacement(self.quota, s.factor * (1.0 - s.headroom), self.burst);
             s.last_brake = Some(now);
         }
     }

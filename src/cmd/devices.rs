@@ -1,0 +1,51 @@
+//! `intune-rotate devices`: run any source and write the device list, to review and edit it, then
+//! feed it back with `--input`.
+
+use super::rotate::action_of;
+use super::source::Source;
+use super::{Failure, usage};
+use crate::cli::{DevicesArgs, FormatArg};
+use crate::connect;
+use std::io::Write;
+
+pub async fn run(a: DevicesArgs) -> Result<u8, Failure> {
+    let action = action_of(a.action);
+    let source = Source::parse(&a.source)?;
+    let connection = if source.lists_devices() {
+        let c = connect::client(
+            &a.connection,
+            None,
+            None,
+            &connect::delegated_scopes(action, true),
+        )?;
+        connect::preflight_read(&c).await?;
+        Some(c)
+    } else {
+        None
+    };
+    let list = source
+        .materialize(
+            connection.as_ref().map(|c| &c.client),
+            action,
+            a.source.allow_partial_source,
+        )
+        .await?;
+    let mut devices = Vec::new();
+    list.for_each(|d| {
+        devices.push(d);
+        Ok(())
+    })?;
+    let mut out: Box<dyn Write> = match &a.out {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).map_err(|e| usage(anyhow::anyhow!("{}: {e}", p.display())))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let n = match a.format {
+        FormatArg::Csv => rotation::write_devices_csv(&mut out, devices)?,
+        FormatArg::Json => rotation::write_devices_json(&mut out, devices)?,
+    };
+    out.flush().map_err(|e| Failure(1, e.into()))?;
+    eprintln!("{n} device(s) from {}", list.display());
+    Ok(0)
+}

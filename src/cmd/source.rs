@@ -1,0 +1,188 @@
+//! Turning the source options into one device list: a file, a match against the tenant, or a
+//! Graph listing. Shared by `rotate` and `devices`.
+
+use super::{Failure, usage};
+use crate::cli::{MatchByArg, SourceArgs};
+use graph_client::GraphClient;
+use rotation::{Action, CsvSource, GraphSource, KeyColumn, MatchBy, RotationError, ScriptKind};
+
+/// A source as given, checked before any connection is made.
+pub enum Source {
+    File(CsvSource),
+    Match(CsvSource, MatchBy, bool),
+    Graph(GraphSource),
+}
+
+impl Source {
+    /// Exactly one kind of source; files are opened now so a bad path fails before connecting.
+    pub fn parse(a: &SourceArgs) -> Result<Source, Failure> {
+        let mut users = a.user.clone();
+        if let Some(p) = &a.users_file {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| usage(anyhow::anyhow!("{}: {e}", p.display())))?;
+            users.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_string),
+            );
+            if users.is_empty() {
+                return Err(usage(anyhow::anyhow!(
+                    "{}: no users in the file",
+                    p.display()
+                )));
+            }
+        }
+        let script = |kind, id: &Option<String>| {
+            id.as_ref().map(|id| GraphSource::Script {
+                kind,
+                id: id.clone(),
+                states: a.run_state.clone(),
+            })
+        };
+        let mut kinds: Vec<Source> = Vec::new();
+        if let Some(input) = &a.input {
+            let csv = CsvSource::open(input)?;
+            kinds.push(match a.match_by {
+                Some(by) => Source::Match(csv, match_by(by), a.strict),
+                None => Source::File(csv),
+            });
+        }
+        if let Some(f) = &a.query {
+            let filter = Some(f.trim().to_string()).filter(|f| !f.is_empty());
+            kinds.push(Source::Graph(GraphSource::Query {
+                comanaged: a.collection == "comanagedDevices",
+                filter,
+            }));
+        }
+        kinds.extend(script(ScriptKind::Health, &a.health_script).map(Source::Graph));
+        kinds.extend(script(ScriptKind::Management, &a.management_script).map(Source::Graph));
+        kinds.extend(script(ScriptKind::Compliance, &a.compliance_script).map(Source::Graph));
+        if !users.is_empty() {
+            kinds.push(Source::Graph(GraphSource::Users(users)));
+        }
+        if let Some(app) = &a.detected_app {
+            kinds.push(Source::Graph(GraphSource::DetectedApp(app.clone())));
+        }
+        if !a.run_state.is_empty()
+            && !kinds
+                .iter()
+                .any(|k| matches!(k, Source::Graph(GraphSource::Script { .. })))
+        {
+            return Err(usage(anyhow::anyhow!(
+                "--run-state goes with --health-script, --management-script or --compliance-script"
+            )));
+        }
+        match kinds.len() {
+            1 => Ok(kinds.pop().expect("one")),
+            0 => Err(usage(anyhow::anyhow!(
+                "a device source is required: --input FILE, --query [FILTER], --health-script ID, --management-script ID, --compliance-script ID, --user UPN, --users-file FILE or --detected-app ID"
+            ))),
+            _ => Err(usage(anyhow::anyhow!(
+                "give exactly one kind of device source per run"
+            ))),
+        }
+    }
+
+    /// Whether the source needs to read devices from Graph (and so the read permission).
+    pub fn lists_devices(&self) -> bool {
+        !matches!(self, Source::File(_))
+    }
+
+    /// The device list to plan from; `client` is needed unless the source is a file.
+    pub async fn materialize(
+        self,
+        client: Option<&GraphClient>,
+        action: Action,
+        allow_partial: bool,
+    ) -> Result<CsvSource, Failure> {
+        let need = || {
+            client.ok_or_else(|| {
+                usage(anyhow::anyhow!(
+                    "this source reads devices from Graph: a connection is needed"
+                ))
+            })
+        };
+        match self {
+            Source::File(csv) => Ok(csv),
+            Source::Match(csv, by, strict) => {
+                let (list, report) = rotation::resolve(need()?, &csv, by, strict).await?;
+                tracing::info!(
+                    matched = report.matched,
+                    unmatched = report.unmatched.len(),
+                    ambiguous = report.ambiguous.len(),
+                    "input rows matched to devices"
+                );
+                Ok(list)
+            }
+            Source::Graph(g) => {
+                let (list, report) = g.fetch(need()?, action, allow_partial).await?;
+                if let Some(why) = &report.partial {
+                    eprintln!(
+                        "warning: the device listing stopped part-way ({why}); {} device(s) read are planned",
+                        report.devices
+                    );
+                }
+                Ok(list)
+            }
+        }
+    }
+}
+
+fn match_by(a: MatchByArg) -> MatchBy {
+    match a {
+        MatchByArg::Serial => MatchBy::Serial,
+        MatchByArg::Name => MatchBy::Name,
+        MatchByArg::EntraId => MatchBy::EntraId,
+    }
+}
+
+/// Reads `--exclude`: GUIDs one a line (a header line `id` and `#` comments allowed), or a CSV with
+/// an id column. A bad line is an error naming it.
+pub fn exclusions(
+    path: &std::path::Path,
+) -> Result<std::collections::HashSet<uuid::Uuid>, RotationError> {
+    let display = path.display().to_string();
+    let csv = CsvSource::open(&display)?;
+    let mut out = std::collections::HashSet::new();
+    let mut bad = Vec::new();
+    let result = csv.for_each_keyed(KeyColumn::IntuneId, |d| {
+        match uuid::Uuid::try_parse(d.raw_id.trim().trim_matches(|c| c == '{' || c == '}')) {
+            Ok(id) if d.raw_id.trim().len() >= 36 => {
+                out.insert(id);
+            }
+            _ => bad.push(format!("line {}: {:?} is not a GUID", d.line, d.raw_id)),
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) if bad.is_empty() => Ok(out),
+        Ok(()) => Err(RotationError::Input(format!(
+            "{display} (--exclude): {}",
+            bad.join("; ")
+        ))),
+        // A bare list of GUIDs has no header: read it line by line.
+        Err(_) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| RotationError::Input(format!("{display}: {e}")))?;
+            for (n, line) in text.lines().enumerate() {
+                let t = line.trim().trim_start_matches('\u{feff}');
+                if t.is_empty() || t.starts_with('#') {
+                    continue;
+                }
+                match uuid::Uuid::try_parse(t.trim_matches(|c| c == '{' || c == '}')) {
+                    Ok(id) if t.len() >= 36 => {
+                        out.insert(id);
+                    }
+                    _ => {
+                        return Err(RotationError::Input(format!(
+                            "{display} (--exclude): line {}: {t:?} is not a GUID",
+                            n + 1
+                        )));
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+}
