@@ -34,9 +34,13 @@ pub enum Command {
         after_help = "Example:\n  intune-rotate export --ledger run1.jsonl --format csv --out result.csv"
     )]
     Export(ExportArgs),
-    /// Record whether each rotated device actually performed the action (not built yet).
+    /// Record whether each rotated device actually performed the action (deviceActionResults).
+    #[command(
+        after_help = "Example:\n  intune-rotate verify --ledger run1.jsonl --watch --timeout 2h --interval 5m"
+    )]
     Verify(VerifyArgs),
-    /// List the devices a source yields (not built yet).
+    /// List the devices a source yields, to review and feed back with --input.
+    #[command(after_help = "Example:\n  intune-rotate devices --query > macs.csv")]
     Devices(DevicesArgs),
     /// Show who the credentials sign in as, the token's permissions, and which actions they allow.
     #[command(
@@ -132,6 +136,9 @@ pub struct RotateArgs {
     /// Plan and print, send nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// After the run, verify the rotated devices, watching until done or this long has passed.
+    #[arg(long)]
+    pub verify_after: Option<humantime::Duration>,
     /// Collection the action is posted through.
     #[arg(long, default_value = "managedDevices", value_parser = ["managedDevices", "comanagedDevices"])]
     pub via: String,
@@ -152,8 +159,9 @@ pub enum InDoubtArg {
 pub struct ResumeArgs {
     #[arg(long)]
     pub ledger: PathBuf,
-    /// Devices sent before a crash with no recorded answer: re-send them, or leave them (verify is not built yet).
-    #[arg(long, value_enum, default_value = "resend")]
+    /// Devices sent before a crash with no recorded answer: look them up in deviceActionResults
+    /// and re-send only those that did not get the action (verify), re-send all, or leave them.
+    #[arg(long, value_enum, default_value = "verify")]
     pub in_doubt: InDoubtArg,
     #[command(flatten)]
     pub dispatch: Dispatch,
@@ -191,12 +199,20 @@ pub struct ExportArgs {
 pub struct VerifyArgs {
     #[arg(long)]
     pub ledger: PathBuf,
+    /// Repeat until every device is done or failed, or the timeout passes.
     #[arg(long)]
     pub watch: bool,
-    #[arg(long)]
-    pub timeout: Option<String>,
-    #[arg(long)]
-    pub interval: Option<String>,
+    /// With --watch: give up after this long.
+    #[arg(long, default_value = "2h")]
+    pub timeout: humantime::Duration,
+    /// With --watch: time between passes.
+    #[arg(long, default_value = "5m")]
+    pub interval: humantime::Duration,
+    /// Pace of the reads, per batch item (Intune allows 2000/20s of any request per app).
+    #[arg(long, default_value = "1000/20s")]
+    pub rate: graph_batch::Quota,
+    #[command(flatten)]
+    pub connection: Connection,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ mod resume;
 mod rotate;
 mod source;
 mod status;
+mod verify;
 mod whoami;
 
 use crate::cli::{Command, Dispatch};
@@ -21,7 +22,7 @@ pub async fn run(command: Command, logs: Logs) -> u8 {
         Command::Export(a) => export::run(a),
         Command::Demo(a) => demo::run(a, logs).await,
         Command::Whoami(a) => whoami::run(a).await,
-        Command::Verify(_) => not_built("verify", "verification of deviceActionResults"),
+        Command::Verify(a) => verify::run(a).await,
         Command::Devices(a) => devices::run(a).await,
     };
     match result {
@@ -53,13 +54,6 @@ impl From<crate::connect::ConnectError> for Failure {
 
 pub fn usage(e: anyhow::Error) -> Failure {
     Failure(2, e)
-}
-
-fn not_built(command: &str, what: &str) -> Result<u8, Failure> {
-    Err(Failure(
-        2,
-        anyhow::anyhow!("`intune-rotate {command}` ({what}) is not built yet; nothing was done"),
-    ))
 }
 
 pub fn options(d: &Dispatch, in_doubt: InDoubt) -> DispatchOptions {

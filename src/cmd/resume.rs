@@ -10,11 +10,7 @@ pub async fn run(a: ResumeArgs, logs: Logs) -> Result<u8, Failure> {
     let in_doubt = match a.in_doubt {
         InDoubtArg::Resend => InDoubt::Resend,
         InDoubtArg::Skip => InDoubt::Skip,
-        InDoubtArg::Verify => {
-            return Err(usage(anyhow::anyhow!(
-                "--in-doubt verify is not built yet: choose --in-doubt resend or --in-doubt skip"
-            )));
-        }
+        InDoubtArg::Verify => InDoubt::Verify,
     };
     // Opening takes the lock: a second process on the same ledger is refused here, before any connection.
     let (ledger, state) = rotation::Ledger::open(&a.ledger)?;

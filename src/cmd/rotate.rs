@@ -134,5 +134,24 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<u8, Failure> {
             return Ok(0);
         }
     }
-    summarize(&outcome, a.dispatch.summary_json.as_deref())
+    let code = summarize(&outcome, a.dispatch.summary_json.as_deref())?;
+    if let (Some(after), Some(c)) = (a.verify_after, &connection)
+        && !outcome.interrupted
+        && outcome.auth_stopped.is_none()
+    {
+        let o = rotation::VerifyOptions {
+            watch: true,
+            timeout: Some(after.into()),
+            interval: (std::time::Duration::from(after) / 20).clamp(
+                std::time::Duration::from_secs(1),
+                std::time::Duration::from_secs(30),
+            ),
+            ..rotation::VerifyOptions::default()
+        };
+        let counts = super::verify::run_verify(&c.client, &outcome.ledger, &o).await?;
+        let line: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!("verified: {}", line.join(", "));
+        return Ok(code.max(super::verify::exit_code(&counts)));
+    }
+    Ok(code)
 }

@@ -123,7 +123,11 @@ impl Env {
         let c = self.sim.config();
         let talks_to_graph = matches!(
             args.first(),
-            Some(&"rotate") | Some(&"resume") | Some(&"whoami") | Some(&"devices")
+            Some(&"rotate")
+                | Some(&"resume")
+                | Some(&"whoami")
+                | Some(&"devices")
+                | Some(&"verify")
         );
         if talks_to_graph {
             all.extend(
@@ -193,7 +197,9 @@ fn wait_bounded(child: std::process::Child, limit: Duration) -> Output {
     match rx.recv_timeout(limit) {
         Ok(output) => output.expect("output"),
         Err(_) => {
-            let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
             panic!("intune-rotate did not finish within {limit:?}");
         }
     }

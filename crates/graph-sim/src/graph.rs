@@ -366,7 +366,16 @@ impl Sim {
 
     fn route(&self, inner: &Inner, req: &SimRequest) -> RouteResult {
         // Path segments arrive percent-encoded (a UPN's `@` as %40); Graph matches them decoded.
-        let decoded: Vec<String> = req.path.split('/').filter(|s| !s.is_empty()).map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()).collect();
+        let decoded: Vec<String> = req
+            .path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+            .collect();
         let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
         let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
         let beta = req.version == "beta";

@@ -28,6 +28,10 @@ pub struct ExportRow {
     pub first_sent_at: Option<String>,
     pub last_event_at: Option<String>,
     pub skip_reason: Option<String>,
+    /// What `verify` last found in `deviceActionResults`.
+    pub verified_state: Option<String>,
+    pub verified_at: Option<String>,
+    pub action_started_at: Option<String>,
     pub device_name: Option<String>,
     pub serial_number: Option<String>,
     pub user_principal_name: Option<String>,
@@ -111,6 +115,19 @@ pub fn export(
                     r.client_request_id = client_request_id.or(r.client_request_id.take());
                     r.response_date = date.or(r.response_date.take());
                     r.last_event_at = Some(when);
+                }
+            }
+            Row::Verified {
+                id,
+                state,
+                action_started_at,
+                at: when,
+            } => {
+                if let Some(i) = at(&id) {
+                    let r = &mut rows[i];
+                    r.verified_state = Some(state);
+                    r.verified_at = Some(when);
+                    r.action_started_at = action_started_at.or(r.action_started_at.take());
                 }
             }
             Row::Run(_) | Row::Session { .. } => {}

@@ -76,6 +76,15 @@ pub enum Row {
         date: Option<String>,
         at: String,
     },
+    /// What Graph's `deviceActionResults` said of the device's rotation: pending, active, done,
+    /// failed, notSupported, or not-found (no result for our action since we sent it).
+    Verified {
+        id: String,
+        state: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        action_started_at: Option<String>,
+        at: String,
+    },
     /// A `resume` (or `rotate` continuing) began here; in-doubt devices and how they were treated.
     Session {
         at: String,
@@ -133,6 +142,9 @@ pub struct LedgerState {
     pub ids: Vec<uuid::Uuid>,
     pub states: Vec<DeviceState>,
     pub attempts: Vec<u32>,
+    /// When each device's last request left (Unix milliseconds; 0 = never): verification looks for
+    /// an action that started after it.
+    pub sent_at_ms: Vec<u64>,
     pub index: HashMap<uuid::Uuid, u32>,
     /// Rows read, and whether a torn last line was dropped.
     pub rows: u64,
@@ -166,10 +178,12 @@ impl LedgerState {
                 let i = self.plan(&id, DeviceState::Skipped).map_err(bad)?;
                 self.states[i] = DeviceState::Skipped;
             }
-            Row::Sent { id, attempt, .. } => {
+            Row::Sent { id, attempt, at } => {
                 let i = slot(&id)?;
                 self.states[i] = DeviceState::InDoubt;
                 self.attempts[i] = self.attempts[i].max(attempt);
+                self.sent_at_ms[i] =
+                    parse_ms(&at).ok_or_else(|| bad(format!("bad time {at:?}")))?;
             }
             Row::Outcome { id, result, .. } => {
                 let i = slot(&id)?;
@@ -179,7 +193,7 @@ impl LedgerState {
                     Outcome::Retry => DeviceState::Pending,
                 };
             }
-            Row::Session { .. } => {}
+            Row::Session { .. } | Row::Verified { .. } => {}
         }
         Ok(())
     }
@@ -195,6 +209,7 @@ impl LedgerState {
         self.ids.push(uuid);
         self.states.push(state);
         self.attempts.push(0);
+        self.sent_at_ms.push(0);
         Ok(self.ids.len() - 1)
     }
 }
@@ -204,6 +219,14 @@ impl LedgerState {
 pub struct Ledger {
     path: PathBuf,
     out: BufWriter<File>,
+}
+
+/// Unix milliseconds of a ledger timestamp.
+pub(crate) fn parse_ms(at: &str) -> Option<u64> {
+    let t = humantime::parse_rfc3339(at).ok()?;
+    t.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_millis() as u64)
 }
 
 pub(crate) fn now_iso() -> String {
@@ -389,6 +412,7 @@ fn replay(reader: impl BufRead, path: &Path) -> Result<(LedgerState, u64), Rotat
                 ids: Vec::new(),
                 states: Vec::new(),
                 attempts: Vec::new(),
+                sent_at_ms: Vec::new(),
                 index: HashMap::new(),
                 rows: 0,
                 torn_tail: false,

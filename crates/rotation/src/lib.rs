@@ -12,6 +12,7 @@ mod retry;
 mod run;
 mod source;
 mod throttle;
+mod verify;
 
 pub use action::Action;
 pub use error::RotationError;
@@ -32,3 +33,4 @@ pub use source::{
     write_devices_json,
 };
 pub use throttle::RateGate;
+pub use verify::{SKEW, VerifyCounts, VerifyOptions, verify};

@@ -24,6 +24,9 @@ pub enum InDoubt {
     Resend,
     /// Record them as failed (`abandoned`) and leave them alone.
     Skip,
+    /// Ask Graph: a rotation of ours that started after the request left counts as done
+    /// (`verified-after-crash`); the others are sent again.
+    Verify,
 }
 
 /// How the dispatcher paces and retries.
@@ -70,7 +73,7 @@ impl Default for DispatchOptions {
             max_attempts: 8,
             time_budget: None,
             limit: None,
-            in_doubt: InDoubt::Resend,
+            in_doubt: InDoubt::Verify,
             drain_timeout: Duration::from_secs(30),
         }
     }
@@ -210,6 +213,7 @@ pub async fn resume(
     let policy = match options.in_doubt {
         InDoubt::Resend => "resend",
         InDoubt::Skip => "skip",
+        InDoubt::Verify => "verify",
     };
     ledger.append(&Row::Session {
         at: now_iso(),
@@ -232,6 +236,43 @@ pub async fn resume(
                 state.states[i] = DeviceState::Failed;
             }
         }
+    }
+    if options.in_doubt == InDoubt::Verify && in_doubt > 0 {
+        let action = state.header.action()?;
+        let doubtful: Vec<(uuid::Uuid, u64)> = (0..state.ids.len())
+            .filter(|&i| state.states[i] == DeviceState::InDoubt)
+            .map(|i| (state.ids[i], state.sent_at_ms[i]))
+            .collect();
+        let gate = Arc::new(RateGate::new(
+            crate::VerifyOptions::default().rate,
+            0.02,
+            20,
+        ));
+        let found = crate::verify::lookup(client, &gate, action, &doubtful).await;
+        let mut confirmed = 0;
+        for (id, f) in found {
+            if f.state != "not-found" {
+                let i = state.index[&id] as usize;
+                state.states[i] = DeviceState::Rotated;
+                confirmed += 1;
+                let answer = Answer::new(
+                    None,
+                    format!(
+                        "verified-after-crash: deviceActionResults shows {} started {}",
+                        f.state,
+                        f.started.unwrap_or_default()
+                    ),
+                    None,
+                );
+                ledger.append(&outcome_row(&id, Outcome::Rotated, answer))?;
+            }
+        }
+        tracing::info!(
+            in_doubt,
+            confirmed,
+            resend = in_doubt as usize - confirmed,
+            "in-doubt devices checked against deviceActionResults"
+        );
     }
     ledger.sync()?;
     dispatch(client, ledger, state, options, progress, stop).await
