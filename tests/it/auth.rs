@@ -163,13 +163,7 @@ async fn device_code_sign_in_prints_the_code_and_rotates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_longer_than_the_token_lifetime_refreshes_and_never_sends_an_expired_token() {
-    let config = SimConfig {
-        token_lifetime: Duration::from_secs(2),
-        post_limit: Quota::new(100, Duration::from_secs(1)),
-        tenant_post_limit: Quota::new(200, Duration::from_secs(1)),
-        ..fast(500)
-    };
-    let env = Env::new(config).await;
+    let env = Env::new(short_lived_tokens()).await;
     let (csv, ledger) = (env.devices_csv(), env.path("l.jsonl"));
     let o = env.rotate(&csv, &ledger, &["--rate", "100/1s"]).await;
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -189,13 +183,7 @@ async fn a_run_longer_than_the_token_lifetime_refreshes_and_never_sends_an_expir
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ready_token_that_expires_mid_run_stops_cleanly_and_resume_finishes() {
-    let config = SimConfig {
-        token_lifetime: Duration::from_secs(2),
-        post_limit: Quota::new(100, Duration::from_secs(1)),
-        tenant_post_limit: Quota::new(200, Duration::from_secs(1)),
-        ..fast(500)
-    };
-    let env = Env::new(config).await;
+    let env = Env::new(short_lived_tokens()).await;
     let (csv, ledger) = (env.devices_csv(), env.path("l.jsonl"));
     let token = issue_token(&env).await;
     let token_file = env.path("token.txt");
@@ -233,6 +221,16 @@ async fn a_ready_token_that_expires_mid_run_stops_cleanly_and_resume_finishes() 
     let stats = env.sim.stats();
     assert_eq!(stats.devices_accepted(ACTION), eligible_macs(&env).len());
     assert_eq!(stats.devices_accepted_twice(ACTION), 0);
+}
+
+/// Tokens that live two seconds, and a pace that makes a run outlast them.
+fn short_lived_tokens() -> SimConfig {
+    SimConfig {
+        token_lifetime: Duration::from_secs(2),
+        post_limit: Quota::new(100, Duration::from_secs(1)),
+        tenant_post_limit: Quota::new(200, Duration::from_secs(1)),
+        ..fast(500)
+    }
 }
 
 async fn issue_token(env: &Env) -> String {

@@ -70,19 +70,7 @@ impl Env {
         .map(String::from)
         .to_vec();
         args.extend(extra.iter().map(|a| a.to_string()));
-        args.extend(
-            [
-                "--tenant",
-                &c.tenant,
-                "--client-id",
-                &c.client_id,
-                "--graph-url",
-                &self.sim.base_url,
-                "--login-url",
-                &self.sim.base_url,
-            ]
-            .map(String::from),
-        );
+        args.extend(self.connection_args());
         let secret = c.client_secret.clone();
         tokio::task::spawn_blocking(move || {
             let mut child = command(&args, Some(secret)).spawn().expect("binary runs");
@@ -99,6 +87,24 @@ impl Env {
         })
         .await
         .expect("join")
+    }
+
+    /// `--tenant`, `--client-id`, `--graph-url`, `--login-url` for the simulator.
+    pub fn connection_args(&self) -> Vec<String> {
+        let c = self.sim.config();
+        let url = &self.sim.base_url;
+        [
+            "--tenant",
+            &c.tenant,
+            "--client-id",
+            &c.client_id,
+            "--graph-url",
+            url,
+            "--login-url",
+            url,
+        ]
+        .map(String::from)
+        .to_vec()
     }
 
     /// `resume --ledger LEDGER --yes` with the simulator's client secret.
@@ -120,7 +126,6 @@ impl Env {
         envs: &[(&str, &str)],
     ) -> Output {
         let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let c = self.sim.config();
         let talks_to_graph = matches!(
             args.first(),
             Some(&"rotate")
@@ -130,19 +135,7 @@ impl Env {
                 | Some(&"verify")
         );
         if talks_to_graph {
-            all.extend(
-                [
-                    "--tenant",
-                    &c.tenant,
-                    "--client-id",
-                    &c.client_id,
-                    "--graph-url",
-                    &self.sim.base_url,
-                    "--login-url",
-                    &self.sim.base_url,
-                ]
-                .map(String::from),
-            );
+            all.extend(self.connection_args());
         }
         let envs = envs
             .iter()

@@ -150,8 +150,13 @@ impl Auth {
         }
     }
 
-    /// `POST /{tenant}/oauth2/v2.0/token` with a form body.
-    pub fn token(&self, tenant: &str, form: &HashMap<String, String>) -> Result<Value, TokenError> {
+    /// The tenant in the path and the `client_id` in the form must both be known; returns the
+    /// client id and its secret.
+    fn known_client<'f>(
+        &self,
+        tenant: &str,
+        form: &'f HashMap<String, String>,
+    ) -> Result<(&'f str, &str), TokenError> {
         if !tenant.eq_ignore_ascii_case(&self.tenant) {
             return Err(entra_error(
                 400,
@@ -163,16 +168,22 @@ impl Auth {
             ));
         }
         let client_id = form.get("client_id").map(String::as_str).unwrap_or("");
-        let Some(secret) = self.clients.get(client_id) else {
-            return Err(entra_error(
+        match self.clients.get(client_id) {
+            Some(secret) => Ok((client_id, secret.as_str())),
+            None => Err(entra_error(
                 400,
                 "unauthorized_client",
                 700016,
                 &format!(
                     "Application with identifier '{client_id}' was not found in the directory '{tenant}'."
                 ),
-            ));
-        };
+            )),
+        }
+    }
+
+    /// `POST /{tenant}/oauth2/v2.0/token` with a form body.
+    pub fn token(&self, tenant: &str, form: &HashMap<String, String>) -> Result<Value, TokenError> {
+        let (client_id, secret) = self.known_client(tenant, form)?;
         match form.get("grant_type").map(String::as_str).unwrap_or("") {
             "client_credentials" => {}
             DEVICE_CODE_GRANT => return self.redeem_device_code(client_id, form),
@@ -350,25 +361,7 @@ impl Auth {
         tenant: &str,
         form: &HashMap<String, String>,
     ) -> Result<Value, TokenError> {
-        if !tenant.eq_ignore_ascii_case(&self.tenant) {
-            return Err(entra_error(
-                400,
-                "invalid_request",
-                90002,
-                &format!("Tenant '{tenant}' not found."),
-            ));
-        }
-        let client_id = form.get("client_id").map(String::as_str).unwrap_or("");
-        if !self.clients.contains_key(client_id) {
-            return Err(entra_error(
-                400,
-                "unauthorized_client",
-                700016,
-                &format!(
-                    "Application with identifier '{client_id}' was not found in the directory '{tenant}'."
-                ),
-            ));
-        }
+        let (client_id, _) = self.known_client(tenant, form)?;
         let scope = form.get("scope").map(String::as_str).unwrap_or("");
         // Delegated permissions without their resource prefix, as `scp` carries them.
         let scp: Vec<&str> = scope

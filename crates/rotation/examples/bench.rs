@@ -251,6 +251,12 @@ fn plan_child(n: usize) {
 
 #[tokio::main]
 async fn main() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("plan") {
         plan_child(args[2].parse().unwrap());
@@ -335,7 +341,16 @@ async fn main() {
         ));
     }
     let mut notes = Vec::new();
-    for (name, devices, limit, latency, competitor) in rides {
+    // `--ride N` runs only the Nth ceiling ride (0-based) and stops: for looking into one figure.
+    let only: Option<usize> = args
+        .iter()
+        .position(|a| a == "--ride")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok());
+    for (k, (name, devices, limit, latency, competitor)) in rides.into_iter().enumerate() {
+        if only.is_some_and(|o| o != k) {
+            continue;
+        }
         let r = ride(devices, limit, latency, competitor).await;
         if let Some((rotated, throttled, sent)) = r.theirs {
             notes.push(format!(
@@ -358,6 +373,9 @@ async fn main() {
     }
     for n in notes {
         line(n);
+    }
+    if only.is_some() {
+        return;
     }
     line(String::new());
     let (seq_n, seq_rate) = one_at_a_time(if quick { 100 } else { 300 }, scaled, 100).await;

@@ -39,7 +39,7 @@ struct GateState {
 }
 
 /// Round trips remembered for the jitter estimate.
-const ROUND_TRIPS: usize = 32;
+const ROUND_TRIPS: usize = 128;
 /// Added to the jitter's share of the window, for the estimate's own error.
 const JITTER_SAFETY: f64 = 0.0025;
 /// Headroom never grows past this, whatever the jitter.
@@ -54,6 +54,9 @@ pub struct RateGate {
     /// Items in the largest batch: the bucket holds at most this many.
     burst: NonZeroU32,
     state: Mutex<GateState>,
+    /// Woken when the limiter is replaced: a wait on the old one restarts on the new one, or two
+    /// schedules would overlap and let one batch too many through.
+    replaced: tokio::sync::Notify,
 }
 
 /// A limiter that replaces a running one: its bucket starts empty, or every replacement (each brake,
@@ -85,6 +88,7 @@ impl RateGate {
             quota,
             headroom,
             burst,
+            replaced: tokio::sync::Notify::new(),
             state: Mutex::new(GateState {
                 limiter: limiter(quota, 1.0 - headroom, burst),
                 factor: 1.0,
@@ -114,12 +118,21 @@ impl RateGate {
     /// Waits until `n` items (at most the batch size) may be sent, in one wait.
     pub async fn acquire(&self, n: u32) {
         let n = NonZeroU32::new(n.clamp(1, self.burst.get())).expect("at least one");
-        self.wait_pause().await;
-        let limiter = self.lock().limiter.clone();
-        limiter
-            .until_n_ready(n)
-            .await
-            .expect("n never exceeds the burst");
+        loop {
+            self.wait_pause().await;
+            let replaced = self.replaced.notified();
+            tokio::pin!(replaced);
+            // Registered before the limiter is read, so a replacement after this point wakes us.
+            replaced.as_mut().enable();
+            let limiter = self.lock().limiter.clone();
+            tokio::select! {
+                ready = limiter.until_n_ready(n) => {
+                    ready.expect("n never exceeds the burst");
+                    break;
+                }
+                () = &mut replaced => {}
+            }
+        }
         // A pause that began during the wait still holds this batch.
         self.wait_pause().await;
     }
@@ -160,13 +173,26 @@ impl RateGate {
             .fold((Duration::MAX, Duration::ZERO), |(lo, hi), &r| {
                 (lo.min(r), hi.max(r))
             });
-        let spread = (hi - lo).as_secs_f64() / 2.0;
+        // Few samples understate the range: until the history is full, assume round trips may vary
+        // by as much as their mean (as they do on a loaded service).
+        let mut spread = (hi - lo).as_secs_f64() / 2.0;
+        if s.round_trips.len() < ROUND_TRIPS / 4 {
+            let mean = s.round_trips.iter().map(Duration::as_secs_f64).sum::<f64>()
+                / s.round_trips.len() as f64;
+            spread = spread.max(mean / 2.0);
+        }
         let wanted = (spread / self.quota.window.as_secs_f64() + JITTER_SAFETY)
             .clamp(self.headroom, MAX_HEADROOM);
         // Replace the limiter only for a real change: each replacement starts a fresh bucket.
         if (wanted - s.headroom).abs() > 0.002 {
+            tracing::debug!(
+                headroom = wanted,
+                spread_secs = spread,
+                "headroom follows the round-trip jitter"
+            );
             s.headroom = wanted;
             s.limiter = replacement(self.quota, s.factor * (1.0 - wanted), self.burst);
+            self.replaced.notify_waiters();
         }
     }
 
@@ -188,7 +214,13 @@ impl RateGate {
             .is_none_or(|t| now.duration_since(t) > Duration::from_secs(1))
         {
             s.factor = (s.factor * 0.95).max(MIN_FACTOR);
+            tracing::debug!(
+                factor = s.factor,
+                pause_secs = pause.as_secs_f64(),
+                "throttled: slowing down"
+            );
             s.limiter = replacement(self.quota, s.factor * (1.0 - s.headroom), self.burst);
+            self.replaced.notify_waiters();
             s.brakes += 1;
             s.last_slowdown = Some(now);
         }
@@ -207,6 +239,7 @@ impl RateGate {
         {
             s.factor = (s.factor + 0.02).min(1.0);
             s.limiter = replacement(self.quota, s.factor * (1.0 - s.headroom), self.burst);
+            self.replaced.notify_waiters();
             s.last_brake = Some(now);
         }
     }
