@@ -182,6 +182,66 @@ async fn a_run_longer_than_the_token_lifetime_refreshes_and_never_sends_an_expir
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_mid_run_is_absorbed_by_one_refresh() {
+    let env = Env::new(SimConfig {
+        revoke_tokens_after: Some(Duration::from_secs(2)),
+        ..short_lived_tokens()
+    })
+    .await;
+    let (csv, ledger) = (env.devices_csv(), env.path("l.jsonl"));
+    let o = env.rotate(&csv, &ledger, &["--rate", "100/1s"]).await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let stats = env.sim.stats();
+    assert!(
+        stats.statuses.get(&401).copied().unwrap_or(0) > 0,
+        "the service refused a token mid-run"
+    );
+    assert_eq!(stats.devices_accepted(ACTION), eligible_macs(&env).len());
+    assert_eq!(stats.devices_accepted_twice(ACTION), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_app_or_tenant_exits_3_with_its_own_message() {
+    let env = Env::new(fast(10)).await;
+    let csv = env.devices_csv();
+    let url = env.sim.base_url.clone();
+    for (tenant, client, expect) in [
+        (env.sim.config().tenant.as_str(), "no-such-app", "700016"),
+        (
+            "00000000-0000-4000-8000-0000000000aa",
+            "sim-client",
+            "90002",
+        ),
+    ] {
+        let args = [
+            "rotate",
+            "--input",
+            &s(&csv),
+            "--ledger",
+            &s(&env.path(&format!("{expect}.jsonl"))),
+            "--yes",
+            "--tenant",
+            tenant,
+            "--client-id",
+            client,
+            "--graph-url",
+            &url,
+            "--login-url",
+            &url,
+        ];
+        let o = run_plain(
+            args.iter().map(|a| a.to_string()).collect(),
+            Some("sim-secret".into()),
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(code(&o), 3, "{}", stderr(&o));
+        assert!(stderr(&o).contains(expect), "{}", stderr(&o));
+    }
+    assert_eq!(env.sim.stats().requests, 0, "no Graph request at all");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ready_token_that_expires_mid_run_stops_cleanly_and_resume_finishes() {
     let env = Env::new(short_lived_tokens()).await;
     let (csv, ledger) = (env.devices_csv(), env.path("l.jsonl"));

@@ -4,6 +4,8 @@ mod auth;
 mod sources;
 mod util;
 
+use graph_sim::RetryAfterStyle;
+
 use util::*;
 
 const ACTION: &str = "rotateFileVaultKey";
@@ -63,6 +65,83 @@ async fn throttling_and_server_errors_are_retried_without_rotating_anyone_twice(
     for id in eligible_macs(&env) {
         assert_eq!(stats.accepted(ACTION, &id), 1, "{id}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_retry_after_style_is_honoured_and_nothing_comes_back_early() {
+    for style in [
+        RetryAfterStyle::Int,
+        RetryAfterStyle::Fraction,
+        RetryAfterStyle::Date,
+        RetryAfterStyle::Comma,
+        RetryAfterStyle::None,
+    ] {
+        // A tight limit and a client configured above it: throttling is certain.
+        let config = graph_sim::SimConfig {
+            post_limit: graph_sim::Quota::new(40, std::time::Duration::from_secs(1)),
+            retry_after_style: style,
+            ..fast(150)
+        };
+        let env = Env::new(config).await;
+        let (csv, ledger) = (env.devices_csv(), env.path("run.jsonl"));
+        let o = env
+            .rotate(&csv, &ledger, &["--rate", "120/1s", "--concurrency", "1"])
+            .await;
+        assert_eq!(code(&o), 0, "{style:?}: {}", stderr(&o));
+        let stats = env.sim.stats();
+        assert!(stats.throttled > 0, "{style:?}: throttled at all");
+        if style != RetryAfterStyle::None {
+            assert_eq!(
+                stats.penalised, 0,
+                "{style:?}: an item came back before its Retry-After"
+            );
+        }
+        for id in eligible_macs(&env) {
+            assert_eq!(stats.accepted(ACTION, &id), 1, "{style:?}: {id}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_cleanly_with_130_and_resume_finishes() {
+    let config = graph_sim::SimConfig {
+        post_limit: graph_sim::Quota::new(100, std::time::Duration::from_secs(1)),
+        ..fast(600)
+    };
+    let env = Env::new(config).await;
+    let (csv, ledger) = (env.devices_csv(), env.path("run.jsonl"));
+    let o = env
+        .rotate_interrupted(
+            &csv,
+            &ledger,
+            &["--rate", "100/1s"],
+            std::time::Duration::from_millis(800),
+        )
+        .await;
+    assert_eq!(code(&o), 130, "{}", stderr(&o));
+    let st = env
+        .run(&["status", "--ledger", &s(&ledger), "--json"])
+        .await;
+    let doc: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(
+        doc["in_doubt"], 0,
+        "requests in flight were waited for: {doc}"
+    );
+    assert!(doc["pending"].as_u64().unwrap() > 0, "{doc}");
+    let r = env
+        .run(&[
+            "resume",
+            "--ledger",
+            &s(&ledger),
+            "--rate",
+            "1000/1s",
+            "--yes",
+        ])
+        .await;
+    assert_eq!(code(&r), 0, "{}", stderr(&r));
+    let stats = env.sim.stats();
+    assert_eq!(stats.devices_accepted(ACTION), eligible_macs(&env).len());
+    assert_eq!(stats.devices_accepted_twice(ACTION), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -89,6 +89,46 @@ impl Env {
         .expect("join")
     }
 
+    /// Starts `rotate` and sends it SIGINT (Ctrl-C) after `after`; returns its output.
+    pub async fn rotate_interrupted(
+        &self,
+        csv: &Path,
+        ledger: &Path,
+        extra: &[&str],
+        after: Duration,
+    ) -> Output {
+        let mut args: Vec<String> = [
+            "rotate",
+            "--input",
+            &s(csv),
+            "--ledger",
+            &s(ledger),
+            "--yes",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args.extend(self.connection_args());
+        let secret = self.sim.config().client_secret.clone();
+        tokio::task::spawn_blocking(move || {
+            let child = command(&args, Some(secret))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("binary runs");
+            let pid = child.id().to_string();
+            std::thread::spawn(move || {
+                std::thread::sleep(after);
+                let _ = std::process::Command::new("kill")
+                    .args(["-INT", &pid])
+                    .status();
+            });
+            wait_bounded(child, Duration::from_secs(120))
+        })
+        .await
+        .expect("join")
+    }
+
     /// `--tenant`, `--client-id`, `--graph-url`, `--login-url` for the simulator.
     pub fn connection_args(&self) -> Vec<String> {
         let c = self.sim.config();

@@ -114,6 +114,7 @@ pub struct Auth {
     flows: std::sync::Mutex<Flows>,
     device_code_approve_after: Duration,
     device_code_interval: Duration,
+    revoke_after: Option<Duration>,
     key: Vec<u8>,
     cert: Option<RegisteredCert>,
     token_url_base: String,
@@ -140,6 +141,7 @@ impl Auth {
             flows: std::sync::Mutex::new(Flows::default()),
             device_code_approve_after: config.device_code_approve_after,
             device_code_interval: config.device_code_interval,
+            revoke_after: config.revoke_tokens_after,
             key,
             cert,
             token_url_base: base_url.to_string(),
@@ -501,6 +503,16 @@ impl Auth {
             &DecodingKey::from_secret(&self.key),
             &validation,
         ) {
+            Ok(data)
+                if self
+                    .revoke_after
+                    .is_some_and(|r| unix(SystemTime::now()) >= data.claims.iat + r.as_secs()) =>
+            {
+                Err((
+                    "InvalidAuthenticationToken",
+                    "Access token has been revoked.".into(),
+                ))
+            }
             Ok(data) => Ok(data.claims),
             Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => {
                 Err((

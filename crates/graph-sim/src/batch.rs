@@ -17,6 +17,19 @@ impl Sim {
         http_request: u64,
     ) -> SimResponse {
         inner.stats.batches += 1;
+        // The batch itself needs a valid token before any item is looked at.
+        if let Err((code, msg)) = self
+            .auth
+            .check(outer_headers.get("authorization").map(String::as_str))
+        {
+            inner.stats.count(401);
+            return graph_error(
+                401,
+                code,
+                &msg,
+                outer_headers.get("client-request-id").map(String::as_str),
+            );
+        }
         let parsed: BatchRequestBody = match serde_json::from_slice(body) {
             Ok(b) => b,
             Err(e) => {

@@ -34,6 +34,9 @@ pub struct SimConfig {
     pub certificate: Option<String>,
     pub roles: Vec<String>,
     pub token_lifetime: Duration,
+    /// Tokens are refused (401) this long after issue, although they advertise a longer life: a
+    /// revocation mid-run, which a client must absorb with one refresh.
+    pub revoke_tokens_after: Option<Duration>,
     /// Device code sign-in: the simulated admin approves the code this long after it was issued.
     pub device_code_approve_after: Duration,
     /// Device code sign-in: the polling interval the code asks for.
@@ -76,6 +79,7 @@ impl Default for SimConfig {
             certificate: None,
             roles: crate::ALL_ROLES.iter().map(|r| r.to_string()).collect(),
             token_lifetime: Duration::from_secs(3599),
+            revoke_tokens_after: None,
             device_code_approve_after: Duration::from_secs(2),
             device_code_interval: Duration::from_secs(1),
             complete_after: Duration::from_secs(30),

@@ -41,6 +41,9 @@ struct Args {
     /// Lifetime of issued tokens in seconds.
     #[arg(long, default_value_t = 3599)]
     token_lifetime: u64,
+    /// Refuse tokens (401) this many seconds after issue, although they advertise a longer life.
+    #[arg(long)]
+    revoke_tokens_after: Option<u64>,
     /// Device code sign-in: seconds until the simulated admin approves a code.
     #[arg(long, default_value_t = 2.0)]
     device_code_approve_after: f64,
@@ -118,6 +121,7 @@ fn config(a: Args) -> Result<SimConfig, String> {
         client_secret: a.client_secret,
         certificate,
         token_lifetime: Duration::from_secs(a.token_lifetime),
+        revoke_tokens_after: a.revoke_tokens_after.map(Duration::from_secs),
         device_code_approve_after: Duration::from_secs_f64(a.device_code_approve_after.max(0.0)),
         device_code_interval: Duration::from_secs(a.device_code_interval.max(1)),
         complete_after: Duration::from_secs_f64(a.complete_after.max(0.0)),
