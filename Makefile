@@ -24,6 +24,10 @@ bench:
 	$(CARGO) build --release --locked
 	$(CARGO) run --release --locked -p rotation --example bench -- $(BENCH_ARGS)
 
+# The long reliability run: two hundred kill -9 trials and the fault matrix.
+soak:
+	INTUNE_ROTATE_CRASH_TRIALS=200 $(CARGO) test --release --locked --test it -- killed fault
+
 deny:
 	@command -v cargo-deny >/dev/null || $(CARGO) install --locked cargo-deny
 	# Advisories need the RustSec database from the network; licences and bans work offline.

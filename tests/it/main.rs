@@ -1,6 +1,7 @@
 //! End-to-end behaviour of the binaries against the simulated tenant.
 
 mod auth;
+mod faults;
 mod sources;
 mod util;
 
@@ -298,7 +299,12 @@ async fn a_killed_run_resumes_with_nobody_lost_and_nobody_rotated_twice() {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let mut with_doubt = 0;
-    for trial in 0..20 {
+    // `make soak` raises the count; `make test` keeps to twenty.
+    let trials: u64 = std::env::var("INTUNE_ROTATE_CRASH_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    for trial in 0..trials {
         let config = graph_sim::SimConfig {
             post_limit: graph_sim::Quota::new(300, std::time::Duration::from_secs(1)),
             tenant_post_limit: graph_sim::Quota::new(600, std::time::Duration::from_secs(1)),

@@ -46,6 +46,8 @@ pub struct DispatchOptions {
     pub in_doubt: InDoubt,
     /// How long an interrupted run waits for requests in flight.
     pub drain_timeout: Duration,
+    /// How long after a lost answer its devices are looked up in deviceActionResults.
+    pub in_doubt_check_delay: Duration,
 }
 
 /// Latency the automatic concurrency absorbs without slowing below the rate.
@@ -75,6 +77,7 @@ impl Default for DispatchOptions {
             limit: None,
             in_doubt: InDoubt::Verify,
             drain_timeout: Duration::from_secs(30),
+            in_doubt_check_delay: Duration::from_secs(2),
         }
     }
 }
@@ -357,6 +360,10 @@ fn outcome_row(id: &uuid::Uuid, result: Outcome, a: Answer<'_>) -> Row {
 
 /// Permits being gathered for the next batch; kept across loop turns so no permit is lost.
 type Acquire = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// A look at devices whose answer was lost.
+type Check =
+    Pin<Box<dyn Future<Output = (Vec<u32>, Vec<(uuid::Uuid, crate::verify::Found)>)> + Send>>;
+
 /// One batch on the wire: its devices, the answer, and the round trip it took.
 type Flight = Pin<
     Box<dyn Future<Output = (Vec<u32>, Result<BatchReply, GraphClientError>, Duration)> + Send>,
@@ -374,6 +381,8 @@ struct Dispatcher<'o> {
     o: &'o DispatchOptions,
     /// Batch items were answered 401: the token is refreshed before the next batch.
     refresh_token: bool,
+    /// Devices whose answer was lost (connection dropped, body cut): looked up before any resend.
+    doubtful: Vec<u32>,
 }
 
 async fn dispatch(
@@ -406,8 +415,15 @@ async fn dispatch(
         gate: Arc::new(RateGate::new(o.rate, o.headroom, batch_size as u32)),
         o,
         refresh_token: false,
+        doubtful: Vec::new(),
     };
     let mut inflight: FuturesUnordered<Flight> = FuturesUnordered::new();
+    let mut checks: FuturesUnordered<Check> = FuturesUnordered::new();
+    let reads = Arc::new(RateGate::new(
+        crate::VerifyOptions::default().rate,
+        0.02,
+        20,
+    ));
     let mut acquiring: Option<(u32, Acquire)> = None;
     let mut stopping = false;
     let mut interrupted = false;
@@ -435,7 +451,23 @@ async fn dispatch(
             acquiring = None;
             drain_deadline.get_or_insert(now + o.drain_timeout);
         }
-        if inflight.is_empty() && (stopping || (d.ready.is_empty() && d.delayed.is_empty())) {
+        if !stopping && !d.doubtful.is_empty() {
+            let idxs = std::mem::take(&mut d.doubtful);
+            let items: Vec<(uuid::Uuid, u64)> = idxs
+                .iter()
+                .map(|&i| (d.state.ids[i as usize], d.state.sent_at_ms[i as usize]))
+                .collect();
+            let (client, reads, wait) = (client.clone(), reads.clone(), o.in_doubt_check_delay);
+            checks.push(Box::pin(async move {
+                // Give a request that is still being carried out time to show.
+                tokio::time::sleep(wait).await;
+                let found = crate::verify::lookup(&client, &reads, action, &items).await;
+                (idxs, found)
+            }));
+        }
+        // Stopping leaves looked-up devices in doubt: `resume` verifies them.
+        let idle = d.ready.is_empty() && d.delayed.is_empty() && checks.is_empty();
+        if inflight.is_empty() && (stopping || idle) {
             break;
         }
         if drain_deadline.is_some_and(|t| now >= t) {
@@ -496,6 +528,11 @@ async fn dispatch(
                     (idxs, result, sent.elapsed())
                 }));
             }
+            Some((idxs, found)) = checks.next(), if !checks.is_empty() && !stopping => {
+                d.handle_checks(idxs, found)?;
+                d.ledger.flush()?;
+                progress(&d.c);
+            }
             _ = sleep_until_opt(wake), if wake.is_some() => {}
         }
     }
@@ -523,10 +560,12 @@ impl Dispatcher<'_> {
     /// Written ahead: the devices are durable as "sent" before the request leaves.
     fn record_sent(&mut self, idxs: &[u32]) -> Result<(), RotationError> {
         let at = now_iso();
+        let sent_ms = crate::ledger::parse_ms(&at).unwrap_or(0);
         for &i in idxs {
             let i = i as usize;
             self.state.attempts[i] += 1;
             self.state.states[i] = DeviceState::InDoubt;
+            self.state.sent_at_ms[i] = sent_ms;
             self.ledger.append(&Row::Sent {
                 id: self.state.ids[i].hyphenated().to_string(),
                 attempt: self.state.attempts[i],
@@ -536,6 +575,52 @@ impl Dispatcher<'_> {
         self.ledger.sync()?;
         self.c.items_sent += idxs.len() as u64;
         self.c.batches_sent += 1;
+        Ok(())
+    }
+
+    /// What Graph said of devices whose answer was lost: ours started → rotated; else sent again.
+    fn handle_checks(
+        &mut self,
+        idxs: Vec<u32>,
+        found: Vec<(uuid::Uuid, crate::verify::Found)>,
+    ) -> Result<(), RotationError> {
+        let mut seen = std::collections::HashMap::new();
+        for (id, f) in found {
+            seen.insert(id, f);
+        }
+        for i in idxs {
+            let id = self.state.ids[i as usize];
+            match seen.remove(&id) {
+                Some(f) if f.state != "not-found" => {
+                    let why = format!(
+                        "verified-after-lost-answer: deviceActionResults shows {} started {}",
+                        f.state,
+                        f.started.unwrap_or_default()
+                    );
+                    self.finish(i, Outcome::Rotated, Answer::new(None, why, None))?;
+                }
+                Some(_) => self.retry_later(
+                    i,
+                    Answer::new(
+                        None,
+                        "the answer was lost and the device shows no action of ours: sending again"
+                            .into(),
+                        None,
+                    ),
+                    None,
+                )?,
+                None => self.retry_later(
+                    i,
+                    Answer::new(
+                        None,
+                        "the answer was lost and the device could not be read: sending again"
+                            .into(),
+                        None,
+                    ),
+                    None,
+                )?,
+            }
+        }
         Ok(())
     }
 
@@ -634,13 +719,11 @@ impl Dispatcher<'_> {
                 ))?;
             } else if permanent {
                 self.finish(i, Outcome::Failed, Answer::new(status, e.to_string(), None))?;
+            } else if e.in_doubt() {
+                // The request may have been carried out: it stays in doubt until Graph says.
+                self.doubtful.push(i);
             } else {
-                let why = if e.in_doubt() {
-                    format!("in doubt, sending again: {e}")
-                } else {
-                    e.to_string()
-                };
-                self.retry_later(i, Answer::new(status, why, None), retry_after)?;
+                self.retry_later(i, Answer::new(status, e.to_string(), None), retry_after)?;
             }
         }
         Ok(stop.then(|| e.to_string()))

@@ -99,12 +99,13 @@ pub(crate) async fn lookup(
     action: Action,
     items: &[(uuid::Uuid, u64)],
 ) -> Vec<(uuid::Uuid, Found)> {
-    let results = futures::stream::iter(items.chunks(20))
+    let chunks: Vec<Vec<(uuid::Uuid, u64)>> = items.chunks(20).map(<[_]>::to_vec).collect();
+    let results = futures::stream::iter(chunks)
         .map(|chunk| {
-            let gate = gate.clone();
+            let (gate, client) = (gate.clone(), client.clone());
             async move {
                 let mut out = Vec::new();
-                let mut pending: Vec<(uuid::Uuid, u64)> = chunk.to_vec();
+                let mut pending: Vec<(uuid::Uuid, u64)> = chunk;
                 for attempt in 0..5u32 {
                     if pending.is_empty() {
                         break;
