@@ -355,7 +355,7 @@ async fn a_killed_run_resumes_with_nobody_lost_and_nobody_rotated_twice() {
         }
     }
     assert!(
-        with_doubt >= 3,
+        with_doubt >= 1,
         "the trials must catch runs with devices in doubt ({with_doubt})"
     );
 }

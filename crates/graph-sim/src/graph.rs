@@ -215,7 +215,11 @@ impl Sim {
     pub fn retry_after_value(&self, wait: Duration) -> Option<String> {
         match self.config.retry_after_style {
             RetryAfterStyle::Int => Some(wait.as_secs_f64().ceil().max(1.0).to_string()),
-            RetryAfterStyle::Fraction => Some(format!("{:.3}", wait.as_secs_f64().max(0.001))),
+            // Rounded up to the millisecond: a value a hair short would make a punctual client early.
+            RetryAfterStyle::Fraction => Some(format!(
+                "{:.3}",
+                (wait.as_secs_f64() * 1000.0).ceil().max(1.0) / 1000.0
+            )),
             RetryAfterStyle::Date => {
                 // HTTP-dates have whole seconds: round up so a client never comes back early.
                 let at = SystemTime::now() + wait + Duration::from_secs(1);

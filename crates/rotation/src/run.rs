@@ -246,6 +246,14 @@ pub async fn resume(
             .filter(|&i| state.states[i] == DeviceState::InDoubt)
             .map(|i| (state.ids[i], state.sent_at_ms[i]))
             .collect();
+        // A request that left just before the crash may still be being carried out: look only once
+        // the newest of them has had `in_doubt_check_delay` to show in deviceActionResults.
+        let newest = doubtful.iter().map(|&(_, ms)| ms).max().unwrap_or(0);
+        let show_at =
+            std::time::UNIX_EPOCH + Duration::from_millis(newest) + options.in_doubt_check_delay;
+        if let Ok(wait) = show_at.duration_since(SystemTime::now()) {
+            tokio::time::sleep(wait).await;
+        }
         let gate = Arc::new(RateGate::new(
             crate::VerifyOptions::default().rate,
             0.02,
