@@ -577,3 +577,33 @@ mod tests {
         assert!(replay_file(&path).is_ok());
     }
 }
+
+#[cfg(test)]
+mod arbitrary_ledgers {
+    use super::*;
+    use proptest::prelude::*;
+    use std::io::Write;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Any bytes after a valid header: a state or an error naming the line, never a panic.
+        #[test]
+        fn replaying_arbitrary_bytes_never_panics(tail in proptest::collection::vec(any::<u8>(), 0..600), rows in proptest::collection::vec("\\{\"type\":\"(planned|sent|outcome|skipped|verified)\",\"id\":\"[0-9a-f-]{0,40}\"(,\"attempt\":[0-9]{1,3})?(,\"at\":\"[ -~]{0,30}\")?(,\"result\":\"(rotated|failed|retry)\")?\\}\n", 0..6)) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("l.jsonl");
+            drop(Ledger::create(&path, &RunHeader {
+                version: LEDGER_VERSION, tenant: "t".into(), client_id: None, cloud: "global".into(), action: "filevault".into(),
+                api_version: "beta".into(), via: "managedDevices".into(), source: "p".into(), rate: "200/20s".into(), created_at: now_iso(),
+            }).unwrap());
+            let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+            for r in &rows {
+                f.write_all(r.as_bytes()).unwrap();
+            }
+            f.write_all(&tail).unwrap();
+            drop(f);
+            let _ = replay_file(&path);
+            let _ = for_each_row(&path, |_| {});
+        }
+    }
+}

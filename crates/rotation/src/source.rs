@@ -561,3 +561,26 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod arbitrary_input {
+    use super::*;
+    use proptest::prelude::*;
+    use std::io::Write;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Any bytes as an input file: rows or an error naming the place, never a panic.
+        #[test]
+        fn reading_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600), header in "(id|Device ID|serial)[,;\t](os|name)\n") {
+            for content in [bytes.clone(), [header.as_bytes(), &bytes].concat()] {
+                let mut f = tempfile::NamedTempFile::new().unwrap();
+                f.write_all(&content).unwrap();
+                let s = CsvSource::open(f.path().to_str().unwrap()).unwrap();
+                let _ = s.for_each(|_| Ok(()));
+                let _ = s.for_each_keyed(KeyColumn::Serial, |_| Ok(()));
+            }
+        }
+    }
+}
