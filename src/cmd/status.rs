@@ -14,7 +14,7 @@ pub fn run(a: LedgerArg) -> Result<u8, Failure> {
         DeviceState::InDoubt,
     ];
     if a.json {
-        let mut doc = serde_json::json!({"tenant": state.header.tenant, "action": state.header.action, "devices": state.ids.len()});
+        let mut doc = serde_json::json!({"tenant": state.header.tenant, "action": state.header.action, "devices": state.ids.len(), "plan_done": state.plan_done});
         for s in states {
             doc[s.name()] = serde_json::json!(state.count(s));
         }
@@ -26,6 +26,11 @@ pub fn run(a: LedgerArg) -> Result<u8, Failure> {
         println!("devices  {}", state.ids.len());
         for s in states {
             println!("  {:<9}{:>8}", s.name(), state.count(s));
+        }
+        if !state.plan_done {
+            println!(
+                "(the plan was never finished and nothing was sent; the same `rotate` command plans it afresh)"
+            );
         }
         if state.torn_tail {
             println!("(the last line is torn, as after a crash; resume will repair it)");

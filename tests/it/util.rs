@@ -183,6 +183,25 @@ impl Env {
             .collect();
         run_plain(all, secret, envs).await
     }
+
+    /// Like [`Env::run`], with every file the binary writes limited to `max_file_bytes`: a write
+    /// past it fails (EFBIG) as a write to a full disk fails (ENOSPC), through the same error path.
+    pub async fn run_with_file_limit(&self, args: &[&str], max_file_bytes: u64) -> Output {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.extend(self.connection_args());
+        // SIGXFSZ ignored (inherited through exec), so the write returns an error instead of
+        // killing the process.
+        let wrapper = [
+            "sh",
+            "-c",
+            "trap '' XFSZ; exec prlimit --fsize=\"$0\" -- \"$@\"",
+            &max_file_bytes.to_string(),
+        ]
+        .map(String::from)
+        .to_vec();
+        let secret = Some(self.sim.config().client_secret.clone());
+        run_under(wrapper, all, secret, Vec::new()).await
+    }
 }
 
 pub async fn run_plain(
@@ -190,8 +209,18 @@ pub async fn run_plain(
     secret: Option<String>,
     envs: Vec<(String, String)>,
 ) -> Output {
+    run_under(Vec::new(), args, secret, envs).await
+}
+
+/// Like [`run_plain`], the binary started through `wrapper` (for example `prlimit`).
+pub async fn run_under(
+    wrapper: Vec<String>,
+    args: Vec<String>,
+    secret: Option<String>,
+    envs: Vec<(String, String)>,
+) -> Output {
     tokio::task::spawn_blocking(move || {
-        let child = command(&args, secret)
+        let child = command_under(&wrapper, &args, secret)
             .envs(envs)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -205,7 +234,24 @@ pub async fn run_plain(
 
 /// The binary with a clean environment: only the secret given, logs at warn.
 fn command(args: &[String], secret: Option<String>) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_intune-rotate"));
+    command_under(&[], args, secret)
+}
+
+/// The binary started through `wrapper` (a program and its arguments, the binary's path after them).
+fn command_under(
+    wrapper: &[String],
+    args: &[String],
+    secret: Option<String>,
+) -> std::process::Command {
+    let bin = env!("CARGO_BIN_EXE_intune-rotate");
+    let mut cmd = match wrapper.split_first() {
+        None => std::process::Command::new(bin),
+        Some((program, rest)) => {
+            let mut c = std::process::Command::new(program);
+            c.args(rest).arg(bin);
+            c
+        }
+    };
     cmd.args(args)
         .env_remove("GRAPH_ACCESS_TOKEN")
         .env_remove("AZURE_TENANT_ID")

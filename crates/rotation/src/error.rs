@@ -22,6 +22,15 @@ pub enum RotationError {
     Source(String),
     #[error(transparent)]
     Graph(#[from] graph_client::GraphClientError),
+    /// The ledger could not be written (a full disk, an I/O error): the run stops at once. Rows
+    /// written before stand, and no request left without its `sent` row on disk.
+    #[error("{}", write_failure(path, error, *plan_done))]
+    LedgerWrite {
+        path: PathBuf,
+        /// Not `source`: the message already names it, and the chain would print it twice.
+        error: std::io::Error,
+        plan_done: bool,
+    },
     #[error("I/O error on {path}: {source}")]
     Io {
         path: PathBuf,
@@ -30,7 +39,8 @@ pub enum RotationError {
 }
 
 impl RotationError {
-    /// Exit code per CONTRACT.md: 2 bad usage/input, 3 authentication or permission.
+    /// Exit code per CONTRACT.md: 2 bad usage/input, 3 authentication or permission, 4 the ledger
+    /// could not be written.
     pub fn exit_code(&self) -> u8 {
         match self {
             RotationError::Input(_)
@@ -47,7 +57,16 @@ impl RotationError {
                 ..
             }) => 3,
             RotationError::Graph(graph_client::GraphClientError::InvalidUrl { .. }) => 2,
+            RotationError::LedgerWrite { .. } => 4,
             _ => 1,
+        }
+    }
+
+    pub(crate) fn write(path: &std::path::Path, error: std::io::Error, plan_done: bool) -> Self {
+        RotationError::LedgerWrite {
+            path: path.to_path_buf(),
+            error,
+            plan_done,
         }
     }
 
@@ -57,4 +76,18 @@ impl RotationError {
             source,
         }
     }
+}
+
+fn write_failure(path: &std::path::Path, e: &std::io::Error, plan_done: bool) -> String {
+    let p = path.display();
+    let next = if plan_done {
+        format!(
+            "then `intune-rotate resume --ledger {p}` goes on from there (devices whose answer could not be recorded are looked up before anything is sent again)"
+        )
+    } else {
+        "then run the same `intune-rotate rotate` command again: nothing was sent, and the unfinished plan is started afresh".to_string()
+    };
+    format!(
+        "cannot write the ledger {p}: {e}. The run stopped: every row written before stands, and no request left without its `sent` row on disk. Free space (or fix the disk), {next}"
+    )
 }

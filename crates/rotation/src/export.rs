@@ -130,7 +130,7 @@ pub fn export(
                     r.action_started_at = action_started_at.or(r.action_started_at.take());
                 }
             }
-            Row::Run(_) | Row::Session { .. } => {}
+            Row::Run(_) | Row::PlanDone { .. } | Row::Session { .. } => {}
         }
     })?;
     let io = |e: std::io::Error| RotationError::io(ledger, e);

@@ -12,8 +12,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-/// Bumped when a row changes meaning; readers refuse newer versions.
-pub const LEDGER_VERSION: u32 = 1;
+/// Bumped when a row changes meaning; readers refuse newer versions. Version 2 added `plan_done`.
+pub const LEDGER_VERSION: u32 = 2;
 
 /// The run's parameters, first row of every ledger: `resume` needs nothing else (no secrets).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -53,6 +53,13 @@ pub enum Row {
     Skipped {
         id: String,
         reason: String,
+    },
+    /// The whole source is planned: without this row a ledger is an unfinished plan (the run
+    /// stopped while planning) from which nothing was sent, and `rotate` may start it afresh.
+    PlanDone {
+        planned: u64,
+        skipped: u64,
+        at: String,
     },
     Sent {
         id: String,
@@ -149,6 +156,8 @@ pub struct LedgerState {
     /// Rows read, and whether a torn last line was dropped.
     pub rows: u64,
     pub torn_tail: bool,
+    /// The plan is complete (a `plan_done` row, or a version-1 ledger, which had none).
+    pub plan_done: bool,
 }
 
 impl LedgerState {
@@ -193,6 +202,7 @@ impl LedgerState {
                     Outcome::Retry => DeviceState::Pending,
                 };
             }
+            Row::PlanDone { .. } => self.plan_done = true,
             Row::Session { .. } | Row::Verified { .. } => {}
         }
         Ok(())
@@ -219,6 +229,8 @@ impl LedgerState {
 pub struct Ledger {
     path: PathBuf,
     out: BufWriter<File>,
+    /// Whether the plan is complete: decides what a write error tells the admin to do next.
+    plan_done: bool,
 }
 
 /// Unix milliseconds of a ledger timestamp.
@@ -234,7 +246,9 @@ pub(crate) fn now_iso() -> String {
 }
 
 impl Ledger {
-    /// Creates a new ledger; refuses to overwrite an existing, non-empty one.
+    /// Creates a new ledger. An existing one is never overwritten, except an unfinished plan from
+    /// which nothing was sent (a run stopped while planning, by a crash or a full disk): that holds
+    /// nothing worth keeping, and starting it afresh is what the admin means by running again.
     pub fn create(path: &Path, header: &RunHeader) -> Result<Self, RotationError> {
         let file = OpenOptions::new()
             .create(true)
@@ -248,15 +262,24 @@ impl Ledger {
             .map_err(|e| RotationError::io(path, e))?
             .len();
         if len > 0 {
-            return Err(RotationError::Input(format!(
-                "{}: the ledger already exists; use `intune-rotate resume --ledger {}` to continue it, or choose a new file",
-                path.display(),
-                path.display()
-            )));
+            if !unfinished_plan(path) {
+                return Err(RotationError::Input(format!(
+                    "{}: the ledger already exists; use `intune-rotate resume --ledger {}` to continue it, or choose a new file",
+                    path.display(),
+                    path.display()
+                )));
+            }
+            tracing::warn!(
+                ledger = %path.display(),
+                "the ledger holds an unfinished plan from which nothing was sent; planning it afresh"
+            );
+            file.set_len(0)
+                .map_err(|e| RotationError::write(path, e, false))?;
         }
         let mut ledger = Ledger {
             path: path.to_path_buf(),
             out: BufWriter::with_capacity(1 << 16, file),
+            plan_done: false,
         };
         ledger.append(&Row::Run(header.clone()))?;
         ledger.sync()?;
@@ -272,15 +295,22 @@ impl Ledger {
             .map_err(|e| RotationError::io(path, e))?;
         lock(&file, path)?;
         let (state, good_len) = replay_file(path)?;
+        if !state.plan_done {
+            return Err(RotationError::Input(format!(
+                "{}: the plan in this ledger was never finished (the run stopped while planning) and nothing was sent from it; run the same `intune-rotate rotate` command again: it plans this ledger afresh",
+                path.display()
+            )));
+        }
         if state.torn_tail {
             // Later rows must start on a line of their own.
             file.set_len(good_len)
-                .map_err(|e| RotationError::io(path, e))?;
+                .map_err(|e| RotationError::write(path, e, true))?;
         }
         Ok((
             Ledger {
                 path: path.to_path_buf(),
                 out: BufWriter::with_capacity(1 << 16, file),
+                plan_done: true,
             },
             state,
         ))
@@ -292,18 +322,17 @@ impl Ledger {
 
     /// Appends one row to the buffer (not yet durable: see [`Ledger::sync`]).
     pub fn append(&mut self, row: &Row) -> Result<(), RotationError> {
-        serde_json::to_writer(&mut self.out, row)
-            .map_err(|e| RotationError::io(&self.path, e.into()))?;
-        self.out
-            .write_all(b"\n")
-            .map_err(|e| RotationError::io(&self.path, e))
+        serde_json::to_writer(&mut self.out, row).map_err(|e| self.write_error(e.into()))?;
+        self.out.write_all(b"\n").map_err(|e| self.write_error(e))?;
+        if matches!(row, Row::PlanDone { .. }) {
+            self.plan_done = true;
+        }
+        Ok(())
     }
 
     /// Hands buffered rows to the OS: they survive the process being killed.
     pub fn flush(&mut self) -> Result<(), RotationError> {
-        self.out
-            .flush()
-            .map_err(|e| RotationError::io(&self.path, e))
+        self.out.flush().map_err(|e| self.write_error(e))
     }
 
     /// Makes every row so far durable on disk: they survive power loss.
@@ -312,7 +341,11 @@ impl Ledger {
         self.out
             .get_ref()
             .sync_data()
-            .map_err(|e| RotationError::io(&self.path, e))
+            .map_err(|e| self.write_error(e))
+    }
+
+    fn write_error(&self, e: std::io::Error) -> RotationError {
+        RotationError::write(&self.path, e, self.plan_done)
     }
 }
 
@@ -323,6 +356,20 @@ fn lock(file: &File, path: &Path) -> Result<(), RotationError> {
             Err(RotationError::LedgerLocked(path.to_path_buf()))
         }
         Err(std::fs::TryLockError::Error(e)) => Err(RotationError::io(path, e)),
+    }
+}
+
+/// A ledger whose plan was never finished and from which nothing was sent: no complete row at
+/// all (the header itself was cut), or a header and plan rows without `plan_done` or `sent`.
+fn unfinished_plan(path: &Path) -> bool {
+    match replay_file(path) {
+        Ok((state, _)) => !state.plan_done && state.attempts.iter().all(|&a| a == 0),
+        // Only a cut header line of our own, never some other file given by mistake.
+        Err(_) => std::fs::read(path).is_ok_and(|bytes| {
+            bytes.len() < 1 << 16
+                && !bytes.contains(&b'\n')
+                && bytes.starts_with(br#"{"type":"run""#)
+        }),
     }
 }
 
@@ -398,6 +445,7 @@ fn replay(reader: impl BufRead, path: &Path) -> Result<(LedgerState, u64), Rotat
     let mut state: Option<LedgerState> = None;
     let (good, torn, rows) = read_rows(reader, path, |row, line| match (&mut state, row) {
         (None, Row::Run(header)) => {
+            let plan_done = header.version < 2;
             if header.version > LEDGER_VERSION {
                 return Err(RotationError::Ledger {
                     path: path.to_path_buf(),
@@ -416,6 +464,7 @@ fn replay(reader: impl BufRead, path: &Path) -> Result<(LedgerState, u64), Rotat
                 index: HashMap::new(),
                 rows: 0,
                 torn_tail: false,
+                plan_done,
             });
             Ok(())
         }
@@ -473,6 +522,14 @@ mod tests {
         }
     }
 
+    fn plan_done() -> Row {
+        Row::PlanDone {
+            planned: 1,
+            skipped: 0,
+            at: now_iso(),
+        }
+    }
+
     fn outcome(id: &str, result: Outcome) -> Row {
         Row::Outcome {
             id: id.into(),
@@ -523,6 +580,7 @@ mod tests {
         let path = dir.path().join("l.jsonl");
         let mut l = Ledger::create(&path, &header()).unwrap();
         l.append(&planned(A)).unwrap();
+        l.append(&plan_done()).unwrap();
         l.sync().unwrap();
         drop(l);
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
@@ -569,12 +627,79 @@ mod tests {
     fn an_existing_ledger_is_never_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.jsonl");
-        drop(Ledger::create(&path, &header()).unwrap());
+        let mut l = Ledger::create(&path, &header()).unwrap();
+        l.append(&planned(A)).unwrap();
+        l.append(&plan_done()).unwrap();
+        drop(l);
         assert!(matches!(
             Ledger::create(&path, &header()),
             Err(RotationError::Input(_))
         ));
-        assert!(replay_file(&path).is_ok());
+        assert_eq!(replay_file(&path).unwrap().0.ids.len(), 1);
+    }
+
+    #[test]
+    fn an_unfinished_plan_is_refused_by_resume_and_planned_afresh_by_rotate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.jsonl");
+        let mut l = Ledger::create(&path, &header()).unwrap();
+        l.append(&planned(A)).unwrap();
+        drop(l);
+        assert!(!replay_file(&path).unwrap().0.plan_done);
+        let err = Ledger::open(&path).unwrap_err().to_string();
+        assert!(err.contains("never finished"), "{err}");
+        drop(Ledger::create(&path, &header()).unwrap());
+        let (s, _) = replay_file(&path).unwrap();
+        assert_eq!((s.rows, s.ids.len()), (1, 0));
+    }
+
+    #[test]
+    fn a_plan_that_sent_anything_is_never_planned_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.jsonl");
+        let mut l = Ledger::create(&path, &header()).unwrap();
+        l.append(&planned(A)).unwrap();
+        l.append(&Row::Sent {
+            id: A.into(),
+            attempt: 1,
+            at: now_iso(),
+        })
+        .unwrap();
+        drop(l);
+        assert!(Ledger::create(&path, &header()).is_err());
+        assert_eq!(replay_file(&path).unwrap().0.states, [DeviceState::InDoubt]);
+    }
+
+    #[test]
+    fn a_cut_header_is_planned_afresh_but_another_file_is_not_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        let cut = dir.path().join("cut.jsonl");
+        std::fs::write(&cut, br#"{"type":"run","version":2,"ten"#).unwrap();
+        drop(Ledger::create(&cut, &header()).unwrap());
+        assert_eq!(replay_file(&cut).unwrap().0.rows, 1);
+        let other = dir.path().join("devices.csv");
+        std::fs::write(&other, b"id").unwrap();
+        assert!(Ledger::create(&other, &header()).is_err());
+        assert_eq!(std::fs::read(&other).unwrap(), b"id");
+    }
+
+    #[test]
+    fn a_version_1_ledger_has_no_plan_done_row_and_counts_as_planned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.jsonl");
+        let mut l = Ledger::create(
+            &path,
+            &RunHeader {
+                version: 1,
+                ..header()
+            },
+        )
+        .unwrap();
+        l.append(&planned(A)).unwrap();
+        drop(l);
+        let (_, s) = Ledger::open(&path).unwrap();
+        assert!(s.plan_done);
+        assert_eq!(s.states, [DeviceState::Pending]);
     }
 }
 

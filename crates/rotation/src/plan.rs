@@ -208,6 +208,11 @@ impl Plan {
                 }
             }
         })?;
+        ledger.append(&Row::PlanDone {
+            planned: report.planned as u64,
+            skipped: report.skipped.values().sum::<usize>() as u64,
+            at: crate::ledger::now_iso(),
+        })?;
         ledger.sync()?;
         Ok(report)
     }
