@@ -20,8 +20,12 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
+# Criterion's local costs per row (wire format, ledger, device list), then the ceiling rides and
+# comparisons against the in-process simulator. CRITERION_ARGS=--quick shortens the first part.
 bench:
 	$(CARGO) build --release --locked
+	$(CARGO) bench --locked -p graph-batch --bench wire -- $(CRITERION_ARGS)
+	$(CARGO) bench --locked -p rotation --bench local -- $(CRITERION_ARGS)
 	$(CARGO) run --release --locked -p rotation --example bench -- $(BENCH_ARGS)
 
 # The long reliability run: two hundred kill -9 trials and the fault matrix.
@@ -34,6 +38,18 @@ deny:
 	$(CARGO) deny check licenses bans
 	-$(CARGO) deny check advisories
 
+# Each cargo-fuzz target for FUZZ_SECONDS. cargo-fuzz needs a nightly toolchain: where there is
+# none, this says so and stops (the proptests with arbitrary bytes in `make test` cover no-panic).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = crates/graph-batch/fuzz:parse_response crates/rotation/fuzz:csv_source crates/rotation/fuzz:ledger_replay
 fuzz:
-	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
-	cd crates/graph-batch/fuzz && $(CARGO) +nightly fuzz run parse_response -- -max_total_time=60
+	@if ! rustup run nightly rustc --version >/dev/null 2>&1; then \
+		echo "no nightly toolchain: cargo-fuzz cannot run here; the arbitrary-bytes proptests in make test cover no-panic"; \
+		exit 0; \
+	fi; \
+	command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz || exit 1; \
+	for t in $(FUZZ_TARGETS); do \
+		dir=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$dir), $(FUZZ_SECONDS) s"; \
+		(cd $$dir && $(CARGO) +nightly fuzz run $$name -- -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
+	done

@@ -19,7 +19,10 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
         if !secs.is_finite() || secs < 0.0 {
             return None;
         }
-        return Some(Duration::from_secs_f64(secs).min(MAX_RETRY_AFTER));
+        // Clamped before converting: a huge number must not overflow `Duration` (found by fuzzing).
+        return Some(Duration::from_secs_f64(
+            secs.min(MAX_RETRY_AFTER.as_secs_f64()),
+        ));
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(
@@ -41,6 +44,15 @@ mod tests {
     fn whole_seconds() {
         assert_eq!(parse_retry_after("3", now()), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after(" 0 ", now()), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_number_too_large_for_any_clock_is_the_longest_wait() {
+        assert_eq!(
+            parse_retry_after("44444444444444444444444442", now()),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(parse_retry_after("1e308", now()), Some(MAX_RETRY_AFTER));
     }
 
     #[test]

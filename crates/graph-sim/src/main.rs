@@ -122,9 +122,11 @@ fn config(a: Args) -> Result<SimConfig, String> {
         certificate,
         token_lifetime: Duration::from_secs(a.token_lifetime),
         revoke_tokens_after: a.revoke_tokens_after.map(Duration::from_secs),
-        device_code_approve_after: Duration::from_secs_f64(a.device_code_approve_after.max(0.0)),
+        device_code_approve_after: Duration::from_secs_f64(
+            a.device_code_approve_after.max(0.0).min(1e9),
+        ),
         device_code_interval: Duration::from_secs(a.device_code_interval.max(1)),
-        complete_after: Duration::from_secs_f64(a.complete_after.max(0.0)),
+        complete_after: Duration::from_secs_f64(a.complete_after.max(0.0).min(1e9)),
         fail_share: a.fail_share,
         post_limit: a.post_limit,
         tenant_post_limit: a.tenant_post_limit,

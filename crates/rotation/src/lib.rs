@@ -20,7 +20,8 @@ pub use export::{ExportFormat, ExportRow, export};
 pub use graph_batch::Quota;
 pub use graph_source::{FetchReport, GraphSource, ScriptKind};
 pub use ledger::{
-    DeviceState, LEDGER_VERSION, Ledger, LedgerState, RunHeader, replay_file as ledger_replay,
+    DeviceState, LEDGER_VERSION, Ledger, LedgerState, Outcome, Row, RunHeader,
+    replay_file as ledger_replay,
 };
 pub use match_by::{MatchBy, MatchReport, resolve};
 pub use plan::{CheckedSource, Plan, PlanReport, Policy};
