@@ -9,10 +9,11 @@
 //! far apart two evenly sent batches can arrive, and that slice of the window (plus a little) is
 //! left unused when it exceeds the configured headroom.
 //!
-//! A batch's items are taken in one wait, with the bucket holding at most one batch: waiting item by
-//! item with a bucket of one loses each timer's lateness for good (about 3 % of the rate at 100
-//! items/s), while one full batch every `batch × period` never puts more than the quota's count into
-//! any window of the service.
+//! A batch's items are taken in one wait, with the bucket holding one batch and one item more:
+//! waiting item by item with a bucket of one loses each timer's lateness for good (about 3 % of the
+//! rate at 100 items/s), and so does a bucket of exactly one batch, which must be full to grant and
+//! cannot bank the time a wake-up comes late (about 0.5 %). The spare item absorbs a late wake-up of
+//! up to one item's period; it can never put more than one item extra into a window of the service.
 
 use governor::{DefaultDirectRateLimiter, Quota as GovQuota, RateLimiter};
 use graph_batch::Quota;
@@ -51,7 +52,9 @@ pub struct RateGate {
     quota: Quota,
     /// The configured floor of the headroom.
     headroom: f64,
-    /// Items in the largest batch: the bucket holds at most this many.
+    /// Items in the largest batch: one acquire takes at most this many.
+    batch: NonZeroU32,
+    /// The bucket: one batch and one item.
     burst: NonZeroU32,
     state: Mutex<GateState>,
     /// Woken when the limiter is replaced: a wait on the old one restarts on the new one, or two
@@ -67,11 +70,38 @@ fn replacement(quota: Quota, share: f64, burst: NonZeroU32) -> Arc<DefaultDirect
     l
 }
 
-fn limiter(quota: Quota, share: f64, burst: NonZeroU32) -> Arc<DefaultDirectRateLimiter> {
-    let per_item = quota
+/// A limiter that takes over a running schedule at a new rate: the next batch is due when the old
+/// limiter would have had it ready (to within one item). Draining it instead would lose up to a
+/// batch's time at each change of the headroom, a percent or two of a run.
+fn carried_over(
+    old: &DefaultDirectRateLimiter,
+    quota: Quota,
+    share: f64,
+    burst: NonZeroU32,
+) -> Arc<DefaultDirectRateLimiter> {
+    use governor::clock::Clock;
+    let wait = match old.check_n(burst) {
+        Ok(Ok(())) => Duration::ZERO,
+        Ok(Err(not_until)) => not_until.wait_time_from(old.clock().now()),
+        Err(_) => return replacement(quota, share, burst),
+    };
+    let l = limiter(quota, share, burst);
+    let cells = (wait.as_secs_f64() / period(quota, share).as_secs_f64()).ceil();
+    if let Some(n) = NonZeroU32::new((cells as u32).min(burst.get())) {
+        let _ = l.check_n(n);
+    }
+    l
+}
+
+fn period(quota: Quota, share: f64) -> Duration {
+    quota
         .window
         .div_f64(f64::from(quota.count) * share)
-        .max(Duration::from_micros(1));
+        .max(Duration::from_micros(1))
+}
+
+fn limiter(quota: Quota, share: f64, burst: NonZeroU32) -> Arc<DefaultDirectRateLimiter> {
+    let per_item = period(quota, share);
     let q = GovQuota::with_period(per_item)
         .expect("period is positive")
         .allow_burst(burst);
@@ -83,10 +113,12 @@ impl RateGate {
     /// one [`RateGate::acquire`] asks for.
     pub fn new(quota: Quota, headroom: f64, batch: u32) -> Self {
         let headroom = headroom.clamp(0.0, 0.5);
-        let burst = NonZeroU32::new(batch.max(1)).expect("at least one");
+        let batch = NonZeroU32::new(batch.max(1)).expect("at least one");
+        let burst = batch.saturating_add(1);
         RateGate {
             quota,
             headroom,
+            batch,
             burst,
             replaced: tokio::sync::Notify::new(),
             state: Mutex::new(GateState {
@@ -117,7 +149,7 @@ impl RateGate {
 
     /// Waits until `n` items (at most the batch size) may be sent, in one wait.
     pub async fn acquire(&self, n: u32) {
-        let n = NonZeroU32::new(n.clamp(1, self.burst.get())).expect("at least one");
+        let n = NonZeroU32::new(n.clamp(1, self.batch.get())).expect("at least one");
         loop {
             self.wait_pause().await;
             let replaced = self.replaced.notified();
@@ -191,7 +223,12 @@ impl RateGate {
                 "headroom follows the round-trip jitter"
             );
             s.headroom = wanted;
-            s.limiter = replacement(self.quota, s.factor * (1.0 - wanted), self.burst);
+            s.limiter = carried_over(
+                &s.limiter,
+                self.quota,
+                s.factor * (1.0 - wanted),
+                self.burst,
+            );
             self.replaced.notify_waiters();
         }
     }
@@ -238,7 +275,12 @@ impl RateGate {
             .is_some_and(|t| now.duration_since(t) >= self.quota.window / 4)
         {
             s.factor = (s.factor + 0.02).min(1.0);
-            s.limiter = replacement(self.quota, s.factor * (1.0 - s.headroom), self.burst);
+            s.limiter = carried_over(
+                &s.limiter,
+                self.quota,
+                s.factor * (1.0 - s.headroom),
+                self.burst,
+            );
             self.replaced.notify_waiters();
             s.last_brake = Some(now);
         }
@@ -292,6 +334,33 @@ mod tests {
         assert!(
             (g.headroom() - 0.02).abs() < 1e-9,
             "steady again: back to the floor"
+        );
+    }
+
+    #[test]
+    fn a_replaced_limiter_takes_over_the_old_schedule() {
+        // One item a second: nothing here moves in the microseconds the test takes.
+        let (q, burst) = (
+            Quota::new(20, Duration::from_secs(20)),
+            NonZeroU32::new(20).unwrap(),
+        );
+        let ready = |l: &DefaultDirectRateLimiter, n: u32| {
+            matches!(l.check_n(NonZeroU32::new(n).unwrap()), Ok(Ok(())))
+        };
+        let full = limiter(q, 1.0, burst);
+        assert!(
+            ready(&carried_over(&full, q, 0.9, burst), 20),
+            "a full bucket stays full"
+        );
+        let half = limiter(q, 1.0, burst);
+        assert!(ready(&half, 10));
+        let next = carried_over(&half, q, 1.0, burst);
+        assert!(ready(&next, 10), "the ten items the old one still had");
+        assert!(!ready(&next, 1), "and not one more");
+        let empty = replacement(q, 1.0, burst);
+        assert!(
+            !ready(&carried_over(&empty, q, 1.0, burst), 1),
+            "an empty one stays empty"
         );
     }
 
