@@ -413,6 +413,9 @@ async fn dispatch(
         }
     }
     let in_flight = o.in_flight();
+    // A token in hand before the first grant: fetched after it, the first batch would leave late
+    // and bunch with the next ones in the service's first window. Errors surface with that batch.
+    let _ = client.tokens().token().await;
     let started = Instant::now();
     let mut d = Dispatcher {
         c: counters_of(&state, ready.len()),
@@ -531,6 +534,9 @@ async fn dispatch(
                 d.c.last_request_secs = Some(at);
                 let client = client.clone();
                 inflight.push(Box::pin(async move {
+                    // The gate learns jitter from the exchange alone: a token fetched first (the
+                    // first batch, a refresh) would read as a slow round trip for a whole history.
+                    let _ = client.tokens().token().await;
                     let sent = Instant::now();
                     let result = client.send_batch(&batch.body).await;
                     (idxs, result, sent.elapsed())
