@@ -122,11 +122,9 @@ fn config(a: Args) -> Result<SimConfig, String> {
         certificate,
         token_lifetime: Duration::from_secs(a.token_lifetime),
         revoke_tokens_after: a.revoke_tokens_after.map(Duration::from_secs),
-        device_code_approve_after: Duration::from_secs_f64(
-            a.device_code_approve_after.max(0.0).min(1e9),
-        ),
+        device_code_approve_after: seconds(a.device_code_approve_after),
         device_code_interval: Duration::from_secs(a.device_code_interval.max(1)),
-        complete_after: Duration::from_secs_f64(a.complete_after.max(0.0).min(1e9)),
+        complete_after: seconds(a.complete_after),
         fail_share: a.fail_share,
         post_limit: a.post_limit,
         tenant_post_limit: a.tenant_post_limit,
@@ -184,4 +182,14 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// A flag's seconds as a duration: negative or not a number is zero, and a huge value is capped,
+/// so no value given on the command line can panic the conversion.
+fn seconds(x: f64) -> Duration {
+    if x.is_finite() {
+        Duration::from_secs_f64(x.clamp(0.0, 1e9))
+    } else {
+        Duration::ZERO
+    }
 }
