@@ -187,9 +187,9 @@ fn main() -> ExitCode {
 /// A flag's seconds as a duration: negative or not a number is zero, and a huge value is capped,
 /// so no value given on the command line can panic the conversion.
 fn seconds(x: f64) -> Duration {
-    if x.is_finite() {
-        Duration::from_secs_f64(x.clamp(0.0, 1e9))
-    } else {
+    if x.is_nan() {
         Duration::ZERO
+    } else {
+        Duration::from_secs_f64(x.clamp(0.0, 1e9))
     }
 }
