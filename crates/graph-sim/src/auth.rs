@@ -135,7 +135,8 @@ impl Auth {
         let mut clients: HashMap<String, String> = config.extra_clients.iter().cloned().collect();
         clients.insert(config.client_id.clone(), config.client_secret.clone());
         let cert = config.certificate.as_deref().map(|pem| {
-            RegisteredCert::from_pem(pem).unwrap_or_else(|e| panic!("--certificate: {e}"))
+            RegisteredCert::from_pem(pem)
+                .expect("checked by start_on before the simulator is built")
         });
         Auth {
             flows: std::sync::Mutex::new(Flows::default()),

@@ -71,6 +71,14 @@ pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
 
 /// Starts a simulator on `addr`.
 pub async fn start_on(addr: SocketAddr, config: SimConfig) -> std::io::Result<SimHandle> {
+    if let Some(pem) = config.certificate.as_deref() {
+        crate::auth::RegisteredCert::from_pem(pem).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("--certificate: {e}"),
+            )
+        })?;
+    }
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let base_url = format!("http://{addr}");

@@ -1079,3 +1079,18 @@ async fn device_code_sign_in_issues_delegated_tokens_that_refresh_once() {
         "an old refresh token is refused"
     );
 }
+
+#[tokio::test]
+async fn a_bad_certificate_is_an_error_from_start_not_a_panic() {
+    let err = graph_sim::start(SimConfig {
+        certificate: Some(
+            "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n".into(),
+        ),
+        ..config(1)
+    })
+    .await
+    .err()
+    .expect("refused");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("--certificate"), "{err}");
+}
