@@ -212,6 +212,57 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// The shipped binary planning `n` devices into a ledger, measured from outside: wall seconds and
+/// peak RSS in MB. `None` where /usr/bin/time or the release binary is missing.
+fn binary_plan(n: usize) -> Option<(f64, f64)> {
+    let time = std::path::Path::new("/usr/bin/time");
+    let bin = std::env::current_exe()
+        .ok()?
+        .parent()?
+        .parent()?
+        .join("intune-rotate");
+    if !time.exists() || !bin.exists() {
+        return None;
+    }
+    let dir = tempfile::tempdir().ok()?;
+    let csv = dir.path().join("devices.csv");
+    {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&csv).ok()?);
+        writeln!(w, "Device ID,Device name,OS").ok()?;
+        for i in 0..n {
+            writeln!(w, "{},MAC-{i:07},macOS", uuid::Uuid::new_v4()).ok()?;
+        }
+    }
+    let out = std::process::Command::new(time)
+        .arg("-v")
+        .arg(&bin)
+        .args(["rotate", "--action", "filevault", "--dry-run", "--input"])
+        .arg(&csv)
+        .arg("--ledger")
+        .arg(dir.path().join("run.jsonl"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!("binary plan run failed: {}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    let report = String::from_utf8_lossy(&out.stderr);
+    let field = |name: &str| {
+        report
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .map(|v| v.trim().to_string())
+    };
+    let kb: f64 = field("Maximum resident set size (kbytes):")?.parse().ok()?;
+    // "m:ss.ss" or "h:mm:ss"
+    let wall = field("Elapsed (wall clock) time (h:mm:ss or m:ss):")?;
+    let secs = wall
+        .split(':')
+        .try_fold(0.0, |acc, part| part.parse::<f64>().ok().map(|v| acc * 60.0 + v))?;
+    Some((secs, kb / 1024.0))
+}
+
 /// Child mode: plan and ledger `n` devices, then replay the ledger; prints one JSON line.
 fn plan_child(n: usize) {
     let dir = tempfile::tempdir().unwrap();
@@ -421,6 +472,12 @@ async fn main() {
         doc["replay_secs"].as_f64().unwrap(),
         doc["replay_rows"].as_f64().unwrap() / doc["replay_secs"].as_f64().unwrap()
     ));
+    match binary_plan(plan_n) {
+        Some((secs, mb)) => line(format!(
+            "the binary, `intune-rotate rotate --dry-run` on {plan_n} devices (check, plan, ledger): {secs:.2} s, peak RSS {mb:.0} MB (/usr/bin/time -v)"
+        )),
+        None => line("the binary's own plan run skipped: needs /usr/bin/time and target/release/intune-rotate (`make bench` builds it)".into()),
+    }
     let _ = std::fs::create_dir_all("target/bench");
     let _ = std::fs::write("target/bench/latest.md", out);
 }
