@@ -445,3 +445,23 @@ async fn rotate_can_verify_at_the_end() {
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+/// A short batch pays for a full one: the service counts a batch's items at one instant, so ten
+/// full batches and a short eleventh paid item by item would overfill the window (429s at the end of
+/// every run at Intune's 200/20s, here at the same shape scaled to 2 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_last_batch_never_overfills_the_window() {
+    let config = graph_sim::SimConfig {
+        post_limit: graph_sim::Quota::new(200, std::time::Duration::from_secs(2)),
+        ..fast(600)
+    };
+    let env = Env::new(config).await;
+    let (csv, ledger) = (env.devices_csv(), env.path("run.jsonl"));
+    let o = env
+        .rotate(&csv, &ledger, &["--rate", "200/2s", "--limit", "209"])
+        .await;
+    assert_eq!(code(&o), 1, "devices left pending: {}", stderr(&o));
+    let stats = env.sim.stats();
+    assert_eq!(stats.devices_accepted(ACTION), 209);
+    assert_eq!(stats.throttled, 0, "no item answered 429");
+}

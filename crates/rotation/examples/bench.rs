@@ -244,7 +244,10 @@ fn binary_plan(n: usize) -> Option<(f64, f64)> {
         .output()
         .ok()?;
     if !out.status.success() {
-        eprintln!("binary plan run failed: {}", String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "binary plan run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         return None;
     }
     let report = String::from_utf8_lossy(&out.stderr);
@@ -257,9 +260,9 @@ fn binary_plan(n: usize) -> Option<(f64, f64)> {
     let kb: f64 = field("Maximum resident set size (kbytes):")?.parse().ok()?;
     // "m:ss.ss" or "h:mm:ss"
     let wall = field("Elapsed (wall clock) time (h:mm:ss or m:ss):")?;
-    let secs = wall
-        .split(':')
-        .try_fold(0.0, |acc, part| part.parse::<f64>().ok().map(|v| acc * 60.0 + v))?;
+    let secs = wall.split(':').try_fold(0.0, |acc, part| {
+        part.parse::<f64>().ok().map(|v| acc * 60.0 + v)
+    })?;
     Some((secs, kb / 1024.0))
 }
 

@@ -435,7 +435,7 @@ async fn dispatch(
         0.02,
         20,
     ));
-    let mut acquiring: Option<(u32, Acquire)> = None;
+    let mut acquiring: Option<Acquire> = None;
     let mut stopping = false;
     let mut interrupted = false;
     let mut auth_stopped = None;
@@ -489,9 +489,13 @@ async fn dispatch(
             break;
         }
         if acquiring.is_none() && !stopping && !d.ready.is_empty() && inflight.len() < in_flight {
-            let n = d.ready.len().min(batch_size) as u32;
+            // Every batch pays for a full one, however few its items: the service counts a batch's
+            // items at one instant, so a short batch paid item by item would come sooner than a
+            // full one and put more than the quota into a window (the last batch of a run at
+            // 200/20s did: ten full batches and nine items more).
             let g = d.gate.clone();
-            acquiring = Some((n, Box::pin(async move { g.acquire(n).await })));
+            let full = batch_size as u32;
+            acquiring = Some(Box::pin(async move { g.acquire(full).await }));
         }
         let next_due = d.delayed.peek().map(|Reverse((t, _))| *t);
         let wake = next_due.into_iter().chain(drain_deadline).min();
@@ -516,9 +520,14 @@ async fn dispatch(
                 d.c.elapsed_secs = started.elapsed().as_secs_f64();
                 progress(&d.c);
             }
-            _ = async { acquiring.as_mut().expect("guarded").1.as_mut().await }, if acquiring.is_some() => {
-                let (n, _) = acquiring.take().expect("guarded");
-                let idxs: Vec<u32> = d.ready.drain(..n as usize).collect();
+            _ = async { acquiring.as_mut().expect("guarded").as_mut().await }, if acquiring.is_some() => {
+                acquiring = None;
+                // Filled at the grant: devices that became ready during the wait ride along.
+                let n = d.ready.len().min(batch_size);
+                let idxs: Vec<u32> = d.ready.drain(..n).collect();
+                if idxs.is_empty() {
+                    continue;
+                }
                 let mut builder = BatchBuilder::new(batch_size).expect("batch size clamped to 1..=20");
                 for &i in &idxs {
                     let id = d.state.ids[i as usize];
