@@ -28,9 +28,9 @@ bench:
 	$(CARGO) bench --locked -p rotation --bench local -- $(CRITERION_ARGS)
 	$(CARGO) run --release --locked -p rotation --example bench -- $(BENCH_ARGS)
 
-# The long reliability run: two hundred kill -9 trials and the fault matrix.
+# The long reliability run: two hundred kill -9 trials, the fault matrix and the disk trials.
 soak:
-	INTUNE_ROTATE_CRASH_TRIALS=200 $(CARGO) test --release --locked --test it -- killed fault
+	INTUNE_ROTATE_CRASH_TRIALS=200 $(CARGO) test --release --locked --test it -- killed fault disk::
 
 deny:
 	@command -v cargo-deny >/dev/null || $(CARGO) install --locked cargo-deny
