@@ -4,21 +4,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use rotation::{CsvSource, KeyColumn, Plan};
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
-/// The source reads a file twice (check, then plan), so each input is written to one scratch file.
-fn scratch() -> &'static PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("rotation-fuzz-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        dir.join("devices.csv")
-    })
-}
+mod scratch;
 
 fuzz_target!(|data: &[u8]| {
-    let path = scratch();
+    let path = scratch::scratch("devices.csv");
     std::fs::write(path, data).expect("scratch file");
     let Ok(source) = CsvSource::open(path.to_str().expect("utf-8 temp path")) else {
         return;

@@ -3,24 +3,16 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use std::path::PathBuf;
-use std::sync::OnceLock;
+mod scratch;
 
-fn scratch() -> &'static PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("rotation-fuzz-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        dir.join("run.jsonl")
-    })
-}
-
-/// A valid header, so the fuzzer starts past it and spends its time on the rows.
+/// A valid header and a finished plan, so the fuzzer starts past them (and `open` accepts the
+/// ledger) and spends its time on the rows.
 const HEADER: &[u8] = br#"{"type":"run","version":2,"tenant":"t","client_id":null,"cloud":"global","action":"filevault","api_version":"beta","via":"managedDevices","source":"f","rate":"200/20s","created_at":"2026-01-01T00:00:00Z"}
+{"type":"plan_done","planned":0,"skipped":0,"at":"2026-01-01T00:00:00Z"}
 "#;
 
 fuzz_target!(|data: &[u8]| {
-    let path = scratch();
+    let path = scratch::scratch("run.jsonl");
     // Half the inputs as whole files (the header itself fuzzed), half after a valid header.
     let bytes = if data.first().is_some_and(|b| b & 1 == 1) {
         [HEADER, &data[1..]].concat()
