@@ -14,6 +14,8 @@
 //! rate at 100 items/s), and so does a bucket of exactly one batch, which must be full to grant and
 //! cannot bank the time a wake-up comes late (about 0.5 %). The spare item absorbs a late wake-up of
 //! up to one item's period; it can never put more than one item extra into a window of the service.
+//! The dispatcher asks for a full batch even when it sends a short one: the service counts a batch's
+//! items at one instant, so paying item by item would let a short batch overfill a window.
 
 use governor::{DefaultDirectRateLimiter, Quota as GovQuota, RateLimiter};
 use graph_batch::Quota;
