@@ -13,7 +13,8 @@
 //! waiting item by item with a bucket of one loses each timer's lateness for good (about 3 % of the
 //! rate at 100 items/s), and so does a bucket of exactly one batch, which must be full to grant and
 //! cannot bank the time a wake-up comes late (about 0.5 %). The spare item absorbs a late wake-up of
-//! up to one item's period; it can never put more than one item extra into a window of the service.
+//! up to one item's period; it can never put more than one item extra into a window of the service,
+//! so it is kept only where the headroom leaves room for one.
 //! The dispatcher asks for a full batch even when it sends a short one: the service counts a batch's
 //! items at one instant, so paying item by item would let a short batch overfill a window.
 
@@ -116,7 +117,10 @@ impl RateGate {
     pub fn new(quota: Quota, headroom: f64, batch: u32) -> Self {
         let headroom = headroom.clamp(0.0, 0.5);
         let batch = NonZeroU32::new(batch.max(1)).expect("at least one");
-        let burst = batch.saturating_add(1);
+        // The spare item is safe only when the headroom leaves at least one item of room in a
+        // window (a quota of 50 or more at 2 %); below that it could overfill one.
+        let spare = u32::from(f64::from(quota.count) * headroom >= 1.0);
+        let burst = batch.saturating_add(spare);
         RateGate {
             quota,
             headroom,
@@ -336,6 +340,23 @@ mod tests {
         assert!(
             (g.headroom() - 0.02).abs() < 1e-9,
             "steady again: back to the floor"
+        );
+    }
+
+    #[test]
+    fn the_spare_item_is_kept_only_where_the_headroom_has_room_for_it() {
+        let window = Duration::from_secs(20);
+        assert_eq!(
+            RateGate::new(Quota::new(200, window), 0.02, 20).burst.get(),
+            21
+        );
+        assert_eq!(
+            RateGate::new(Quota::new(40, window), 0.02, 20).burst.get(),
+            20
+        );
+        assert_eq!(
+            RateGate::new(Quota::new(200, window), 0.0, 20).burst.get(),
+            20
         );
     }
 
