@@ -189,44 +189,44 @@ pub async fn preflight(
             }
         }
     }
-    // One cheap call proves Graph accepts the token.
-    match c
-        .client
-        .get_json("/deviceManagement/managedDevices?$top=1&$select=id")
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(GraphClientError::Http { status: 401, .. }) => Err(ConnectError::Auth(anyhow!(
-            "Graph refused the access token (401)"
-        ))),
-        Err(GraphClientError::Http { status: 403, .. }) if !lists_devices => {
+    match (can_read_devices(c).await?, lists_devices) {
+        (true, _) => Ok(()),
+        (false, false) => {
             tracing::warn!(
                 "the app cannot read managed devices (403); rotating from the given list only"
             );
             Ok(())
         }
-        Err(GraphClientError::Http { status: 403, .. }) => Err(ConnectError::Auth(anyhow!(
-            "missing permission DeviceManagementManagedDevices.Read.All to list devices for this source; grant it, or give the devices with --input"
-        ))),
-        Err(e) => Err(ConnectError::Usage(anyhow!(
-            "the pre-flight call to Graph failed: {e}"
+        (false, true) => Err(ConnectError::Auth(anyhow!(
+            "{MISSING_READ} for this source; grant it, or give the devices with --input"
         ))),
     }
 }
 
-/// Before listing devices only (`devices`): a token Graph accepts for reading devices.
+/// Before listing devices only (`devices`, `verify`): a token Graph accepts for reading devices.
 pub async fn preflight_read(c: &Connected) -> Result<(), ConnectError> {
+    if can_read_devices(c).await? {
+        Ok(())
+    } else {
+        Err(ConnectError::Auth(anyhow!(MISSING_READ)))
+    }
+}
+
+const MISSING_READ: &str =
+    "missing permission DeviceManagementManagedDevices.Read.All to list devices";
+
+/// One cheap call proves Graph accepts the token; `false` when it answers 403 (no permission to
+/// read devices), which each caller weighs differently.
+async fn can_read_devices(c: &Connected) -> Result<bool, ConnectError> {
     match c
         .client
         .get_json("/deviceManagement/managedDevices?$top=1&$select=id")
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(true),
+        Err(GraphClientError::Http { status: 403, .. }) => Ok(false),
         Err(GraphClientError::Http { status: 401, .. }) => Err(ConnectError::Auth(anyhow!(
             "Graph refused the access token (401)"
-        ))),
-        Err(GraphClientError::Http { status: 403, .. }) => Err(ConnectError::Auth(anyhow!(
-            "missing permission DeviceManagementManagedDevices.Read.All to list devices"
         ))),
         Err(
             e @ (GraphClientError::Token(_)
