@@ -30,11 +30,6 @@ pub async fn run(a: DevicesArgs) -> Result<u8, Failure> {
             a.source.allow_partial_source,
         )
         .await?;
-    let mut devices = Vec::new();
-    list.for_each(|d| {
-        devices.push(d);
-        Ok(())
-    })?;
     let mut out: Box<dyn Write> = match &a.out {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).map_err(|e| usage(anyhow::anyhow!("{}: {e}", p.display())))?,
@@ -42,8 +37,8 @@ pub async fn run(a: DevicesArgs) -> Result<u8, Failure> {
         None => Box::new(std::io::stdout().lock()),
     };
     let n = match a.format {
-        FormatArg::Csv => rotation::write_devices_csv(&mut out, devices)?,
-        FormatArg::Json => rotation::write_devices_json(&mut out, devices)?,
+        FormatArg::Csv => rotation::write_devices_csv(&mut out, &list)?,
+        FormatArg::Json => rotation::write_devices_json(&mut out, &list)?,
     };
     out.flush().map_err(|e| Failure(1, e.into()))?;
     eprintln!("{n} device(s) from {}", list.display());

@@ -128,37 +128,39 @@ impl<W: std::io::Write> DeviceCsvWriter<W> {
     }
 }
 
-/// Writes devices in [`DEVICE_COLUMNS`] order, with a header.
+/// Writes a device list in [`DEVICE_COLUMNS`] order, with a header, row by row as it is read.
 pub fn write_devices_csv<W: std::io::Write>(
     out: W,
-    devices: impl IntoIterator<Item = SourceDevice>,
+    devices: &CsvSource,
 ) -> Result<usize, RotationError> {
     let mut w = DeviceCsvWriter::new(out)?;
-    for d in devices {
-        w.write(d)?;
-    }
+    devices.for_each(|d| w.write(d))?;
     w.finish()
 }
 
-/// Writes devices as a JSON array of objects with [`DEVICE_COLUMNS`] keys.
+/// Writes a device list as a JSON array of objects with [`DEVICE_COLUMNS`] keys, element by
+/// element as it is read (a fleet's list is never held in memory whole).
 pub fn write_devices_json<W: std::io::Write>(
     mut out: W,
-    devices: impl IntoIterator<Item = SourceDevice>,
+    devices: &CsvSource,
 ) -> Result<usize, RotationError> {
-    let rows: Vec<serde_json::Value> = devices
-        .into_iter()
-        .map(|d| {
-            serde_json::json!({
-                "id": d.raw_id, "deviceName": d.name, "serialNumber": d.serial, "userPrincipalName": d.user,
-                "operatingSystem": d.os, "isEncrypted": d.encrypted, "lastSyncDateTime": d.last_sync, "azureADDeviceId": d.entra_id,
-            })
-        })
-        .collect();
-    serde_json::to_writer_pretty(&mut out, &rows)
-        .map_err(|e| RotationError::io("devices output", e.into()))?;
+    use serde::ser::{SerializeSeq, Serializer};
+    let io = |e: serde_json::Error| RotationError::io("devices output", e.into());
+    let mut rows = 0;
+    let mut ser = serde_json::Serializer::pretty(&mut out);
+    let mut seq = ser.serialize_seq(None).map_err(io)?;
+    devices.for_each(|d| {
+        rows += 1;
+        seq.serialize_element(&serde_json::json!({
+            "id": d.raw_id, "deviceName": d.name, "serialNumber": d.serial, "userPrincipalName": d.user,
+            "operatingSystem": d.os, "isEncrypted": d.encrypted, "lastSyncDateTime": d.last_sync, "azureADDeviceId": d.entra_id,
+        }))
+        .map_err(io)
+    })?;
+    seq.end().map_err(io)?;
     out.write_all(b"\n")
         .map_err(|e| RotationError::io("devices output", e))?;
-    Ok(rows.len())
+    Ok(rows)
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
