@@ -58,20 +58,7 @@ impl Env {
         extra: &[&str],
         after: Duration,
     ) -> bool {
-        let c = self.sim.config();
-        let mut args: Vec<String> = [
-            "rotate",
-            "--input",
-            &s(csv),
-            "--ledger",
-            &s(ledger),
-            "--yes",
-        ]
-        .map(String::from)
-        .to_vec();
-        args.extend(extra.iter().map(|a| a.to_string()));
-        args.extend(self.connection_args());
-        let secret = c.client_secret.clone();
+        let (args, secret) = self.rotate_command(csv, ledger, extra);
         tokio::task::spawn_blocking(move || {
             let mut child = command(&args, Some(secret)).spawn().expect("binary runs");
             let start = std::time::Instant::now();
@@ -97,19 +84,7 @@ impl Env {
         extra: &[&str],
         after: Duration,
     ) -> Output {
-        let mut args: Vec<String> = [
-            "rotate",
-            "--input",
-            &s(csv),
-            "--ledger",
-            &s(ledger),
-            "--yes",
-        ]
-        .map(String::from)
-        .to_vec();
-        args.extend(extra.iter().map(|a| a.to_string()));
-        args.extend(self.connection_args());
-        let secret = self.sim.config().client_secret.clone();
+        let (args, secret) = self.rotate_command(csv, ledger, extra);
         tokio::task::spawn_blocking(move || {
             let child = command(&args, Some(secret))
                 .stdout(std::process::Stdio::piped())
@@ -127,6 +102,24 @@ impl Env {
         })
         .await
         .expect("join")
+    }
+
+    /// The arguments of [`Env::rotate`] with the connection, and the client secret, for a child
+    /// started by hand.
+    fn rotate_command(&self, csv: &Path, ledger: &Path, extra: &[&str]) -> (Vec<String>, String) {
+        let mut args: Vec<String> = [
+            "rotate",
+            "--input",
+            &s(csv),
+            "--ledger",
+            &s(ledger),
+            "--yes",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args.extend(self.connection_args());
+        (args, self.sim.config().client_secret.clone())
     }
 
     /// `--tenant`, `--client-id`, `--graph-url`, `--login-url` for the simulator.

@@ -212,6 +212,16 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// A device list of `n` Macs with fresh GUIDs.
+fn write_macs(path: &std::path::Path, n: usize) -> std::io::Result<()> {
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(w, "id,deviceName,operatingSystem")?;
+    for i in 0..n {
+        writeln!(w, "{},MAC-{i:07},macOS", uuid::Uuid::new_v4())?;
+    }
+    w.flush()
+}
+
 /// The shipped binary planning `n` devices into a ledger, measured from outside: wall seconds and
 /// peak RSS in MB. `None` where /usr/bin/time or the release binary is missing.
 fn binary_plan(n: usize) -> Option<(f64, f64)> {
@@ -226,13 +236,7 @@ fn binary_plan(n: usize) -> Option<(f64, f64)> {
     }
     let dir = tempfile::tempdir().ok()?;
     let csv = dir.path().join("devices.csv");
-    {
-        let mut w = std::io::BufWriter::new(std::fs::File::create(&csv).ok()?);
-        writeln!(w, "Device ID,Device name,OS").ok()?;
-        for i in 0..n {
-            writeln!(w, "{},MAC-{i:07},macOS", uuid::Uuid::new_v4()).ok()?;
-        }
-    }
+    write_macs(&csv, n).ok()?;
     let out = std::process::Command::new(time)
         .arg("-v")
         .arg(&bin)
@@ -270,13 +274,7 @@ fn binary_plan(n: usize) -> Option<(f64, f64)> {
 fn plan_child(n: usize) {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("devices.csv");
-    {
-        let mut w = std::io::BufWriter::new(std::fs::File::create(&csv).unwrap());
-        writeln!(w, "id,deviceName,operatingSystem").unwrap();
-        for i in 0..n {
-            writeln!(w, "{},MAC-{i:07},macOS", uuid::Uuid::new_v4()).unwrap();
-        }
-    }
+    write_macs(&csv, n).unwrap();
     let ledger = dir.path().join("l.jsonl");
     let start = Instant::now();
     let source = Plan::check(CsvSource::open(&csv.to_string_lossy()).unwrap()).unwrap();
