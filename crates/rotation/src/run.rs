@@ -489,13 +489,8 @@ async fn dispatch(
             break;
         }
         if acquiring.is_none() && !stopping && !d.ready.is_empty() && inflight.len() < in_flight {
-            // Every batch pays for a full one, however few its items: the service counts a batch's
-            // items at one instant, so a short batch paid item by item would come sooner than a
-            // full one and put more than the quota into a window (the last batch of a run at
-            // 200/20s did: ten full batches and nine items more).
             let g = d.gate.clone();
-            let full = batch_size as u32;
-            acquiring = Some(Box::pin(async move { g.acquire(full).await }));
+            acquiring = Some(Box::pin(async move { g.acquire_batch().await }));
         }
         let next_due = d.delayed.peek().map(|Reverse((t, _))| *t);
         let wake = next_due.into_iter().chain(drain_deadline).min();

@@ -15,8 +15,7 @@
 //! cannot bank the time a wake-up comes late (about 0.5 %). The spare item absorbs a late wake-up of
 //! up to one item's period; it can never put more than one item extra into a window of the service,
 //! so it is kept only where the headroom leaves room for one.
-//! The dispatcher asks for a full batch even when it sends a short one: the service counts a batch's
-//! items at one instant, so paying item by item would let a short batch overfill a window.
+//! A short batch pays for a full one (see [`RateGate::acquire_batch`]).
 
 use governor::{DefaultDirectRateLimiter, Quota as GovQuota, RateLimiter};
 use graph_batch::Quota;
@@ -112,8 +111,8 @@ fn limiter(quota: Quota, share: f64, burst: NonZeroU32) -> Arc<DefaultDirectRate
 }
 
 impl RateGate {
-    /// `headroom` is the share of the quota kept unused (0.02 rides at 98 %); `batch` the most items
-    /// one [`RateGate::acquire`] asks for.
+    /// `headroom` is the share of the quota kept unused (0.02 rides at 98 %); `batch` the items one
+    /// [`RateGate::acquire_batch`] pays for.
     pub fn new(quota: Quota, headroom: f64, batch: u32) -> Self {
         let headroom = headroom.clamp(0.0, 0.5);
         let batch = NonZeroU32::new(batch.max(1)).expect("at least one");
@@ -153,9 +152,12 @@ impl RateGate {
         self.lock().brakes
     }
 
-    /// Waits until `n` items (at most the batch size) may be sent, in one wait.
-    pub async fn acquire(&self, n: u32) {
-        let n = NonZeroU32::new(n.clamp(1, self.batch.get())).expect("at least one");
+    /// Waits until one batch may be sent, in one wait. A batch pays for a full one however few
+    /// its items: the service counts a batch's items at one instant, so a short batch paid item by
+    /// item would come sooner than a full one and put more than the quota into a window (the last
+    /// batch of a run at 200/20s did: ten full batches and nine items more).
+    pub async fn acquire_batch(&self) {
+        let n = self.batch;
         loop {
             self.wait_pause().await;
             let replaced = self.replaced.notified();
@@ -165,7 +167,7 @@ impl RateGate {
             let limiter = self.lock().limiter.clone();
             tokio::select! {
                 ready = limiter.until_n_ready(n) => {
-                    ready.expect("n never exceeds the burst");
+                    ready.expect("a batch never exceeds the burst");
                     break;
                 }
                 () = &mut replaced => {}
@@ -392,7 +394,7 @@ mod tests {
         let g = RateGate::new(Quota::new(1000, Duration::from_secs(1)), 0.0, 20);
         g.brake(Some(Duration::from_millis(30)));
         let start = Instant::now();
-        g.acquire(1).await;
+        g.acquire_batch().await;
         assert!(
             start.elapsed() >= Duration::from_millis(25),
             "acquire returned during the pause"

@@ -110,7 +110,7 @@ pub(crate) async fn lookup(
                     if pending.is_empty() {
                         break;
                     }
-                    gate.acquire(pending.len() as u32).await;
+                    gate.acquire_batch().await;
                     let mut b = BatchBuilder::new(20).expect("valid");
                     for &(id, sent) in &pending {
                         b.push((id, sent), Request::get(format!("/deviceManagement/managedDevices/{id}?$select=id,deviceActionResults")));
