@@ -365,11 +365,13 @@ fn unfinished_plan(path: &Path) -> bool {
     match replay_file(path) {
         Ok((state, _)) => !state.plan_done && state.attempts.iter().all(|&a| a == 0),
         // Only a cut header line of our own, never some other file given by mistake.
-        Err(_) => std::fs::read(path).is_ok_and(|bytes| {
-            bytes.len() < 1 << 16
-                && !bytes.contains(&b'\n')
-                && bytes.starts_with(br#"{"type":"run""#)
-        }),
+        // Its size is asked first: a large unreadable file is never read whole for this.
+        Err(_) => {
+            std::fs::metadata(path).is_ok_and(|m| m.len() < 1 << 16)
+                && std::fs::read(path).is_ok_and(|bytes| {
+                    !bytes.contains(&b'\n') && bytes.starts_with(br#"{"type":"run""#)
+                })
+        }
     }
 }
 
