@@ -1,7 +1,7 @@
 # The two commands that matter: `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test lint fmt bench deny soak fuzz build
+.PHONY: demo test test-loaded lint fmt bench deny soak fuzz build
 
 build:
 	$(CARGO) build --release
@@ -12,6 +12,24 @@ demo:
 test: lint
 	$(CARGO) test --workspace --all-targets --locked
 	$(CARGO) test --workspace --doc --locked
+
+# Every test beside two busy loops that keep both cores loaded, LOADED_RUNS times in a row; the
+# loops end with the tests, or after LOADED_SECONDS whatever happens.
+LOADED_RUNS ?= 3
+LOADED_SECONDS ?= 3600
+test-loaded:
+	$(CARGO) build --workspace --all-targets --locked
+	@pids=""; \
+	for i in 1 2; do timeout $(LOADED_SECONDS) sh -c 'while :; do :; done' & pids="$$pids $$!"; done; \
+	status=0; \
+	for run in $$(seq $(LOADED_RUNS)); do \
+		echo "== loaded run $$run of $(LOADED_RUNS)"; \
+		start=$$(date +%s); \
+		$(CARGO) test --workspace --all-targets --locked || { status=1; break; }; \
+		echo "== loaded run $$run passed in $$(( $$(date +%s) - start )) s"; \
+	done; \
+	kill $$pids 2>/dev/null; \
+	exit $$status
 
 lint:
 	$(CARGO) fmt --all -- --check

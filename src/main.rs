@@ -4,6 +4,7 @@ mod cli;
 mod cmd;
 mod connect;
 mod env;
+mod exit_status;
 mod progress;
 
 use clap::Parser;
@@ -22,6 +23,5 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = runtime.block_on(cmd::run(cli.command, logs));
-    ExitCode::from(code)
+    runtime.block_on(cmd::run(cli.command, logs)).into()
 }

@@ -1,17 +1,16 @@
 //! `intune-rotate demo`: a simulated tenant in-process, and a real rotation of its Macs through the
 //! same code path as `rotate`, with a few injected 429s and 503s and a demo-scale throttle.
 
-use super::{Failure, summarize};
+use super::{Failure, failed, summarize};
+use crate::exit_status::ExitStatus;
 use crate::progress::{Logs, reporter};
 use graph_client::{Cloud, Credential, Endpoints, GraphClient, SecretString};
 use graph_sim::{Quota, SimConfig};
-use rotation::{
-    CsvSource, DispatchOptions, InDoubt, LEDGER_VERSION, RotateRequest, RunHeader, StopSignal,
-};
+use rotation::{CsvSource, DispatchOptions, InDoubt, LEDGER_VERSION, RotateRequest, RunHeader};
 use std::time::Duration;
 
-pub async fn run(a: crate::cli::DemoArgs, logs: Logs) -> Result<u8, Failure> {
-    let err = |e: std::io::Error| Failure(1, e.into());
+pub async fn run(a: crate::cli::DemoArgs, logs: Logs) -> Result<ExitStatus, Failure> {
+    let err = |e: std::io::Error| failed(e);
     std::fs::create_dir_all(&a.out_dir).map_err(err)?;
     let ledger = a.out_dir.join("ledger.jsonl");
     let devices_csv = a.out_dir.join("devices.csv");
@@ -41,15 +40,14 @@ pub async fn run(a: crate::cli::DemoArgs, logs: Logs) -> Result<u8, Failure> {
         "device list (Intune export shape): {}",
         devices_csv.display()
     );
-    let endpoints = Endpoints::new(Cloud::Global, Some(&sim.base_url), Some(&sim.base_url))
-        .map_err(|e| Failure(1, e.into()))?;
+    let endpoints =
+        Endpoints::new(Cloud::Global, Some(&sim.base_url), Some(&sim.base_url)).map_err(failed)?;
     let credential = Credential::ClientSecret {
         tenant: config.tenant.clone(),
         client_id: config.client_id.clone(),
         secret: SecretString::from(config.client_secret.clone()),
     };
-    let client =
-        GraphClient::new(endpoints, credential, "beta").map_err(|e| Failure(1, e.into()))?;
+    let client = GraphClient::new(endpoints, credential, "beta").map_err(failed)?;
     let connected = crate::connect::Connected {
         client,
         tenant: config.tenant.clone(),
@@ -61,12 +59,12 @@ pub async fn run(a: crate::cli::DemoArgs, logs: Logs) -> Result<u8, Failure> {
         version: LEDGER_VERSION,
         tenant: config.tenant.clone(),
         client_id: Some(config.client_id.clone()),
-        cloud: "global".into(),
-        action: "filevault".into(),
+        cloud: rotation::Cloud::Global,
+        action: rotation::Action::FileVault,
         api_version: "beta".into(),
         via: "managedDevices".into(),
         source: format!("csv:{}", devices_csv.display()),
-        rate: demo_rate.to_string(),
+        rate: demo_rate,
         created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
     };
     let source = rotation::Plan::check(CsvSource::open(&devices_csv.to_string_lossy())?)?;
@@ -77,12 +75,7 @@ pub async fn run(a: crate::cli::DemoArgs, logs: Logs) -> Result<u8, Failure> {
     };
     let (progress, span) = reporter(logs);
     let _enter = span.enter();
-    let (_tx, stop) = StopSignal::new();
-    let stop = if cfg!(test) {
-        stop
-    } else {
-        super::stop_on_ctrl_c()
-    };
+    let stop = super::stop_on_ctrl_c();
     let outcome = rotation::rotate(
         Some(&client),
         RotateRequest {
@@ -92,6 +85,7 @@ pub async fn run(a: crate::cli::DemoArgs, logs: Logs) -> Result<u8, Failure> {
             ledger: ledger.clone(),
             options,
             dry_run: false,
+            confirm: None,
         },
         progress,
         stop,

@@ -3,12 +3,13 @@
 
 use super::rotate::action_of;
 use super::source::Source;
-use super::{Failure, usage};
+use super::{Failure, failed, usage};
 use crate::cli::{DevicesArgs, FormatArg};
 use crate::connect;
+use crate::exit_status::ExitStatus;
 use std::io::Write;
 
-pub async fn run(a: DevicesArgs) -> Result<u8, Failure> {
+pub async fn run(a: DevicesArgs) -> Result<ExitStatus, Failure> {
     let action = action_of(a.action);
     let source = Source::parse(&a.source)?;
     let connection = if source.lists_devices() {
@@ -40,7 +41,7 @@ pub async fn run(a: DevicesArgs) -> Result<u8, Failure> {
         FormatArg::Csv => rotation::write_devices_csv(&mut out, &list)?,
         FormatArg::Json => rotation::write_devices_json(&mut out, &list)?,
     };
-    out.flush().map_err(|e| Failure(1, e.into()))?;
+    out.flush().map_err(failed)?;
     eprintln!("{n} device(s) from {}", list.display());
-    Ok(0)
+    Ok(ExitStatus::Success)
 }

@@ -11,10 +11,11 @@ mod verify;
 mod whoami;
 
 use crate::cli::{Command, Dispatch};
+use crate::exit_status::ExitStatus;
 use crate::progress::Logs;
 use rotation::{DispatchOptions, InDoubt, RotationError, RunOutcome, StopSignal};
 
-pub async fn run(command: Command, logs: Logs) -> u8 {
+pub async fn run(command: Command, logs: Logs) -> ExitStatus {
     let result = match command {
         Command::Rotate(a) => rotate::run(a, logs).await,
         Command::Resume(a) => resume::run(a, logs).await,
@@ -26,34 +27,39 @@ pub async fn run(command: Command, logs: Logs) -> u8 {
         Command::Devices(a) => devices::run(a).await,
     };
     match result {
-        Ok(code) => code,
-        Err(Failure(code, e)) => {
+        Ok(status) => status,
+        Err(Failure(status, e)) => {
             eprintln!("error: {e:#}");
-            code
+            status
         }
     }
 }
 
-/// An error with the exit code it maps to.
-pub struct Failure(pub u8, pub anyhow::Error);
+/// An error with the exit status it ends the process with.
+pub struct Failure(pub ExitStatus, pub anyhow::Error);
 
 impl From<RotationError> for Failure {
     fn from(e: RotationError) -> Self {
-        Failure(e.exit_code(), e.into())
+        Failure(ExitStatus::of_error(&e), e.into())
     }
 }
 
 impl From<crate::connect::ConnectError> for Failure {
     fn from(e: crate::connect::ConnectError) -> Self {
         match e {
-            crate::connect::ConnectError::Usage(e) => Failure(2, e),
-            crate::connect::ConnectError::Auth(e) => Failure(3, e),
+            crate::connect::ConnectError::Usage(e) => Failure(ExitStatus::Usage, e),
+            crate::connect::ConnectError::Auth(e) => Failure(ExitStatus::Auth, e),
         }
     }
 }
 
 pub fn usage(e: anyhow::Error) -> Failure {
-    Failure(2, e)
+    Failure(ExitStatus::Usage, e)
+}
+
+/// An output or other local failure after the work was done.
+pub fn failed(e: impl Into<anyhow::Error>) -> Failure {
+    Failure(ExitStatus::Incomplete, e.into())
 }
 
 pub fn options(d: &Dispatch, in_doubt: InDoubt) -> DispatchOptions {
@@ -70,27 +76,54 @@ pub fn options(d: &Dispatch, in_doubt: InDoubt) -> DispatchOptions {
 }
 
 /// Ctrl-C asks the run to stop sending; a second Ctrl-C exits at once (the ledger stays consistent).
+/// Installed first thing, before the pre-flight and the plan: a Ctrl-C at any point is seen, and
+/// one that comes before sending ends the command with nothing sent.
 pub fn stop_on_ctrl_c() -> StopSignal {
     let (tx, signal) = StopSignal::new();
+    // Registered now, not when the task first runs: a signal in between would kill the process.
+    #[cfg(unix)]
+    let mut interrupts =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        #[cfg(unix)]
+        let interrupted = match interrupts.as_mut() {
+            Some(s) => s.recv().await.is_some(),
+            None => tokio::signal::ctrl_c().await.is_ok(),
+        };
+        #[cfg(not(unix))]
+        let interrupted = tokio::signal::ctrl_c().await.is_ok();
+        if interrupted {
             eprintln!(
                 "\ninterrupted: finishing requests in flight, then stopping (Ctrl-C again to quit now)"
             );
             let _ = tx.send(true);
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
+            #[cfg(unix)]
+            let again = match interrupts.as_mut() {
+                Some(s) => s.recv().await.is_some(),
+                None => tokio::signal::ctrl_c().await.is_ok(),
+            };
+            #[cfg(not(unix))]
+            let again = tokio::signal::ctrl_c().await.is_ok();
+            if again {
+                std::process::exit(i32::from(ExitStatus::Interrupted.code()));
             }
         }
     });
     signal
 }
 
+/// Ends a command interrupted before anything was sent.
+pub fn interrupted_before_sending() -> Result<ExitStatus, Failure> {
+    eprintln!("interrupted before anything was sent");
+    Ok(ExitStatus::Interrupted)
+}
+
 /// The final summary on stdout, and as JSON when asked.
 pub fn summarize(
     outcome: &RunOutcome,
     summary_json: Option<&std::path::Path>,
-) -> Result<u8, Failure> {
+) -> Result<ExitStatus, Failure> {
+    let status = ExitStatus::of_run(outcome);
     let c = &outcome.counters;
     println!("summary");
     println!("  devices   {:>8}", c.total);
@@ -125,12 +158,12 @@ pub fn summarize(
     if let Some(path) = summary_json {
         let doc = serde_json::json!({
             "counters": c,
-            "exit_code": outcome.exit_code(),
+            "exit_code": status.code(),
             "interrupted": outcome.interrupted,
             "ledger": outcome.ledger,
         });
         std::fs::write(path, serde_json::to_vec_pretty(&doc).unwrap_or_default())
-            .map_err(|e| Failure(1, anyhow::anyhow!("{}: {e}", path.display())))?;
+            .map_err(|e| failed(anyhow::anyhow!("{}: {e}", path.display())))?;
     }
-    Ok(outcome.exit_code())
+    Ok(status)
 }

@@ -1,12 +1,14 @@
 //! `intune-rotate resume`: continue a run from its ledger; its parameters come from the ledger.
 
-use super::{Failure, options, stop_on_ctrl_c, summarize, usage};
+use super::{Failure, interrupted_before_sending, options, stop_on_ctrl_c, summarize, usage};
 use crate::cli::{InDoubtArg, ResumeArgs};
 use crate::connect;
+use crate::exit_status::ExitStatus;
 use crate::progress::{Logs, reporter};
 use rotation::InDoubt;
 
-pub async fn run(a: ResumeArgs, logs: Logs) -> Result<u8, Failure> {
+pub async fn run(a: ResumeArgs, logs: Logs) -> Result<ExitStatus, Failure> {
+    let stop = stop_on_ctrl_c();
     let in_doubt = match a.in_doubt {
         InDoubtArg::Resend => InDoubt::Resend,
         InDoubtArg::Skip => InDoubt::Skip,
@@ -25,7 +27,7 @@ pub async fn run(a: ResumeArgs, logs: Logs) -> Result<u8, Failure> {
             header.tenant
         )));
     }
-    let action = header.action()?;
+    let action = header.action;
     let c = connect::client(
         &a.connection,
         Some(&header.tenant),
@@ -45,6 +47,9 @@ pub async fn run(a: ResumeArgs, logs: Logs) -> Result<u8, Failure> {
         ),
     )
     .map_err(usage)?;
+    if stop.requested() {
+        return interrupted_before_sending();
+    }
     drop(state);
     let (progress, span) = reporter(logs);
     let _enter = span.enter();
@@ -53,7 +58,7 @@ pub async fn run(a: ResumeArgs, logs: Logs) -> Result<u8, Failure> {
         &a.ledger,
         &options(&a.dispatch, in_doubt),
         progress,
-        stop_on_ctrl_c(),
+        stop,
     )
     .await?;
     drop(_enter);

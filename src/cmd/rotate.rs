@@ -1,9 +1,10 @@
 //! `intune-rotate rotate`: plan a source into a new ledger and send.
 
-use super::source::{Source, exclusions};
-use super::{Failure, options, stop_on_ctrl_c, summarize, usage};
+use super::source::Source;
+use super::{Failure, interrupted_before_sending, options, stop_on_ctrl_c, summarize, usage};
 use crate::cli::{ActionArg, PolicyArgs, RotateArgs};
 use crate::connect;
+use crate::exit_status::ExitStatus;
 use crate::progress::{Logs, reporter};
 use rotation::{Action, InDoubt, LEDGER_VERSION, Plan, Policy, RotateRequest, RunHeader};
 
@@ -23,12 +24,14 @@ fn policy(action: Action, a: &PolicyArgs) -> Result<Policy, Failure> {
     }
     p.stale_after = a.stale_after.map(Into::into);
     if let Some(path) = &a.exclude {
-        p.exclude = exclusions(path)?;
+        p.exclude = rotation::read_exclusions(path)?;
     }
     Ok(p)
 }
 
-pub async fn run(a: RotateArgs, logs: Logs) -> Result<u8, Failure> {
+pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
+    // First of all: a Ctrl-C during the pre-flight or the plan is seen, not fatal.
+    let stop = stop_on_ctrl_c();
     let action = action_of(a.action);
     // Bad input is found before any connection is made: nothing is sent.
     let source = Source::parse(&a.source)?;
@@ -57,6 +60,9 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<u8, Failure> {
             a.source.allow_partial_source,
         )
         .await?;
+    if stop.requested() {
+        return interrupted_before_sending();
+    }
     let checked = match early {
         Some(rows) => Plan::checked(list, rows),
         None => Plan::check(list)?,
@@ -73,24 +79,32 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<u8, Failure> {
             .as_ref()
             .and_then(|c| c.client_id.clone())
             .or(a.connection.client_id.clone()),
-        cloud: a.connection.cloud.clone(),
-        action: action.cli_name().into(),
+        cloud: a
+            .connection
+            .cloud
+            .parse()
+            .map_err(|e: String| usage(anyhow::anyhow!(e)))?,
+        action,
         api_version: "beta".into(),
         via: a.via.clone(),
         source: checked.source().display().to_string(),
-        rate: a.dispatch.rate.to_string(),
+        rate: a.dispatch.rate,
         created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
     };
-    if connection.is_some() && !a.dry_run {
-        let what = format!(
-            "About to run {} ({}) on {} device(s) from {} for tenant {tenant}.",
-            action.graph_name(),
-            action.platform(),
-            checked.rows(),
-            checked.source().display()
-        );
-        connect::confirm(a.dispatch.yes, &what).map_err(usage)?;
-    }
+    let confirm: Option<rotation::Confirm> = (connection.is_some() && !a.dry_run).then(|| {
+        let (yes, source) = (a.dispatch.yes, checked.source().display().to_string());
+        let (rows, tenant) = (checked.rows(), tenant.clone());
+        Box::new(move |plan: &rotation::PlanReport, to_send: usize| {
+            let what = confirmation(action, &source, &tenant, rows, plan, to_send);
+            match connect::confirm(yes, &what) {
+                Ok(()) => true,
+                Err(e) => {
+                    eprintln!("{e:#}");
+                    false
+                }
+            }
+        }) as rotation::Confirm
+    });
     let (progress, span) = reporter(logs);
     let _enter = span.enter();
     let req = RotateRequest {
@@ -100,14 +114,10 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<u8, Failure> {
         ledger: a.ledger.clone(),
         options: options(&a.dispatch, InDoubt::Resend),
         dry_run: a.dry_run,
+        confirm,
     };
-    let outcome = rotation::rotate(
-        connection.as_ref().map(|c| &c.client),
-        req,
-        progress,
-        stop_on_ctrl_c(),
-    )
-    .await?;
+    let outcome =
+        rotation::rotate(connection.as_ref().map(|c| &c.client), req, progress, stop).await?;
     drop(_enter);
     if let Some(plan) = &outcome.plan {
         if plan.duplicate_count > 0 {
@@ -122,8 +132,10 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<u8, Failure> {
                 lines.join(", ")
             );
         }
-        for (reason, n) in &plan.skipped {
-            println!("skipped {n} device(s): {reason}");
+        if a.dry_run {
+            for (reason, n) in &plan.skipped {
+                println!("skipped {n} device(s): {reason}");
+            }
         }
         if a.dry_run {
             println!(
@@ -131,7 +143,7 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<u8, Failure> {
                 plan.planned,
                 outcome.ledger.display()
             );
-            return Ok(0);
+            return Ok(ExitStatus::Success);
         }
     }
     let code = summarize(&outcome, a.dispatch.summary_json.as_deref())?;
@@ -151,7 +163,34 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<u8, Failure> {
         let counts = super::verify::run_verify(&c.client, &outcome.ledger, &o).await?;
         let line: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
         println!("verified: {}", line.join(", "));
-        return Ok(code.max(super::verify::exit_code(&counts)));
+        return Ok(code.max(ExitStatus::of_verify(&counts)));
     }
     Ok(code)
+}
+
+/// What the admin is asked before anything is sent: the number that will be sent, and the
+/// skips by reason, so the count matches the progress bar that follows.
+fn confirmation(
+    action: Action,
+    source: &str,
+    tenant: &str,
+    rows: usize,
+    plan: &rotation::PlanReport,
+    to_send: usize,
+) -> String {
+    let mut what = format!(
+        "About to run {} ({}) on {to_send} device(s) for tenant {tenant}, from {rows} row(s) of {source}.",
+        action.graph_name(),
+        action.platform(),
+    );
+    for (reason, n) in &plan.skipped {
+        what.push_str(&format!("\n  skipped {n}: {reason}"));
+    }
+    if to_send < plan.planned {
+        let rest = plan.planned - to_send;
+        what.push_str(&format!(
+            "\n  {rest} more stay pending for `resume` (--limit)"
+        ));
+    }
+    what
 }

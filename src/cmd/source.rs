@@ -4,7 +4,7 @@
 use super::{Failure, usage};
 use crate::cli::{MatchByArg, SourceArgs};
 use graph_client::GraphClient;
-use rotation::{Action, CsvSource, GraphSource, KeyColumn, MatchBy, RotationError, ScriptKind};
+use rotation::{Action, CsvSource, GraphSource, MatchBy, ScriptKind};
 
 /// A source as given, checked before any connection is made.
 pub enum Source {
@@ -134,55 +134,5 @@ fn match_by(a: MatchByArg) -> MatchBy {
         MatchByArg::Serial => MatchBy::Serial,
         MatchByArg::Name => MatchBy::Name,
         MatchByArg::EntraId => MatchBy::EntraId,
-    }
-}
-
-/// Reads `--exclude`: GUIDs one a line (a header line `id` and `#` comments allowed), or a CSV with
-/// an id column. A bad line is an error naming it.
-pub fn exclusions(
-    path: &std::path::Path,
-) -> Result<std::collections::HashSet<uuid::Uuid>, RotationError> {
-    let display = path.display().to_string();
-    let csv = CsvSource::open(&display)?;
-    let mut out = std::collections::HashSet::new();
-    let mut bad = Vec::new();
-    let result = csv.for_each_keyed(KeyColumn::IntuneId, |d| {
-        match uuid::Uuid::try_parse(d.raw_id.trim().trim_matches(|c| c == '{' || c == '}')) {
-            Ok(id) if d.raw_id.trim().len() >= 36 => {
-                out.insert(id);
-            }
-            _ => bad.push(format!("line {}: {:?} is not a GUID", d.line, d.raw_id)),
-        }
-        Ok(())
-    });
-    match result {
-        Ok(()) if bad.is_empty() => Ok(out),
-        Ok(()) => Err(RotationError::Input(format!(
-            "{display} (--exclude): {}",
-            bad.join("; ")
-        ))),
-        // A bare list of GUIDs has no header: read it line by line.
-        Err(_) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| RotationError::Input(format!("{display}: {e}")))?;
-            for (n, line) in text.lines().enumerate() {
-                let t = line.trim().trim_start_matches('\u{feff}');
-                if t.is_empty() || t.starts_with('#') {
-                    continue;
-                }
-                match uuid::Uuid::try_parse(t.trim_matches(|c| c == '{' || c == '}')) {
-                    Ok(id) if t.len() >= 36 => {
-                        out.insert(id);
-                    }
-                    _ => {
-                        return Err(RotationError::Input(format!(
-                            "{display} (--exclude): line {}: {t:?} is not a GUID",
-                            n + 1
-                        )));
-                    }
-                }
-            }
-            Ok(out)
-        }
     }
 }

@@ -2,9 +2,10 @@
 
 use super::Failure;
 use crate::cli::LedgerArg;
+use crate::exit_status::ExitStatus;
 use rotation::DeviceState;
 
-pub fn run(a: LedgerArg) -> Result<u8, Failure> {
+pub fn run(a: LedgerArg) -> Result<ExitStatus, Failure> {
     let (state, _) = rotation::ledger_replay(&a.ledger)?;
     let states = [
         DeviceState::Rotated,
@@ -14,7 +15,7 @@ pub fn run(a: LedgerArg) -> Result<u8, Failure> {
         DeviceState::InDoubt,
     ];
     if a.json {
-        let mut doc = serde_json::json!({"tenant": state.header.tenant, "action": state.header.action, "devices": state.ids.len(), "plan_done": state.plan_done});
+        let mut doc = serde_json::json!({"tenant": state.header.tenant, "action": state.header.action.to_string(), "devices": state.ids.len(), "plan_done": state.plan_done});
         for s in states {
             doc[s.name()] = serde_json::json!(state.count(s));
         }
@@ -36,5 +37,5 @@ pub fn run(a: LedgerArg) -> Result<u8, Failure> {
             println!("(the last line is torn, as after a crash; resume will repair it)");
         }
     }
-    Ok(0)
+    Ok(ExitStatus::Success)
 }

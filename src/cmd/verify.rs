@@ -3,12 +3,13 @@
 use super::Failure;
 use crate::cli::VerifyArgs;
 use crate::connect;
+use crate::exit_status::ExitStatus;
 use rotation::{VerifyCounts, VerifyOptions};
 
-pub async fn run(a: VerifyArgs) -> Result<u8, Failure> {
+pub async fn run(a: VerifyArgs) -> Result<ExitStatus, Failure> {
     let (ledger, state) = rotation::Ledger::open(&a.ledger)?;
     drop(ledger);
-    let action = state.header.action()?;
+    let action = state.header.action;
     let c = connect::client(
         &a.connection,
         Some(&state.header.tenant),
@@ -28,7 +29,7 @@ pub async fn run(a: VerifyArgs) -> Result<u8, Failure> {
     for (state, n) in &counts {
         println!("  {state:<12}{n:>8}");
     }
-    Ok(exit_code(&counts))
+    Ok(ExitStatus::of_verify(&counts))
 }
 
 /// One verify run with a progress line per pass; shared with `rotate --verify-after`.
@@ -42,13 +43,4 @@ pub async fn run_verify(
         tracing::info!("verify pass: {}", line.join(", "));
     };
     Ok(rotation::verify(client, ledger, o, &progress).await?)
-}
-
-/// 0 when every rotated device reports done; 1 otherwise.
-pub fn exit_code(counts: &VerifyCounts) -> u8 {
-    if counts.keys().all(|k| k == "done") {
-        0
-    } else {
-        1
-    }
 }

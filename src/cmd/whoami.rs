@@ -3,10 +3,11 @@
 use super::Failure;
 use crate::cli::WhoamiArgs;
 use crate::connect;
+use crate::exit_status::ExitStatus;
 use graph_client::{ExposeSecret, TokenClaims};
 use rotation::Action;
 
-pub async fn run(a: WhoamiArgs) -> Result<u8, Failure> {
+pub async fn run(a: WhoamiArgs) -> Result<ExitStatus, Failure> {
     let scopes: Vec<&str> = Action::ALL
         .iter()
         .map(|x| x.permission())
@@ -18,7 +19,7 @@ pub async fn run(a: WhoamiArgs) -> Result<u8, Failure> {
         .tokens()
         .token()
         .await
-        .map_err(|e| Failure(3, e.into()))?;
+        .map_err(|e| Failure(ExitStatus::Auth, e.into()))?;
     let claims = TokenClaims::decode(token.expose_secret()).unwrap_or_default();
     println!("cloud        {}", a.connection.cloud);
     println!("graph        {}", c.client.endpoints().graph);
@@ -81,5 +82,5 @@ pub async fn run(a: WhoamiArgs) -> Result<u8, Failure> {
             "missing DeviceManagementManagedDevices.Read.All"
         }
     );
-    Ok(0)
+    Ok(ExitStatus::Success)
 }

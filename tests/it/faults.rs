@@ -6,8 +6,13 @@ use graph_sim::SimConfig;
 
 const ACTION: &str = "rotateFileVaultKey";
 
-/// How much longer than the fault-free run a run under faults may take.
-const BOUND: std::time::Duration = std::time::Duration::from_secs(45);
+/// How many times the fault-free run (measured first, on the same machine under the same load) a
+/// run under faults may take: retries and look-ups cost a few backoff rounds, never a hang.
+const BOUND_FACTOR: u32 = 40;
+
+/// The reference is floored here so a very quick fault-free run does not make the bound smaller
+/// than one backoff round trip of the retry schedule.
+const REFERENCE_FLOOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fault_alone_and_all_together_end_with_each_device_rotated_once() {
@@ -102,9 +107,10 @@ async fn every_fault_alone_and_all_together_end_with_each_device_rotated_once() 
         // The stated bound (docs/RELIABILITY.md): retries and look-ups cost seconds, never a hang.
         let base = *fault_free.get_or_insert(took);
         eprintln!("fault matrix: {name}: {took:.1?} (fault-free {base:.1?})");
+        let bound = base.max(REFERENCE_FLOOR) * BOUND_FACTOR;
         assert!(
-            took <= base + BOUND,
-            "{name}: {took:?} against {base:?} fault-free"
+            took <= bound,
+            "{name}: {took:?}, more than {BOUND_FACTOR}x the fault-free {base:?}"
         );
         let stats = env.sim.stats();
         for id in eligible_macs(&env) {

@@ -113,12 +113,7 @@ async fn ctrl_c_stops_cleanly_with_130_and_resume_finishes() {
     let env = Env::new(config).await;
     let (csv, ledger) = (env.devices_csv(), env.path("run.jsonl"));
     let o = env
-        .rotate_interrupted(
-            &csv,
-            &ledger,
-            &["--rate", "100/1s"],
-            std::time::Duration::from_millis(800),
-        )
+        .rotate_interrupted(&csv, &ledger, &["--rate", "100/1s"], KillAt::SentRows(1))
         .await;
     assert_eq!(code(&o), 130, "{}", stderr(&o));
     let st = env
@@ -293,45 +288,69 @@ async fn resume_refuses_another_tenant_and_a_second_process() {
     assert_eq!(env.sim.stats().requests, 0);
 }
 
-/// Kill -9 at seeded points of a run, resume with the default (verify in-doubt devices): nobody is
-/// lost, nobody rotated twice, and the ledger always parses.
+/// Kill -9 at seeded points of a run, then follow the product's own advice for what the kill left:
+/// an unfinished plan is planned afresh by the same `rotate`, anything else is `resume`d with the
+/// default (verify in-doubt devices). Either way nobody is lost, nobody rotated twice, and the ledger
+/// always parses.
+///
+/// Odd trials kill at a seeded time (pre-flight, planning or sending: whatever the machine reached);
+/// even trials kill once a seeded number of `sent` rows is on disk. Trial 0 answers slowly and is
+/// killed at its first `sent` row, so it always leaves devices in doubt, on any machine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_run_resumes_with_nobody_lost_and_nobody_rotated_twice() {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
-    let mut with_doubt = 0;
     // `make soak` raises the count; `make test` keeps to twenty.
     let trials: u64 = std::env::var("INTUNE_ROTATE_CRASH_TRIALS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
     for trial in 0..trials {
+        let slow = trial == 0;
         let config = graph_sim::SimConfig {
             post_limit: graph_sim::Quota::new(300, std::time::Duration::from_secs(1)),
             tenant_post_limit: graph_sim::Quota::new(600, std::time::Duration::from_secs(1)),
-            latency: std::time::Duration::from_millis(20),
+            latency: std::time::Duration::from_millis(if slow { 1500 } else { 20 }),
             seed: trial,
             ..fast(500)
         };
         let env = Env::new(config).await;
         let (csv, ledger) = (env.devices_csv(), env.path("run.jsonl"));
-        let kill_after = std::time::Duration::from_millis(rng.random_range(100..1100));
-        let killed = env
-            .rotate_killed(&csv, &ledger, &["--rate", "300/1s"], kill_after)
-            .await;
+        let kill_at = if slow {
+            KillAt::SentRows(1)
+        } else if trial % 2 == 1 {
+            KillAt::After(std::time::Duration::from_millis(
+                rng.random_range(100..1100),
+            ))
+        } else {
+            KillAt::SentRows(rng.random_range(1..=400))
+        };
+        let args = ["--rate", "300/1s"];
+        let killed = env.rotate_killed(&csv, &ledger, &args, kill_at).await;
         let st = env
             .run(&["status", "--ledger", &s(&ledger), "--json"])
             .await;
-        assert_eq!(
-            code(&st),
-            0,
-            "trial {trial}: the ledger parses after kill -9: {}",
-            stderr(&st)
-        );
-        let before: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
-        with_doubt += usize::from(before["in_doubt"].as_u64().unwrap() > 0);
-        let r = env
-            .run(&[
+        let before: serde_json::Value = if ledger.exists() {
+            assert_eq!(
+                code(&st),
+                0,
+                "trial {trial}: the ledger parses after kill -9: {}",
+                stderr(&st)
+            );
+            serde_json::from_slice(&st.stdout).unwrap()
+        } else {
+            // Killed before the ledger was made: nothing can have been sent.
+            assert_eq!(env.sim.stats().devices_accepted(ACTION), 0, "trial {trial}");
+            serde_json::json!({"plan_done": false})
+        };
+        if slow {
+            assert!(
+                before["in_doubt"].as_u64() > Some(0),
+                "trial {trial}: killed with a request on the wire: {before}"
+            );
+        }
+        let r = if before["plan_done"] == true {
+            env.run(&[
                 "resume",
                 "--ledger",
                 &s(&ledger),
@@ -339,11 +358,15 @@ async fn a_killed_run_resumes_with_nobody_lost_and_nobody_rotated_twice() {
                 "300/1s",
                 "--yes",
             ])
-            .await;
+            .await
+        } else {
+            assert_eq!(env.sim.stats().devices_accepted(ACTION), 0, "trial {trial}");
+            env.rotate(&csv, &ledger, &args).await
+        };
         assert_eq!(
             code(&r),
             0,
-            "trial {trial} (killed: {killed}): {}",
+            "trial {trial} (killed: {killed} at {kill_at:?}, {before}): {}",
             stderr(&r)
         );
         let stats = env.sim.stats();
@@ -351,14 +374,10 @@ async fn a_killed_run_resumes_with_nobody_lost_and_nobody_rotated_twice() {
             assert_eq!(
                 stats.accepted(ACTION, &id),
                 1,
-                "trial {trial} (killed after {kill_after:?}, {before}): {id}"
+                "trial {trial} (killed at {kill_at:?}, {before}): {id}"
             );
         }
     }
-    assert!(
-        with_doubt >= 1,
-        "the trials must catch runs with devices in doubt ({with_doubt})"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -451,17 +470,26 @@ async fn rotate_can_verify_at_the_end() {
 /// every run at Intune's 200/20s, here at the same shape scaled to 2 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_last_batch_never_overfills_the_window() {
-    let config = graph_sim::SimConfig {
-        post_limit: graph_sim::Quota::new(200, std::time::Duration::from_secs(2)),
-        ..fast(600)
-    };
-    let env = Env::new(config).await;
-    let (csv, ledger) = (env.devices_csv(), env.path("run.jsonl"));
-    let o = env
-        .rotate(&csv, &ledger, &["--rate", "200/2s", "--limit", "209"])
-        .await;
-    assert_eq!(code(&o), 1, "devices left pending: {}", stderr(&o));
-    let stats = env.sim.stats();
-    assert_eq!(stats.devices_accepted(ACTION), 209);
-    assert_eq!(stats.throttled, 0, "no item answered 429");
+    // Ten full batches are the reference: whatever this machine's load does to their timing, it
+    // does to the run with a short eleventh too. Only the short batch may not add a 429.
+    let mut throttled = Vec::new();
+    for limit in ["200", "209"] {
+        let config = graph_sim::SimConfig {
+            post_limit: graph_sim::Quota::new(200, std::time::Duration::from_secs(2)),
+            ..fast(600)
+        };
+        let env = Env::new(config).await;
+        let (csv, ledger) = (env.devices_csv(), env.path("run.jsonl"));
+        let o = env
+            .rotate(&csv, &ledger, &["--rate", "200/2s", "--limit", limit])
+            .await;
+        assert_eq!(code(&o), 1, "devices left pending: {}", stderr(&o));
+        let stats = env.sim.stats();
+        assert_eq!(stats.devices_accepted(ACTION).to_string(), limit);
+        throttled.push(stats.throttled);
+    }
+    assert!(
+        throttled[1] <= throttled[0],
+        "items answered 429 with the short batch, against ten full ones: {throttled:?}"
+    );
 }

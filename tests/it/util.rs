@@ -56,17 +56,19 @@ impl Env {
         csv: &Path,
         ledger: &Path,
         extra: &[&str],
-        after: Duration,
+        at: KillAt,
     ) -> bool {
         let (args, secret) = self.rotate_command(csv, ledger, extra);
+        let ledger = ledger.to_path_buf();
         tokio::task::spawn_blocking(move || {
             let mut child = command(&args, Some(secret)).spawn().expect("binary runs");
             let start = std::time::Instant::now();
-            while start.elapsed() < after {
+            // Bounded: a run that never reaches the kill point is killed at the limit all the same.
+            while start.elapsed() < KILL_POINT_LIMIT && !at.reached(start.elapsed(), &ledger) {
                 if child.try_wait().expect("wait").is_some() {
                     return false;
                 }
-                std::thread::sleep(Duration::from_millis(5));
+                std::thread::sleep(Duration::from_millis(2));
             }
             child.kill().expect("SIGKILL");
             child.wait().expect("reaped");
@@ -76,15 +78,16 @@ impl Env {
         .expect("join")
     }
 
-    /// Starts `rotate` and sends it SIGINT (Ctrl-C) after `after`; returns its output.
+    /// Starts `rotate` and sends it SIGINT (Ctrl-C) once `at` is reached; returns its output.
     pub async fn rotate_interrupted(
         &self,
         csv: &Path,
         ledger: &Path,
         extra: &[&str],
-        after: Duration,
+        at: KillAt,
     ) -> Output {
         let (args, secret) = self.rotate_command(csv, ledger, extra);
+        let ledger = ledger.to_path_buf();
         tokio::task::spawn_blocking(move || {
             let child = command(&args, Some(secret))
                 .stdout(std::process::Stdio::piped())
@@ -93,7 +96,10 @@ impl Env {
                 .expect("binary runs");
             let pid = child.id().to_string();
             std::thread::spawn(move || {
-                std::thread::sleep(after);
+                let start = std::time::Instant::now();
+                while start.elapsed() < KILL_POINT_LIMIT && !at.reached(start.elapsed(), &ledger) {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
                 let _ = std::process::Command::new("kill")
                     .args(["-INT", &pid])
                     .status();
@@ -256,6 +262,34 @@ fn command_under(
     };
     cmd.stdin(std::process::Stdio::null());
     cmd
+}
+
+/// The longest a kill point is waited for before the signal goes anyway.
+const KILL_POINT_LIMIT: Duration = Duration::from_secs(60);
+
+/// When a test stops a run from outside: at a time, or once the ledger shows how far it got.
+#[derive(Debug, Clone, Copy)]
+pub enum KillAt {
+    /// After this much wall time (anywhere: pre-flight, planning, sending).
+    After(Duration),
+    /// As soon as the ledger holds this many `sent` rows: written ahead, so at least the last of
+    /// them is on the wire or about to be, whatever the machine's speed.
+    SentRows(usize),
+}
+
+impl KillAt {
+    fn reached(self, elapsed: Duration, ledger: &Path) -> bool {
+        match self {
+            KillAt::After(t) => elapsed >= t,
+            KillAt::SentRows(n) => std::fs::read(ledger).is_ok_and(|bytes| {
+                bytes
+                    .split(|&b| b == b'\n')
+                    .filter(|l| l.starts_with(br#"{"type":"sent""#))
+                    .count()
+                    >= n
+            }),
+        }
+    }
 }
 
 /// Waits for the child, reading its output as it comes (a full pipe would block it), killing it

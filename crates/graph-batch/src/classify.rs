@@ -10,7 +10,8 @@ pub enum ItemClass {
     Success,
     /// 429: send again after `retry_after` (or own backoff when the service gave none).
     Throttled { retry_after: Option<Duration> },
-    /// 500, 502, 503, 504, 507, and 424 (a failed dependency, or a throttled item in an older service revision).
+    /// 408, 500, 502, 503, 504, 507, and 424 (a failed dependency, or a throttled item in an older
+    /// service revision).
     Retryable { retry_after: Option<Duration> },
     /// 401: the token was refused; refresh it once and send again.
     Auth,
@@ -19,22 +20,32 @@ pub enum ItemClass {
 }
 
 impl ItemClass {
+    /// An item's answer, with the Retry-After among its headers read at `now`.
     pub fn of(status: u16, headers: &Headers, now: SystemTime) -> Self {
-        let retry_after = || {
-            headers
-                .get("Retry-After")
-                .and_then(|v| parse_retry_after(v, now))
-        };
+        let retry_after = headers
+            .get("Retry-After")
+            .and_then(|v| parse_retry_after(v, now));
+        Self::of_status(status, retry_after)
+    }
+
+    /// The one classification of an HTTP status, for batch items, whole batches and plain GETs.
+    pub fn of_status(status: u16, retry_after: Option<Duration>) -> Self {
         match status {
             200..=299 => ItemClass::Success,
-            429 => ItemClass::Throttled {
-                retry_after: retry_after(),
-            },
-            424 | 500 | 502 | 503 | 504 | 507 => ItemClass::Retryable {
-                retry_after: retry_after(),
-            },
+            429 => ItemClass::Throttled { retry_after },
+            408 | 424 | 500 | 502 | 503 | 504 | 507 => ItemClass::Retryable { retry_after },
             401 => ItemClass::Auth,
             _ => ItemClass::Permanent,
+        }
+    }
+
+    /// The wait the service asked for, if any.
+    pub fn retry_after(self) -> Option<Duration> {
+        match self {
+            ItemClass::Throttled { retry_after } | ItemClass::Retryable { retry_after } => {
+                retry_after
+            }
+            _ => None,
         }
     }
 
@@ -82,7 +93,7 @@ mod tests {
 
     #[test]
     fn server_errors_and_failed_dependencies_are_retryable() {
-        for s in [424, 500, 502, 503, 504, 507] {
+        for s in [408, 424, 500, 502, 503, 504, 507] {
             assert!(matches!(class(s, None), ItemClass::Retryable { .. }), "{s}");
         }
         assert_eq!(

@@ -1,6 +1,7 @@
 //! The HTTP client: one reqwest client (rustls, HTTP/2, timeouts), tokens attached, support ids kept.
 
 use crate::{Credential, Endpoints, GraphClientError, TokenProvider};
+use backon::{ExponentialBuilder, Retryable};
 use futures::Stream;
 use graph_batch::{BatchRequestBody, BatchResponse, GraphError, Headers, parse_retry_after};
 use secrecy::ExposeSecret;
@@ -129,19 +130,21 @@ impl GraphClient {
         unreachable!("the loop returns on its second pass")
     }
 
-    /// Posts one `$batch`. A 200 with a readable body is a reply; anything else is an error that says
-    /// whether the items may have run (`in_doubt`).
-    pub async fn send_batch(
+    /// One exchange, its body read whole: a status other than `ok` is an error carrying Graph's
+    /// error body and Retry-After.
+    async fn exchange(
         &self,
-        body: &BatchRequestBody,
-    ) -> Result<BatchReply, GraphClientError> {
-        let url = self.endpoints.graph_url(&self.version, "/$batch");
-        let (resp, meta) = self.send(reqwest::Method::POST, &url, Some(body)).await?;
+        method: reqwest::Method,
+        url: &str,
+        json: Option<&BatchRequestBody>,
+        ok: impl Fn(u16) -> bool,
+    ) -> Result<(ReplyMeta, bytes::Bytes), GraphClientError> {
+        let (resp, meta) = self.send(method, url, json).await?;
         let headers = collect_headers(&resp);
         let bytes = resp.bytes().await.map_err(|e| {
             GraphClientError::Network(format!("reading the answer: {}", e.without_url()))
         })?;
-        if meta.status != 200 {
+        if !ok(meta.status) {
             return Err(http_error(
                 meta.status,
                 &headers,
@@ -149,6 +152,19 @@ impl GraphClient {
                 meta.request_id.clone(),
             ));
         }
+        Ok((meta, bytes))
+    }
+
+    /// Posts one `$batch`. A 200 with a readable body is a reply; anything else is an error that says
+    /// whether the items may have run (`in_doubt`).
+    pub async fn send_batch(
+        &self,
+        body: &BatchRequestBody,
+    ) -> Result<BatchReply, GraphClientError> {
+        let url = self.endpoints.graph_url(&self.version, "/$batch");
+        let (meta, bytes) = self
+            .exchange(reqwest::Method::POST, &url, Some(body), |s| s == 200)
+            .await?;
         let response = BatchResponse::parse(&bytes).map_err(|e| GraphClientError::Unreadable {
             status: 200,
             reason: e.to_string(),
@@ -159,20 +175,9 @@ impl GraphClient {
     /// POSTs a bodiless action directly (no batch); `Ok` only for 2xx.
     pub async fn post_action(&self, path: &str) -> Result<ReplyMeta, GraphClientError> {
         let url = self.endpoints.graph_url(&self.version, path);
-        let (resp, meta) = self.send(reqwest::Method::POST, &url, None).await?;
-        let headers = collect_headers(&resp);
-        let bytes = resp.bytes().await.map_err(|e| {
-            GraphClientError::Network(format!("reading the answer: {}", e.without_url()))
-        })?;
-        if (200..300).contains(&meta.status) {
-            return Ok(meta);
-        }
-        Err(http_error(
-            meta.status,
-            &headers,
-            &bytes,
-            meta.request_id.clone(),
-        ))
+        let ok = |s| (200..300).contains(&s);
+        let (meta, _) = self.exchange(reqwest::Method::POST, &url, None, ok).await?;
+        Ok(meta)
     }
 
     /// GETs a JSON document; `url` is a path under the version or an absolute nextLink (which must
@@ -192,51 +197,34 @@ impl GraphClient {
         } else {
             self.endpoints.graph_url(&self.version, url)
         };
-        let (resp, meta) = self.send(reqwest::Method::GET, &full, None).await?;
-        let headers = collect_headers(&resp);
-        let bytes = resp.bytes().await.map_err(|e| {
-            GraphClientError::Network(format!("reading the answer: {}", e.without_url()))
-        })?;
-        if meta.status != 200 {
-            return Err(http_error(meta.status, &headers, &bytes, meta.request_id));
-        }
+        let (_, bytes) = self
+            .exchange(reqwest::Method::GET, &full, None, |s| s == 200)
+            .await?;
         serde_json::from_slice(&bytes).map_err(|e| GraphClientError::Unreadable {
             status: 200,
             reason: e.to_string(),
         })
     }
 
-    /// GET with retries for throttling and transient failures (honouring Retry-After), bounded.
+    /// GET with retries for throttling and transient failures, bounded: four tries over about
+    /// 3.5 s, enough for a transient fault and short enough that a listing that is really failing
+    /// ends the run quickly (nothing has been sent yet). Retry-After is honoured; the last error,
+    /// Graph's body included, is what the caller sees.
     pub async fn get_json_retrying(&self, url: &str) -> Result<Value, GraphClientError> {
-        let mut delay = Duration::from_millis(500);
-        let mut last = None;
-        // Four tries over about 3.5 s: enough for a transient fault, short enough that a listing
-        // that is really failing ends the run quickly (nothing has been sent yet).
-        for _ in 0..4 {
-            match self.get_json(url).await {
-                Ok(v) => return Ok(v),
-                Err(GraphClientError::Http {
-                    status,
-                    retry_after,
-                    ..
-                }) if matches!(status, 429 | 500 | 502 | 503 | 504) => {
-                    tokio::time::sleep(retry_after.unwrap_or(delay).max(delay / 2)).await;
-                    last = Some(GraphClientError::Http {
-                        status,
-                        retry_after,
-                        error: None,
-                        request_id: None,
-                    });
-                }
-                Err(e) if e.in_doubt() => {
-                    tokio::time::sleep(delay).await;
-                    last = Some(e);
-                }
-                Err(e) => return Err(e),
-            }
-            delay = (delay * 2).min(Duration::from_secs(30));
-        }
-        Err(last.unwrap_or(GraphClientError::Network("retries exhausted".into())))
+        (|| self.get_json(url))
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(500))
+                    .with_max_delay(Duration::from_secs(30))
+                    .with_jitter()
+                    .with_max_times(3),
+            )
+            .when(GraphClientError::is_transient)
+            .adjust(|e, backoff| match (e.retry_after(), backoff) {
+                (Some(ra), Some(b)) => Some(ra.max(b / 2)),
+                (_, b) => b,
+            })
+            .await
     }
 
     /// Every page of a collection, following `@odata.nextLink` until it is absent.

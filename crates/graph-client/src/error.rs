@@ -1,6 +1,6 @@
 //! What can go wrong talking to Graph, in terms a caller can act on.
 
-use graph_batch::GraphError;
+use graph_batch::{GraphError, ItemClass};
 use std::time::Duration;
 use thiserror::Error;
 
@@ -49,5 +49,45 @@ impl GraphClientError {
             self,
             GraphClientError::Network(_) | GraphClientError::Unreadable { .. }
         )
+    }
+
+    /// An HTTP answer, classified as graph-batch classifies every status.
+    pub fn class(&self) -> Option<ItemClass> {
+        match self {
+            GraphClientError::Http {
+                status,
+                retry_after,
+                ..
+            } => Some(ItemClass::of_status(*status, *retry_after)),
+            _ => None,
+        }
+    }
+
+    /// Sending the same request again may succeed: throttled, a server error, or a lost answer.
+    pub fn is_transient(&self) -> bool {
+        self.in_doubt()
+            || matches!(
+                self.class(),
+                Some(ItemClass::Throttled { .. } | ItemClass::Retryable { .. })
+            )
+    }
+
+    /// The credentials or their permissions are the problem: nothing more should be sent with them.
+    pub fn is_auth(&self) -> bool {
+        match self {
+            GraphClientError::Http { status, .. } => matches!(status, 401 | 403),
+            GraphClientError::Token(_)
+            | GraphClientError::TokenExpired
+            | GraphClientError::Credential(_) => true,
+            _ => false,
+        }
+    }
+
+    /// The wait the service asked for (Retry-After), if any.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            GraphClientError::Http { retry_after, .. } => *retry_after,
+            _ => None,
+        }
     }
 }

@@ -14,18 +14,18 @@ fn header() -> RunHeader {
         version: LEDGER_VERSION,
         tenant: "00000000-0000-4000-8000-0000000000aa".into(),
         client_id: None,
-        cloud: "global".into(),
-        action: "filevault".into(),
+        cloud: rotation::Cloud::Global,
+        action: rotation::Action::FileVault,
         api_version: "beta".into(),
         via: "managedDevices".into(),
         source: "bench".into(),
-        rate: "200/20s".into(),
+        rate: "200/20s".parse().unwrap(),
         created_at: "2026-01-01T00:00:00Z".into(),
     }
 }
 
-fn id(n: usize) -> String {
-    format!("00000000-0000-4000-8000-{n:012x}")
+fn id(n: usize) -> uuid::Uuid {
+    uuid::Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_0000 | n as u128)
 }
 
 fn sent(n: usize) -> Row {

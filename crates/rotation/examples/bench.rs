@@ -29,12 +29,12 @@ fn header(tenant: &str, rate: Quota, source: &Path) -> RunHeader {
         version: LEDGER_VERSION,
         tenant: tenant.into(),
         client_id: Some("sim-client".into()),
-        cloud: "global".into(),
-        action: "filevault".into(),
+        cloud: rotation::Cloud::Global,
+        action: rotation::Action::FileVault,
         api_version: "beta".into(),
         via: "managedDevices".into(),
         source: source.display().to_string(),
-        rate: rate.to_string(),
+        rate,
         created_at: String::new(),
     }
 }
@@ -95,7 +95,7 @@ async fn ride(
         tokio::spawn(async move {
             let source = Plan::check(CsvSource::open(&csv.to_string_lossy()).unwrap()).unwrap();
             let mut h = header(&tenant, q, &csv);
-            h.action = "bitlocker".into();
+            h.action = rotation::Action::BitLocker;
             h.client_id = Some("competitor".into());
             let options = DispatchOptions {
                 rate: q,
@@ -109,6 +109,7 @@ async fn ride(
                 ledger,
                 options,
                 dry_run: false,
+                confirm: None,
             };
             rotation::rotate(Some(&them), req, Arc::new(|_| {}), stop)
                 .await
@@ -130,6 +131,7 @@ async fn ride(
         ledger: dir.path().join("l.jsonl"),
         options,
         dry_run: false,
+        confirm: None,
     };
     let outcome = rotation::rotate(Some(&ours), req, Arc::new(|_| {}), stop)
         .await

@@ -1,22 +1,62 @@
-//! The engine's errors, each mapping to one exit code of the CLI contract.
+//! The engine's errors as kinds with their context (file, line, value), so callers and tests
+//! match on what went wrong rather than on message text. Exit codes are the binary's business.
 
+use crate::Action;
 use std::path::PathBuf;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum RotationError {
-    /// Bad input: the place is named; nothing was sent.
-    #[error("{0}")]
-    Input(String),
-    #[error("{path}: {message}")]
-    Ledger { path: PathBuf, message: String },
-    #[error("the ledger {0} is in use by another intune-rotate process (one process per ledger)")]
+    /// An input file (device list, exclusions) cannot be used at `line`: nothing was sent.
+    #[error("{source_name}: {}{problem}", at_line(*line))]
+    BadInput {
+        source_name: String,
+        line: Option<u64>,
+        problem: String,
+    },
+    /// An input file does not exist.
+    #[error("{0}: no such file")]
+    NoSuchInput(String),
+    /// Rows whose managed device id is not a GUID (the first few, named by line).
+    #[error("{source_name}: {count} row(s) with an invalid managed device id (nothing was sent):\n{}{}", samples.join("\n"), more(*count, samples.len()))]
+    InvalidIds {
+        source_name: String,
+        count: usize,
+        samples: Vec<String>,
+    },
+    /// A header and no rows.
+    #[error("{0}: no devices in the input (a header but no rows)")]
+    EmptySource(String),
+    /// `--strict` matching left rows without exactly one device.
+    #[error("{input}: {} row(s) could not be matched to one device (--strict; nothing was sent):\n  {}", problems.len(), problems.join("\n  "))]
+    Unmatched {
+        input: String,
+        problems: Vec<String>,
+    },
+    /// `rotate` never writes over a ledger that holds a finished plan or anything sent.
+    #[error("{}: the ledger already exists; use `intune-rotate resume --ledger {}` to continue it, or choose a new file", .0.display(), .0.display())]
+    LedgerExists(PathBuf),
+    /// `resume` of a ledger whose plan was cut short: nothing was sent from it.
+    #[error("{}: the plan in this ledger was never finished (the run stopped while planning) and nothing was sent from it; run the same `intune-rotate rotate` command again: it plans this ledger afresh", .0.display())]
+    UnfinishedPlan(PathBuf),
+    /// A ledger that cannot be read as one, at `line`.
+    #[error("{}: {}{message}", path.display(), at_line(*line))]
+    Ledger {
+        path: PathBuf,
+        line: Option<u64>,
+        message: String,
+    },
+    #[error("the ledger {} is in use by another intune-rotate process (one process per ledger)", .0.display())]
     LedgerLocked(PathBuf),
-    #[error("{0}")]
-    Mismatch(String),
-    /// Authentication or permission failure found before sending.
-    #[error("{0}")]
-    Auth(String),
+    /// The plan's policy was built for another action than the run header's.
+    #[error("the policy is for {policy}, the run for {run}")]
+    ActionMismatch { policy: Action, run: Action },
+    /// The admin said no at the confirmation: nothing was sent and the new ledger was removed.
+    #[error("cancelled; nothing was sent")]
+    Declined,
+    /// Sending needs a Graph connection (only a dry run plans without one).
+    #[error("a Graph connection is needed to send")]
+    NoConnection,
     /// A Graph device listing failed: nothing was sent.
     #[error("{0}")]
     Source(String),
@@ -31,7 +71,10 @@ pub enum RotationError {
         error: std::io::Error,
         plan_done: bool,
     },
-    #[error("I/O error on {path}: {source}")]
+    /// Writing a device list or an export to `what` failed.
+    #[error("writing {what}: {message}")]
+    Output { what: String, message: String },
+    #[error("I/O error on {}: {source}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -39,26 +82,46 @@ pub enum RotationError {
 }
 
 impl RotationError {
-    /// Exit code per CONTRACT.md: 2 bad usage/input, 3 authentication or permission, 4 the ledger
-    /// could not be written.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            RotationError::Input(_)
-            | RotationError::Mismatch(_)
-            | RotationError::LedgerLocked(_) => 2,
-            RotationError::Ledger { .. } => 2,
-            RotationError::Auth(_) => 3,
-            RotationError::Graph(
-                graph_client::GraphClientError::Token(_)
-                | graph_client::GraphClientError::TokenExpired,
-            ) => 3,
-            RotationError::Graph(graph_client::GraphClientError::Http {
-                status: 401 | 403,
-                ..
-            }) => 3,
-            RotationError::Graph(graph_client::GraphClientError::InvalidUrl { .. }) => 2,
-            RotationError::LedgerWrite { .. } => 4,
-            _ => 1,
+    /// Bad usage or input, found before anything was sent.
+    pub fn is_input(&self) -> bool {
+        matches!(
+            self,
+            RotationError::BadInput { .. }
+                | RotationError::NoSuchInput(_)
+                | RotationError::InvalidIds { .. }
+                | RotationError::EmptySource(_)
+                | RotationError::Unmatched { .. }
+                | RotationError::LedgerExists(_)
+                | RotationError::UnfinishedPlan(_)
+                | RotationError::Ledger { .. }
+                | RotationError::LedgerLocked(_)
+                | RotationError::ActionMismatch { .. }
+                | RotationError::NoConnection
+                | RotationError::Declined
+        )
+    }
+
+    pub(crate) fn bad_input(
+        source: impl Into<String>,
+        line: Option<u64>,
+        problem: impl Into<String>,
+    ) -> Self {
+        RotationError::BadInput {
+            source_name: source.into(),
+            line,
+            problem: problem.into(),
+        }
+    }
+
+    pub(crate) fn ledger(
+        path: &std::path::Path,
+        line: Option<u64>,
+        message: impl Into<String>,
+    ) -> Self {
+        RotationError::Ledger {
+            path: path.to_path_buf(),
+            line,
+            message: message.into(),
         }
     }
 
@@ -75,6 +138,18 @@ impl RotationError {
             path: path.into(),
             source,
         }
+    }
+}
+
+fn at_line(line: Option<u64>) -> String {
+    line.map(|l| format!("line {l}: ")).unwrap_or_default()
+}
+
+fn more(count: usize, shown: usize) -> String {
+    if count > shown {
+        format!("\n  ... and {} more", count - shown)
+    } else {
+        String::new()
     }
 }
 

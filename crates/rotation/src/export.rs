@@ -1,11 +1,12 @@
 //! Folding the ledger into one row per device, for reports and other tools.
 
 use crate::RotationError;
-use crate::ledger::{Outcome, Row, for_each_row};
+use crate::ledger::{DeviceState, Row, VerifiedState, for_each_row};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
+use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
@@ -14,10 +15,10 @@ pub enum ExportFormat {
 }
 
 /// One device's history, folded.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ExportRow {
     pub device_id: String,
-    pub state: &'static str,
+    pub state: DeviceState,
     pub attempts: u32,
     pub last_status: Option<u16>,
     pub error_code: Option<String>,
@@ -29,13 +30,94 @@ pub struct ExportRow {
     pub last_event_at: Option<String>,
     pub skip_reason: Option<String>,
     /// What `verify` last found in `deviceActionResults`.
-    pub verified_state: Option<String>,
+    pub verified_state: Option<VerifiedState>,
     pub verified_at: Option<String>,
     pub action_started_at: Option<String>,
     pub device_name: Option<String>,
     pub serial_number: Option<String>,
     pub user_principal_name: Option<String>,
     pub operating_system: Option<String>,
+}
+
+impl ExportRow {
+    fn planned(id: Uuid) -> Self {
+        ExportRow {
+            device_id: id.hyphenated().to_string(),
+            state: DeviceState::Pending,
+            attempts: 0,
+            last_status: None,
+            error_code: None,
+            error_message: None,
+            request_id: None,
+            client_request_id: None,
+            response_date: None,
+            first_sent_at: None,
+            last_event_at: None,
+            skip_reason: None,
+            verified_state: None,
+            verified_at: None,
+            action_started_at: None,
+            device_name: None,
+            serial_number: None,
+            user_principal_name: None,
+            operating_system: None,
+        }
+    }
+
+    /// Folds one row about this device in: the state through [`DeviceState::after`], the rest
+    /// as the latest word on each column.
+    fn fold(&mut self, row: Row) {
+        self.state = self.state.after(&row);
+        match row {
+            Row::Planned {
+                name,
+                serial,
+                user,
+                os,
+                ..
+            } => {
+                self.device_name = name;
+                self.serial_number = serial;
+                self.user_principal_name = user;
+                self.operating_system = os;
+            }
+            Row::Skipped { reason, .. } => self.skip_reason = Some(reason),
+            Row::Sent { attempt, at, .. } => {
+                self.attempts = self.attempts.max(attempt);
+                self.first_sent_at.get_or_insert(at.clone());
+                self.last_event_at = Some(at);
+            }
+            Row::Outcome {
+                status,
+                code,
+                message,
+                request_id,
+                client_request_id,
+                date,
+                at,
+                ..
+            } => {
+                self.last_status = status.or(self.last_status);
+                self.error_code = code;
+                self.error_message = message;
+                self.request_id = request_id.or(self.request_id.take());
+                self.client_request_id = client_request_id.or(self.client_request_id.take());
+                self.response_date = date.or(self.response_date.take());
+                self.last_event_at = Some(at);
+            }
+            Row::Verified {
+                state,
+                action_started_at,
+                at,
+                ..
+            } => {
+                self.verified_state = Some(state);
+                self.verified_at = Some(at);
+                self.action_started_at = action_started_at.or(self.action_started_at.take());
+            }
+            Row::Run(_) | Row::PlanDone { .. } | Row::Session { .. } => {}
+        }
+    }
 }
 
 /// Writes one row per device in plan order.
@@ -45,92 +127,20 @@ pub fn export(
     out: &mut dyn Write,
 ) -> Result<usize, RotationError> {
     let mut rows: Vec<ExportRow> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut index: HashMap<Uuid, usize> = HashMap::new();
     for_each_row(ledger, |row| {
-        let at = |id: &str| -> Option<usize> { index.get(id).copied() };
-        match row {
-            Row::Planned {
-                id,
-                name,
-                serial,
-                user,
-                os,
-                ..
-            } => {
-                if !index.contains_key(&id) {
-                    index.insert(id.clone(), rows.len());
-                    rows.push(ExportRow {
-                        device_id: id,
-                        state: "pending",
-                        device_name: name,
-                        serial_number: serial,
-                        user_principal_name: user,
-                        operating_system: os,
-                        ..Default::default()
-                    });
-                }
+        let Some(id) = row.device() else { return };
+        match (index.get(&id), &row) {
+            // A device planned twice keeps its first place and what it was planned with.
+            (Some(_), Row::Planned { .. }) => {}
+            (Some(&i), _) => rows[i].fold(row),
+            (None, Row::Planned { .. }) => {
+                index.insert(id, rows.len());
+                let mut r = ExportRow::planned(id);
+                r.fold(row);
+                rows.push(r);
             }
-            Row::Skipped { id, reason } => {
-                if let Some(i) = at(&id) {
-                    rows[i].state = "skipped";
-                    rows[i].skip_reason = Some(reason);
-                }
-            }
-            Row::Sent {
-                id,
-                attempt,
-                at: when,
-                ..
-            } => {
-                if let Some(i) = at(&id) {
-                    let r = &mut rows[i];
-                    r.state = "in_doubt";
-                    r.attempts = r.attempts.max(attempt);
-                    r.first_sent_at.get_or_insert(when.clone());
-                    r.last_event_at = Some(when);
-                }
-            }
-            Row::Outcome {
-                id,
-                result,
-                status,
-                code,
-                message,
-                request_id,
-                client_request_id,
-                date,
-                at: when,
-            } => {
-                if let Some(i) = at(&id) {
-                    let r = &mut rows[i];
-                    r.state = match result {
-                        Outcome::Rotated => "rotated",
-                        Outcome::Failed | Outcome::Abandoned => "failed",
-                        Outcome::Retry => "pending",
-                    };
-                    r.last_status = status.or(r.last_status);
-                    r.error_code = code;
-                    r.error_message = message;
-                    r.request_id = request_id.or(r.request_id.take());
-                    r.client_request_id = client_request_id.or(r.client_request_id.take());
-                    r.response_date = date.or(r.response_date.take());
-                    r.last_event_at = Some(when);
-                }
-            }
-            Row::Verified {
-                id,
-                state,
-                action_started_at,
-                at: when,
-            } => {
-                if let Some(i) = at(&id) {
-                    let r = &mut rows[i];
-                    r.verified_state = Some(state);
-                    r.verified_at = Some(when);
-                    r.action_started_at = action_started_at.or(r.action_started_at.take());
-                }
-            }
-            Row::Run(_) | Row::PlanDone { .. } | Row::Session { .. } => {}
+            (None, _) => {}
         }
     })?;
     let io = |e: std::io::Error| RotationError::io(ledger, e);
@@ -138,8 +148,10 @@ pub fn export(
         ExportFormat::Csv => {
             let mut w = csv::Writer::from_writer(out);
             for r in &rows {
-                w.serialize(r)
-                    .map_err(|e| RotationError::Input(format!("export: {e}")))?;
+                w.serialize(r).map_err(|e| RotationError::Output {
+                    what: "the export".into(),
+                    message: e.to_string(),
+                })?;
             }
             w.flush().map_err(io)?;
         }

@@ -5,12 +5,17 @@
 //! rows without an outcome: the in-doubt devices that `resume` deals with. One process per ledger,
 //! enforced with an OS file lock. Format: docs/ledger.md.
 
+use crate::device_id::as_guid;
 use crate::{Action, RotationError};
+use graph_batch::Quota;
+use graph_client::Cloud;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use uuid::Uuid;
 
 /// Bumped when a row changes meaning; readers refuse newer versions. Version 2 added `plan_done`.
 pub const LEDGER_VERSION: u32 = 2;
@@ -21,15 +26,39 @@ pub struct RunHeader {
     pub version: u32,
     pub tenant: String,
     pub client_id: Option<String>,
-    pub cloud: String,
-    pub action: String,
+    #[serde(with = "as_text")]
+    pub cloud: Cloud,
+    #[serde(with = "as_text")]
+    pub action: Action,
     pub api_version: String,
     /// The navigation collection the action is posted to.
     pub via: String,
     /// Where the devices came from, for the audit trail.
     pub source: String,
-    pub rate: String,
+    #[serde(with = "as_text")]
+    pub rate: Quota,
     pub created_at: String,
+}
+
+/// serde through `Display` and `FromStr`: the header's typed fields keep their text form on disk.
+mod as_text {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    pub fn serialize<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr<Err: Display>,
+        D: Deserializer<'de>,
+    {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        text.parse().map_err(D::Error::custom)
+    }
 }
 
 /// One line of the ledger.
@@ -38,7 +67,8 @@ pub struct RunHeader {
 pub enum Row {
     Run(RunHeader),
     Planned {
-        id: String,
+        #[serde(with = "as_guid")]
+        id: Uuid,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -51,7 +81,8 @@ pub enum Row {
         line: Option<u64>,
     },
     Skipped {
-        id: String,
+        #[serde(with = "as_guid")]
+        id: Uuid,
         reason: String,
     },
     /// The whole source is planned: without this row a ledger is an unfinished plan (the run
@@ -62,12 +93,14 @@ pub enum Row {
         at: String,
     },
     Sent {
-        id: String,
+        #[serde(with = "as_guid")]
+        id: Uuid,
         attempt: u32,
         at: String,
     },
     Outcome {
-        id: String,
+        #[serde(with = "as_guid")]
+        id: Uuid,
         result: Outcome,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         status: Option<u16>,
@@ -86,8 +119,9 @@ pub enum Row {
     /// What Graph's `deviceActionResults` said of the device's rotation: pending, active, done,
     /// failed, notSupported, or not-found (no result for our action since we sent it).
     Verified {
-        id: String,
-        state: String,
+        #[serde(with = "as_guid")]
+        id: Uuid,
+        state: VerifiedState,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         action_started_at: Option<String>,
         at: String,
@@ -113,8 +147,80 @@ pub enum Outcome {
     Abandoned,
 }
 
+/// What Graph's `deviceActionResults` says of our action on a device (its `actionState`), or that
+/// there is no result of ours at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum VerifiedState {
+    None,
+    Pending,
+    Canceled,
+    Active,
+    Done,
+    Failed,
+    NotSupported,
+    /// No result of our action since our request left.
+    #[serde(rename = "not-found")]
+    NotFound,
+    /// A state this tool does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl VerifiedState {
+    /// Graph's `actionState`, case ignored.
+    pub fn from_graph(s: &str) -> Self {
+        match s.to_ascii_lowercase().as_str() {
+            "none" => VerifiedState::None,
+            "pending" => VerifiedState::Pending,
+            "canceled" => VerifiedState::Canceled,
+            "active" => VerifiedState::Active,
+            "done" => VerifiedState::Done,
+            "failed" => VerifiedState::Failed,
+            "notsupported" => VerifiedState::NotSupported,
+            "not-found" => VerifiedState::NotFound,
+            _ => VerifiedState::Unknown,
+        }
+    }
+
+    /// The name in `verify`'s counts (lower case, as printed since the first release).
+    pub fn key(self) -> &'static str {
+        match self {
+            VerifiedState::None => "none",
+            VerifiedState::Pending => "pending",
+            VerifiedState::Canceled => "canceled",
+            VerifiedState::Active => "active",
+            VerifiedState::Done => "done",
+            VerifiedState::Failed => "failed",
+            VerifiedState::NotSupported => "notsupported",
+            VerifiedState::NotFound => "not-found",
+            VerifiedState::Unknown => "unknown",
+        }
+    }
+
+    /// The device will not change this answer: it is not looked at again.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            VerifiedState::Done | VerifiedState::Failed | VerifiedState::NotSupported
+        )
+    }
+
+    /// Our action reached the device's queue or beyond: the request was carried out.
+    pub fn shows_our_action(self) -> bool {
+        self != VerifiedState::NotFound
+    }
+}
+
+impl fmt::Display for VerifiedState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
 /// Where each device stands after replaying the ledger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DeviceState {
     Pending,
     InDoubt,
@@ -139,6 +245,36 @@ impl DeviceState {
             self,
             DeviceState::Rotated | DeviceState::Failed | DeviceState::Skipped
         )
+    }
+
+    /// The one state machine of a device, shared by replay and export: where a device stands after
+    /// `row` (a row about it). Rows that say nothing of its sending leave it where it is.
+    pub fn after(self, row: &Row) -> DeviceState {
+        match row {
+            Row::Planned { .. } => DeviceState::Pending,
+            Row::Skipped { .. } => DeviceState::Skipped,
+            Row::Sent { .. } => DeviceState::InDoubt,
+            Row::Outcome { result, .. } => match result {
+                Outcome::Rotated => DeviceState::Rotated,
+                Outcome::Failed | Outcome::Abandoned => DeviceState::Failed,
+                Outcome::Retry => DeviceState::Pending,
+            },
+            Row::Run(_) | Row::PlanDone { .. } | Row::Verified { .. } | Row::Session { .. } => self,
+        }
+    }
+}
+
+impl Row {
+    /// The device a row is about, if any.
+    pub fn device(&self) -> Option<Uuid> {
+        match self {
+            Row::Planned { id, .. }
+            | Row::Skipped { id, .. }
+            | Row::Sent { id, .. }
+            | Row::Outcome { id, .. }
+            | Row::Verified { id, .. } => Some(*id),
+            Row::Run(_) | Row::PlanDone { .. } | Row::Session { .. } => None,
+        }
     }
 }
 
@@ -166,61 +302,49 @@ impl LedgerState {
     }
 
     fn apply(&mut self, row: Row, line: u64, path: &Path) -> Result<(), RotationError> {
-        let bad = |m: String| RotationError::Ledger {
-            path: path.to_path_buf(),
-            message: format!("line {line}: {m}"),
+        let Some(id) = row.device() else {
+            return match row {
+                Row::Run(_) => Err(RotationError::ledger(
+                    path,
+                    Some(line),
+                    "a second run header",
+                )),
+                Row::PlanDone { .. } => {
+                    self.plan_done = true;
+                    Ok(())
+                }
+                _ => Ok(()),
+            };
         };
-        let slot = |id: &str| -> Result<usize, RotationError> {
-            let uuid = uuid::Uuid::parse_str(id)
-                .map_err(|_| bad(format!("device id {id:?} is not a GUID")))?;
-            self.index
-                .get(&uuid)
-                .map(|&i| i as usize)
-                .ok_or_else(|| bad(format!("device {id} was never planned")))
+        let i = match &row {
+            Row::Planned { .. } | Row::Skipped { .. } => match self.index.get(&id) {
+                // A device planned twice keeps its first place and state.
+                Some(_) if matches!(row, Row::Planned { .. }) => return Ok(()),
+                Some(&i) => i as usize,
+                None => self.plan(id),
+            },
+            _ => *self.index.get(&id).ok_or_else(|| {
+                RotationError::ledger(path, Some(line), format!("device {id} was never planned"))
+            })? as usize,
         };
-        match row {
-            Row::Run(_) => return Err(bad("a second run header".into())),
-            Row::Planned { id, .. } => {
-                self.plan(&id, DeviceState::Pending).map_err(bad)?;
-            }
-            Row::Skipped { id, .. } => {
-                let i = self.plan(&id, DeviceState::Skipped).map_err(bad)?;
-                self.states[i] = DeviceState::Skipped;
-            }
-            Row::Sent { id, attempt, at } => {
-                let i = slot(&id)?;
-                self.states[i] = DeviceState::InDoubt;
-                self.attempts[i] = self.attempts[i].max(attempt);
-                self.sent_at_ms[i] =
-                    parse_ms(&at).ok_or_else(|| bad(format!("bad time {at:?}")))?;
-            }
-            Row::Outcome { id, result, .. } => {
-                let i = slot(&id)?;
-                self.states[i] = match result {
-                    Outcome::Rotated => DeviceState::Rotated,
-                    Outcome::Failed | Outcome::Abandoned => DeviceState::Failed,
-                    Outcome::Retry => DeviceState::Pending,
-                };
-            }
-            Row::PlanDone { .. } => self.plan_done = true,
-            Row::Session { .. } | Row::Verified { .. } => {}
+        if let Row::Sent { attempt, at, .. } = &row {
+            self.attempts[i] = self.attempts[i].max(*attempt);
+            self.sent_at_ms[i] = parse_ms(at).ok_or_else(|| {
+                RotationError::ledger(path, Some(line), format!("bad time {at:?}"))
+            })?;
         }
+        self.states[i] = self.states[i].after(&row);
         Ok(())
     }
 
-    /// Adds a device (once) and returns its slot.
-    fn plan(&mut self, id: &str, state: DeviceState) -> Result<usize, String> {
-        let uuid =
-            uuid::Uuid::parse_str(id).map_err(|_| format!("device id {id:?} is not a GUID"))?;
-        if let Some(&i) = self.index.get(&uuid) {
-            return Ok(i as usize);
-        }
-        self.index.insert(uuid, self.ids.len() as u32);
-        self.ids.push(uuid);
-        self.states.push(state);
+    /// Adds a device and returns its slot.
+    fn plan(&mut self, id: Uuid) -> usize {
+        self.index.insert(id, self.ids.len() as u32);
+        self.ids.push(id);
+        self.states.push(DeviceState::Pending);
         self.attempts.push(0);
         self.sent_at_ms.push(0);
-        Ok(self.ids.len() - 1)
+        self.ids.len() - 1
     }
 }
 
@@ -263,11 +387,7 @@ impl Ledger {
             .len();
         if len > 0 {
             if !unfinished_plan(path) {
-                return Err(RotationError::Input(format!(
-                    "{}: the ledger already exists; use `intune-rotate resume --ledger {}` to continue it, or choose a new file",
-                    path.display(),
-                    path.display()
-                )));
+                return Err(RotationError::LedgerExists(path.to_path_buf()));
             }
             tracing::warn!(
                 ledger = %path.display(),
@@ -296,10 +416,7 @@ impl Ledger {
         lock(&file, path)?;
         let (state, good_len) = replay_file(path)?;
         if !state.plan_done {
-            return Err(RotationError::Input(format!(
-                "{}: the plan in this ledger was never finished (the run stopped while planning) and nothing was sent from it; run the same `intune-rotate rotate` command again: it plans this ledger afresh",
-                path.display()
-            )));
+            return Err(RotationError::UnfinishedPlan(path.to_path_buf()));
         }
         if state.torn_tail {
             // Later rows must start on a line of their own.
@@ -393,10 +510,7 @@ pub fn for_each_row(path: &Path, mut f: impl FnMut(Row)) -> Result<RunHeader, Ro
         f(row);
         Ok(())
     })?;
-    header.ok_or_else(|| RotationError::Ledger {
-        path: path.to_path_buf(),
-        message: "empty ledger: no run header".into(),
-    })
+    header.ok_or_else(|| RotationError::ledger(path, None, "empty ledger: no run header"))
 }
 
 /// Returns (complete length, torn tail?).
@@ -434,10 +548,11 @@ fn read_rows(
                 good += n as u64;
             }
             Err(e) => {
-                return Err(RotationError::Ledger {
-                    path: path.to_path_buf(),
-                    message: format!("line {line}: not a ledger row: {e}"),
-                });
+                return Err(RotationError::ledger(
+                    path,
+                    Some(line),
+                    format!("not a ledger row: {e}"),
+                ));
             }
         }
     }
@@ -449,13 +564,14 @@ fn replay(reader: impl BufRead, path: &Path) -> Result<(LedgerState, u64), Rotat
         (None, Row::Run(header)) => {
             let plan_done = header.version < 2;
             if header.version > LEDGER_VERSION {
-                return Err(RotationError::Ledger {
-                    path: path.to_path_buf(),
-                    message: format!(
+                return Err(RotationError::ledger(
+                    path,
+                    Some(line),
+                    format!(
                         "ledger format version {} is newer than this intune-rotate understands ({LEDGER_VERSION})",
                         header.version
                     ),
-                });
+                ));
             }
             state = Some(LedgerState {
                 header,
@@ -470,25 +586,18 @@ fn replay(reader: impl BufRead, path: &Path) -> Result<(LedgerState, u64), Rotat
             });
             Ok(())
         }
-        (None, _) => Err(RotationError::Ledger {
-            path: path.to_path_buf(),
-            message: format!("line {line}: the first row must be the run header"),
-        }),
+        (None, _) => Err(RotationError::ledger(
+            path,
+            Some(line),
+            "the first row must be the run header",
+        )),
         (Some(s), row) => s.apply(row, line, path),
     })?;
-    let mut state = state.ok_or_else(|| RotationError::Ledger {
-        path: path.to_path_buf(),
-        message: "empty ledger: no run header".into(),
-    })?;
+    let mut state =
+        state.ok_or_else(|| RotationError::ledger(path, None, "empty ledger: no run header"))?;
     state.rows = rows;
     state.torn_tail = torn;
     Ok((state, good))
-}
-
-impl RunHeader {
-    pub fn action(&self) -> Result<Action, RotationError> {
-        self.action.parse().map_err(RotationError::Input)
-    }
 }
 
 #[cfg(test)]
@@ -500,22 +609,22 @@ mod tests {
             version: LEDGER_VERSION,
             tenant: "t".into(),
             client_id: None,
-            cloud: "global".into(),
-            action: "filevault".into(),
+            cloud: Cloud::Global,
+            action: Action::FileVault,
             api_version: "beta".into(),
             via: "managedDevices".into(),
             source: "test".into(),
-            rate: "200/20s".into(),
+            rate: "200/20s".parse().unwrap(),
             created_at: now_iso(),
         }
     }
 
-    const A: &str = "00000000-0000-4000-8000-00000000000a";
-    const B: &str = "00000000-0000-4000-8000-00000000000b";
+    const A: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_000a);
+    const B: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_000b);
 
-    fn planned(id: &str) -> Row {
+    fn planned(id: Uuid) -> Row {
         Row::Planned {
-            id: id.into(),
+            id,
             name: None,
             serial: None,
             user: None,
@@ -532,9 +641,9 @@ mod tests {
         }
     }
 
-    fn outcome(id: &str, result: Outcome) -> Row {
+    fn outcome(id: Uuid, result: Outcome) -> Row {
         Row::Outcome {
-            id: id.into(),
+            id,
             result,
             status: None,
             code: None,
@@ -555,13 +664,13 @@ mod tests {
             planned(A),
             planned(B),
             Row::Sent {
-                id: A.into(),
+                id: A,
                 attempt: 1,
                 at: now_iso(),
             },
             outcome(A, Outcome::Rotated),
             Row::Sent {
-                id: B.into(),
+                id: B,
                 attempt: 1,
                 at: now_iso(),
             },
@@ -635,7 +744,7 @@ mod tests {
         drop(l);
         assert!(matches!(
             Ledger::create(&path, &header()),
-            Err(RotationError::Input(_))
+            Err(RotationError::LedgerExists(_))
         ));
         assert_eq!(replay_file(&path).unwrap().0.ids.len(), 1);
     }
@@ -648,8 +757,10 @@ mod tests {
         l.append(&planned(A)).unwrap();
         drop(l);
         assert!(!replay_file(&path).unwrap().0.plan_done);
-        let err = Ledger::open(&path).unwrap_err().to_string();
-        assert!(err.contains("never finished"), "{err}");
+        assert!(matches!(
+            Ledger::open(&path),
+            Err(RotationError::UnfinishedPlan(_))
+        ));
         drop(Ledger::create(&path, &header()).unwrap());
         let (s, _) = replay_file(&path).unwrap();
         assert_eq!((s.rows, s.ids.len()), (1, 0));
@@ -662,7 +773,7 @@ mod tests {
         let mut l = Ledger::create(&path, &header()).unwrap();
         l.append(&planned(A)).unwrap();
         l.append(&Row::Sent {
-            id: A.into(),
+            id: A,
             attempt: 1,
             at: now_iso(),
         })
@@ -683,6 +794,54 @@ mod tests {
         std::fs::write(&other, b"id").unwrap();
         assert!(Ledger::create(&other, &header()).is_err());
         assert_eq!(std::fs::read(&other).unwrap(), b"id");
+    }
+
+    /// A ledger as the release before the typed rows wrote it (text header fields, string ids).
+    const EARLIER_RELEASE: &str = concat!(
+        r#"{"type":"run","version":2,"tenant":"contoso-sample","client_id":"11111111-2222-4333-8444-555555555555","cloud":"public","action":"filevault","api_version":"beta","via":"managedDevices","source":"macs.csv","rate":"200/20s","created_at":"2026-11-20T10:00:00Z"}"#,
+        "\n",
+        r#"{"type":"planned","id":"00000000-0000-4000-8000-00000000000a","name":"MAC-0001","line":2}"#,
+        "\n",
+        r#"{"type":"skipped","id":"00000000-0000-4000-8000-00000000000b","reason":"not encrypted"}"#,
+        "\n",
+        r#"{"type":"plan_done","planned":1,"skipped":1,"at":"2026-11-20T10:00:01.000Z"}"#,
+        "\n",
+        r#"{"type":"sent","id":"00000000-0000-4000-8000-00000000000a","attempt":1,"at":"2026-11-20T10:00:02.000Z"}"#,
+        "\n",
+        r#"{"type":"outcome","id":"00000000-0000-4000-8000-00000000000a","result":"rotated","status":204,"at":"2026-11-20T10:00:03.000Z"}"#,
+        "\n",
+        r#"{"type":"verified","id":"00000000-0000-4000-8000-00000000000a","state":"notSupported","at":"2026-11-20T10:10:00.000Z"}"#,
+        "\n",
+    );
+
+    #[test]
+    fn a_ledger_of_the_earlier_release_reads_into_typed_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.jsonl");
+        std::fs::write(&path, EARLIER_RELEASE).unwrap();
+        let (s, _) = replay_file(&path).unwrap();
+        assert_eq!(s.header.action, Action::FileVault);
+        assert_eq!(s.header.cloud, Cloud::Global);
+        assert_eq!(s.header.rate, "200/20s".parse::<Quota>().unwrap());
+        assert_eq!(s.ids, [A, B]);
+        assert_eq!(s.states, [DeviceState::Rotated, DeviceState::Skipped]);
+        let mut verified = None;
+        for_each_row(&path, |row| {
+            if let Row::Verified { state, .. } = row {
+                verified = Some(state);
+            }
+        })
+        .unwrap();
+        assert_eq!(verified, Some(VerifiedState::NotSupported));
+        // Written again, every row but the header is byte for byte what was read.
+        let mut again = String::new();
+        for_each_row(&path, |row| {
+            again.push_str(&serde_json::to_string(&row).unwrap());
+            again.push('\n');
+        })
+        .unwrap();
+        let skip_header = |s: &str| s.split_once('\n').unwrap().1.to_string();
+        assert_eq!(skip_header(&again), skip_header(EARLIER_RELEASE));
     }
 
     #[test]
@@ -720,8 +879,8 @@ mod arbitrary_ledgers {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("l.jsonl");
             drop(Ledger::create(&path, &RunHeader {
-                version: LEDGER_VERSION, tenant: "t".into(), client_id: None, cloud: "global".into(), action: "filevault".into(),
-                api_version: "beta".into(), via: "managedDevices".into(), source: "p".into(), rate: "200/20s".into(), created_at: now_iso(),
+                version: LEDGER_VERSION, tenant: "t".into(), client_id: None, cloud: Cloud::Global, action: Action::FileVault,
+                api_version: "beta".into(), via: "managedDevices".into(), source: "p".into(), rate: "200/20s".parse().unwrap(), created_at: now_iso(),
             }).unwrap());
             let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
             for r in &rows {

@@ -2,7 +2,9 @@
 //! ledger; resume, status and export. Everything the CLI does is callable from here.
 
 mod action;
+mod device_id;
 mod error;
+mod exclude;
 mod export;
 mod graph_source;
 mod ledger;
@@ -15,19 +17,22 @@ mod throttle;
 mod verify;
 
 pub use action::Action;
+pub use device_id::parse_id;
 pub use error::RotationError;
+pub use exclude::read_exclusions;
 pub use export::{ExportFormat, ExportRow, export};
 pub use graph_batch::Quota;
+pub use graph_client::{Cloud, GraphClientError};
 pub use graph_source::{FetchReport, GraphSource, ScriptKind};
 pub use ledger::{
-    DeviceState, LEDGER_VERSION, Ledger, LedgerState, Outcome, Row, RunHeader,
+    DeviceState, LEDGER_VERSION, Ledger, LedgerState, Outcome, Row, RunHeader, VerifiedState,
     replay_file as ledger_replay,
 };
 pub use match_by::{MatchBy, MatchReport, resolve};
 pub use plan::{CheckedSource, Plan, PlanReport, Policy};
 pub use run::{
-    Counters, DispatchOptions, InDoubt, Progress, RotateRequest, RunOutcome, StopSignal, resume,
-    rotate,
+    Confirm, Counters, DispatchOptions, InDoubt, Progress, RotateRequest, RunOutcome, StopSignal,
+    resume, rotate,
 };
 pub use source::{
     CsvSource, DEVICE_COLUMNS, DeviceCsvWriter, KeyColumn, SourceDevice, write_devices_csv,

@@ -118,12 +118,10 @@ pub async fn resolve(
     out.finish()?;
     let problems = report.problems(by.label());
     if strict && !problems.is_empty() {
-        return Err(RotationError::Input(format!(
-            "{}: {} row(s) could not be matched to one device (--strict; nothing was sent):\n  {}",
-            input.display(),
-            problems.len(),
-            problems.join("\n  ")
-        )));
+        return Err(RotationError::Unmatched {
+            input: input.display().to_string(),
+            problems,
+        });
     }
     for p in &problems {
         tracing::warn!("{}: {p}; left out", input.display());

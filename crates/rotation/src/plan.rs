@@ -1,6 +1,7 @@
 //! The plan: every input device validated, de-duplicated and checked against the action's policy,
 //! written to the ledger before the first request leaves.
 
+use crate::device_id::parse_id;
 use crate::ledger::{Ledger, Row};
 use crate::{Action, CsvSource, RotationError, SourceDevice};
 use std::collections::{BTreeMap, HashSet};
@@ -40,19 +41,6 @@ impl CheckedSource {
 /// Builds plans from sources.
 #[derive(Debug)]
 pub struct Plan;
-
-fn parse_id(raw: &str) -> Option<uuid::Uuid> {
-    // Only the hyphenated or braced forms an admin would paste; anything else could be a path.
-    let t = raw.trim();
-    let inner = t
-        .strip_prefix('{')
-        .and_then(|x| x.strip_suffix('}'))
-        .unwrap_or(t);
-    if inner.len() != 36 {
-        return None;
-    }
-    uuid::Uuid::try_parse(inner).ok()
-}
 
 /// What the plan leaves alone, each with a reason recorded in the ledger.
 #[derive(Debug, Clone)]
@@ -144,22 +132,14 @@ impl Plan {
             Ok(())
         })?;
         if invalid_count > 0 {
-            let more = if invalid_count > invalid.len() {
-                format!("\n  ... and {} more", invalid_count - invalid.len())
-            } else {
-                String::new()
-            };
-            return Err(RotationError::Input(format!(
-                "{}: {invalid_count} row(s) with an invalid managed device id (nothing was sent):\n{}{more}",
-                source.display(),
-                invalid.join("\n")
-            )));
+            return Err(RotationError::InvalidIds {
+                source_name: source.display().to_string(),
+                count: invalid_count,
+                samples: invalid,
+            });
         }
         if rows == 0 {
-            return Err(RotationError::Input(format!(
-                "{}: no devices in the input (a header but no rows)",
-                source.display()
-            )));
+            return Err(RotationError::EmptySource(source.display().to_string()));
         }
         Ok(rows)
     }
@@ -183,10 +163,9 @@ impl Plan {
                 }
                 return Ok(());
             }
-            let id_text = id.hyphenated().to_string();
             let skip = policy.skip_reason(&id, &d);
             ledger.append(&Row::Planned {
-                id: id_text.clone(),
+                id,
                 name: d.name,
                 serial: d.serial,
                 user: d.user,
@@ -197,10 +176,7 @@ impl Plan {
                 Some(reason) => {
                     let kind = reason.split(':').next().unwrap_or("").to_string();
                     *report.skipped.entry(kind).or_default() += 1;
-                    ledger.append(&Row::Skipped {
-                        id: id_text,
-                        reason,
-                    })
+                    ledger.append(&Row::Skipped { id, reason })
                 }
                 None => {
                     report.planned += 1;

@@ -15,10 +15,19 @@ pub fn delay(attempt: u32, retry_after: Option<Duration>) -> Duration {
         .nth(attempt.saturating_sub(1) as usize)
         .unwrap_or(Duration::from_secs(60));
     match retry_after {
-        // The service said when: honour it exactly, plus a little jitter so retries do not arrive together.
-        Some(ra) => ra + Duration::from_millis(u64::from(attempt % 7) * 15),
+        // The service said when: honour it, plus up to 100 ms of random spread so the items of one
+        // throttled batch do not all come back in the same instant.
+        Some(ra) => ra + Duration::from_millis(spread() % 101),
         None => backoff,
     }
+}
+
+/// A random number for spreading retries: std's randomly keyed hasher, fresh keys each call.
+fn spread() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
 }
 
 #[cfg(test)]
@@ -30,6 +39,15 @@ mod tests {
         for attempt in 1..10 {
             assert!(delay(attempt, Some(Duration::from_secs(7))) >= Duration::from_secs(7));
         }
+    }
+
+    #[test]
+    fn items_told_the_same_retry_after_spread_out() {
+        let waits: std::collections::HashSet<Duration> = (0..20)
+            .map(|_| delay(1, Some(Duration::from_secs(2))))
+            .collect();
+        assert!(waits.len() > 1, "twenty items, one instant: {waits:?}");
+        assert!(waits.iter().all(|w| *w <= Duration::from_millis(2100)));
     }
 
     #[test]

@@ -88,7 +88,10 @@ impl<W: std::io::Write> std::fmt::Debug for DeviceCsvWriter<W> {
 }
 
 fn write_err(e: csv::Error) -> RotationError {
-    RotationError::Input(format!("writing devices: {e}"))
+    RotationError::Output {
+        what: "the device list".into(),
+        message: e.to_string(),
+    }
 }
 
 impl<W: std::io::Write> DeviceCsvWriter<W> {
@@ -215,7 +218,7 @@ impl CsvSource {
         }
         let p = Path::new(path);
         if !p.is_file() {
-            return Err(RotationError::Input(format!("{path}: no such file")));
+            return Err(RotationError::NoSuchInput(path.to_string()));
         }
         Ok(CsvSource {
             path: p.to_path_buf(),
@@ -266,16 +269,18 @@ impl CsvSource {
                 continue;
             }
             let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-                RotationError::Input(format!(
-                    "{}: line {line_no}: not a JSON object: {e}",
-                    self.display
-                ))
+                RotationError::bad_input(
+                    &self.display,
+                    Some(line_no),
+                    format!("not a JSON object: {e}"),
+                )
             })?;
             let Some(obj) = v.as_object() else {
-                return Err(RotationError::Input(format!(
-                    "{}: line {line_no}: expected a JSON object",
-                    self.display
-                )));
+                return Err(RotationError::bad_input(
+                    &self.display,
+                    Some(line_no),
+                    "expected a JSON object",
+                ));
             };
             let get = |names: &[&str]| {
                 obj.iter()
@@ -289,10 +294,11 @@ impl CsvSource {
             };
             let raw_id = get(key_columns(key)).unwrap_or_default();
             if key == KeyColumn::IntuneId && raw_id.is_empty() && get(ENTRA_COLUMNS).is_some() {
-                return Err(RotationError::Input(format!(
-                    "{}: line {line_no}: only an Entra (Azure AD) device id; the rotate actions need the Intune managed device id (`id`). Use --match-by entra-id",
-                    self.display
-                )));
+                return Err(RotationError::bad_input(
+                    &self.display,
+                    Some(line_no),
+                    "only an Entra (Azure AD) device id; the rotate actions need the Intune managed device id (`id`). Use --match-by entra-id",
+                ));
             }
             f(SourceDevice {
                 line: line_no,
@@ -350,10 +356,11 @@ impl CsvSource {
         let headers = reader.headers().map_err(|e| self.csv_error(e))?.clone();
         let names: Vec<String> = headers.iter().map(norm).collect();
         if names.iter().all(String::is_empty) {
-            return Err(RotationError::Input(format!(
-                "{}: empty file or no header line; the first line must name the columns (e.g. `id`)",
-                self.display
-            )));
+            return Err(RotationError::bad_input(
+                &self.display,
+                None,
+                "empty file or no header line; the first line must name the columns (e.g. `id`)",
+            ));
         }
         let find = |wanted: &[&str]| {
             wanted
@@ -362,25 +369,34 @@ impl CsvSource {
         };
         let Some(id_col) = find(key_columns(key)) else {
             if key != KeyColumn::IntuneId {
-                return Err(RotationError::Input(format!(
-                    "{}: line 1: no {} column to match by (found: {})",
-                    self.display,
-                    key_columns(key).join(" / "),
-                    headers.iter().collect::<Vec<_>>().join(", ")
-                )));
+                return Err(RotationError::bad_input(
+                    &self.display,
+                    Some(1),
+                    format!(
+                        "no {} column to match by (found: {})",
+                        key_columns(key).join(" / "),
+                        headers.iter().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
             }
             if let Some(entra) = find(ENTRA_COLUMNS) {
-                return Err(RotationError::Input(format!(
-                    "{}: line 1: found column {:?}, which holds Entra (Azure AD) device ids, not Intune managed device ids; the rotate actions need the Intune id (column `id`, `Device ID` or `managedDeviceId` in Intune's export). Use --match-by entra-id when only Entra ids are at hand",
-                    self.display,
-                    headers.get(entra).unwrap_or("")
-                )));
+                return Err(RotationError::bad_input(
+                    &self.display,
+                    Some(1),
+                    format!(
+                        "found column {:?}, which holds Entra (Azure AD) device ids, not Intune managed device ids; the rotate actions need the Intune id (column `id`, `Device ID` or `managedDeviceId` in Intune's export). Use --match-by entra-id when only Entra ids are at hand",
+                        headers.get(entra).unwrap_or("")
+                    ),
+                ));
             }
-            return Err(RotationError::Input(format!(
-                "{}: line 1: no managed device id column; expected one named id, managedDeviceId, Device ID or device_id (found: {})",
-                self.display,
-                headers.iter().collect::<Vec<_>>().join(", ")
-            )));
+            return Err(RotationError::bad_input(
+                &self.display,
+                Some(1),
+                format!(
+                    "no managed device id column; expected one named id, managedDeviceId, Device ID or device_id (found: {})",
+                    headers.iter().collect::<Vec<_>>().join(", ")
+                ),
+            ));
         };
         let (name, serial, user, os, enc) = (
             find(NAME_COLUMNS),
@@ -433,11 +449,8 @@ impl CsvSource {
     }
 
     fn csv_error(&self, e: csv::Error) -> RotationError {
-        let at = e
-            .position()
-            .map(|p| format!("line {}: ", p.line()))
-            .unwrap_or_default();
-        RotationError::Input(format!("{}: {at}{e}", self.display))
+        let line = e.position().map(csv::Position::line);
+        RotationError::bad_input(&self.display, line, e.to_string())
     }
 }
 

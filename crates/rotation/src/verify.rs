@@ -4,22 +4,21 @@
 //! Clock skew: an action counts as ours when it started no earlier than `SKEW` before our request
 //! left (by our clock), so a service clock a little behind ours does not hide our own action.
 
-use crate::ledger::{DeviceState, Ledger, Row, now_iso, parse_ms};
+use crate::ledger::{DeviceState, Ledger, Row, VerifiedState, now_iso, parse_ms};
 use crate::{Action, RateGate, RotationError};
+use backon::{ExponentialBuilder, Retryable};
 use futures::StreamExt;
 use graph_batch::{BatchBuilder, ItemClass, Quota, Request};
 use graph_client::GraphClient;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
+use uuid::Uuid;
 
 /// How far the service's clock may be behind ours.
 pub const SKEW: Duration = Duration::from_secs(120);
-
-/// States after which a device is not looked at again.
-const FINAL: [&str; 3] = ["done", "failed", "notsupported"];
 
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
@@ -41,15 +40,22 @@ impl Default for VerifyOptions {
     }
 }
 
-/// Devices per verified state (state names as Graph writes them, lower-cased; `not-found`,
-/// `unreadable` for answers that could not be read this pass).
+/// Devices per verified state (the names of [`VerifiedState::key`]; `unreadable` for devices whose
+/// answer could not be read this pass).
 pub type VerifyCounts = BTreeMap<String, usize>;
 
 /// What one lookup found for a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
-    pub state: String,
+    pub state: VerifiedState,
     pub started: Option<String>,
+}
+
+impl Found {
+    const NOT_FOUND: Found = Found {
+        state: VerifiedState::NotFound,
+        started: None,
+    };
 }
 
 /// The result of our action in a device's `deviceActionResults`: the latest one named like `action`
@@ -78,84 +84,135 @@ pub fn our_result(device: &Value, action: Action, sent_ms: u64) -> Found {
             state: r
                 .get("actionState")
                 .and_then(Value::as_str)
-                .unwrap_or("unknown")
-                .to_string(),
+                .map_or(VerifiedState::Unknown, VerifiedState::from_graph),
             started: r
                 .get("startDateTime")
                 .and_then(Value::as_str)
                 .map(str::to_string),
         },
-        None => Found {
-            state: "not-found".into(),
-            started: None,
-        },
+        None => Found::NOT_FOUND,
     }
 }
 
-/// Looks up each `(device, sent_ms)`; devices whose read failed after retries are left out.
+/// Devices still to read after a pass, and the longest wait the service asked for.
+#[derive(Debug)]
+struct Unread(Option<Duration>);
+
+/// Looks up each `(device, sent_ms)`; devices whose read failed after retries, or was refused for
+/// good (logged with Graph's error), are left out.
 pub(crate) async fn lookup(
     client: &GraphClient,
     gate: &Arc<RateGate>,
     action: Action,
-    items: &[(uuid::Uuid, u64)],
-) -> Vec<(uuid::Uuid, Found)> {
-    let chunks: Vec<Vec<(uuid::Uuid, u64)>> = items.chunks(20).map(<[_]>::to_vec).collect();
-    let results = futures::stream::iter(chunks)
-        .map(|chunk| {
-            let (gate, client) = (gate.clone(), client.clone());
-            async move {
-                let mut out = Vec::new();
-                let mut pending: Vec<(uuid::Uuid, u64)> = chunk;
-                for attempt in 0..5u32 {
-                    if pending.is_empty() {
-                        break;
-                    }
-                    gate.acquire_batch().await;
-                    let mut b = BatchBuilder::new(20).expect("valid");
-                    for &(id, sent) in &pending {
-                        b.push((id, sent), Request::get(format!("/deviceManagement/managedDevices/{id}?$select=id,deviceActionResults")));
-                    }
-                    let b = b.finish().pop().expect("one batch");
-                    let mut again = Vec::new();
-                    let mut wait: Option<Duration> = None;
-                    match client.send_batch(&b.body).await {
-                        Ok(reply) => {
-                            for (item_id, &(id, sent)) in b.entries() {
-                                match reply.response.item(item_id) {
-                                    Some(r) if r.status == 200 => {
-                                        out.push((id, our_result(r.body.as_ref().unwrap_or(&Value::Null), action, sent)));
-                                    }
-                                    Some(r) if r.status == 404 => out.push((id, Found { state: "not-found".into(), started: None })),
-                                    Some(r) => {
-                                        if let ItemClass::Throttled { retry_after } | ItemClass::Retryable { retry_after } = r.classify(SystemTime::now()) {
-                                            wait = wait.max(retry_after);
-                                            if r.status == 429 {
-                                                gate.brake(retry_after);
-                                            }
-                                        }
-                                        again.push((id, sent));
-                                    }
-                                    None => again.push((id, sent)),
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            tracing::debug!("verify batch failed: {e}");
-                            again = pending.clone();
-                        }
-                    }
-                    pending = again;
-                    if !pending.is_empty() {
-                        tokio::time::sleep(wait.unwrap_or(Duration::from_millis(500 << attempt))).await;
-                    }
-                }
-                out
-            }
-        })
+    items: &[(Uuid, u64)],
+) -> Vec<(Uuid, Found)> {
+    let chunks: Vec<Vec<(Uuid, u64)>> = items.chunks(20).map(<[_]>::to_vec).collect();
+    futures::stream::iter(chunks)
+        .map(|chunk| read_devices(client, gate, action, chunk))
         .buffer_unordered(4)
-        .collect::<Vec<_>>()
+        .flat_map(futures::stream::iter)
+        .collect()
+        .await
+}
+
+/// Reads one batch of devices; the items that can be read later (throttled, server errors, a lost
+/// batch) are asked again under backoff, never sooner than the service's Retry-After.
+async fn read_devices(
+    client: &GraphClient,
+    gate: &Arc<RateGate>,
+    action: Action,
+    chunk: Vec<(Uuid, u64)>,
+) -> Vec<(Uuid, Found)> {
+    let pending = Mutex::new(chunk);
+    let found = Mutex::new(Vec::new());
+    let pass = || async {
+        let now: Vec<(Uuid, u64)> = pending.lock().expect("not poisoned").clone();
+        let (read, again, wait) = read_once(client, gate, action, &now).await;
+        found.lock().expect("not poisoned").extend(read);
+        let left = again.is_empty();
+        *pending.lock().expect("not poisoned") = again;
+        if left { Ok(()) } else { Err(Unread(wait)) }
+    };
+    let _ = pass
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(500))
+                .with_max_delay(Duration::from_secs(8))
+                .with_jitter()
+                .with_max_times(4),
+        )
+        .adjust(|Unread(wait), backoff| match (wait, backoff) {
+            (Some(ra), Some(b)) => Some((*ra).max(b / 2)),
+            (_, b) => b,
+        })
         .await;
-    results.into_iter().flatten().collect()
+    found.into_inner().expect("not poisoned")
+}
+
+/// One `$batch` of reads: what was found, what to read again, and the wait asked for.
+async fn read_once(
+    client: &GraphClient,
+    gate: &Arc<RateGate>,
+    action: Action,
+    pending: &[(Uuid, u64)],
+) -> (Vec<(Uuid, Found)>, Vec<(Uuid, u64)>, Option<Duration>) {
+    gate.acquire_batch().await;
+    let mut b = BatchBuilder::new(graph_batch::MAX_BATCH_SIZE).expect("the largest batch is valid");
+    for &(id, sent) in pending {
+        let url = format!("/deviceManagement/managedDevices/{id}?$select=id,deviceActionResults");
+        b.push((id, sent), Request::get(url));
+    }
+    let b = b.finish().pop().expect("at most one batch of reads");
+    let (mut found, mut again, mut wait) = (Vec::new(), Vec::new(), None);
+    let reply = match client.send_batch(&b.body).await {
+        Ok(reply) => reply,
+        Err(e) => {
+            if let Some(ItemClass::Throttled { retry_after }) = e.class() {
+                gate.brake(retry_after);
+            }
+            if e.is_transient() {
+                again.extend_from_slice(pending);
+            } else {
+                tracing::warn!(
+                    "verify: reading {} device(s) was refused: {e}",
+                    pending.len()
+                );
+            }
+            return (found, again, e.retry_after());
+        }
+    };
+    for (item_id, &(id, sent)) in b.entries() {
+        let Some(r) = reply.response.item(item_id) else {
+            again.push((id, sent));
+            continue;
+        };
+        match (r.status, r.classify(SystemTime::now())) {
+            (404, _) => found.push((id, Found::NOT_FOUND)),
+            (_, ItemClass::Success) => {
+                let body = r.body.as_ref().unwrap_or(&Value::Null);
+                found.push((id, our_result(body, action, sent)));
+            }
+            (
+                _,
+                class @ (ItemClass::Throttled { .. }
+                | ItemClass::Retryable { .. }
+                | ItemClass::Auth),
+            ) => {
+                if let ItemClass::Throttled { retry_after } = class {
+                    gate.brake(retry_after);
+                }
+                wait = wait.max(class.retry_after());
+                again.push((id, sent));
+            }
+            (status, ItemClass::Permanent) => {
+                let why = r
+                    .error()
+                    .map(|e| format!("{} {}", e.code, e.display_message()));
+                tracing::warn!(device = %id, status, error = ?why, "verify: the device could not be read");
+            }
+        }
+    }
+    (found, again, wait)
 }
 
 /// `verify`: records each rotated device's action state, repeating with `watch` until every device
@@ -167,29 +224,29 @@ pub async fn verify(
     progress: &(dyn Fn(&VerifyCounts) + Send + Sync),
 ) -> Result<VerifyCounts, RotationError> {
     let (mut ledger, state) = Ledger::open(ledger_path)?;
-    let action = state.header.action()?;
+    let action = state.header.action;
     let gate = Arc::new(RateGate::new(o.rate, 0.02, 20));
-    let mut open: Vec<(uuid::Uuid, u64)> = (0..state.ids.len())
+    let mut open: Vec<(Uuid, u64)> = (0..state.ids.len())
         .filter(|&i| state.states[i] == DeviceState::Rotated)
         .map(|i| (state.ids[i], state.sent_at_ms[i]))
         .collect();
-    let mut latest: BTreeMap<uuid::Uuid, String> = BTreeMap::new();
+    let mut latest: BTreeMap<Uuid, VerifiedState> = BTreeMap::new();
     let started = Instant::now();
     loop {
         let found = lookup(client, &gate, action, &open).await;
         for (id, f) in &found {
             ledger.append(&Row::Verified {
-                id: id.hyphenated().to_string(),
-                state: f.state.clone(),
+                id: *id,
+                state: f.state,
                 action_started_at: f.started.clone(),
                 at: now_iso(),
             })?;
-            latest.insert(*id, f.state.to_ascii_lowercase());
+            latest.insert(*id, f.state);
         }
         ledger.sync()?;
         let mut counts: VerifyCounts = BTreeMap::new();
         for s in latest.values() {
-            *counts.entry(s.clone()).or_default() += 1;
+            *counts.entry(s.key().to_string()).or_default() += 1;
         }
         let unread = open
             .iter()
@@ -199,7 +256,7 @@ pub async fn verify(
             counts.insert("unreadable".into(), unread);
         }
         progress(&counts);
-        open.retain(|(id, _)| !latest.get(id).is_some_and(|s| FINAL.contains(&s.as_str())));
+        open.retain(|(id, _)| !latest.get(id).is_some_and(|s| s.is_final()));
         let out_of_time = o
             .timeout
             .is_some_and(|t| started.elapsed() + o.interval > t);
@@ -230,25 +287,25 @@ mod tests {
         assert_eq!(
             our_result(&d, Action::FileVault, sent),
             Found {
-                state: "pending".into(),
+                state: VerifiedState::Pending,
                 started: Some("2026-11-27T09:59:30Z".into())
             },
             "within the skew margin, case ignored"
         );
         assert_eq!(
             our_result(&d, Action::RecoveryLock, sent).state,
-            "not-found"
+            VerifiedState::NotFound
         );
         assert_eq!(
             our_result(&device(json!([])), Action::FileVault, sent).state,
-            "not-found"
+            VerifiedState::NotFound
         );
         let old_only = device(
             json!([{"actionName": "rotateFileVaultKey", "actionState": "done", "startDateTime": "2026-11-20T10:00:00Z"}]),
         );
         assert_eq!(
             our_result(&old_only, Action::FileVault, sent).state,
-            "not-found",
+            VerifiedState::NotFound,
             "an earlier rotation is not ours"
         );
     }

@@ -1,0 +1,606 @@
+//! The dispatcher: the one place where a run's events meet. Grants of the rate gate become
+//! batches, answers become outcome rows, lost answers become look-ups, and throttled items come
+//! back when their wait is over. Every change of a device's state goes through here, in one task,
+//! so the ledger and the counters never disagree.
+//!
+//! Invariants: a batch leaves only after its `sent` rows are durable (write-ahead); a device is in
+//! at most one of ready, delayed, in flight or being looked up; nothing is re-sent whose answer
+//! was lost until Graph says it was not carried out ([`super::in_doubt`]).
+
+use super::in_doubt::{self, Cause, Decision};
+use super::{Counters, DispatchOptions, Progress, RunOutcome, StopSignal};
+use crate::ledger::{DeviceState, Ledger, LedgerState, Outcome, Row, now_iso, parse_ms};
+use crate::{Action, RateGate, RotationError, retry};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use graph_batch::{BatchBuilder, ItemClass, Request};
+use graph_client::{BatchReply, GraphClient, GraphClientError, ReplyMeta};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use uuid::Uuid;
+
+/// Permits being gathered for the next batch; kept across loop turns so no permit is lost.
+type Acquire = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// A look at devices whose answer was lost.
+type Check = Pin<Box<dyn Future<Output = Vec<(u32, Decision)>> + Send>>;
+/// One batch on the wire: its devices, the answer, and the round trip it took.
+type Flight = Pin<
+    Box<dyn Future<Output = (Vec<u32>, Result<BatchReply, GraphClientError>, Duration)> + Send>,
+>;
+
+/// What woke the loop.
+enum Event {
+    /// Ctrl-C (or the caller) asked to stop sending.
+    StopAsked,
+    /// A batch came back, or failed as a whole.
+    Reply(Vec<u32>, Result<BatchReply, GraphClientError>, Duration),
+    /// The rate gate granted a batch.
+    Grant,
+    /// Graph was asked about devices whose answer was lost.
+    LookedUp(Vec<(u32, Decision)>),
+    /// A retry fell due, or the drain deadline passed.
+    Timer,
+}
+
+/// Why the run stops sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Stopping {
+    Interrupted,
+    TimeBudget,
+    Auth(String),
+}
+
+/// The result of one attempt, as written in an outcome row.
+struct Answer<'m> {
+    status: Option<u16>,
+    code: Option<String>,
+    message: Option<String>,
+    meta: Option<&'m ReplyMeta>,
+}
+
+impl<'m> Answer<'m> {
+    fn new(status: Option<u16>, message: String, meta: Option<&'m ReplyMeta>) -> Self {
+        Answer {
+            status,
+            code: None,
+            message: Some(message),
+            meta,
+        }
+    }
+
+    /// Keeps Graph's message, or says `default` when the item carried none.
+    fn or_message(mut self, default: String) -> Self {
+        self.message.get_or_insert(default);
+        self
+    }
+}
+
+fn outcome_row(id: Uuid, result: Outcome, a: Answer<'_>) -> Row {
+    Row::Outcome {
+        id,
+        result,
+        status: a.status,
+        code: a.code,
+        message: a.message,
+        request_id: a.meta.and_then(|m| m.request_id.clone()),
+        client_request_id: a.meta.map(|m| m.client_request_id.clone()),
+        date: a.meta.and_then(|m| m.date.clone()),
+        at: now_iso(),
+    }
+}
+
+/// An outcome row with only a message: evidence or a reason of our own.
+pub(super) fn noted(id: Uuid, result: Outcome, message: String) -> Row {
+    outcome_row(id, result, Answer::new(None, message, None))
+}
+
+/// Everything one dispatch changes as events come in.
+pub(super) struct Dispatcher<'o> {
+    client: GraphClient,
+    action: Action,
+    via: String,
+    batch_size: usize,
+    max_in_flight: usize,
+    o: &'o DispatchOptions,
+    ledger: Ledger,
+    state: LedgerState,
+    /// Devices to send, in plan order.
+    ready: VecDeque<u32>,
+    /// Devices waiting out a retry delay.
+    delayed: BinaryHeap<Reverse<(Instant, u32)>>,
+    /// Devices whose answer was lost, to be looked up before any resend.
+    doubtful: Vec<u32>,
+    gate: Arc<RateGate>,
+    /// The pace of look-ups (reads), apart from the actions' gate.
+    reads: Arc<RateGate>,
+    inflight: FuturesUnordered<Flight>,
+    checks: FuturesUnordered<Check>,
+    acquiring: Option<Acquire>,
+    /// Batch items were answered 401: the token is refreshed before the next batch.
+    refresh_token: bool,
+    stopping: Option<Stopping>,
+    drain_deadline: Option<Instant>,
+    started: Instant,
+    last_sync: Instant,
+    c: Counters,
+    progress: Progress,
+}
+
+/// Sends every pending and in-doubt device of `state` (up to the limit) and returns how it ended.
+pub(super) async fn dispatch(
+    client: &GraphClient,
+    ledger: Ledger,
+    state: LedgerState,
+    o: &DispatchOptions,
+    progress: Progress,
+    mut stop: StopSignal,
+) -> Result<RunOutcome, RotationError> {
+    let mut d = Dispatcher::new(client, ledger, state, o, progress);
+    // A token in hand before the first grant: fetched after it, the first batch would leave late
+    // and bunch with the next ones in the service's first window. Errors surface with that batch.
+    let _ = client.tokens().token().await;
+    d.started = Instant::now();
+    (d.progress)(&d.c);
+    loop {
+        d.release_due_retries();
+        d.check_stop(&stop);
+        d.start_lookups();
+        if d.done() {
+            break;
+        }
+        if d.drain_deadline.is_some_and(|t| Instant::now() >= t) {
+            tracing::warn!(
+                in_flight = d.inflight.len(),
+                "requests still in flight after the drain timeout; their devices stay in doubt"
+            );
+            break;
+        }
+        d.start_acquiring();
+        match d.next_event(&mut stop).await {
+            Event::StopAsked | Event::Timer => {}
+            Event::Reply(idxs, result, rtt) => d.on_reply(idxs, result, rtt).await?,
+            Event::Grant => d.on_grant()?,
+            Event::LookedUp(decisions) => d.on_looked_up(decisions)?,
+        }
+    }
+    d.into_outcome()
+}
+
+impl<'o> Dispatcher<'o> {
+    fn new(
+        client: &GraphClient,
+        ledger: Ledger,
+        state: LedgerState,
+        o: &'o DispatchOptions,
+        progress: Progress,
+    ) -> Self {
+        let batch_size = o.batch_size.clamp(1, graph_batch::MAX_BATCH_SIZE);
+        let ready: VecDeque<u32> = (0..state.states.len() as u32)
+            .filter(|&i| {
+                matches!(
+                    state.states[i as usize],
+                    DeviceState::Pending | DeviceState::InDoubt
+                )
+            })
+            .take(o.limit.unwrap_or(usize::MAX))
+            .collect();
+        let mut c = Counters {
+            to_send: ready.len(),
+            ..Counters::default()
+        };
+        c.count_states(&state);
+        Dispatcher {
+            client: client.clone(),
+            action: state.header.action,
+            via: state.header.via.clone(),
+            batch_size,
+            max_in_flight: o.in_flight(),
+            o,
+            ledger,
+            state,
+            ready,
+            delayed: BinaryHeap::new(),
+            doubtful: Vec::new(),
+            gate: Arc::new(RateGate::new(o.rate, o.headroom, batch_size as u32)),
+            reads: Arc::new(RateGate::new(super::reads_quota(), 0.02, 20)),
+            inflight: FuturesUnordered::new(),
+            checks: FuturesUnordered::new(),
+            acquiring: None,
+            refresh_token: false,
+            stopping: None,
+            drain_deadline: None,
+            started: Instant::now(),
+            last_sync: Instant::now(),
+            c,
+            progress,
+        }
+    }
+
+    /// Retries whose wait is over join the ready queue (behind what was already ready).
+    fn release_due_retries(&mut self) {
+        let now = Instant::now();
+        while self.delayed.peek().is_some_and(|Reverse((t, _))| *t <= now) {
+            let Reverse((_, i)) = self.delayed.pop().expect("peeked");
+            self.ready.push_back(i);
+        }
+    }
+
+    /// Stop asked or the time budget spent: nothing new leaves, answers in flight are awaited
+    /// until the drain deadline.
+    fn check_stop(&mut self, stop: &StopSignal) {
+        if self.stopping.is_none() {
+            if stop.requested() {
+                self.stopping = Some(Stopping::Interrupted);
+            } else if self
+                .o
+                .time_budget
+                .is_some_and(|b| self.started.elapsed() >= b)
+            {
+                tracing::warn!(
+                    "time budget reached: stopping; unsent devices stay pending for `resume`"
+                );
+                self.stopping = Some(Stopping::TimeBudget);
+            }
+        }
+        if self.stopping.is_some() {
+            self.acquiring = None;
+            self.drain_deadline
+                .get_or_insert(Instant::now() + self.o.drain_timeout);
+        }
+    }
+
+    /// Devices whose answer was lost are looked up in Graph, never sent again blindly. Stopping
+    /// leaves them in doubt: `resume` looks them up.
+    fn start_lookups(&mut self) {
+        if self.stopping.is_some() || self.doubtful.is_empty() {
+            return;
+        }
+        let idxs = std::mem::take(&mut self.doubtful);
+        let items: Vec<(Uuid, u64)> = idxs
+            .iter()
+            .map(|&i| {
+                (
+                    self.state.ids[i as usize],
+                    self.state.sent_at_ms[i as usize],
+                )
+            })
+            .collect();
+        let (client, reads, action) = (self.client.clone(), self.reads.clone(), self.action);
+        let settle = self.o.in_doubt_check_delay;
+        self.checks.push(Box::pin(async move {
+            let decided =
+                in_doubt::look_up(&client, &reads, action, Cause::LostAnswer, &items, settle).await;
+            idxs.into_iter()
+                .zip(decided)
+                .map(|(i, (_, decision))| (i, decision))
+                .collect()
+        }));
+    }
+
+    /// Nothing in flight, and either stopping or nothing left to send or look up.
+    fn done(&self) -> bool {
+        let idle = self.ready.is_empty() && self.delayed.is_empty() && self.checks.is_empty();
+        self.inflight.is_empty() && (self.stopping.is_some() || idle)
+    }
+
+    /// Asks the gate for the next batch while there is room in flight and something to send.
+    fn start_acquiring(&mut self) {
+        if self.acquiring.is_none()
+            && self.stopping.is_none()
+            && !self.ready.is_empty()
+            && self.inflight.len() < self.max_in_flight
+        {
+            let g = self.gate.clone();
+            self.acquiring = Some(Box::pin(async move { g.acquire_batch().await }));
+        }
+    }
+
+    async fn next_event(&mut self, stop: &mut StopSignal) -> Event {
+        let next_due = self.delayed.peek().map(|Reverse((t, _))| *t);
+        let wake = next_due.into_iter().chain(self.drain_deadline).min();
+        let stopping = self.stopping.is_some();
+        let Dispatcher {
+            inflight,
+            checks,
+            acquiring,
+            ..
+        } = self;
+        tokio::select! {
+            biased;
+            _ = stop.changed(), if !stopping => Event::StopAsked,
+            Some((idxs, result, rtt)) = inflight.next(), if !inflight.is_empty() => {
+                Event::Reply(idxs, result, rtt)
+            }
+            _ = async { acquiring.as_mut().expect("guarded").as_mut().await }, if acquiring.is_some() => {
+                Event::Grant
+            }
+            Some(decisions) = checks.next(), if !checks.is_empty() && !stopping => {
+                Event::LookedUp(decisions)
+            }
+            _ = sleep_until_opt(wake), if wake.is_some() => Event::Timer,
+        }
+    }
+
+    /// A batch came back: its items are recorded, the gate learns the round trip, and the rows
+    /// are handed to the OS (and made durable at least once a second).
+    async fn on_reply(
+        &mut self,
+        idxs: Vec<u32>,
+        result: Result<BatchReply, GraphClientError>,
+        rtt: Duration,
+    ) -> Result<(), RotationError> {
+        self.gate.observe_round_trip(rtt);
+        match result {
+            Ok(reply) => self.handle_items(&idxs, &reply)?,
+            Err(e) => self.handle_failed_batch(idxs, e)?,
+        }
+        if std::mem::take(&mut self.refresh_token) {
+            self.client.tokens().refresh_soon().await;
+        }
+        self.ledger.flush()?;
+        if self.last_sync.elapsed() > Duration::from_secs(1) {
+            self.ledger.sync()?;
+            self.last_sync = Instant::now();
+        }
+        self.report();
+        Ok(())
+    }
+
+    /// The gate granted a batch: it is filled now (devices that became ready during the wait ride
+    /// along), written ahead, and sent.
+    fn on_grant(&mut self) -> Result<(), RotationError> {
+        self.acquiring = None;
+        let n = self.ready.len().min(self.batch_size);
+        let idxs: Vec<u32> = self.ready.drain(..n).collect();
+        if idxs.is_empty() {
+            return Ok(());
+        }
+        let mut builder = BatchBuilder::new(self.batch_size).expect("batch size clamped to 1..=20");
+        for &i in &idxs {
+            let id = self.state.ids[i as usize];
+            builder.push(i, Request::action_post(self.action.path(&id, &self.via)));
+        }
+        let batch = builder
+            .finish()
+            .pop()
+            .expect("one batch of at most batch_size");
+        self.record_sent(&idxs)?;
+        let at = self.started.elapsed().as_secs_f64();
+        if self.c.first_request_secs.is_none() {
+            self.c.first_request_secs = Some(at);
+            self.c.first_batch_items = idxs.len();
+        }
+        self.c.last_request_secs = Some(at);
+        let client = self.client.clone();
+        self.inflight.push(Box::pin(async move {
+            // The gate learns jitter from the exchange alone: a token fetched first (the first
+            // batch, a refresh) would read as a slow round trip for a whole history.
+            let _ = client.tokens().token().await;
+            let sent = Instant::now();
+            let result = client.send_batch(&batch.body).await;
+            (idxs, result, sent.elapsed())
+        }));
+        Ok(())
+    }
+
+    /// Graph answered the look-up of devices whose answer was lost.
+    fn on_looked_up(&mut self, decisions: Vec<(u32, Decision)>) -> Result<(), RotationError> {
+        for (i, decision) in decisions {
+            match decision {
+                Decision::Rotated(why) => {
+                    self.finish(i, Outcome::Rotated, Answer::new(None, why, None))?
+                }
+                Decision::SendAgain(why) => {
+                    self.retry_later(i, Answer::new(None, why, None), None)?
+                }
+            }
+        }
+        self.ledger.flush()?;
+        self.report();
+        Ok(())
+    }
+
+    fn report(&mut self) {
+        self.c.brakes = self.gate.brakes();
+        self.c.elapsed_secs = self.started.elapsed().as_secs_f64();
+        (self.progress)(&self.c);
+    }
+
+    /// The run is over: every row durable, the figures counted from the states.
+    fn into_outcome(mut self) -> Result<RunOutcome, RotationError> {
+        self.ledger.sync()?;
+        self.c.count_states(&self.state);
+        self.report();
+        let (interrupted, auth_stopped) = match self.stopping {
+            Some(Stopping::Interrupted) => (true, None),
+            Some(Stopping::Auth(why)) => (false, Some(why)),
+            Some(Stopping::TimeBudget) | None => (false, None),
+        };
+        Ok(RunOutcome {
+            counters: self.c,
+            interrupted,
+            auth_stopped,
+            ledger: self.ledger.path().to_path_buf(),
+            plan: None,
+        })
+    }
+
+    /// Written ahead: the devices are durable as "sent" before the request leaves.
+    fn record_sent(&mut self, idxs: &[u32]) -> Result<(), RotationError> {
+        let at = now_iso();
+        let sent_ms = parse_ms(&at).unwrap_or(0);
+        for &i in idxs {
+            let i = i as usize;
+            self.state.attempts[i] += 1;
+            self.state.states[i] = DeviceState::InDoubt;
+            self.state.sent_at_ms[i] = sent_ms;
+            self.ledger.append(&Row::Sent {
+                id: self.state.ids[i],
+                attempt: self.state.attempts[i],
+                at: at.clone(),
+            })?;
+        }
+        self.ledger.sync()?;
+        self.c.items_sent += idxs.len() as u64;
+        self.c.batches_sent += 1;
+        Ok(())
+    }
+
+    /// Records a final state for device `i`: rotated, or failed.
+    fn finish(&mut self, i: u32, result: Outcome, answer: Answer<'_>) -> Result<(), RotationError> {
+        let idx = i as usize;
+        let row = outcome_row(self.state.ids[idx], result, answer);
+        self.state.states[idx] = self.state.states[idx].after(&row);
+        match result {
+            Outcome::Rotated => self.c.rotated += 1,
+            _ => self.c.failed += 1,
+        }
+        self.c.finished += 1;
+        self.ledger.append(&row)
+    }
+
+    /// Schedules a device for another attempt, or fails it when its attempts are used up.
+    fn retry_later(
+        &mut self,
+        i: u32,
+        mut answer: Answer<'_>,
+        retry_after: Option<Duration>,
+    ) -> Result<(), RotationError> {
+        let idx = i as usize;
+        let attempts = self.state.attempts[idx];
+        if attempts >= self.o.max_attempts {
+            let why = answer.message.take().unwrap_or_default();
+            answer.code = Some("RetriesExhausted".into());
+            answer.message = Some(format!("gave up after {attempts} attempts; last: {why}"));
+            return self.finish(i, Outcome::Failed, answer);
+        }
+        let row = outcome_row(self.state.ids[idx], Outcome::Retry, answer);
+        self.state.states[idx] = self.state.states[idx].after(&row);
+        self.c.retries += 1;
+        let wait = retry::delay(attempts, retry_after);
+        self.delayed.push(Reverse((Instant::now() + wait, i)));
+        self.ledger.append(&row)
+    }
+
+    /// The whole batch failed: nothing in it is known to have run, except when the answer was lost.
+    fn handle_failed_batch(
+        &mut self,
+        idxs: Vec<u32>,
+        e: GraphClientError,
+    ) -> Result<(), RotationError> {
+        let status = match &e {
+            GraphClientError::Http { status, .. } => Some(*status),
+            _ => None,
+        };
+        let class = e.class();
+        let n = idxs.len() as u64;
+        match class {
+            Some(ItemClass::Throttled { retry_after }) => {
+                self.c.throttled += n;
+                self.gate.brake(retry_after);
+            }
+            Some(ItemClass::Retryable { retry_after }) => {
+                self.c.server_errors += n;
+                if status == Some(503)
+                    && let Some(ra) = retry_after
+                {
+                    self.gate.pause(ra);
+                }
+            }
+            _ if e.in_doubt() => self.c.network_errors += n,
+            _ => {}
+        }
+        if e.is_auth() {
+            // Credentials stop the run cleanly; these devices were not carried out.
+            for i in idxs {
+                self.state.states[i as usize] = DeviceState::Pending;
+                let answer = Answer::new(status, format!("not sent: {e}"), None);
+                let row = outcome_row(self.state.ids[i as usize], Outcome::Retry, answer);
+                self.ledger.append(&row)?;
+            }
+            self.stopping.get_or_insert(Stopping::Auth(e.to_string()));
+            return Ok(());
+        }
+        for i in idxs {
+            if class == Some(ItemClass::Permanent) {
+                self.finish(i, Outcome::Failed, Answer::new(status, e.to_string(), None))?;
+            } else if e.in_doubt() {
+                // The request may have been carried out: it stays in doubt until Graph says.
+                self.doubtful.push(i);
+            } else {
+                let ra = e.retry_after();
+                self.retry_later(i, Answer::new(status, e.to_string(), None), ra)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The batch was answered: each item on its own.
+    fn handle_items(&mut self, idxs: &[u32], reply: &BatchReply) -> Result<(), RotationError> {
+        let now = SystemTime::now();
+        let mut brake: Option<Option<Duration>> = None;
+        let mut pause: Option<Duration> = None;
+        for (pos, &i) in idxs.iter().enumerate() {
+            let Some(item) = reply.response.item(&(pos + 1).to_string()) else {
+                let why = "the batch answer did not include this item".to_string();
+                self.retry_later(i, Answer::new(None, why, Some(&reply.meta)), None)?;
+                continue;
+            };
+            let err = item.error();
+            let mut meta = reply.meta.clone();
+            if let Some(e) = &err {
+                meta.request_id = e.inner.request_id.clone().or(meta.request_id);
+                meta.date = e.inner.date.clone().or(meta.date);
+            }
+            let answer = Answer {
+                status: Some(item.status),
+                code: err
+                    .as_ref()
+                    .map(|e| e.code.clone())
+                    .filter(|s| !s.is_empty()),
+                message: err.as_ref().map(|e| e.display_message()),
+                meta: Some(&meta),
+            };
+            match item.classify(now) {
+                ItemClass::Success => self.finish(i, Outcome::Rotated, answer)?,
+                ItemClass::Throttled { retry_after } => {
+                    self.c.throttled += 1;
+                    brake = Some(brake.flatten().max(retry_after).or(retry_after));
+                    self.retry_later(i, answer.or_message("throttled".into()), retry_after)?;
+                }
+                ItemClass::Retryable { retry_after } => {
+                    self.c.server_errors += 1;
+                    if item.status == 503
+                        && let Some(ra) = retry_after
+                    {
+                        pause = pause.max(Some(ra));
+                    }
+                    let default = format!("HTTP {}", item.status);
+                    self.retry_later(i, answer.or_message(default), retry_after)?;
+                }
+                ItemClass::Auth => {
+                    self.refresh_token = true;
+                    self.retry_later(i, answer.or_message("unauthorized".into()), None)?;
+                }
+                ItemClass::Permanent => self.finish(i, Outcome::Failed, answer)?,
+            }
+        }
+        if let Some(retry_after) = brake {
+            self.gate.brake(retry_after);
+        }
+        if let Some(ra) = pause {
+            self.gate.pause(ra);
+        }
+        Ok(())
+    }
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    if let Some(t) = t {
+        tokio::time::sleep_until(t.into()).await;
+    }
+}

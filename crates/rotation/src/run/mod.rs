@@ -1,0 +1,344 @@
+//! One run: plan (for `rotate`) or replay (for `resume`), then the dispatcher that sends batches
+//! through the rate gate, records every outcome and retries what is retryable.
+
+mod dispatcher;
+mod in_doubt;
+
+use crate::ledger::{
+    DeviceState, Ledger, LedgerState, Outcome, Row, RunHeader, now_iso, replay_file,
+};
+use crate::{CheckedSource, Plan, PlanReport, Policy, RateGate, RotationError};
+use dispatcher::{dispatch, noted};
+use graph_batch::Quota;
+use graph_client::GraphClient;
+use in_doubt::{Cause, Decision};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What `resume` does with devices whose request left but whose answer was never recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InDoubt {
+    /// Send again (at-least-once).
+    Resend,
+    /// Record them as failed (`abandoned`) and leave them alone.
+    Skip,
+    /// Ask Graph: a rotation of ours that started after the request left counts as done
+    /// (`verified-after-crash`); the others are sent again.
+    Verify,
+}
+
+/// How the dispatcher paces and retries.
+#[derive(Debug, Clone)]
+pub struct DispatchOptions {
+    pub batch_size: usize,
+    /// Batches in flight at once; `None` sizes it to the rate (see [`DispatchOptions::in_flight`]).
+    pub concurrency: Option<usize>,
+    pub rate: Quota,
+    /// Share of the rate kept unused to absorb network jitter.
+    pub headroom: f64,
+    pub max_attempts: u32,
+    /// Stop sending after this long; unsent devices stay pending for `resume`.
+    pub time_budget: Option<Duration>,
+    /// Send only this many devices in this run (a canary); the rest stay pending.
+    pub limit: Option<usize>,
+    pub in_doubt: InDoubt,
+    /// How long an interrupted run waits for requests in flight.
+    pub drain_timeout: Duration,
+    /// How long after a lost answer its devices are looked up in deviceActionResults.
+    pub in_doubt_check_delay: Duration,
+}
+
+/// Latency the automatic concurrency absorbs without slowing below the rate.
+const LATENCY_BUDGET: Duration = Duration::from_secs(5);
+
+impl DispatchOptions {
+    /// Batches allowed in flight: as given, or enough to keep sending at the full rate through
+    /// `LATENCY_BUDGET` of round trip (at Intune's 200/20s in batches of 20: 3). More in flight
+    /// means more devices in doubt after a crash, so it is not larger than the rate needs.
+    pub fn in_flight(&self) -> usize {
+        self.concurrency.unwrap_or_else(|| {
+            let batches_per_sec = self.rate.per_second() / self.batch_size.max(1) as f64;
+            ((batches_per_sec * LATENCY_BUDGET.as_secs_f64()).ceil() as usize).clamp(2, 64)
+        })
+    }
+}
+
+impl Default for DispatchOptions {
+    fn default() -> Self {
+        DispatchOptions {
+            batch_size: 20,
+            concurrency: None,
+            rate: Quota::new(200, Duration::from_secs(20)),
+            headroom: 0.02,
+            max_attempts: 8,
+            time_budget: None,
+            limit: None,
+            in_doubt: InDoubt::Verify,
+            drain_timeout: Duration::from_secs(30),
+            in_doubt_check_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Live and final figures of a run.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Counters {
+    pub total: usize,
+    pub rotated: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub pending: usize,
+    pub in_doubt: usize,
+    /// Devices planned for this run's sending (after --limit).
+    pub to_send: usize,
+    /// Items sent, retries included.
+    pub items_sent: u64,
+    pub batches_sent: u64,
+    pub retries: u64,
+    pub throttled: u64,
+    pub server_errors: u64,
+    pub network_errors: u64,
+    pub brakes: u64,
+    pub elapsed_secs: f64,
+    /// Devices that reached a final state in this run.
+    pub finished: usize,
+    /// Seconds from the start of sending to the first batch leaving.
+    pub first_request_secs: Option<f64>,
+    /// Seconds from the start of sending to the last batch leaving.
+    pub last_request_secs: Option<f64>,
+    /// Items in the first batch sent: it leaves on the bucket's initial credit, so a send rate
+    /// measured between the first and the last batch leaves it out.
+    pub first_batch_items: usize,
+}
+
+/// Asks a run to stop sending (Ctrl-C).
+#[derive(Debug, Clone)]
+pub struct StopSignal(tokio::sync::watch::Receiver<bool>);
+
+impl StopSignal {
+    pub fn new() -> (tokio::sync::watch::Sender<bool>, Self) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (tx, StopSignal(rx))
+    }
+
+    /// Whether a stop was asked for (before or during the run).
+    pub fn requested(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    async fn changed(&mut self) {
+        // A dropped sender never asks again: wait forever rather than spin.
+        if self.0.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub counters: Counters,
+    pub interrupted: bool,
+    /// Credentials failed mid-run: stopped cleanly, resumable once fixed.
+    pub auth_stopped: Option<String>,
+    pub ledger: PathBuf,
+    pub plan: Option<PlanReport>,
+}
+
+pub type Progress = Arc<dyn Fn(&Counters) + Send + Sync>;
+
+/// Asked once the plan is written and before anything is sent, with the plan and the number of
+/// devices this run will send: `false` removes the new ledger and sends nothing.
+pub type Confirm = Box<dyn FnOnce(&PlanReport, usize) -> bool + Send>;
+
+/// Everything `rotate` needs.
+pub struct RotateRequest {
+    pub header: RunHeader,
+    pub source: CheckedSource,
+    /// What the plan skips; its action must be the header's.
+    pub policy: Policy,
+    pub ledger: PathBuf,
+    pub options: DispatchOptions,
+    pub dry_run: bool,
+    /// Asked before sending (not for a dry run); `None` sends at once.
+    pub confirm: Option<Confirm>,
+}
+
+impl std::fmt::Debug for RotateRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotateRequest")
+            .field("header", &self.header)
+            .field("ledger", &self.ledger)
+            .field("options", &self.options)
+            .field("dry_run", &self.dry_run)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Plans the source into a new ledger, then sends (unless `dry_run`).
+pub async fn rotate(
+    client: Option<&GraphClient>,
+    req: RotateRequest,
+    progress: Progress,
+    stop: StopSignal,
+) -> Result<RunOutcome, RotationError> {
+    if req.header.action != req.policy.action {
+        return Err(RotationError::ActionMismatch {
+            policy: req.policy.action,
+            run: req.header.action,
+        });
+    }
+    let mut ledger = Ledger::create(&req.ledger, &req.header)?;
+    let report = Plan::build(&req.source, &req.policy, &mut ledger)?;
+    let (state, _) = replay_file(&req.ledger)?;
+    if req.dry_run {
+        let counters = counters_of(&state, 0);
+        return Ok(RunOutcome {
+            counters,
+            interrupted: false,
+            auth_stopped: None,
+            ledger: req.ledger,
+            plan: Some(report),
+        });
+    }
+    let client = client.ok_or(RotationError::NoConnection)?;
+    if let Some(confirm) = req.confirm {
+        let to_send = report.planned.min(req.options.limit.unwrap_or(usize::MAX));
+        if !confirm(&report, to_send) {
+            drop(ledger);
+            // Ours, just made, and nothing was sent from it: running the command again starts over.
+            let _ = std::fs::remove_file(&req.ledger);
+            return Err(RotationError::Declined);
+        }
+    }
+    let mut outcome = dispatch(client, ledger, state, &req.options, progress, stop).await?;
+    outcome.plan = Some(report);
+    Ok(outcome)
+}
+
+/// Continues a run from its ledger.
+pub async fn resume(
+    client: &GraphClient,
+    ledger_path: &Path,
+    options: &DispatchOptions,
+    progress: Progress,
+    stop: StopSignal,
+) -> Result<RunOutcome, RotationError> {
+    let (mut ledger, mut state) = Ledger::open(ledger_path)?;
+    let in_doubt = state.count(DeviceState::InDoubt) as u64;
+    let policy = match options.in_doubt {
+        InDoubt::Resend => "resend",
+        InDoubt::Skip => "skip",
+        InDoubt::Verify => "verify",
+    };
+    ledger.append(&Row::Session {
+        at: now_iso(),
+        command: "resume".into(),
+        in_doubt,
+        in_doubt_policy: policy.into(),
+    })?;
+    if options.in_doubt == InDoubt::Skip {
+        for i in 0..state.ids.len() {
+            if state.states[i] == DeviceState::InDoubt {
+                let why = "in doubt after a crash; left alone by --in-doubt skip";
+                let row = noted(state.ids[i], Outcome::Abandoned, why.into());
+                state.states[i] = state.states[i].after(&row);
+                ledger.append(&row)?;
+            }
+        }
+    }
+    if options.in_doubt == InDoubt::Verify && in_doubt > 0 {
+        let doubtful: Vec<(uuid::Uuid, u64)> = (0..state.ids.len())
+            .filter(|&i| state.states[i] == DeviceState::InDoubt)
+            .map(|i| (state.ids[i], state.sent_at_ms[i]))
+            .collect();
+        let reads = Arc::new(RateGate::new(reads_quota(), 0.02, 20));
+        let action = state.header.action;
+        let settle = options.in_doubt_check_delay;
+        let decided =
+            in_doubt::look_up(client, &reads, action, Cause::Crash, &doubtful, settle).await;
+        let mut confirmed = 0;
+        for (id, decision) in decided {
+            // Devices to send again stay in doubt: the dispatcher sends them with the pending.
+            if let Decision::Rotated(evidence) = decision {
+                let i = state.index[&id] as usize;
+                let row = noted(id, Outcome::Rotated, evidence);
+                state.states[i] = state.states[i].after(&row);
+                ledger.append(&row)?;
+                confirmed += 1;
+            }
+        }
+        tracing::info!(
+            in_doubt,
+            confirmed,
+            resend = in_doubt as usize - confirmed,
+            "in-doubt devices checked against deviceActionResults"
+        );
+    }
+    ledger.sync()?;
+    dispatch(client, ledger, state, options, progress, stop).await
+}
+
+/// The pace of reads (look-ups of devices in doubt), under Intune's "any request" limit.
+fn reads_quota() -> Quota {
+    crate::VerifyOptions::default().rate
+}
+
+fn counters_of(state: &LedgerState, to_send: usize) -> Counters {
+    let mut c = Counters {
+        to_send,
+        ..Counters::default()
+    };
+    c.count_states(state);
+    c
+}
+
+impl Counters {
+    /// Sets the per-state figures from the ledger state.
+    fn count_states(&mut self, state: &LedgerState) {
+        self.total = state.ids.len();
+        (
+            self.pending,
+            self.in_doubt,
+            self.rotated,
+            self.failed,
+            self.skipped,
+        ) = (0, 0, 0, 0, 0);
+        for s in &state.states {
+            match s {
+                DeviceState::Pending => self.pending += 1,
+                DeviceState::InDoubt => self.in_doubt += 1,
+                DeviceState::Rotated => self.rotated += 1,
+                DeviceState::Failed => self.failed += 1,
+                DeviceState::Skipped => self.skipped += 1,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn automatic_concurrency_follows_the_rate() {
+        let at = |count, secs| DispatchOptions {
+            rate: Quota::new(count, Duration::from_secs(secs)),
+            ..DispatchOptions::default()
+        };
+        assert_eq!(
+            at(200, 20).in_flight(),
+            3,
+            "Intune's default: a batch every 2 s"
+        );
+        assert_eq!(at(2000, 20).in_flight(), 25);
+        assert_eq!(at(1_000_000, 1).in_flight(), 64);
+        assert_eq!(at(1, 60).in_flight(), 2);
+        let fixed = DispatchOptions {
+            concurrency: Some(7),
+            ..DispatchOptions::default()
+        };
+        assert_eq!(fixed.in_flight(), 7);
+    }
+}
