@@ -49,6 +49,7 @@ pub enum Command {
     )]
     Whoami(WhoamiArgs),
     /// Rotate the Macs of a simulated tenant, end to end, in under a minute.
+    #[cfg(feature = "demo")]
     #[command(after_help = "Example:\n  intune-rotate demo --devices 3000")]
     Demo(DemoArgs),
 }
@@ -304,6 +305,7 @@ pub struct WhoamiArgs {
     pub connection: Connection,
 }
 
+#[cfg(feature = "demo")]
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Devices in the simulated tenant.

@@ -21,9 +21,6 @@ impl From<anyhow::Error> for ConnectError {
     }
 }
 
-/// The tenant id personal Microsoft accounts sign in under; the rotate actions refuse them.
-const CONSUMER_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
-
 /// A connection ready to use, with what it was made from.
 pub struct Connected {
     pub client: GraphClient,
@@ -50,18 +47,7 @@ pub fn client(
     let need = |what: Option<String>, flag: &str, var: &str| {
         what.ok_or_else(|| anyhow!("{flag} (or {var}) is required"))
     };
-    let static_token = match &conn.token_file {
-        Some(p) => Some(
-            std::fs::read_to_string(p)
-                .with_context(|| format!("{}: cannot read the token file", p.display()))?
-                .trim()
-                .to_string(),
-        ),
-        None => std::env::var(env::ACCESS_TOKEN)
-            .ok()
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty()),
-    };
+    let static_token = file_or_env(conn.token_file.as_deref(), env::ACCESS_TOKEN, "token")?;
     let credential = if let Some(token) = static_token {
         Credential::StaticToken(SecretString::from(token))
     } else if let Some(path) = &conn.certificate {
@@ -86,17 +72,11 @@ pub fn client(
             scopes: delegated.iter().map(|s| s.to_string()).collect(),
         }
     } else {
-        let secret = match &conn.client_secret_file {
-            Some(p) => Some(
-                std::fs::read_to_string(p)
-                    .with_context(|| format!("{}: cannot read the secret file", p.display()))?
-                    .trim()
-                    .to_string(),
-            ),
-            None => std::env::var(env::CLIENT_SECRET)
-                .ok()
-                .filter(|s| !s.is_empty()),
-        };
+        let secret = file_or_env(
+            conn.client_secret_file.as_deref(),
+            env::CLIENT_SECRET,
+            "secret",
+        )?;
         let Some(secret) = secret else {
             return Err(anyhow!(
                 "no credential: set {} or --client-secret-file (a secret is never taken as a flag value), or use --certificate, --device-code or --token-file / {}",
@@ -119,10 +99,19 @@ pub fn client(
     })
 }
 
-/// The permission a token needs for `action`; PrivilegedOperations.All covers the ReadWrite actions too.
-fn allows(claims: &TokenClaims, action: Action) -> bool {
-    claims.has(action.permission())
-        || claims.has("DeviceManagementManagedDevices.PrivilegedOperations.All")
+/// A secret from its file when one is given, else from the environment; trimmed, empty as none.
+fn file_or_env(
+    file: Option<&std::path::Path>,
+    var: &str,
+    what: &str,
+) -> anyhow::Result<Option<String>> {
+    let text = match file {
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("{}: cannot read the {what} file", p.display()))?,
+        None => std::env::var(var).unwrap_or_default(),
+    };
+    let text = text.trim();
+    Ok((!text.is_empty()).then(|| text.to_string()))
 }
 
 /// Before anything is sent: a token, for this tenant, not a personal account, holding the action's
@@ -141,37 +130,8 @@ pub async fn preflight(
     match TokenClaims::decode(token.expose_secret()) {
         None => tracing::warn!("the access token is not a JWT; skipping the permission pre-check"),
         Some(claims) => {
-            if let Some(tid) = &claims.tid {
-                if tid.eq_ignore_ascii_case(CONSUMER_TENANT) {
-                    return Err(ConnectError::Auth(anyhow!(
-                        "the token belongs to a personal Microsoft account; the Intune rotate actions need a work or school account"
-                    )));
-                }
-                if !c.tenant.is_empty() && !tid.eq_ignore_ascii_case(&c.tenant) {
-                    return Err(ConnectError::Auth(anyhow!(
-                        "the access token is for tenant {tid}, not {}",
-                        c.tenant
-                    )));
-                }
-            }
-            if !allows(&claims, action) {
-                let perms = claims.permissions();
-                let found = if perms.is_empty() {
-                    "none".to_string()
-                } else {
-                    perms.join(", ")
-                };
-                let kind = if claims.scp.is_some() {
-                    "delegated"
-                } else {
-                    "application"
-                };
-                return Err(ConnectError::Auth(anyhow!(
-                    "missing permission {} for the {} action (token has: {found}). Grant it as a Microsoft Graph {kind} permission in the app registration's API permissions (Entra admin center > App registrations > API permissions), then grant admin consent",
-                    action.permission(),
-                    action.graph_name()
-                )));
-            }
+            rotation::check_token(&claims, &c.tenant, action)
+                .map_err(|e| ConnectError::Auth(e.into()))?;
             if let Some(exp) = claims.exp {
                 let left = exp.saturating_sub(
                     std::time::SystemTime::now()

@@ -52,8 +52,17 @@ pub fn reporter(logs: Logs) -> (rotation::Progress, tracing::Span) {
     if logs.bar {
         span.pb_set_style(
             &ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {per_sec} ETA {eta} {msg}",
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {rate} ETA {eta} {msg}",
             )
+            .map(|style| {
+                // indicatif's own {per_sec} prints four decimals; devices a second need one.
+                style.with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.1}/s", state.per_sec());
+                    },
+                )
+            })
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         let s = span.clone();

@@ -6,7 +6,7 @@ use crate::exit_status::ExitStatus;
 use crate::progress::{Logs, reporter};
 use graph_client::{Cloud, Credential, Endpoints, GraphClient, SecretString};
 use graph_sim::{Quota, SimConfig};
-use rotation::{CsvSource, DispatchOptions, InDoubt, LEDGER_VERSION, RotateRequest, RunHeader};
+use rotation::{DeviceList, DispatchOptions, InDoubt, RotateRequest, RunHeader};
 use std::time::Duration;
 
 pub async fn run(a: crate::cli::DemoArgs, logs: Logs) -> Result<ExitStatus, Failure> {
@@ -56,18 +56,15 @@ pub async fn run(a: crate::cli::DemoArgs, logs: Logs) -> Result<ExitStatus, Fail
     crate::connect::preflight(&connected, rotation::Action::FileVault, false).await?;
     let client = connected.client;
     let header = RunHeader {
-        version: LEDGER_VERSION,
-        tenant: config.tenant.clone(),
         client_id: Some(config.client_id.clone()),
-        cloud: rotation::Cloud::Global,
-        action: rotation::Action::FileVault,
-        api_version: "beta".into(),
-        via: "managedDevices".into(),
-        source: format!("csv:{}", devices_csv.display()),
-        rate: demo_rate,
-        created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        ..RunHeader::new(
+            config.tenant.clone(),
+            rotation::Action::FileVault,
+            format!("csv:{}", devices_csv.display()),
+            demo_rate,
+        )
     };
-    let source = rotation::Plan::check(CsvSource::open(&devices_csv.to_string_lossy())?)?;
+    let source = rotation::Plan::check(DeviceList::open(&devices_csv.to_string_lossy())?)?;
     let options = DispatchOptions {
         rate: demo_rate,
         in_doubt: InDoubt::Resend,

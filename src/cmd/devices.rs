@@ -3,7 +3,7 @@
 
 use super::rotate::action_of;
 use super::source::Source;
-use super::{Failure, failed, usage};
+use super::{Failure, failed, open_output};
 use crate::cli::{DevicesArgs, FormatArg};
 use crate::connect;
 use crate::exit_status::ExitStatus;
@@ -31,12 +31,7 @@ pub async fn run(a: DevicesArgs) -> Result<ExitStatus, Failure> {
             a.source.allow_partial_source,
         )
         .await?;
-    let mut out: Box<dyn Write> = match &a.out {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).map_err(|e| usage(anyhow::anyhow!("{}: {e}", p.display())))?,
-        )),
-        None => Box::new(std::io::stdout().lock()),
-    };
+    let mut out = open_output(a.out.as_deref())?;
     let n = match a.format {
         FormatArg::Csv => rotation::write_devices_csv(&mut out, &list)?,
         FormatArg::Json => rotation::write_devices_json(&mut out, &list)?,

@@ -1,6 +1,6 @@
 //! `intune-rotate export`: one row per device, CSV or JSON.
 
-use super::{Failure, failed, usage};
+use super::{Failure, failed, open_output};
 use crate::cli::{ExportArgs, FormatArg};
 use crate::exit_status::ExitStatus;
 use rotation::ExportFormat;
@@ -11,12 +11,7 @@ pub fn run(a: ExportArgs) -> Result<ExitStatus, Failure> {
         FormatArg::Csv => ExportFormat::Csv,
         FormatArg::Json => ExportFormat::Json,
     };
-    let mut out: Box<dyn Write> = match &a.out {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).map_err(|e| usage(anyhow::anyhow!("{}: {e}", p.display())))?,
-        )),
-        None => Box::new(std::io::stdout().lock()),
-    };
+    let mut out = open_output(a.out.as_deref())?;
     let n = rotation::export(&a.ledger, format, &mut out)?;
     out.flush().map_err(failed)?;
     if let Some(p) = &a.out {

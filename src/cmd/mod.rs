@@ -1,5 +1,6 @@
 //! One file per subcommand; each returns the process exit code.
 
+#[cfg(feature = "demo")]
 mod demo;
 mod devices;
 mod export;
@@ -21,6 +22,7 @@ pub async fn run(command: Command, logs: Logs) -> ExitStatus {
         Command::Resume(a) => resume::run(a, logs).await,
         Command::Status(a) => status::run(a),
         Command::Export(a) => export::run(a),
+        #[cfg(feature = "demo")]
         Command::Demo(a) => demo::run(a, logs).await,
         Command::Whoami(a) => whoami::run(a).await,
         Command::Verify(a) => verify::run(a).await,
@@ -110,6 +112,17 @@ pub fn stop_on_ctrl_c() -> StopSignal {
         }
     });
     signal
+}
+
+/// Where `--out` points (created or truncated), or stdout without it. A file that cannot be
+/// created is bad usage, found before any work.
+pub fn open_output(path: Option<&std::path::Path>) -> Result<Box<dyn std::io::Write>, Failure> {
+    Ok(match path {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).map_err(|e| usage(anyhow::anyhow!("{}: {e}", p.display())))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    })
 }
 
 /// Ends a command interrupted before anything was sent.

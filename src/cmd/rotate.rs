@@ -6,7 +6,7 @@ use crate::cli::{ActionArg, PolicyArgs, RotateArgs};
 use crate::connect;
 use crate::exit_status::ExitStatus;
 use crate::progress::{Logs, reporter};
-use rotation::{Action, InDoubt, LEDGER_VERSION, Plan, Policy, RotateRequest, RunHeader};
+use rotation::{Action, InDoubt, Plan, Policy, RotateRequest, RunHeader};
 
 pub fn action_of(a: ActionArg) -> Action {
     match a {
@@ -73,8 +73,6 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
         .or(a.connection.tenant.clone())
         .unwrap_or_default();
     let header = RunHeader {
-        version: LEDGER_VERSION,
-        tenant: tenant.clone(),
         client_id: connection
             .as_ref()
             .and_then(|c| c.client_id.clone())
@@ -84,12 +82,13 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
             .cloud
             .parse()
             .map_err(|e: String| usage(anyhow::anyhow!(e)))?,
-        action,
-        api_version: "beta".into(),
         via: a.via.clone(),
-        source: checked.source().display().to_string(),
-        rate: a.dispatch.rate,
-        created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        ..RunHeader::new(
+            tenant.clone(),
+            action,
+            checked.source().display(),
+            a.dispatch.rate,
+        )
     };
     let confirm: Option<rotation::Confirm> = (connection.is_some() && !a.dry_run).then(|| {
         let (yes, source) = (a.dispatch.yes, checked.source().display().to_string());

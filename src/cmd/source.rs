@@ -4,12 +4,12 @@
 use super::{Failure, usage};
 use crate::cli::{MatchByArg, SourceArgs};
 use graph_client::GraphClient;
-use rotation::{Action, CsvSource, GraphSource, MatchBy, ScriptKind};
+use rotation::{Action, DeviceList, GraphSource, MatchBy, ScriptKind};
 
 /// A source as given, checked before any connection is made.
 pub enum Source {
-    File(CsvSource),
-    Match(CsvSource, MatchBy, bool),
+    File(DeviceList),
+    Match(DeviceList, MatchBy, bool),
     Graph(GraphSource),
 }
 
@@ -42,7 +42,7 @@ impl Source {
         };
         let mut kinds: Vec<Source> = Vec::new();
         if let Some(input) = &a.input {
-            let csv = CsvSource::open(input)?;
+            let csv = DeviceList::open(input)?;
             kinds.push(match a.match_by {
                 Some(by) => Source::Match(csv, match_by(by), a.strict),
                 None => Source::File(csv),
@@ -95,7 +95,7 @@ impl Source {
         client: Option<&GraphClient>,
         action: Action,
         allow_partial: bool,
-    ) -> Result<CsvSource, Failure> {
+    ) -> Result<DeviceList, Failure> {
         let need = || {
             client.ok_or_else(|| {
                 usage(anyhow::anyhow!(

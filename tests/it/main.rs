@@ -493,3 +493,44 @@ async fn a_short_last_batch_never_overfills_the_window() {
         "items answered 429 with the short batch, against ten full ones: {throttled:?}"
     );
 }
+
+/// `demo` rotates every Mac of its own simulated tenant once, writes the ledger and the export,
+/// and exits 0; its summary says no Mac was rotated twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_rotates_every_mac_of_its_tenant_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo-out");
+    let args = ["demo", "--devices", "300", "--out-dir", &s(&out)];
+    let o = run_plain(args.map(String::from).to_vec(), None, Vec::new()).await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(stdout.contains("(0 more than once)"), "{stdout}");
+    let args = [
+        "status",
+        "--ledger",
+        &s(&out.join("ledger.jsonl")),
+        "--json",
+    ];
+    let st = run_plain(args.map(String::from).to_vec(), None, Vec::new()).await;
+    let doc: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    let rotated = doc["rotated"].as_u64().unwrap();
+    assert!(rotated > 0, "{doc}");
+    assert_eq!(
+        (
+            doc["failed"].as_u64(),
+            doc["pending"].as_u64(),
+            doc["in_doubt"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0)),
+        "{doc}"
+    );
+    assert!(
+        stdout.contains(&format!("{rotated} Macs accepted the rotation")),
+        "every Mac the ledger counts as rotated was accepted by the simulator: {stdout}"
+    );
+    let export = std::fs::read_to_string(out.join("result.csv")).unwrap();
+    assert_eq!(
+        export.lines().count() as u64,
+        doc["devices"].as_u64().unwrap() + 1
+    );
+}

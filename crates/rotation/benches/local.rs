@@ -3,7 +3,7 @@
 //! sets the pace of a run; these say how far below it they stay.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rotation::{CsvSource, LEDGER_VERSION, Ledger, Outcome, Row, RunHeader};
+use rotation::{DeviceList, Ledger, Outcome, Row, RunHeader};
 use std::hint::black_box;
 
 const ROWS: usize = 100_000;
@@ -11,16 +11,13 @@ const BATCH: usize = 20;
 
 fn header() -> RunHeader {
     RunHeader {
-        version: LEDGER_VERSION,
-        tenant: "00000000-0000-4000-8000-0000000000aa".into(),
-        client_id: None,
-        cloud: rotation::Cloud::Global,
-        action: rotation::Action::FileVault,
-        api_version: "beta".into(),
-        via: "managedDevices".into(),
-        source: "bench".into(),
-        rate: "200/20s".parse().unwrap(),
         created_at: "2026-01-01T00:00:00Z".into(),
+        ..RunHeader::new(
+            "00000000-0000-4000-8000-0000000000aa",
+            rotation::Action::FileVault,
+            "bench",
+            "200/20s".parse().unwrap(),
+        )
     }
 }
 
@@ -125,7 +122,7 @@ fn source(c: &mut Criterion) {
         ));
     }
     std::fs::write(&path, text).unwrap();
-    let source = CsvSource::open(path.to_str().unwrap()).unwrap();
+    let source = DeviceList::open(path.to_str().unwrap()).unwrap();
     let mut g = c.benchmark_group("source");
     g.sample_size(10);
     g.throughput(Throughput::Elements(ROWS as u64));

@@ -6,9 +6,7 @@
 
 use graph_client::{Cloud, Credential, Endpoints, GraphClient, GraphClientError, SecretString};
 use graph_sim::{Quota, SimConfig};
-use rotation::{
-    CsvSource, DispatchOptions, InDoubt, LEDGER_VERSION, Plan, RotateRequest, RunHeader, StopSignal,
-};
+use rotation::{DeviceList, DispatchOptions, InDoubt, Plan, RotateRequest, RunHeader, StopSignal};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -26,16 +24,14 @@ fn client(base: &str, client_id: &str, secret: &str, tenant: &str) -> GraphClien
 
 fn header(tenant: &str, rate: Quota, source: &Path) -> RunHeader {
     RunHeader {
-        version: LEDGER_VERSION,
-        tenant: tenant.into(),
         client_id: Some("sim-client".into()),
-        cloud: rotation::Cloud::Global,
-        action: rotation::Action::FileVault,
-        api_version: "beta".into(),
-        via: "managedDevices".into(),
-        source: source.display().to_string(),
-        rate,
         created_at: String::new(),
+        ..RunHeader::new(
+            tenant,
+            rotation::Action::FileVault,
+            source.display().to_string(),
+            rate,
+        )
     }
 }
 
@@ -93,7 +89,7 @@ async fn ride(
             config.tenant.clone(),
         );
         tokio::spawn(async move {
-            let source = Plan::check(CsvSource::open(&csv.to_string_lossy()).unwrap()).unwrap();
+            let source = Plan::check(DeviceList::open(&csv.to_string_lossy()).unwrap()).unwrap();
             let mut h = header(&tenant, q, &csv);
             h.action = rotation::Action::BitLocker;
             h.client_id = Some("competitor".into());
@@ -117,7 +113,7 @@ async fn ride(
                 .counters
         })
     });
-    let source = Plan::check(CsvSource::open(&csv.to_string_lossy()).unwrap()).unwrap();
+    let source = Plan::check(DeviceList::open(&csv.to_string_lossy()).unwrap()).unwrap();
     let options = DispatchOptions {
         rate: limit,
         in_doubt: InDoubt::Resend,
@@ -279,7 +275,7 @@ fn plan_child(n: usize) {
     write_macs(&csv, n).unwrap();
     let ledger = dir.path().join("l.jsonl");
     let start = Instant::now();
-    let source = Plan::check(CsvSource::open(&csv.to_string_lossy()).unwrap()).unwrap();
+    let source = Plan::check(DeviceList::open(&csv.to_string_lossy()).unwrap()).unwrap();
     let mut l = rotation::Ledger::create(
         &ledger,
         &header("t", Quota::new(200, Duration::from_secs(20)), &csv),

@@ -2,7 +2,7 @@
 
 use crate::RotationError;
 use crate::device_id::parse_id;
-use crate::source::{CsvSource, KeyColumn};
+use crate::device_list::{DeviceList, KeyColumn};
 use std::collections::HashSet;
 use std::path::Path;
 use uuid::Uuid;
@@ -11,7 +11,7 @@ use uuid::Uuid;
 /// CSV with an id column. A bad line is an error naming it; ids follow [`parse_id`].
 pub fn read_exclusions(path: &Path) -> Result<HashSet<Uuid>, RotationError> {
     let display = format!("{} (--exclude)", path.display());
-    let csv = CsvSource::open(&path.display().to_string())?;
+    let csv = DeviceList::open(&path.display().to_string())?;
     let mut out = HashSet::new();
     let mut bad: Option<RotationError> = None;
     let result = csv.for_each_keyed(KeyColumn::IntuneId, |d| {

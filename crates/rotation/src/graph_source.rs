@@ -2,8 +2,8 @@
 //! app's devices. Each pages over nextLink and is spooled to the CSV shape the plan reads, so every
 //! field the plan relies on is re-checked on the client, whatever the service did with the filter.
 
-use crate::source::{DeviceCsvWriter, SourceDevice};
-use crate::{Action, CsvSource, RotationError};
+use crate::device_list::{DeviceCsvWriter, SourceDevice, device_select};
+use crate::{Action, DeviceList, RotationError};
 use futures::StreamExt;
 use graph_client::GraphClient;
 use serde_json::Value;
@@ -54,30 +54,6 @@ pub struct FetchReport {
     pub partial: Option<String>,
 }
 
-const SELECT: &str = "id,deviceName,serialNumber,userPrincipalName,operatingSystem,isEncrypted,lastSyncDateTime,azureADDeviceId";
-
-fn text(v: &Value, key: &str) -> Option<String> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-}
-
-/// A Graph device object as a source row.
-pub(crate) fn device_of(v: &Value, line: u64) -> SourceDevice {
-    SourceDevice {
-        line,
-        raw_id: text(v, "id").unwrap_or_default(),
-        name: text(v, "deviceName"),
-        serial: text(v, "serialNumber"),
-        user: text(v, "userPrincipalName"),
-        os: text(v, "operatingSystem"),
-        encrypted: v.get("isEncrypted").and_then(Value::as_bool),
-        last_sync: text(v, "lastSyncDateTime"),
-        entra_id: text(v, "azureADDeviceId"),
-    }
-}
-
 fn quote(s: &str) -> String {
     s.replace('\'', "''")
 }
@@ -103,8 +79,9 @@ impl GraphSource {
                     .clone()
                     .unwrap_or_else(|| format!("operatingSystem eq '{}'", action.platform()));
                 vec![format!(
-                    "/deviceManagement/{coll}?$filter={}&$select={SELECT}&$top=1000",
-                    enc(&filter)
+                    "/deviceManagement/{coll}?$filter={}&$select={}&$top=1000",
+                    enc(&filter),
+                    device_select()
                 )]
             }
             GraphSource::Script { kind, id, .. } => {
@@ -116,11 +93,18 @@ impl GraphSource {
             }
             GraphSource::Users(users) => users
                 .iter()
-                .map(|u| format!("/users/{}/managedDevices?$select={SELECT}", enc(u)))
+                .map(|u| {
+                    format!(
+                        "/users/{}/managedDevices?$select={}",
+                        enc(u),
+                        device_select()
+                    )
+                })
                 .collect(),
             GraphSource::DetectedApp(id) => vec![format!(
-                "/deviceManagement/detectedApps/{}/managedDevices?$select={SELECT}",
-                enc(id)
+                "/deviceManagement/detectedApps/{}/managedDevices?$select={}",
+                enc(id),
+                device_select()
             )],
         }
     }
@@ -166,9 +150,9 @@ impl GraphSource {
                 }
                 item.get("managedDevice")
                     .filter(|d| d.is_object())
-                    .map(|d| device_of(d, line))
+                    .map(|d| SourceDevice::from_graph(d, line))
             }
-            _ => Some(device_of(item, line)),
+            _ => Some(SourceDevice::from_graph(item, line)),
         }
     }
 
@@ -179,7 +163,7 @@ impl GraphSource {
         client: &GraphClient,
         action: Action,
         allow_partial: bool,
-    ) -> Result<(CsvSource, FetchReport), RotationError> {
+    ) -> Result<(DeviceList, FetchReport), RotationError> {
         let tmp =
             tempfile::NamedTempFile::new().map_err(|e| RotationError::io("device spool", e))?;
         let mut out = DeviceCsvWriter::new(std::io::BufWriter::new(tmp.as_file()))?;
@@ -217,7 +201,7 @@ impl GraphSource {
         }
         report.devices = out.finish()?;
         Ok((
-            CsvSource::spooled(tmp.into_temp_path(), self.describe(action)),
+            DeviceList::spooled(tmp.into_temp_path(), self.describe(action))?,
             report,
         ))
     }

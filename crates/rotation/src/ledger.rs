@@ -40,6 +40,30 @@ pub struct RunHeader {
     pub created_at: String,
 }
 
+impl RunHeader {
+    /// A header of this release for a run of `action` on `tenant`'s devices from `source`, in the
+    /// global cloud through `managedDevices`; callers change what differs.
+    pub fn new(
+        tenant: impl Into<String>,
+        action: Action,
+        source: impl Into<String>,
+        rate: Quota,
+    ) -> Self {
+        RunHeader {
+            version: LEDGER_VERSION,
+            tenant: tenant.into(),
+            client_id: None,
+            cloud: Cloud::Global,
+            action,
+            api_version: "beta".into(),
+            via: "managedDevices".into(),
+            source: source.into(),
+            rate,
+            created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        }
+    }
+}
+
 /// serde through `Display` and `FromStr`: the header's typed fields keep their text form on disk.
 mod as_text {
     use serde::de::Error;

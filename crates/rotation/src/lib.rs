@@ -3,6 +3,7 @@
 
 mod action;
 mod device_id;
+mod device_list;
 mod error;
 mod exclude;
 mod export;
@@ -10,14 +11,18 @@ mod graph_source;
 mod ledger;
 mod match_by;
 mod plan;
+mod preflight;
+mod rate_gate;
 mod retry;
 mod run;
-mod source;
-mod throttle;
 mod verify;
 
 pub use action::Action;
 pub use device_id::parse_id;
+pub use device_list::{
+    DEVICE_COLUMNS, DeviceCsvWriter, DeviceList, KeyColumn, SourceDevice, device_select,
+    write_devices_csv, write_devices_json,
+};
 pub use error::RotationError;
 pub use exclude::read_exclusions;
 pub use export::{ExportFormat, ExportRow, export};
@@ -30,13 +35,10 @@ pub use ledger::{
 };
 pub use match_by::{MatchBy, MatchReport, resolve};
 pub use plan::{CheckedSource, Plan, PlanReport, Policy};
+pub use preflight::{TokenProblem, check_token};
+pub use rate_gate::RateGate;
 pub use run::{
     Confirm, Counters, DispatchOptions, InDoubt, Progress, RotateRequest, RunOutcome, StopSignal,
     resume, rotate,
 };
-pub use source::{
-    CsvSource, DEVICE_COLUMNS, DeviceCsvWriter, KeyColumn, SourceDevice, write_devices_csv,
-    write_devices_json,
-};
-pub use throttle::RateGate;
 pub use verify::{SKEW, VerifyCounts, VerifyOptions, verify};

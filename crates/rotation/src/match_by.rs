@@ -2,9 +2,8 @@
 //! register), device names or Entra ids, not Intune ids. Each input row is resolved to its managed
 //! device through one paged listing of the tenant, never one request per row.
 
-use crate::graph_source::device_of;
-use crate::source::{DeviceCsvWriter, KeyColumn, SourceDevice};
-use crate::{CsvSource, RotationError};
+use crate::device_list::{DeviceCsvWriter, KeyColumn, SourceDevice, device_select};
+use crate::{DeviceList, RotationError};
 use futures::StreamExt;
 use graph_client::GraphClient;
 use std::collections::HashMap;
@@ -70,10 +69,10 @@ impl MatchReport {
 /// (exit 2, nothing sent). Returns a spooled list with Intune ids.
 pub async fn resolve(
     client: &GraphClient,
-    input: &CsvSource,
+    input: &DeviceList,
     by: MatchBy,
     strict: bool,
-) -> Result<(CsvSource, MatchReport), RotationError> {
+) -> Result<(DeviceList, MatchReport), RotationError> {
     let mut wanted: Vec<(u64, String)> = Vec::new();
     input.for_each_keyed(by.key(), |d| {
         let key = d.raw_id.trim().to_ascii_lowercase();
@@ -83,7 +82,10 @@ pub async fn resolve(
         Ok(())
     })?;
     let mut index: HashMap<String, Vec<SourceDevice>> = HashMap::new();
-    let url = "/deviceManagement/managedDevices?$select=id,deviceName,serialNumber,userPrincipalName,operatingSystem,isEncrypted,lastSyncDateTime,azureADDeviceId&$top=1000".to_string();
+    let url = format!(
+        "/deviceManagement/managedDevices?$select={}&$top=1000",
+        device_select()
+    );
     let mut pages = std::pin::pin!(client.pages(url));
     while let Some(page) = pages.next().await {
         let items = page.map_err(|e| {
@@ -93,7 +95,7 @@ pub async fn resolve(
             ))
         })?;
         for item in &items {
-            let d = device_of(item, 0);
+            let d = SourceDevice::from_graph(item, 0);
             if let Some(k) = by.of(&d) {
                 index.entry(k).or_default().push(d);
             }
@@ -127,10 +129,10 @@ pub async fn resolve(
         tracing::warn!("{}: {p}; left out", input.display());
     }
     Ok((
-        CsvSource::spooled(
+        DeviceList::spooled(
             tmp.into_temp_path(),
             format!("{} matched by {}", input.display(), by.label()),
-        ),
+        )?,
         report,
     ))
 }

@@ -3,7 +3,7 @@
 
 use crate::device_id::parse_id;
 use crate::ledger::{Ledger, Row};
-use crate::{Action, CsvSource, RotationError, SourceDevice};
+use crate::{Action, DeviceList, RotationError, SourceDevice};
 use std::collections::{BTreeMap, HashSet};
 
 /// How many bad lines an error lists before it only counts the rest.
@@ -23,12 +23,12 @@ pub struct PlanReport {
 /// A source whose every id has been checked, so planning need not read it for that again.
 #[derive(Debug)]
 pub struct CheckedSource {
-    source: CsvSource,
+    source: DeviceList,
     rows: usize,
 }
 
 impl CheckedSource {
-    pub fn source(&self) -> &CsvSource {
+    pub fn source(&self) -> &DeviceList {
         &self.source
     }
 
@@ -101,18 +101,18 @@ impl Policy {
 impl Plan {
     /// Reads the whole source and refuses it, naming every bad line, if any id is invalid or it has no
     /// rows. Callers run this before connecting, so bad input never costs a request.
-    pub fn check(source: CsvSource) -> Result<CheckedSource, RotationError> {
+    pub fn check(source: DeviceList) -> Result<CheckedSource, RotationError> {
         let rows = Self::check_source(&source)?;
         Ok(CheckedSource { source, rows })
     }
 
     /// Marks `source` as checked with the row count an earlier [`Plan::check_source`] found.
-    pub fn checked(source: CsvSource, rows: usize) -> CheckedSource {
+    pub fn checked(source: DeviceList, rows: usize) -> CheckedSource {
         CheckedSource { source, rows }
     }
 
     /// The checks of [`Plan::check`] on a borrowed source; returns the rows.
-    pub fn check_source(source: &CsvSource) -> Result<usize, RotationError> {
+    pub fn check_source(source: &DeviceList) -> Result<usize, RotationError> {
         let mut invalid: Vec<String> = Vec::new();
         let mut invalid_count = 0usize;
         let mut rows = 0usize;

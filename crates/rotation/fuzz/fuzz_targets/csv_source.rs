@@ -3,13 +3,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rotation::{CsvSource, KeyColumn, Plan};
+use rotation::{DeviceList, KeyColumn, Plan};
 mod scratch;
 
 fuzz_target!(|data: &[u8]| {
     let path = scratch::scratch("devices.csv");
     std::fs::write(path, data).expect("scratch file");
-    let Ok(source) = CsvSource::open(path.to_str().expect("utf-8 temp path")) else {
+    let Ok(source) = DeviceList::open(path.to_str().expect("utf-8 temp path")) else {
         return;
     };
     let _ = Plan::check_source(&source);

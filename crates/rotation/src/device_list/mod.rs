@@ -2,206 +2,41 @@
 //! quoted headers; or JSON lines. The managed-device id column is found by name, never confused
 //! with Entra's. Graph sources are spooled to this same CSV shape, so one plan serves them all.
 
+mod columns;
+mod device;
+mod writer;
+
+pub use columns::{DEVICE_COLUMNS, KeyColumn, device_select};
+pub use device::SourceDevice;
+pub use writer::{DeviceCsvWriter, write_devices_csv, write_devices_json};
+
 use crate::RotationError;
+use columns::*;
+use device::parse_bool;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-/// One row of the input, with its line number for error messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceDevice {
-    pub line: u64,
-    pub raw_id: String,
-    pub name: Option<String>,
-    pub serial: Option<String>,
-    pub user: Option<String>,
-    pub os: Option<String>,
-    pub encrypted: Option<bool>,
-    /// Last check-in as written in the source (ISO 8601 or Intune's "2026-11-27 08:15:00").
-    pub last_sync: Option<String>,
-    pub entra_id: Option<String>,
+/// How a list's rows are written, found once when it is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// One JSON object a line.
+    JsonLines,
+    /// CSV with this delimiter (`,`, `;` or tab).
+    Csv(u8),
 }
 
-/// Which column identifies a row: the Intune id, or what `--match-by` resolves from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum KeyColumn {
-    #[default]
-    IntuneId,
-    Serial,
-    Name,
-    EntraId,
-}
-
-/// Column names (lower case, without spaces and underscores) that hold the Intune managed device id.
-const ID_COLUMNS: &[&str] = &["id", "manageddeviceid", "deviceid", "intunedeviceid"];
-/// Columns holding the Entra (Azure AD) device id: a different id that must never be posted.
-const ENTRA_COLUMNS: &[&str] = &[
-    "azureaddeviceid",
-    "aaddeviceid",
-    "entradeviceid",
-    "entraid",
-    "azureadid",
-    "objectid",
-];
-const NAME_COLUMNS: &[&str] = &["devicename", "name", "managementname"];
-const SERIAL_COLUMNS: &[&str] = &["serialnumber", "serial"];
-const USER_COLUMNS: &[&str] = &[
-    "userprincipalname",
-    "primaryuserupn",
-    "upn",
-    "user",
-    "primaryuseremailaddress",
-];
-const OS_COLUMNS: &[&str] = &["operatingsystem", "os", "platform"];
-const ENCRYPTED_COLUMNS: &[&str] = &["isencrypted", "encrypted"];
-const LAST_SYNC_COLUMNS: &[&str] = &[
-    "lastsyncdatetime",
-    "lastcheckin",
-    "lastcheckindatetime",
-    "lastsync",
-];
-
-/// The column names this tool writes (`devices`, Graph sources): readable back as `--input`.
-pub const DEVICE_COLUMNS: [&str; 8] = [
-    "id",
-    "deviceName",
-    "serialNumber",
-    "userPrincipalName",
-    "operatingSystem",
-    "isEncrypted",
-    "lastSyncDateTime",
-    "azureADDeviceId",
-];
-
-/// Writes device rows in [`DEVICE_COLUMNS`] order as they come, after a header.
-pub struct DeviceCsvWriter<W: std::io::Write> {
-    w: csv::Writer<W>,
-    rows: usize,
-}
-
-impl<W: std::io::Write> std::fmt::Debug for DeviceCsvWriter<W> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeviceCsvWriter")
-            .field("rows", &self.rows)
-            .finish_non_exhaustive()
-    }
-}
-
-fn write_err(e: csv::Error) -> RotationError {
-    RotationError::Output {
-        what: "the device list".into(),
-        message: e.to_string(),
-    }
-}
-
-impl<W: std::io::Write> DeviceCsvWriter<W> {
-    pub fn new(out: W) -> Result<Self, RotationError> {
-        let mut w = csv::Writer::from_writer(out);
-        w.write_record(DEVICE_COLUMNS).map_err(write_err)?;
-        Ok(DeviceCsvWriter { w, rows: 0 })
-    }
-
-    pub fn write(&mut self, d: SourceDevice) -> Result<(), RotationError> {
-        let enc = d
-            .encrypted
-            .map(|e| if e { "true" } else { "false" }.to_string());
-        let fields = [
-            Some(d.raw_id),
-            d.name,
-            d.serial,
-            d.user,
-            d.os,
-            enc,
-            d.last_sync,
-            d.entra_id,
-        ];
-        self.w
-            .write_record(fields.iter().map(|f| f.as_deref().unwrap_or("")))
-            .map_err(write_err)?;
-        self.rows += 1;
-        Ok(())
-    }
-
-    /// Flushes and returns how many rows were written.
-    pub fn finish(mut self) -> Result<usize, RotationError> {
-        self.w
-            .flush()
-            .map_err(|e| RotationError::io("devices output", e))?;
-        Ok(self.rows)
-    }
-}
-
-/// Writes a device list in [`DEVICE_COLUMNS`] order, with a header, row by row as it is read.
-pub fn write_devices_csv<W: std::io::Write>(
-    out: W,
-    devices: &CsvSource,
-) -> Result<usize, RotationError> {
-    let mut w = DeviceCsvWriter::new(out)?;
-    devices.for_each(|d| w.write(d))?;
-    w.finish()
-}
-
-/// Writes a device list as a JSON array of objects with [`DEVICE_COLUMNS`] keys, element by
-/// element as it is read (a fleet's list is never held in memory whole).
-pub fn write_devices_json<W: std::io::Write>(
-    mut out: W,
-    devices: &CsvSource,
-) -> Result<usize, RotationError> {
-    use serde::ser::{SerializeSeq, Serializer};
-    let io = |e: serde_json::Error| RotationError::io("devices output", e.into());
-    let mut rows = 0;
-    let mut ser = serde_json::Serializer::pretty(&mut out);
-    let mut seq = ser.serialize_seq(None).map_err(io)?;
-    devices.for_each(|d| {
-        rows += 1;
-        seq.serialize_element(&serde_json::json!({
-            "id": d.raw_id, "deviceName": d.name, "serialNumber": d.serial, "userPrincipalName": d.user,
-            "operatingSystem": d.os, "isEncrypted": d.encrypted, "lastSyncDateTime": d.last_sync, "azureADDeviceId": d.entra_id,
-        }))
-        .map_err(io)
-    })?;
-    seq.end().map_err(io)?;
-    out.write_all(b"\n")
-        .map_err(|e| RotationError::io("devices output", e))?;
-    Ok(rows)
-}
-
-fn parse_bool(v: &str) -> Option<bool> {
-    match v.to_ascii_lowercase().as_str() {
-        "yes" | "true" | "1" | "encrypted" => Some(true),
-        "no" | "false" | "0" | "notencrypted" => Some(false),
-        _ => None,
-    }
-}
-
-fn key_columns(key: KeyColumn) -> &'static [&'static str] {
-    match key {
-        KeyColumn::IntuneId => ID_COLUMNS,
-        KeyColumn::Serial => SERIAL_COLUMNS,
-        KeyColumn::Name => NAME_COLUMNS,
-        KeyColumn::EntraId => ENTRA_COLUMNS,
-    }
-}
-
-fn norm(h: &str) -> String {
-    h.trim()
-        .trim_start_matches('\u{feff}')
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '_' && *c != '-')
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
-/// A CSV device list; read twice (validate, then plan) without holding it in memory.
+/// A device list; read twice (validate, then plan) without holding it in memory.
 #[derive(Debug)]
-pub struct CsvSource {
+pub struct DeviceList {
     path: PathBuf,
+    format: Format,
     /// Where stdin was spooled, removed on drop.
     _spool: Option<tempfile::TempPath>,
     display: String,
 }
 
-impl CsvSource {
+impl DeviceList {
     /// `-` reads stdin (spooled to a temporary file so it can be read twice).
     pub fn open(path: &str) -> Result<Self, RotationError> {
         if path == "-" {
@@ -209,48 +44,35 @@ impl CsvSource {
                 tempfile::NamedTempFile::new().map_err(|e| RotationError::io("stdin spool", e))?;
             std::io::copy(&mut std::io::stdin().lock(), &mut tmp)
                 .map_err(|e| RotationError::io("stdin", e))?;
-            let spool = tmp.into_temp_path();
-            return Ok(CsvSource {
-                path: spool.to_path_buf(),
-                _spool: Some(spool),
-                display: "stdin".into(),
-            });
+            return DeviceList::spooled(tmp.into_temp_path(), "stdin");
         }
         let p = Path::new(path);
         if !p.is_file() {
             return Err(RotationError::NoSuchInput(path.to_string()));
         }
-        Ok(CsvSource {
+        Ok(DeviceList {
             path: p.to_path_buf(),
+            format: detect(p)?,
             _spool: None,
             display: path.to_string(),
         })
     }
 
     /// A device list written to a temporary file (Graph sources, `--match-by`), removed on drop.
-    pub fn spooled(spool: tempfile::TempPath, display: impl Into<String>) -> Self {
-        CsvSource {
+    pub fn spooled(
+        spool: tempfile::TempPath,
+        display: impl Into<String>,
+    ) -> Result<Self, RotationError> {
+        Ok(DeviceList {
             path: spool.to_path_buf(),
+            format: detect(&spool)?,
             _spool: Some(spool),
             display: display.into(),
-        }
+        })
     }
 
     pub fn display(&self) -> &str {
         &self.display
-    }
-
-    /// JSON lines when the first non-blank byte opens an object; CSV otherwise.
-    fn is_json_lines(&self) -> Result<bool, RotationError> {
-        let mut head = [0u8; 512];
-        let mut f = File::open(&self.path).map_err(|e| RotationError::io(&self.path, e))?;
-        let n = f
-            .read(&mut head)
-            .map_err(|e| RotationError::io(&self.path, e))?;
-        let first = head[..n]
-            .iter()
-            .find(|b| !b.is_ascii_whitespace() && **b != 0xef && **b != 0xbb && **b != 0xbf);
-        Ok(first == Some(&b'{'))
     }
 
     /// JSON lines: one device object a line, keys named like the CSV columns.
@@ -315,21 +137,6 @@ impl CsvSource {
         Ok(())
     }
 
-    fn delimiter(&self) -> Result<u8, RotationError> {
-        let mut head = [0u8; 4096];
-        let mut f = File::open(&self.path).map_err(|e| RotationError::io(&self.path, e))?;
-        let n = f
-            .read(&mut head)
-            .map_err(|e| RotationError::io(&self.path, e))?;
-        let first = head[..n].split(|&b| b == b'\n').next().unwrap_or(&[]);
-        let count = |d: u8| first.iter().filter(|&&b| b == d).count();
-        Ok([b',', b';', b'\t']
-            .into_iter()
-            .max_by_key(|&d| count(d))
-            .filter(|&d| count(d) > 0)
-            .unwrap_or(b','))
-    }
-
     /// Calls `f` for every data row, in order. Header problems are errors naming the file.
     pub fn for_each(
         &self,
@@ -338,18 +145,19 @@ impl CsvSource {
         self.for_each_keyed(KeyColumn::IntuneId, f)
     }
 
-    /// As [`CsvSource::for_each`], with `raw_id` taken from the `key` column.
+    /// As [`DeviceList::for_each`], with `raw_id` taken from the `key` column.
     pub fn for_each_keyed(
         &self,
         key: KeyColumn,
         mut f: impl FnMut(SourceDevice) -> Result<(), RotationError>,
     ) -> Result<(), RotationError> {
-        if self.is_json_lines()? {
-            return self.for_each_json_line(key, &mut f);
-        }
+        let delimiter = match self.format {
+            Format::JsonLines => return self.for_each_json_line(key, &mut f),
+            Format::Csv(d) => d,
+        };
         let file = File::open(&self.path).map_err(|e| RotationError::io(&self.path, e))?;
         let mut reader = csv::ReaderBuilder::new()
-            .delimiter(self.delimiter()?)
+            .delimiter(delimiter)
             .flexible(true)
             .trim(csv::Trim::All)
             .from_reader(BufReader::with_capacity(1 << 16, file));
@@ -493,15 +301,48 @@ impl LineCounter {
     }
 }
 
+/// JSON lines when the first non-blank byte opens an object; CSV otherwise, delimited by whichever
+/// of `,` `;` tab the header line holds most of.
+fn detect(path: &Path) -> Result<Format, RotationError> {
+    let mut head = [0u8; 4096];
+    let mut f = File::open(path).map_err(|e| RotationError::io(path, e))?;
+    let mut n = 0;
+    // One read may return less than is there: fill the head or reach the end.
+    loop {
+        let got = f
+            .read(&mut head[n..])
+            .map_err(|e| RotationError::io(path, e))?;
+        n += got;
+        if got == 0 || n == head.len() {
+            break;
+        }
+    }
+    let first = head[..n]
+        .iter()
+        .find(|b| !b.is_ascii_whitespace() && **b != 0xef && **b != 0xbb && **b != 0xbf);
+    if first == Some(&b'{') {
+        return Ok(Format::JsonLines);
+    }
+    let header = head[..n].split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let count = |d: u8| header.iter().filter(|&&b| b == d).count();
+    Ok(Format::Csv(
+        [b',', b';', b'\t']
+            .into_iter()
+            .max_by_key(|&d| count(d))
+            .filter(|&d| count(d) > 0)
+            .unwrap_or(b','),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
 
-    fn source(text: &str) -> (tempfile::NamedTempFile, CsvSource) {
+    fn source(text: &str) -> (tempfile::NamedTempFile, DeviceList) {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(text.as_bytes()).unwrap();
-        let s = CsvSource::open(f.path().to_str().unwrap()).unwrap();
+        let s = DeviceList::open(f.path().to_str().unwrap()).unwrap();
         (f, s)
     }
 
@@ -592,7 +433,7 @@ mod arbitrary_input {
             for content in [bytes.clone(), [header.as_bytes(), &bytes].concat()] {
                 let mut f = tempfile::NamedTempFile::new().unwrap();
                 f.write_all(&content).unwrap();
-                let s = CsvSource::open(f.path().to_str().unwrap()).unwrap();
+                let s = DeviceList::open(f.path().to_str().unwrap()).unwrap();
                 let _ = s.for_each(|_| Ok(()));
                 let _ = s.for_each_keyed(KeyColumn::Serial, |_| Ok(()));
             }
