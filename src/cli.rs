@@ -22,7 +22,7 @@ pub enum Command {
     #[command(
         after_help = "Example:\n  intune-rotate rotate --action filevault --input devices.csv --ledger run1.jsonl --yes"
     )]
-    Rotate(RotateArgs),
+    Rotate(Box<RotateArgs>),
     /// Continue a run from its ledger (after Ctrl-C, a crash or --limit).
     #[command(after_help = "Example:\n  intune-rotate resume --ledger run1.jsonl --yes")]
     Resume(ResumeArgs),
@@ -121,6 +121,10 @@ pub struct Dispatch {
     /// Write the run's summary as JSON to this file.
     #[arg(long)]
     pub summary_json: Option<PathBuf>,
+    /// Another name under which Intune may record this action's results (repeatable): used when
+    /// answers were lost. Given to `rotate`, it is kept in the ledger for `resume` and `verify`.
+    #[arg(long = "result-name", value_name = "NAME")]
+    pub result_names: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -212,8 +216,21 @@ pub struct VerifyArgs {
     /// Pace of the reads, per batch item (Intune allows 2000/20s of any request per app).
     #[arg(long, default_value = "1000/20s")]
     pub rate: graph_batch::Quota,
+    /// Another name under which Intune may record this action's results (repeatable), beside
+    /// those the ledger holds; `verify` lists the names it could not place.
+    #[arg(long = "result-name", value_name = "NAME")]
+    pub result_names: Vec<String>,
+    /// The summary as text, or one JSON document (counts and unrecognised result names).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: TextOrJson,
     #[command(flatten)]
     pub connection: Connection,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TextOrJson {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -18,7 +18,7 @@ use rotation::{DispatchOptions, InDoubt, RotationError, RunOutcome, StopSignal};
 
 pub async fn run(command: Command, logs: Logs) -> ExitStatus {
     let result = match command {
-        Command::Rotate(a) => rotate::run(a, logs).await,
+        Command::Rotate(a) => rotate::run(*a, logs).await,
         Command::Resume(a) => resume::run(a, logs).await,
         Command::Status(a) => status::run(a),
         Command::Export(a) => export::run(a),
@@ -73,6 +73,7 @@ pub fn options(d: &Dispatch, in_doubt: InDoubt) -> DispatchOptions {
         time_budget: d.time_budget.map(Into::into),
         limit: d.limit,
         in_doubt,
+        result_names: d.result_names.clone(),
         ..DispatchOptions::default()
     }
 }

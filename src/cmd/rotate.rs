@@ -83,6 +83,7 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
             .parse()
             .map_err(|e: String| usage(anyhow::anyhow!(e)))?,
         via: a.via.clone(),
+        result_names: a.dispatch.result_names.clone(),
         ..RunHeader::new(
             tenant.clone(),
             action,
@@ -159,10 +160,15 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
             ),
             ..rotation::VerifyOptions::default()
         };
-        let counts = super::verify::run_verify(&c.client, &outcome.ledger, &o).await?;
-        let line: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let report = super::verify::run_verify(&c.client, &outcome.ledger, &o).await?;
+        let line: Vec<String> = report
+            .counts
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         println!("verified: {}", line.join(", "));
-        return Ok(code.max(ExitStatus::of_verify(&counts)));
+        super::verify::print_unrecognised(&report);
+        return Ok(code.max(ExitStatus::of_verify(&report.counts)));
     }
     Ok(code)
 }

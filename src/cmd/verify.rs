@@ -1,10 +1,10 @@
 //! `intune-rotate verify`: which devices actually rotated, from Graph's deviceActionResults.
 
-use super::Failure;
-use crate::cli::VerifyArgs;
+use super::{Failure, failed};
+use crate::cli::{TextOrJson, VerifyArgs};
 use crate::connect;
 use crate::exit_status::ExitStatus;
-use rotation::{VerifyCounts, VerifyOptions};
+use rotation::{VerifyOptions, VerifyReport};
 
 pub async fn run(a: VerifyArgs) -> Result<ExitStatus, Failure> {
     let (ledger, state) = rotation::Ledger::open(&a.ledger)?;
@@ -23,13 +23,48 @@ pub async fn run(a: VerifyArgs) -> Result<ExitStatus, Failure> {
         watch: a.watch,
         interval: a.interval.into(),
         timeout: Some(a.timeout.into()),
+        result_names: a.result_names.clone(),
     };
-    let counts = run_verify(&c.client, &a.ledger, &options).await?;
-    println!("verified {} ({}):", a.ledger.display(), action.graph_name());
-    for (state, n) in &counts {
-        println!("  {state:<12}{n:>8}");
+    let report = run_verify(&c.client, &a.ledger, &options).await?;
+    match a.format {
+        TextOrJson::Json => {
+            let doc = serde_json::json!({
+                "ledger": a.ledger,
+                "action": action.graph_name(),
+                "counts": report.counts,
+                "unrecognised": report.unrecognised,
+            });
+            println!("{}", serde_json::to_string_pretty(&doc).map_err(failed)?);
+        }
+        TextOrJson::Text => {
+            println!("verified {} ({}):", a.ledger.display(), action.graph_name());
+            for (state, n) in &report.counts {
+                println!("  {state:<12}{n:>8}");
+            }
+            print_unrecognised(&report);
+        }
     }
-    Ok(ExitStatus::of_verify(&counts))
+    Ok(ExitStatus::of_verify(&report.counts))
+}
+
+/// Result names seen after our requests that no rule placed: the admin can report them, or add
+/// one with `--result-name` if it is ours.
+pub fn print_unrecognised(report: &VerifyReport) {
+    if report.unrecognised.is_empty() {
+        return;
+    }
+    println!(
+        "result names not recognised, on devices we sent to (report them, or add --result-name NAME if one is ours):"
+    );
+    for n in &report.unrecognised {
+        let name = n.action_name.as_deref().unwrap_or("(no actionName)");
+        let typed = n
+            .odata_type
+            .as_deref()
+            .map(|t| format!(" ({t})"))
+            .unwrap_or_default();
+        println!("  {name}{typed}: {} device(s)", n.devices);
+    }
 }
 
 /// One verify run with a progress line per pass; shared with `rotate --verify-after`.
@@ -37,8 +72,8 @@ pub async fn run_verify(
     client: &graph_client::GraphClient,
     ledger: &std::path::Path,
     o: &VerifyOptions,
-) -> Result<VerifyCounts, Failure> {
-    let progress = |c: &VerifyCounts| {
+) -> Result<VerifyReport, Failure> {
+    let progress = |c: &rotation::VerifyCounts| {
         let line: Vec<String> = c.iter().map(|(k, v)| format!("{k} {v}")).collect();
         tracing::info!("verify pass: {}", line.join(", "));
     };

@@ -3,6 +3,7 @@
 mod auth;
 mod disk;
 mod faults;
+mod result_names;
 mod sources;
 mod util;
 
@@ -307,7 +308,18 @@ async fn a_killed_run_resumes_with_nobody_lost_and_nobody_rotated_twice() {
         .unwrap_or(20);
     for trial in 0..trials {
         let slow = trial == 0;
+        // Each naming style of action results in turn, with unrelated results beside ours: the
+        // look-up after the crash must find our rotations, and only ours, whatever their name.
+        let names = [
+            graph_sim::ResultNames::Graph,
+            graph_sim::ResultNames::Pascal,
+            graph_sim::ResultNames::Keyword,
+            graph_sim::ResultNames::Typed,
+        ][trial as usize % 4]
+            .clone();
         let config = graph_sim::SimConfig {
+            action_result_names: names,
+            decoy_results: true,
             post_limit: graph_sim::Quota::new(300, std::time::Duration::from_secs(1)),
             tenant_post_limit: graph_sim::Quota::new(600, std::time::Duration::from_secs(1)),
             latency: std::time::Duration::from_millis(if slow { 1500 } else { 20 }),

@@ -19,6 +19,78 @@ pub enum RetryAfterStyle {
     None,
 }
 
+/// How `deviceActionResults` names an accepted action. Nothing documents the names Intune writes
+/// (docs/graph-facts.md §7), so the engine is tried against each plausible style.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ResultNames {
+    /// The endpoint's name: `rotateFileVaultKey`.
+    #[default]
+    Graph,
+    /// Pascal case: `RotateFileVaultKey`.
+    Pascal,
+    /// Another name holding the keyword: `FileVaultKeyRotation`, `BitLockerKeyRotation`.
+    Keyword,
+    /// A derived `@odata.type` naming the action, with the unrelated `actionName` `deviceAction`.
+    Typed,
+    /// This name for every action: one no rule of a client knows.
+    Other(String),
+}
+
+impl ResultNames {
+    /// `actionName` and `@odata.type` of a result of the action posted as `action`.
+    pub fn of(&self, action: &str) -> (String, Option<String>) {
+        match self {
+            ResultNames::Graph => (action.to_string(), None),
+            ResultNames::Pascal => {
+                let mut c = action.chars();
+                let pascal = c
+                    .next()
+                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                    .unwrap_or_default();
+                (pascal, None)
+            }
+            ResultNames::Keyword => {
+                let name = match action {
+                    "rotateFileVaultKey" => "FileVaultKeyRotation",
+                    "rotateBitLockerKeys" => "BitLockerKeyRotation",
+                    "rotateLocalAdminPassword" => "LocalAdminPasswordRotation",
+                    "rotateRecoveryLockPasscode" => "RecoveryLockPasscodeRotation",
+                    other => other,
+                };
+                (name.to_string(), None)
+            }
+            // As the schema names them: `rotateBitLockerKeysDeviceActionResult`,
+            // `locateDeviceActionResult`.
+            ResultNames::Typed => {
+                let stem = action.strip_suffix("Device").unwrap_or(action);
+                (
+                    "deviceAction".to_string(),
+                    Some(format!("#microsoft.graph.{stem}DeviceActionResult")),
+                )
+            }
+            ResultNames::Other(name) => (name.clone(), None),
+        }
+    }
+}
+
+impl std::str::FromStr for ResultNames {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "graph" => Ok(ResultNames::Graph),
+            "pascal" => Ok(ResultNames::Pascal),
+            "keyword" => Ok(ResultNames::Keyword),
+            "typed" => Ok(ResultNames::Typed),
+            _ => match s.strip_prefix("other=") {
+                Some(name) if !name.is_empty() => Ok(ResultNames::Other(name.to_string())),
+                _ => Err(format!(
+                    "unknown style {s:?}: expected graph, pascal, keyword, typed or other=NAME"
+                )),
+            },
+        }
+    }
+}
+
 /// The simulated tenant and its behaviour.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -62,6 +134,12 @@ pub struct SimConfig {
     pub batch_p503: f64,
     /// After this many listing pages, every further page answers 500 (a listing that fails part-way).
     pub list_fail_after_pages: Option<u64>,
+    /// How action results are named.
+    pub action_result_names: ResultNames,
+    /// Each accepted action also leaves unrelated results (`locateDevice`, `getFileVaultKey`, as an
+    /// admin's other work would) on the next device of the tenant: a client must not take them for
+    /// its own.
+    pub decoy_results: bool,
 }
 
 pub const DEFAULT_TENANT: &str = "5e1f0c2a-7d3b-4c8e-9a61-0b2d4f6e8a10";
@@ -99,6 +177,8 @@ impl Default for SimConfig {
             batch_p429: 0.0,
             batch_p503: 0.0,
             list_fail_after_pages: None,
+            action_result_names: ResultNames::Graph,
+            decoy_results: false,
         }
     }
 }

@@ -582,14 +582,35 @@ impl Sim {
                 let fails = self.config.fail_share > 0.0
                     && inner.rng.random_bool(self.config.fail_share.min(1.0));
                 let id = d.id.clone();
-                inner.tenant.devices[device]
-                    .action_results
-                    .push(ActionResult {
-                        action_name: action.to_string(),
+                let names = &self.config.action_result_names;
+                let result = |action: &str, fails| {
+                    let (action_name, odata_type) = names.of(action);
+                    ActionResult {
+                        action_name,
+                        odata_type,
                         started: now,
                         completes: now + self.config.complete_after,
                         fails,
-                    });
+                    }
+                };
+                inner.tenant.devices[device]
+                    .action_results
+                    .push(result(action, fails));
+                if self.config.decoy_results {
+                    // Decoys keep their own names (typed in the typed style), never ours.
+                    let next = (device + 1) % inner.tenant.devices.len();
+                    for other in ["locateDevice", "getFileVaultKey"] {
+                        let decoy = match names {
+                            crate::ResultNames::Typed => result(other, false),
+                            _ => ActionResult {
+                                action_name: other.to_string(),
+                                odata_type: None,
+                                ..result(other, false)
+                            },
+                        };
+                        inner.tenant.devices[next].action_results.push(decoy);
+                    }
+                }
                 *inner
                     .stats
                     .actions

@@ -1,7 +1,7 @@
 //! A simulated Intune tenant that speaks Microsoft Graph.
 //!
 //! The real service cannot be reached from test machines, so every test, benchmark and the demo run
-//! against this. It reproduces the behaviours listed in `shared/graph-facts.md`: the token endpoint,
+//! against this. It reproduces the behaviours listed in `docs/graph-facts.md`: the token endpoint,
 //! paged device listings, the beta rotate actions on every navigation path, `$batch` with per-item
 //! throttling on sliding 20 s windows, Retry-After in every observed style, penalties for clients that
 //! ignore it, and seeded faults. `GET /_sim/stats` says exactly what was accepted.
@@ -17,7 +17,7 @@ mod throttle;
 mod time;
 
 pub use auth::RegisteredCert;
-pub use config::{DEFAULT_TENANT, RetryAfterStyle, SimConfig};
+pub use config::{DEFAULT_TENANT, ResultNames, RetryAfterStyle, SimConfig};
 pub use graph_batch::{Quota, QuotaParseError};
 pub use server::{SimHandle, start, start_on};
 pub use stats::Stats;

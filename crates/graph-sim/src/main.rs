@@ -96,6 +96,15 @@ struct Args {
     /// After this many listing pages, every further page answers 500.
     #[arg(long)]
     list_fail_after_pages: Option<u64>,
+    /// How action results are named: graph (rotateFileVaultKey), pascal (RotateFileVaultKey),
+    /// keyword (FileVaultKeyRotation), typed (a derived @odata.type, actionName deviceAction), or
+    /// other=NAME.
+    #[arg(long, default_value = "graph")]
+    action_result_names: graph_sim::ResultNames,
+    /// Every accepted action also leaves unrelated results (locateDevice, getFileVaultKey) on the
+    /// next device.
+    #[arg(long)]
+    decoy_results: bool,
 }
 
 const fn graph_sim_default_tenant() -> &'static str {
@@ -141,6 +150,8 @@ fn config(a: Args) -> Result<SimConfig, String> {
         batch_p429: a.batch_p429,
         batch_p503: a.batch_p503,
         list_fail_after_pages: a.list_fail_after_pages,
+        action_result_names: a.action_result_names,
+        decoy_results: a.decoy_results,
         ..SimConfig::default()
     };
     if let Some(roles) = a.roles {

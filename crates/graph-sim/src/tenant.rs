@@ -11,6 +11,8 @@ use std::time::{Duration, SystemTime};
 #[derive(Debug, Clone)]
 pub struct ActionResult {
     pub action_name: String,
+    /// A derived result type naming the action, where the style writes one.
+    pub odata_type: Option<String>,
     pub started: SystemTime,
     pub completes: SystemTime,
     pub fails: bool,
@@ -31,12 +33,16 @@ impl ActionResult {
         } else {
             self.started
         };
-        json!({
+        let mut v = json!({
             "actionName": self.action_name,
             "actionState": self.state(now),
             "startDateTime": iso(self.started),
             "lastUpdatedDateTime": iso(updated),
-        })
+        });
+        if let Some(t) = &self.odata_type {
+            v["@odata.type"] = json!(t);
+        }
+        v
     }
 }
 

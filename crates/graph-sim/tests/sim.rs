@@ -1,5 +1,5 @@
 //! The simulator against a plain HTTP client that knows nothing of the rest of the project: each
-//! behaviour of graph-facts.md it claims to reproduce, checked from the outside.
+//! behaviour of docs/graph-facts.md it claims to reproduce, checked from the outside.
 
 use graph_sim::{Quota, RetryAfterStyle, SimConfig, SimHandle};
 use serde_json::{Value, json};
@@ -225,7 +225,17 @@ async fn graph_calls_check_the_bearer_token_and_its_roles() {
     let (status, body) = t.get(&token, list).await;
     assert_eq!(status, 403, "the token lacks a read role: {body}");
     assert_eq!(body["error"]["code"], "Forbidden");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // The token lives one second: ask (reads only, bounded) until the simulator calls it expired,
+    // rather than sleeping a fixed time that a loaded machine could make too short or too long.
+    let mut expired = false;
+    for _ in 0..100 {
+        if t.get(&token, list).await.0 == 401 {
+            expired = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(expired, "a one-second token expires within ten seconds");
     let mac = t
         .sim
         .tenant()
@@ -1030,8 +1040,16 @@ async fn device_code_sign_in_issues_delegated_tokens_that_refresh_once() {
         "slow_down",
         "polled again at once"
     );
-    tokio::time::sleep(Duration::from_millis(1600)).await;
-    let (status, token) = poll(&t).await;
+    // Poll at the interval the endpoint asked for until the sign-in is approved (bounded).
+    let (mut status, mut token) = (0, Value::Null);
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        (status, token) = poll(&t).await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(token["error"], "authorization_pending", "{token}");
+    }
     assert_eq!(status, 200, "{token}");
     let access = token["access_token"].as_str().unwrap().to_string();
     let mac = t

@@ -6,7 +6,7 @@
 //! enforced with an OS file lock. Format: docs/ledger.md.
 
 use crate::device_id::as_guid;
-use crate::{Action, RotationError};
+use crate::{Action, MatchRule, RotationError};
 use graph_batch::Quota;
 use graph_client::Cloud;
 use serde::{Deserialize, Serialize};
@@ -38,6 +38,10 @@ pub struct RunHeader {
     #[serde(with = "as_text")]
     pub rate: Quota,
     pub created_at: String,
+    /// Names of our action's results given at `rotate` (`--result-name`); `resume` and `verify`
+    /// use them beside their own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub result_names: Vec<String>,
 }
 
 impl RunHeader {
@@ -60,6 +64,7 @@ impl RunHeader {
             source: source.into(),
             rate,
             created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            result_names: Vec::new(),
         }
     }
 }
@@ -148,6 +153,9 @@ pub enum Row {
         state: VerifiedState,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         action_started_at: Option<String>,
+        /// Which rule recognised the result as ours (absent before the matcher, and when none did).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        matched_by: Option<MatchRule>,
         at: String,
     },
     /// A `resume` (or `rotate` continuing) began here; in-doubt devices and how they were treated.
@@ -629,18 +637,7 @@ mod tests {
     use super::*;
 
     fn header() -> RunHeader {
-        RunHeader {
-            version: LEDGER_VERSION,
-            tenant: "t".into(),
-            client_id: None,
-            cloud: Cloud::Global,
-            action: Action::FileVault,
-            api_version: "beta".into(),
-            via: "managedDevices".into(),
-            source: "test".into(),
-            rate: "200/20s".parse().unwrap(),
-            created_at: now_iso(),
-        }
+        RunHeader::new("t", Action::FileVault, "test", "200/20s".parse().unwrap())
     }
 
     const A: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_000a);
@@ -902,10 +899,8 @@ mod arbitrary_ledgers {
         fn replaying_arbitrary_bytes_never_panics(tail in proptest::collection::vec(any::<u8>(), 0..600), rows in proptest::collection::vec("\\{\"type\":\"(planned|sent|outcome|skipped|verified)\",\"id\":\"[0-9a-f-]{0,40}\"(,\"attempt\":[0-9]{1,3})?(,\"at\":\"[ -~]{0,30}\")?(,\"result\":\"(rotated|failed|retry)\")?\\}\n", 0..6)) {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("l.jsonl");
-            drop(Ledger::create(&path, &RunHeader {
-                version: LEDGER_VERSION, tenant: "t".into(), client_id: None, cloud: Cloud::Global, action: Action::FileVault,
-                api_version: "beta".into(), via: "managedDevices".into(), source: "p".into(), rate: "200/20s".parse().unwrap(), created_at: now_iso(),
-            }).unwrap());
+            let header = RunHeader::new("t", Action::FileVault, "p", "200/20s".parse().unwrap());
+            drop(Ledger::create(&path, &header).unwrap());
             let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
             for r in &rows {
                 f.write_all(r.as_bytes()).unwrap();

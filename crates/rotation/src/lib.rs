@@ -17,7 +17,7 @@ mod retry;
 mod run;
 mod verify;
 
-pub use action::Action;
+pub use action::{Action, MatchRule, Recognised, ResultMatcher};
 pub use device_id::parse_id;
 pub use device_list::{
     DEVICE_COLUMNS, DeviceCsvWriter, DeviceList, KeyColumn, SourceDevice, device_select,
@@ -41,4 +41,4 @@ pub use run::{
     Confirm, Counters, DispatchOptions, InDoubt, Progress, RotateRequest, RunOutcome, StopSignal,
     resume, rotate,
 };
-pub use verify::{SKEW, VerifyCounts, VerifyOptions, verify};
+pub use verify::{SKEW, UnrecognisedName, VerifyCounts, VerifyOptions, VerifyReport, verify};

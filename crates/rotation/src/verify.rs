@@ -5,11 +5,12 @@
 //! left (by our clock), so a service clock a little behind ours does not hide our own action.
 
 use crate::ledger::{DeviceState, Ledger, Row, VerifiedState, now_iso, parse_ms};
-use crate::{Action, RateGate, RotationError};
+use crate::{MatchRule, RateGate, Recognised, ResultMatcher, RotationError};
 use backon::{ExponentialBuilder, Retryable};
 use futures::StreamExt;
 use graph_batch::{BatchBuilder, ItemClass, Quota, Request};
 use graph_client::GraphClient;
+use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -27,6 +28,8 @@ pub struct VerifyOptions {
     pub watch: bool,
     pub interval: Duration,
     pub timeout: Option<Duration>,
+    /// Names of our action's results given for this run (`--result-name`), beside the ledger's.
+    pub result_names: Vec<String>,
 }
 
 impl Default for VerifyOptions {
@@ -36,6 +39,7 @@ impl Default for VerifyOptions {
             watch: false,
             interval: Duration::from_secs(300),
             timeout: None,
+            result_names: Vec::new(),
         }
     }
 }
@@ -44,43 +48,76 @@ impl Default for VerifyOptions {
 /// answer could not be read this pass).
 pub type VerifyCounts = BTreeMap<String, usize>;
 
+/// The names a result carried, where no rule knew them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ResultName {
+    pub action_name: Option<String>,
+    pub odata_type: Option<String>,
+}
+
 /// What one lookup found for a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
     pub state: VerifiedState,
     pub started: Option<String>,
+    /// The rule that recognised our result.
+    pub rule: Option<MatchRule>,
+    /// Results after our request that no rule knew, neither ours nor another known action.
+    pub unknown: Vec<ResultName>,
 }
 
 impl Found {
     const NOT_FOUND: Found = Found {
         state: VerifiedState::NotFound,
         started: None,
+        rule: None,
+        unknown: Vec::new(),
     };
 }
 
-/// The result of our action in a device's `deviceActionResults`: the latest one named like `action`
-/// (ignoring case) that started after `sent_ms` less the skew margin.
-pub fn our_result(device: &Value, action: Action, sent_ms: u64) -> Found {
+/// The result of our action in a device's `deviceActionResults`: the latest one `matcher` takes
+/// for ours that started after `sent_ms` less the skew margin. Results of that time that no rule
+/// knows are kept, for the admin to see.
+pub fn our_result(device: &Value, matcher: &ResultMatcher, sent_ms: u64) -> Found {
     let since = sent_ms.saturating_sub(SKEW.as_millis() as u64);
-    let best = device
+    let mut best: Option<(u64, &Value, MatchRule)> = None;
+    let mut unknown: Vec<ResultName> = Vec::new();
+    let results = device
         .get("deviceActionResults")
         .and_then(Value::as_array)
         .into_iter()
-        .flatten()
-        .filter(|r| {
-            r.get("actionName")
-                .and_then(Value::as_str)
-                .is_some_and(|n| n.eq_ignore_ascii_case(action.graph_name()))
-        })
-        .filter_map(|r| {
-            let started = r.get("startDateTime").and_then(Value::as_str)?;
-            let ms = parse_ms(started)
-                .or_else(|| parse_ms(&format!("{}Z", started.trim_end_matches('Z'))))?;
-            (ms >= since).then_some((ms, r))
-        })
-        .max_by_key(|(ms, _)| *ms);
+        .flatten();
+    for r in results {
+        let text = |k: &str| r.get(k).and_then(Value::as_str);
+        let Some(ms) = text("startDateTime").and_then(|s| {
+            parse_ms(s).or_else(|| parse_ms(&format!("{}Z", s.trim_end_matches('Z'))))
+        }) else {
+            continue;
+        };
+        if ms < since {
+            continue;
+        }
+        let (name, odata_type) = (text("actionName"), text("@odata.type"));
+        match matcher.recognise(name, odata_type) {
+            Recognised::Ours(rule) => {
+                if best.is_none_or(|(b, ..)| ms >= b) {
+                    best = Some((ms, r, rule));
+                }
+            }
+            Recognised::Other => {}
+            Recognised::Unknown => {
+                let n = ResultName {
+                    action_name: name.map(str::to_string),
+                    odata_type: odata_type.map(str::to_string),
+                };
+                if !unknown.contains(&n) {
+                    unknown.push(n);
+                }
+            }
+        }
+    }
     match best {
-        Some((_, r)) => Found {
+        Some((_, r, rule)) => Found {
             state: r
                 .get("actionState")
                 .and_then(Value::as_str)
@@ -89,9 +126,29 @@ pub fn our_result(device: &Value, action: Action, sent_ms: u64) -> Found {
                 .get("startDateTime")
                 .and_then(Value::as_str)
                 .map(str::to_string),
+            rule: Some(rule),
+            unknown,
         },
-        None => Found::NOT_FOUND,
+        None => Found {
+            unknown,
+            ..Found::NOT_FOUND
+        },
     }
+}
+
+/// A name no rule knew, and on how many devices it was seen after our request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnrecognisedName {
+    pub action_name: Option<String>,
+    pub odata_type: Option<String>,
+    pub devices: usize,
+}
+
+/// What `verify` found: devices per state, and the result names it could not place.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    pub counts: VerifyCounts,
+    pub unrecognised: Vec<UnrecognisedName>,
 }
 
 /// Devices still to read after a pass, and the longest wait the service asked for.
@@ -103,12 +160,12 @@ struct Unread(Option<Duration>);
 pub(crate) async fn lookup(
     client: &GraphClient,
     gate: &Arc<RateGate>,
-    action: Action,
+    matcher: &ResultMatcher,
     items: &[(Uuid, u64)],
 ) -> Vec<(Uuid, Found)> {
     let chunks: Vec<Vec<(Uuid, u64)>> = items.chunks(20).map(<[_]>::to_vec).collect();
     futures::stream::iter(chunks)
-        .map(|chunk| read_devices(client, gate, action, chunk))
+        .map(|chunk| read_devices(client, gate, matcher, chunk))
         .buffer_unordered(4)
         .flat_map(futures::stream::iter)
         .collect()
@@ -120,14 +177,14 @@ pub(crate) async fn lookup(
 async fn read_devices(
     client: &GraphClient,
     gate: &Arc<RateGate>,
-    action: Action,
+    matcher: &ResultMatcher,
     chunk: Vec<(Uuid, u64)>,
 ) -> Vec<(Uuid, Found)> {
     let pending = Mutex::new(chunk);
     let found = Mutex::new(Vec::new());
     let pass = || async {
         let now: Vec<(Uuid, u64)> = pending.lock().expect("not poisoned").clone();
-        let (read, again, wait) = read_once(client, gate, action, &now).await;
+        let (read, again, wait) = read_once(client, gate, matcher, &now).await;
         found.lock().expect("not poisoned").extend(read);
         let left = again.is_empty();
         *pending.lock().expect("not poisoned") = again;
@@ -153,7 +210,7 @@ async fn read_devices(
 async fn read_once(
     client: &GraphClient,
     gate: &Arc<RateGate>,
-    action: Action,
+    matcher: &ResultMatcher,
     pending: &[(Uuid, u64)],
 ) -> (Vec<(Uuid, Found)>, Vec<(Uuid, u64)>, Option<Duration>) {
     gate.acquire_batch().await;
@@ -190,7 +247,7 @@ async fn read_once(
             (404, _) => found.push((id, Found::NOT_FOUND)),
             (_, ItemClass::Success) => {
                 let body = r.body.as_ref().unwrap_or(&Value::Null);
-                found.push((id, our_result(body, action, sent)));
+                found.push((id, our_result(body, matcher, sent)));
             }
             (
                 _,
@@ -216,15 +273,24 @@ async fn read_once(
 }
 
 /// `verify`: records each rotated device's action state, repeating with `watch` until every device
-/// is done or failed, or the timeout passes. Returns the final counts.
+/// is done or failed, or the timeout passes. Returns the final counts and the names it could not
+/// place.
 pub async fn verify(
     client: &GraphClient,
     ledger_path: &Path,
     o: &VerifyOptions,
     progress: &(dyn Fn(&VerifyCounts) + Send + Sync),
-) -> Result<VerifyCounts, RotationError> {
+) -> Result<VerifyReport, RotationError> {
     let (mut ledger, state) = Ledger::open(ledger_path)?;
-    let action = state.header.action;
+    let names: Vec<String> = state
+        .header
+        .result_names
+        .iter()
+        .chain(&o.result_names)
+        .cloned()
+        .collect();
+    let matcher = ResultMatcher::new(state.header.action, &names);
+    let mut unknown: BTreeMap<Uuid, Vec<ResultName>> = BTreeMap::new();
     let gate = Arc::new(RateGate::new(o.rate, 0.02, 20));
     let mut open: Vec<(Uuid, u64)> = (0..state.ids.len())
         .filter(|&i| state.states[i] == DeviceState::Rotated)
@@ -233,15 +299,17 @@ pub async fn verify(
     let mut latest: BTreeMap<Uuid, VerifiedState> = BTreeMap::new();
     let started = Instant::now();
     loop {
-        let found = lookup(client, &gate, action, &open).await;
+        let found = lookup(client, &gate, &matcher, &open).await;
         for (id, f) in &found {
             ledger.append(&Row::Verified {
                 id: *id,
                 state: f.state,
                 action_started_at: f.started.clone(),
+                matched_by: f.rule,
                 at: now_iso(),
             })?;
             latest.insert(*id, f.state);
+            unknown.insert(*id, f.unknown.clone());
         }
         ledger.sync()?;
         let mut counts: VerifyCounts = BTreeMap::new();
@@ -261,52 +329,141 @@ pub async fn verify(
             .timeout
             .is_some_and(|t| started.elapsed() + o.interval > t);
         if !o.watch || open.is_empty() || out_of_time {
-            return Ok(counts);
+            return Ok(VerifyReport {
+                counts,
+                unrecognised: tally(&unknown),
+            });
         }
         tokio::time::sleep(o.interval).await;
     }
 }
 
+/// Devices per unrecognised name, most seen first.
+fn tally(unknown: &BTreeMap<Uuid, Vec<ResultName>>) -> Vec<UnrecognisedName> {
+    let mut per: BTreeMap<&ResultName, usize> = BTreeMap::new();
+    for n in unknown.values().flatten() {
+        *per.entry(n).or_default() += 1;
+    }
+    let mut out: Vec<UnrecognisedName> = per
+        .into_iter()
+        .map(|(n, devices)| UnrecognisedName {
+            action_name: n.action_name.clone(),
+            odata_type: n.odata_type.clone(),
+            devices,
+        })
+        .collect();
+    out.sort_by_key(|n| std::cmp::Reverse(n.devices));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Action;
     use serde_json::json;
 
     fn device(results: Value) -> Value {
         json!({"id": "x", "deviceActionResults": results})
     }
 
+    fn matcher(action: Action) -> ResultMatcher {
+        ResultMatcher::new(action, &[])
+    }
+
+    fn sent() -> u64 {
+        parse_ms("2026-11-27T10:00:00Z").unwrap()
+    }
+
     #[test]
     fn the_latest_result_of_our_action_after_our_request_counts() {
-        let sent = parse_ms("2026-11-27T10:00:00Z").unwrap();
         let d = device(json!([
             {"actionName": "rotateFileVaultKey", "actionState": "done", "startDateTime": "2026-11-20T10:00:00Z"},
             {"actionName": "ROTATEFILEVAULTKEY", "actionState": "pending", "startDateTime": "2026-11-27T09:59:30Z"},
             {"actionName": "rotateBitLockerKeys", "actionState": "done", "startDateTime": "2026-11-27T10:05:00Z"},
         ]));
         assert_eq!(
-            our_result(&d, Action::FileVault, sent),
+            our_result(&d, &matcher(Action::FileVault), sent()),
             Found {
                 state: VerifiedState::Pending,
-                started: Some("2026-11-27T09:59:30Z".into())
+                started: Some("2026-11-27T09:59:30Z".into()),
+                rule: Some(MatchRule::GraphName),
+                unknown: Vec::new(),
             },
             "within the skew margin, case ignored"
         );
         assert_eq!(
-            our_result(&d, Action::RecoveryLock, sent).state,
+            our_result(&d, &matcher(Action::RecoveryLock), sent()).state,
             VerifiedState::NotFound
         );
         assert_eq!(
-            our_result(&device(json!([])), Action::FileVault, sent).state,
+            our_result(&device(json!([])), &matcher(Action::FileVault), sent()).state,
             VerifiedState::NotFound
         );
         let old_only = device(
             json!([{"actionName": "rotateFileVaultKey", "actionState": "done", "startDateTime": "2026-11-20T10:00:00Z"}]),
         );
         assert_eq!(
-            our_result(&old_only, Action::FileVault, sent).state,
+            our_result(&old_only, &matcher(Action::FileVault), sent()).state,
             VerifiedState::NotFound,
             "an earlier rotation is not ours"
+        );
+    }
+
+    #[test]
+    fn each_naming_style_is_recognised_by_its_rule() {
+        let at = "2026-11-27T10:00:05Z";
+        for (result, rule) in [
+            (
+                json!({"actionName": "RotateFileVaultKey"}),
+                MatchRule::GraphName,
+            ),
+            (
+                json!({"actionName": "FileVaultKeyRotation"}),
+                MatchRule::Keyword,
+            ),
+            (
+                json!({"actionName": "rotateFileVaultKeys"}),
+                MatchRule::Alias,
+            ),
+            (
+                json!({"@odata.type": "#microsoft.graph.rotateFileVaultKeyDeviceActionResult", "actionName": "deviceAction"}),
+                MatchRule::ODataType,
+            ),
+        ] {
+            let mut r = result.clone();
+            r["actionState"] = json!("done");
+            r["startDateTime"] = json!(at);
+            let f = our_result(&device(json!([r])), &matcher(Action::FileVault), sent());
+            assert_eq!(
+                (f.state, f.rule),
+                (VerifiedState::Done, Some(rule)),
+                "{result}"
+            );
+        }
+    }
+
+    #[test]
+    fn unrelated_results_are_never_ours_and_only_unknown_names_are_reported() {
+        let d = device(json!([
+            {"actionName": "locateDevice", "actionState": "done", "startDateTime": "2026-11-27T10:00:05Z"},
+            {"actionName": "getFileVaultKey", "actionState": "done", "startDateTime": "2026-11-27T10:00:05Z"},
+            {"actionName": "deviceAction", "@odata.type": "#microsoft.graph.locateDeviceActionResult", "actionState": "done", "startDateTime": "2026-11-27T10:00:05Z"},
+            {"actionName": "FVKR-42", "actionState": "done", "startDateTime": "2026-11-27T10:00:06Z"},
+        ]));
+        let f = our_result(&d, &matcher(Action::FileVault), sent());
+        assert_eq!(f.state, VerifiedState::NotFound);
+        assert_eq!(
+            f.unknown,
+            [ResultName {
+                action_name: Some("FVKR-42".into()),
+                odata_type: None
+            }]
+        );
+        let with_alias = ResultMatcher::new(Action::FileVault, &["fvkr-42".into()]);
+        let f = our_result(&d, &with_alias, sent());
+        assert_eq!(
+            (f.state, f.rule),
+            (VerifiedState::Done, Some(MatchRule::Alias))
         );
     }
 }

@@ -10,7 +10,7 @@
 use super::in_doubt::{self, Cause, Decision};
 use super::{Counters, DispatchOptions, Progress, RunOutcome, StopSignal};
 use crate::ledger::{DeviceState, Ledger, LedgerState, Outcome, Row, now_iso, parse_ms};
-use crate::{Action, RateGate, RotationError, retry};
+use crate::{Action, RateGate, ResultMatcher, RotationError, retry};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use graph_batch::{BatchBuilder, ItemClass, Request};
@@ -102,6 +102,8 @@ pub(super) fn noted(id: Uuid, result: Outcome, message: String) -> Row {
 pub(super) struct Dispatcher<'o> {
     client: GraphClient,
     action: Action,
+    /// Recognises our results when answers were lost.
+    matcher: Arc<ResultMatcher>,
     via: String,
     batch_size: usize,
     max_in_flight: usize,
@@ -196,6 +198,7 @@ impl<'o> Dispatcher<'o> {
         Dispatcher {
             client: client.clone(),
             action: state.header.action,
+            matcher: Arc::new(super::matcher(&state.header, o)),
             via: state.header.via.clone(),
             batch_size,
             max_in_flight: o.in_flight(),
@@ -269,11 +272,11 @@ impl<'o> Dispatcher<'o> {
                 )
             })
             .collect();
-        let (client, reads, action) = (self.client.clone(), self.reads.clone(), self.action);
-        let settle = self.o.in_doubt_check_delay;
+        let (client, reads) = (self.client.clone(), self.reads.clone());
+        let (matcher, settle) = (self.matcher.clone(), self.o.in_doubt_check_delay);
         self.checks.push(Box::pin(async move {
-            let decided =
-                in_doubt::look_up(&client, &reads, action, Cause::LostAnswer, &items, settle).await;
+            let cause = Cause::LostAnswer;
+            let decided = in_doubt::look_up(&client, &reads, &matcher, cause, &items, settle).await;
             idxs.into_iter()
                 .zip(decided)
                 .map(|(i, (_, decision))| (i, decision))

@@ -4,7 +4,7 @@
 //! request was carried out; sending again would rotate the device twice.
 
 use crate::verify::{Found, lookup};
-use crate::{Action, RateGate};
+use crate::{RateGate, ResultMatcher};
 use graph_client::GraphClient;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,9 +37,12 @@ pub(crate) fn decide(cause: Cause, found: Option<&Found>) -> Decision {
     };
     match found {
         Some(f) if f.state.shows_our_action() => Decision::Rotated(format!(
-            "{label}: deviceActionResults shows {} started {}",
+            "{label}: deviceActionResults shows {} started {}{}",
             f.state,
-            f.started.as_deref().unwrap_or_default()
+            f.started.as_deref().unwrap_or_default(),
+            f.rule
+                .map(|r| format!(" (recognised by {r})"))
+                .unwrap_or_default()
         )),
         Some(_) => Decision::SendAgain(
             "the answer was lost and the device shows no action of ours: sending again".into(),
@@ -56,7 +59,7 @@ pub(crate) fn decide(cause: Cause, found: Option<&Found>) -> Decision {
 pub(crate) async fn look_up(
     client: &GraphClient,
     reads: &Arc<RateGate>,
-    action: Action,
+    matcher: &ResultMatcher,
     cause: Cause,
     items: &[(Uuid, u64)],
     settle: Duration,
@@ -66,7 +69,7 @@ pub(crate) async fn look_up(
     if let Ok(wait) = show_at.duration_since(SystemTime::now()) {
         tokio::time::sleep(wait).await;
     }
-    let found: HashMap<Uuid, Found> = lookup(client, reads, action, items)
+    let found: HashMap<Uuid, Found> = lookup(client, reads, matcher, items)
         .await
         .into_iter()
         .collect();
@@ -85,6 +88,8 @@ mod tests {
         Found {
             state,
             started: Some("2026-11-27T10:00:00Z".into()),
+            rule: Some(crate::MatchRule::Keyword),
+            unknown: Vec::new(),
         }
     }
 
@@ -100,7 +105,7 @@ mod tests {
         ] {
             let d = decide(Cause::Crash, Some(&found(s)));
             assert!(
-                matches!(&d, Decision::Rotated(why) if why.starts_with("verified-after-crash")),
+                matches!(&d, Decision::Rotated(why) if why.starts_with("verified-after-crash") && why.ends_with("(recognised by keyword)")),
                 "{s:?}: {d:?}"
             );
         }

@@ -7,7 +7,7 @@ mod in_doubt;
 use crate::ledger::{
     DeviceState, Ledger, LedgerState, Outcome, Row, RunHeader, now_iso, replay_file,
 };
-use crate::{CheckedSource, Plan, PlanReport, Policy, RateGate, RotationError};
+use crate::{CheckedSource, Plan, PlanReport, Policy, RateGate, ResultMatcher, RotationError};
 use dispatcher::{dispatch, noted};
 use graph_batch::Quota;
 use graph_client::GraphClient;
@@ -47,6 +47,8 @@ pub struct DispatchOptions {
     pub drain_timeout: Duration,
     /// How long after a lost answer its devices are looked up in deviceActionResults.
     pub in_doubt_check_delay: Duration,
+    /// Names of our action's results given for this invocation (`--result-name`).
+    pub result_names: Vec<String>,
 }
 
 /// Latency the automatic concurrency absorbs without slowing below the rate.
@@ -77,6 +79,7 @@ impl Default for DispatchOptions {
             in_doubt: InDoubt::Verify,
             drain_timeout: Duration::from_secs(30),
             in_doubt_check_delay: Duration::from_secs(2),
+            result_names: Vec::new(),
         }
     }
 }
@@ -254,10 +257,10 @@ pub async fn resume(
             .map(|i| (state.ids[i], state.sent_at_ms[i]))
             .collect();
         let reads = Arc::new(RateGate::new(reads_quota(), 0.02, 20));
-        let action = state.header.action;
+        let matcher = matcher(&state.header, options);
         let settle = options.in_doubt_check_delay;
         let decided =
-            in_doubt::look_up(client, &reads, action, Cause::Crash, &doubtful, settle).await;
+            in_doubt::look_up(client, &reads, &matcher, Cause::Crash, &doubtful, settle).await;
         let mut confirmed = 0;
         for (id, decision) in decided {
             // Devices to send again stay in doubt: the dispatcher sends them with the pending.
@@ -278,6 +281,17 @@ pub async fn resume(
     }
     ledger.sync()?;
     dispatch(client, ledger, state, options, progress, stop).await
+}
+
+/// Recognises the run's results: the ledger's names and this invocation's.
+fn matcher(header: &RunHeader, o: &DispatchOptions) -> ResultMatcher {
+    let names: Vec<String> = header
+        .result_names
+        .iter()
+        .chain(&o.result_names)
+        .cloned()
+        .collect();
+    ResultMatcher::new(header.action, &names)
 }
 
 /// The pace of reads (look-ups of devices in doubt), under Intune's "any request" limit.
