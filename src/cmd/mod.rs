@@ -83,36 +83,43 @@ pub fn options(d: &Dispatch, in_doubt: InDoubt) -> DispatchOptions {
 /// one that comes before sending ends the command with nothing sent.
 pub fn stop_on_ctrl_c() -> StopSignal {
     let (tx, signal) = StopSignal::new();
-    // Registered now, not when the task first runs: a signal in between would kill the process.
-    #[cfg(unix)]
-    let mut interrupts =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+    let mut interrupts = Interrupts::register();
     tokio::spawn(async move {
-        #[cfg(unix)]
-        let interrupted = match interrupts.as_mut() {
-            Some(s) => s.recv().await.is_some(),
-            None => tokio::signal::ctrl_c().await.is_ok(),
-        };
-        #[cfg(not(unix))]
-        let interrupted = tokio::signal::ctrl_c().await.is_ok();
-        if interrupted {
+        if interrupts.next().await {
             eprintln!(
                 "\ninterrupted: finishing requests in flight, then stopping (Ctrl-C again to quit now)"
             );
             let _ = tx.send(true);
-            #[cfg(unix)]
-            let again = match interrupts.as_mut() {
-                Some(s) => s.recv().await.is_some(),
-                None => tokio::signal::ctrl_c().await.is_ok(),
-            };
-            #[cfg(not(unix))]
-            let again = tokio::signal::ctrl_c().await.is_ok();
-            if again {
+            if interrupts.next().await {
                 std::process::exit(i32::from(ExitStatus::Interrupted.code()));
             }
         }
     });
     signal
+}
+
+/// SIGINT (Ctrl-C), registered when made: a signal before the first wait is kept, not fatal.
+struct Interrupts {
+    #[cfg(unix)]
+    unix: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupts {
+    fn register() -> Self {
+        Interrupts {
+            #[cfg(unix)]
+            unix: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok(),
+        }
+    }
+
+    /// The next Ctrl-C; `false` when none can come any more.
+    async fn next(&mut self) -> bool {
+        #[cfg(unix)]
+        if let Some(s) = self.unix.as_mut() {
+            return s.recv().await.is_some();
+        }
+        tokio::signal::ctrl_c().await.is_ok()
+    }
 }
 
 /// Where `--out` points (created or truncated), or stdout without it. A file that cannot be

@@ -44,7 +44,7 @@ pub use headers::Headers;
 pub use quota::{Quota, QuotaParseError};
 pub use request::{BatchRequestBody, BodilessPost, Request, RequestItem, validate_batch};
 pub use response::{BatchResponse, ItemBody, ItemResponse};
-pub use retry_after::parse_retry_after;
+pub use retry_after::{parse_retry_after, retry_wait};
 
 /// The most requests Graph accepts in one `$batch`.
 pub const MAX_BATCH_SIZE: usize = 20;

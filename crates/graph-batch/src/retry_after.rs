@@ -32,6 +32,18 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     )
 }
 
+/// The wait before a retry: never sooner than the service asked (`retry_after`), nor sooner than
+/// half our own backoff; `None` once the backoff has run out of tries.
+pub fn retry_wait(
+    retry_after: Option<std::time::Duration>,
+    backoff: Option<std::time::Duration>,
+) -> Option<std::time::Duration> {
+    match (retry_after, backoff) {
+        (Some(ra), Some(b)) => Some(ra.max(b / 2)),
+        (_, b) => b,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

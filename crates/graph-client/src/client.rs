@@ -220,10 +220,7 @@ impl GraphClient {
                     .with_max_times(3),
             )
             .when(GraphClientError::is_transient)
-            .adjust(|e, backoff| match (e.retry_after(), backoff) {
-                (Some(ra), Some(b)) => Some(ra.max(b / 2)),
-                (_, b) => b,
-            })
+            .adjust(|e, backoff| graph_batch::retry_wait(e.retry_after(), backoff))
             .await
     }
 

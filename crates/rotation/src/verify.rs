@@ -198,10 +198,7 @@ async fn read_devices(
                 .with_jitter()
                 .with_max_times(4),
         )
-        .adjust(|Unread(wait), backoff| match (wait, backoff) {
-            (Some(ra), Some(b)) => Some((*ra).max(b / 2)),
-            (_, b) => b,
-        })
+        .adjust(|Unread(wait), backoff| graph_batch::retry_wait(*wait, backoff))
         .await;
     found.into_inner().expect("not poisoned")
 }
