@@ -125,6 +125,25 @@ pub struct Dispatch {
     /// answers were lost. Given to `rotate`, it is kept in the ledger for `resume` and `verify`.
     #[arg(long = "result-name", value_name = "NAME")]
     pub result_names: Vec<String>,
+    /// Assume the tenant's window for this app is empty: its whole credit (200 at Intune's
+    /// 200/20s) goes at once. The default for a new run; `resume` also counts the sends its ledger
+    /// holds from the last window.
+    #[arg(long, overrides_with = "no_cold_start")]
+    pub cold_start: bool,
+    /// Pace evenly from the first request, as when another tool used this app a moment ago.
+    #[arg(long, overrides_with = "cold_start")]
+    pub no_cold_start: bool,
+}
+
+impl Dispatch {
+    /// `None` when neither flag was given: the engine guesses.
+    pub fn cold_start(&self) -> Option<bool> {
+        match (self.cold_start, self.no_cold_start) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -74,6 +74,7 @@ pub fn options(d: &Dispatch, in_doubt: InDoubt) -> DispatchOptions {
         limit: d.limit,
         in_doubt,
         result_names: d.result_names.clone(),
+        cold_start: d.cold_start(),
         ..DispatchOptions::default()
     }
 }

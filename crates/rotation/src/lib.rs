@@ -15,6 +15,7 @@ mod preflight;
 mod rate_gate;
 mod retry;
 mod run;
+mod sliding_window;
 mod verify;
 
 pub use action::{Action, MatchRule, Recognised, ResultMatcher};
@@ -31,7 +32,7 @@ pub use graph_client::{Cloud, GraphClientError};
 pub use graph_source::{FetchReport, GraphSource, ScriptKind};
 pub use ledger::{
     DeviceState, LEDGER_VERSION, Ledger, LedgerState, Outcome, Row, RunHeader, VerifiedState,
-    replay_file as ledger_replay,
+    for_each_row as ledger_rows, replay_file as ledger_replay,
 };
 pub use match_by::{MatchBy, MatchReport, resolve};
 pub use plan::{CheckedSource, Plan, PlanReport, Policy};

@@ -1,4 +1,12 @@
-//! The rate gate: a governor quota counted per item, and an adaptive brake.
+//! The rate gate: the service's sliding window, a governor quota counted per item, and an
+//! adaptive brake.
+//!
+//! Intune counts the items that arrive in any 20 s, so an empty window admits its whole quota at
+//! once. While no pushback was seen the window alone paces ([`SlidingWindow`]): a new run spends
+//! the first window's credit at once and each later batch as soon as the oldest leave the window,
+//! which finishes N devices in about (ceil(N/Q) - 1) windows plus a round trip. The first 429 says
+//! someone else shares the limit (another app in the tenant-wide budget, or this app a moment
+//! ago): from then on governor paces evenly under the window, as before.
 //!
 //! governor's quota cannot change in place, so slowing down replaces the limiter and a shared
 //! "pause until" holds every sender after a 429 or a 503 with Retry-After. The gate rides at a small
@@ -17,6 +25,7 @@
 //! so it is kept only where the headroom leaves room for one.
 //! A short batch pays for a full one (see [`RateGate::acquire_batch`]).
 
+use crate::sliding_window::SlidingWindow;
 use governor::{DefaultDirectRateLimiter, Quota as GovQuota, RateLimiter};
 use graph_batch::Quota;
 use std::num::NonZeroU32;
@@ -39,6 +48,11 @@ struct GateState {
     /// Share of the quota kept unused: the configured floor, or more when round trips vary.
     headroom: f64,
     round_trips: std::collections::VecDeque<Duration>,
+    /// The service's window as our grants fill it.
+    window: SlidingWindow,
+    /// The window alone paces (each window's credit spent as soon as it frees) until the first
+    /// pushback says someone else shares the limit; from then on governor paces evenly.
+    bursting: bool,
 }
 
 /// Round trips remembered for the jitter estimate.
@@ -135,6 +149,8 @@ impl RateGate {
                 brakes: 0,
                 headroom,
                 round_trips: std::collections::VecDeque::with_capacity(ROUND_TRIPS),
+                window: SlidingWindow::new(quota.count, quota.window),
+                bursting: true,
             }),
         }
     }
@@ -152,29 +168,99 @@ impl RateGate {
         self.lock().brakes
     }
 
-    /// Waits until one batch may be sent, in one wait. A batch pays for a full one however few
-    /// its items: the service counts a batch's items at one instant, so a short batch paid item by
-    /// item would come sooner than a full one and put more than the quota into a window (the last
-    /// batch of a run at 200/20s did: ten full batches and nine items more).
+    /// Waits until one batch may be sent. A batch pays for a full one however few its items: the
+    /// service counts a batch's items at one instant, so a short batch paid item by item would come
+    /// sooner than a full one and put more than the quota into a window (the last batch of a run at
+    /// 200/20s did: ten full batches and nine items more).
+    ///
+    /// While no pushback was seen, the window alone decides: an empty window's whole credit goes at
+    /// once, and each later batch as soon as the oldest leave the window. After a 429, governor
+    /// paces evenly under the window, as a polite neighbour in a shared tenant-wide limit.
     pub async fn acquire_batch(&self) {
         let n = self.batch;
         loop {
             self.wait_pause().await;
             let replaced = self.replaced.notified();
             tokio::pin!(replaced);
-            // Registered before the limiter is read, so a replacement after this point wakes us.
+            // Registered before the state is read, so a change after this point wakes us.
             replaced.as_mut().enable();
-            let limiter = self.lock().limiter.clone();
+            let (bursting, limiter, room) = {
+                let mut s = self.lock();
+                let now = Instant::now();
+                let margin = self.margin(&s);
+                let room = s.window.room_at(n.get(), now, margin);
+                if s.bursting && room.is_none() {
+                    s.window.record(n.get(), now);
+                    return;
+                }
+                (s.bursting, s.limiter.clone(), room)
+            };
+            if bursting {
+                let until = room.expect("no room: that is why we wait");
+                tokio::select! {
+                    () = tokio::time::sleep_until(until.into()) => {}
+                    () = &mut replaced => {}
+                }
+                continue;
+            }
             tokio::select! {
                 ready = limiter.until_n_ready(n) => {
                     ready.expect("a batch never exceeds the burst");
-                    break;
                 }
-                () = &mut replaced => {}
+                () = &mut replaced => continue,
             }
+            // A pause that began during the wait still holds this batch.
+            self.wait_pause().await;
+            self.take_window_room(n.get()).await;
+            return;
         }
-        // A pause that began during the wait still holds this batch.
-        self.wait_pause().await;
+    }
+
+    /// Waits until the window has room for `n` items and records them (paced by governor, it
+    /// nearly always has).
+    async fn take_window_room(&self, n: u32) {
+        loop {
+            let wait = {
+                let mut s = self.lock();
+                let now = Instant::now();
+                let margin = self.margin(&s);
+                match s.window.room_at(n, now, margin) {
+                    None => {
+                        s.window.record(n, now);
+                        return;
+                    }
+                    Some(at) => at,
+                }
+            };
+            tokio::time::sleep_until(wait.into()).await;
+        }
+    }
+
+    /// How much later one request may reach the service than another: the headroom in time.
+    fn margin(&self, s: &GateState) -> Duration {
+        self.quota.window.mul_f64(s.headroom)
+    }
+
+    /// Starts paced by governor, as when the window may not be empty and nothing tells how full
+    /// it is (`--no-cold-start`).
+    pub fn warm_start(&self) {
+        self.lock().bursting = false;
+        self.replaced.notify_waiters();
+    }
+
+    /// Items of ours sent at these instants (read back from the ledger on `resume`) still count
+    /// in the service's window.
+    pub fn assume_sent(&self, mut sent: Vec<(Instant, u32)>) {
+        sent.sort();
+        let mut s = self.lock();
+        for (at, n) in sent {
+            s.window.record(n, at);
+        }
+    }
+
+    /// Whether the window alone still paces (no pushback yet).
+    pub fn bursting(&self) -> bool {
+        self.lock().bursting
     }
 
     /// Returns once no pause is in force (and lets the rate recover after a quiet spell).
@@ -265,6 +351,12 @@ impl RateGate {
                 "throttled: slowing down"
             );
             s.limiter = replacement(self.quota, s.factor * (1.0 - s.headroom), self.burst);
+            if s.bursting {
+                tracing::info!(
+                    "throttled: the limit is shared with others; pacing evenly from now on"
+                );
+                s.bursting = false;
+            }
             self.replaced.notify_waiters();
             s.brakes += 1;
             s.last_slowdown = Some(now);

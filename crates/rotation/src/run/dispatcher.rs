@@ -190,6 +190,7 @@ impl<'o> Dispatcher<'o> {
             })
             .take(o.limit.unwrap_or(usize::MAX))
             .collect();
+        let gate = Arc::new(super::actions_gate(o, &state, batch_size as u32));
         let mut c = Counters {
             to_send: ready.len(),
             ..Counters::default()
@@ -208,7 +209,7 @@ impl<'o> Dispatcher<'o> {
             ready,
             delayed: BinaryHeap::new(),
             doubtful: Vec::new(),
-            gate: Arc::new(RateGate::new(o.rate, o.headroom, batch_size as u32)),
+            gate,
             reads: Arc::new(RateGate::new(super::reads_quota(), 0.02, 20)),
             inflight: FuturesUnordered::new(),
             checks: FuturesUnordered::new(),

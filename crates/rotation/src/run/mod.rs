@@ -49,19 +49,26 @@ pub struct DispatchOptions {
     pub in_doubt_check_delay: Duration,
     /// Names of our action's results given for this invocation (`--result-name`).
     pub result_names: Vec<String>,
+    /// Whether the service's window is empty at the start: `None` guesses (empty but for our own
+    /// sends the ledger holds), `Some(true)` assumes it, `Some(false)` paces evenly from the start.
+    pub cold_start: Option<bool>,
 }
 
 /// Latency the automatic concurrency absorbs without slowing below the rate.
 const LATENCY_BUDGET: Duration = Duration::from_secs(5);
 
 impl DispatchOptions {
-    /// Batches allowed in flight: as given, or enough to keep sending at the full rate through
-    /// `LATENCY_BUDGET` of round trip (at Intune's 200/20s in batches of 20: 3). More in flight
-    /// means more devices in doubt after a crash, so it is not larger than the rate needs.
+    /// Batches allowed in flight: as given, or enough to spend an empty window's credit at once
+    /// and to keep sending at the full rate through `LATENCY_BUDGET` of round trip (at Intune's
+    /// 200/20s in batches of 20: 10). More in flight means more devices in doubt after a crash, so
+    /// it is not larger than that, and never more than 64.
     pub fn in_flight(&self) -> usize {
         self.concurrency.unwrap_or_else(|| {
-            let batches_per_sec = self.rate.per_second() / self.batch_size.max(1) as f64;
-            ((batches_per_sec * LATENCY_BUDGET.as_secs_f64()).ceil() as usize).clamp(2, 64)
+            let batch = self.batch_size.max(1) as f64;
+            let batches_per_sec = self.rate.per_second() / batch;
+            let steady = (batches_per_sec * LATENCY_BUDGET.as_secs_f64()).ceil() as usize;
+            let window = (f64::from(self.rate.count) / batch).ceil() as usize;
+            steady.max(window).clamp(2, 64)
         })
     }
 }
@@ -80,6 +87,7 @@ impl Default for DispatchOptions {
             drain_timeout: Duration::from_secs(30),
             in_doubt_check_delay: Duration::from_secs(2),
             result_names: Vec::new(),
+            cold_start: None,
         }
     }
 }
@@ -283,6 +291,39 @@ pub async fn resume(
     dispatch(client, ledger, state, options, progress, stop).await
 }
 
+/// The gate for the actions: cold (the window empty but for our own sends the ledger holds, so
+/// its whole credit goes at once) unless told otherwise.
+fn actions_gate(o: &DispatchOptions, state: &LedgerState, batch: u32) -> RateGate {
+    let gate = RateGate::new(o.rate, o.headroom, batch);
+    match o.cold_start {
+        Some(false) => gate.warm_start(),
+        Some(true) => {}
+        None => gate.assume_sent(recent_sends(state, o.rate.window * 2)),
+    }
+    gate
+}
+
+/// Our sends of the last `span`, from the ledger, as instants of this process's clock.
+fn recent_sends(state: &LedgerState, span: Duration) -> Vec<(std::time::Instant, u32)> {
+    let (now, wall) = (std::time::Instant::now(), std::time::SystemTime::now());
+    let since = wall
+        .checked_sub(span)
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut per_ms: std::collections::BTreeMap<u64, u32> = std::collections::BTreeMap::new();
+    for &ms in state.sent_at_ms.iter().filter(|&&ms| ms > since) {
+        *per_ms.entry(ms).or_default() += 1;
+    }
+    per_ms
+        .into_iter()
+        .filter_map(|(ms, n)| {
+            let at = std::time::UNIX_EPOCH + Duration::from_millis(ms);
+            let ago = wall.duration_since(at).unwrap_or_default();
+            now.checked_sub(ago).map(|i| (i, n))
+        })
+        .collect()
+}
+
 /// Recognises the run's results: the ledger's names and this invocation's.
 fn matcher(header: &RunHeader, o: &DispatchOptions) -> ResultMatcher {
     let names: Vec<String> = header
@@ -343,10 +384,11 @@ mod tests {
         };
         assert_eq!(
             at(200, 20).in_flight(),
-            3,
-            "Intune's default: a batch every 2 s"
+            10,
+            "Intune's default: a window's credit of 200 in batches of 20"
         );
-        assert_eq!(at(2000, 20).in_flight(), 25);
+        assert_eq!(at(2000, 20).in_flight(), 64);
+        assert_eq!(at(100, 60).in_flight(), 5);
         assert_eq!(at(1_000_000, 1).in_flight(), 64);
         assert_eq!(at(1, 60).in_flight(), 2);
         let fixed = DispatchOptions {
