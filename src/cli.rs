@@ -130,6 +130,10 @@ pub struct Dispatch {
     /// holds from the last window.
     #[arg(long, overrides_with = "no_cold_start")]
     pub cold_start: bool,
+    /// The tenant-wide limit all apps share (default: twice --rate, as Intune documents 400/20s
+    /// against 200/20s per app). What goes at once leaves other apps room for their own quota.
+    #[arg(long, value_name = "COUNT/WINDOW")]
+    pub tenant_rate: Option<graph_batch::Quota>,
     /// Pace evenly from the first request, as when another tool used this app a moment ago.
     #[arg(long, overrides_with = "cold_start")]
     pub no_cold_start: bool,

@@ -75,6 +75,7 @@ pub fn options(d: &Dispatch, in_doubt: InDoubt) -> DispatchOptions {
         in_doubt,
         result_names: d.result_names.clone(),
         cold_start: d.cold_start(),
+        tenant_rate: d.tenant_rate,
         ..DispatchOptions::default()
     }
 }

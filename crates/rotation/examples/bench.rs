@@ -49,15 +49,25 @@ struct Ride {
     theirs: Option<(usize, u64, u64)>,
 }
 
+/// Another app in the same tenant-wide limit, rotating BitLocker keys with the same engine.
+#[derive(Debug, Clone, Copy)]
+struct Competitor {
+    rate: Quota,
+    tenant: Quota,
+    /// How it starts: `Some(false)` is an app already pacing evenly.
+    cold_start: Option<bool>,
+}
+
 /// A full rotation against a simulated tenant at `limit`, optionally with a competing app eating
 /// `competitor` of the tenant-wide budget.
 async fn ride(
     devices: usize,
     limit: Quota,
     latency_ms: u64,
-    competitor: Option<(Quota, Quota)>,
+    competitor: Option<Competitor>,
+    cold_start: Option<bool>,
 ) -> Ride {
-    let tenant_limit = competitor.map_or(Quota::new(limit.count * 2, limit.window), |(_, t)| t);
+    let tenant_limit = competitor.map_or(Quota::new(limit.count * 2, limit.window), |c| c.tenant);
     let dir = tempfile::tempdir().unwrap();
     let config = SimConfig {
         devices,
@@ -76,47 +86,57 @@ async fn ride(
     // The other app is as polite as we are: the same engine, rotating BitLocker keys on the
     // tenant's Windows devices at its own quota, sharing the tenant-wide budget with us.
     let (stop_them, stop) = StopSignal::new();
-    let competitor_task = competitor.map(|(q, _)| {
-        let them = client(
-            &sim.base_url,
-            "competitor",
-            "competitor-secret",
-            &config.tenant,
-        );
-        let (csv, ledger, tenant) = (
-            csv.clone(),
-            dir.path().join("competitor.jsonl"),
-            config.tenant.clone(),
-        );
-        tokio::spawn(async move {
-            let source = Plan::check(DeviceList::open(&csv.to_string_lossy()).unwrap()).unwrap();
-            let mut h = header(&tenant, q, &csv);
-            h.action = rotation::Action::BitLocker;
-            h.client_id = Some("competitor".into());
-            let options = DispatchOptions {
-                rate: q,
-                in_doubt: InDoubt::Resend,
-                ..DispatchOptions::default()
-            };
-            let req = RotateRequest {
-                header: h,
-                source,
-                policy: rotation::Policy::for_action(rotation::Action::BitLocker),
-                ledger,
-                options,
-                dry_run: false,
-                confirm: None,
-            };
-            rotation::rotate(Some(&them), req, Arc::new(|_| {}), stop)
-                .await
-                .unwrap()
-                .counters
-        })
-    });
+    let competitor_task = competitor.map(
+        |Competitor {
+             rate: q,
+             cold_start,
+             ..
+         }| {
+            let them = client(
+                &sim.base_url,
+                "competitor",
+                "competitor-secret",
+                &config.tenant,
+            );
+            let (csv, ledger, tenant) = (
+                csv.clone(),
+                dir.path().join("competitor.jsonl"),
+                config.tenant.clone(),
+            );
+            tokio::spawn(async move {
+                let source =
+                    Plan::check(DeviceList::open(&csv.to_string_lossy()).unwrap()).unwrap();
+                let mut h = header(&tenant, q, &csv);
+                h.action = rotation::Action::BitLocker;
+                h.client_id = Some("competitor".into());
+                let options = DispatchOptions {
+                    rate: q,
+                    in_doubt: InDoubt::Resend,
+                    cold_start,
+                    ..DispatchOptions::default()
+                };
+                let req = RotateRequest {
+                    header: h,
+                    source,
+                    policy: rotation::Policy::for_action(rotation::Action::BitLocker),
+                    ledger,
+                    options,
+                    dry_run: false,
+                    confirm: None,
+                };
+                rotation::rotate(Some(&them), req, Arc::new(|_| {}), stop)
+                    .await
+                    .unwrap()
+                    .counters
+            })
+        },
+    );
     let source = Plan::check(DeviceList::open(&csv.to_string_lossy()).unwrap()).unwrap();
     let options = DispatchOptions {
         rate: limit,
         in_doubt: InDoubt::Resend,
+        cold_start,
+        tenant_rate: Some(tenant_limit),
         ..DispatchOptions::default()
     };
     let (_tx, stop) = StopSignal::new();
@@ -357,32 +377,29 @@ fn write_macs(path: &std::path::Path, n: usize) -> std::io::Result<()> {
 
 /// The shipped binary planning `n` devices into a ledger, measured from outside: wall seconds and
 /// peak RSS in MB. `None` where /usr/bin/time or the release binary is missing.
-fn binary_plan(n: usize) -> Option<(f64, f64)> {
-    let time = std::path::Path::new("/usr/bin/time");
+/// The shipped binary next to this example (`make bench` builds it), and /usr/bin/time.
+fn binary() -> Option<std::path::PathBuf> {
     let bin = std::env::current_exe()
         .ok()?
         .parent()?
         .parent()?
         .join("intune-rotate");
-    if !time.exists() || !bin.exists() {
-        return None;
-    }
-    let dir = tempfile::tempdir().ok()?;
-    let csv = dir.path().join("devices.csv");
-    write_macs(&csv, n).ok()?;
-    let out = std::process::Command::new(time)
+    (bin.exists() && Path::new("/usr/bin/time").exists()).then_some(bin)
+}
+
+/// Runs the binary with `args` under `/usr/bin/time -v`: wall seconds and peak RSS in MB.
+fn timed(args: &[&std::ffi::OsStr]) -> Option<(f64, f64)> {
+    let out = std::process::Command::new("/usr/bin/time")
         .arg("-v")
-        .arg(&bin)
-        .args(["rotate", "--action", "filevault", "--dry-run", "--input"])
-        .arg(&csv)
-        .arg("--ledger")
-        .arg(dir.path().join("run.jsonl"))
+        .arg(binary()?)
+        .args(args)
         .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
         .output()
         .ok()?;
     if !out.status.success() {
         eprintln!(
-            "binary plan run failed: {}",
+            "binary run failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         return None;
@@ -403,7 +420,112 @@ fn binary_plan(n: usize) -> Option<(f64, f64)> {
     Some((secs, kb / 1024.0))
 }
 
-/// Child mode: plan and ledger `n` devices, then replay the ledger; prints one JSON line.
+fn binary_plan(n: usize) -> Option<(f64, f64)> {
+    let dir = tempfile::tempdir().ok()?;
+    let csv = dir.path().join("devices.csv");
+    write_macs(&csv, n).ok()?;
+    let ledger = dir.path().join("run.jsonl");
+    let s = |v: &'static str| std::ffi::OsStr::new(v);
+    timed(&[
+        s("rotate"),
+        s("--action"),
+        s("filevault"),
+        s("--dry-run"),
+        s("--input"),
+        csv.as_os_str(),
+        s("--ledger"),
+        ledger.as_os_str(),
+    ])
+}
+
+/// A finished ledger of `n` devices as a run writes it: the plan, then a `sent` and a `rotated`
+/// outcome with Graph's support ids for each.
+fn finished_ledger(path: &Path, n: usize) {
+    use rotation::{Outcome, Row};
+    let h = header("t", Quota::new(200, Duration::from_secs(20)), path);
+    let mut l = rotation::Ledger::create(path, &h).unwrap();
+    let id =
+        |i: usize| uuid::Uuid::from_u128(0x6d1f_0000_0000_4000_8000_0000_0000_0000 | i as u128);
+    for i in 0..n {
+        l.append(&Row::Planned {
+            id: id(i),
+            name: Some(format!("MAC-{i:07}")),
+            serial: Some(format!("C02X{i:08}")),
+            user: Some(format!("user{i}@example.test")),
+            os: Some("macOS".into()),
+            line: Some(i as u64 + 2),
+        })
+        .unwrap();
+    }
+    l.append(&Row::PlanDone {
+        planned: n as u64,
+        skipped: 0,
+        at: "2026-11-28T08:00:00.000Z".into(),
+    })
+    .unwrap();
+    for i in 0..n {
+        let at = format!(
+            "2026-11-28T08:{:02}:{:02}.{:03}Z",
+            (i / 10_000) % 60,
+            (i / 200) % 60,
+            i % 1000
+        );
+        l.append(&Row::Sent {
+            id: id(i),
+            attempt: 1,
+            at: at.clone(),
+        })
+        .unwrap();
+        l.append(&Row::Outcome {
+            id: id(i),
+            result: Outcome::Rotated,
+            status: Some(204),
+            code: None,
+            message: None,
+            request_id: Some(uuid::Uuid::from_u128(i as u128).to_string()),
+            client_request_id: Some(uuid::Uuid::from_u128(!(i as u128)).to_string()),
+            date: Some("Sat, 28 Nov 2026 08:00:00 GMT".into()),
+            at,
+        })
+        .unwrap();
+    }
+    // As a run ends: with the checkpoint that lets the next open skip what it covers.
+    l.checkpoint().unwrap();
+}
+
+/// Each ledger reader of the binary on a finished ledger of `n` devices: seconds and peak RSS.
+fn readers(n: usize) -> Vec<(&'static str, Option<(f64, f64)>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("finished.jsonl");
+    finished_ledger(&ledger, n);
+    let out = dir.path().join("out");
+    let s = |v: &'static str| std::ffi::OsStr::new(v);
+    let l = ledger.as_os_str();
+    let with = timed(&[s("status"), s("--ledger"), l]);
+    let _ = std::fs::remove_file(dir.path().join("finished.jsonl.state"));
+    let without = timed(&[s("status"), s("--ledger"), l]);
+    vec![
+        ("status", with),
+        ("status, no checkpoint (a run that crashed)", without),
+        (
+            "export (csv)",
+            timed(&[s("export"), s("--ledger"), l, s("--out"), out.as_os_str()]),
+        ),
+        (
+            "export --format json",
+            timed(&[
+                s("export"),
+                s("--ledger"),
+                l,
+                s("--format"),
+                s("json"),
+                s("--out"),
+                out.as_os_str(),
+            ]),
+        ),
+    ]
+}
+
 fn plan_child(n: usize) {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("devices.csv");
@@ -447,6 +569,14 @@ async fn main() {
         plan_child(args[2].parse().unwrap());
         return;
     }
+    // `readers N`: only the ledger readers of the binary on a finished ledger of N devices.
+    if args.get(1).map(String::as_str) == Some("readers") {
+        let n: usize = args[2].parse().unwrap();
+        for (what, r) in readers(n) {
+            println!("{what}: {r:?} (seconds, peak MB)");
+        }
+        return;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let intune = args.iter().any(|a| a == "--intune");
     let mut out = String::new();
@@ -488,12 +618,20 @@ async fn main() {
     // shorter window would shrink the headroom's time margin below the simulated network jitter.)
     let scaled = Quota::new(2000, Duration::from_secs(20));
     let n = if quick { 2400 } else { 12000 };
+    let competing = |cold_start| {
+        Some(Competitor {
+            rate: Quota::new(2000, Duration::from_secs(20)),
+            tenant: Quota::new(3000, Duration::from_secs(20)),
+            cold_start,
+        })
+    };
     let mut rides = vec![
         (
             format!("scaled {scaled}, 100 ms latency"),
             n,
             scaled,
             100,
+            None,
             None,
         ),
         (
@@ -502,18 +640,33 @@ async fn main() {
             scaled,
             1000,
             None,
+            None,
         ),
         (
             format!(
-                "scaled {scaled}, 100 ms, another app posting 2000/20s into a 3000/20s tenant limit"
+                "scaled {scaled}, 100 ms, another app already pacing 2000/20s into a 3000/20s tenant limit"
             ),
             n,
             scaled,
             100,
-            Some((
-                Quota::new(2000, Duration::from_secs(20)),
-                Quota::new(3000, Duration::from_secs(20)),
-            )),
+            competing(Some(false)),
+            None,
+        ),
+        (
+            "the same, both apps starting cold at once".to_string(),
+            n,
+            scaled,
+            100,
+            competing(None),
+            None,
+        ),
+        (
+            "the same, both apps paced evenly from the start (--no-cold-start: the previous release)".to_string(),
+            n,
+            scaled,
+            100,
+            competing(Some(false)),
+            Some(false),
         ),
     ];
     if intune {
@@ -522,6 +675,7 @@ async fn main() {
             5600,
             Quota::new(200, Duration::from_secs(20)),
             100,
+            None,
             None,
         ));
     }
@@ -532,11 +686,11 @@ async fn main() {
         .position(|a| a == "--ride")
         .and_then(|i| args.get(i + 1))
         .and_then(|n| n.parse().ok());
-    for (k, (name, devices, limit, latency, competitor)) in rides.into_iter().enumerate() {
+    for (k, (name, devices, limit, latency, competitor, cold)) in rides.into_iter().enumerate() {
         if only.is_some_and(|o| o != k) {
             continue;
         }
-        let r = ride(devices, limit, latency, competitor).await;
+        let r = ride(devices, limit, latency, competitor, cold).await;
         if let Some((rotated, throttled, sent)) = r.theirs {
             notes.push(format!(
                 "competing app in \"{name}\": {rotated} BitLocker rotations meanwhile, {:.2} % of its items answered 429",
@@ -564,8 +718,9 @@ async fn main() {
     }
     line(String::new());
     let (seq_n, seq_rate) = one_at_a_time(if quick { 100 } else { 300 }, scaled, 100).await;
-    let batched = ride(if quick { 1200 } else { 3000 }, scaled, 100, None).await;
-    let batched_rate = batched.rotated as f64 / batched.elapsed;
+    let batched = ride(if quick { 4400 } else { 6000 }, scaled, 100, None, None).await;
+    // The long-run rate, over whole windows (an empty window's credit goes at once).
+    let batched_rate = batched.ratio * scaled.per_second();
     line("| same tenant (2000/20s, 100 ms) | devices | devices/s |".into());
     line("|---|---|---|".into());
     line(format!(
@@ -613,6 +768,7 @@ async fn main() {
         Quota::new(1_000_000, Duration::from_secs(1)),
         0,
         None,
+        None,
     )
     .await;
     line(format!(
@@ -642,6 +798,18 @@ async fn main() {
             "the binary, `intune-rotate rotate --dry-run` on {plan_n} devices (check, plan, ledger): {secs:.2} s, peak RSS {mb:.0} MB (/usr/bin/time -v)"
         )),
         None => line("the binary's own plan run skipped: needs /usr/bin/time and target/release/intune-rotate (`make bench` builds it)".into()),
+    }
+    let readers_n = if quick { 200_000 } else { 1_000_000 };
+    for (what, r) in readers(readers_n) {
+        match r {
+            Some((secs, mb)) => line(format!(
+                "the binary, `{what}` of a finished {readers_n}-device ledger ({} rows): {secs:.2} s, peak RSS {mb:.0} MB",
+                readers_n * 3 + 2
+            )),
+            None => line(format!(
+                "`{what}` skipped: needs /usr/bin/time and the release binary"
+            )),
+        }
     }
     let _ = std::fs::create_dir_all("target/bench");
     let _ = std::fs::write("target/bench/latest.md", out);

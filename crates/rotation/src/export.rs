@@ -67,7 +67,7 @@ impl ExportRow {
     /// Folds one row about this device in: the state through [`DeviceState::after`], the rest
     /// as the latest word on each column.
     fn fold(&mut self, row: Row) {
-        self.state = self.state.after(&row);
+        self.state = self.state.after(row.step());
         match row {
             Row::Planned {
                 name,

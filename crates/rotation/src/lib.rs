@@ -31,8 +31,8 @@ pub use graph_batch::Quota;
 pub use graph_client::{Cloud, GraphClientError};
 pub use graph_source::{FetchReport, GraphSource, ScriptKind};
 pub use ledger::{
-    DeviceState, LEDGER_VERSION, Ledger, LedgerState, Outcome, Row, RunHeader, VerifiedState,
-    for_each_row as ledger_rows, replay_file as ledger_replay,
+    DeviceState, IdHasher, LEDGER_VERSION, Ledger, LedgerState, Outcome, Row, RunHeader, Step,
+    VerifiedState, for_each_row as ledger_rows, replay_file as ledger_replay,
 };
 pub use match_by::{MatchBy, MatchReport, resolve};
 pub use plan::{CheckedSource, Plan, PlanReport, Policy};

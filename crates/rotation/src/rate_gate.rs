@@ -53,6 +53,8 @@ struct GateState {
     /// The window alone paces (each window's credit spent as soon as it frees) until the first
     /// pushback says someone else shares the limit; from then on governor paces evenly.
     bursting: bool,
+    /// Items the window may take at once: past this, governor paces evenly up to the quota.
+    burst_cap: u32,
 }
 
 /// Round trips remembered for the jitter estimate.
@@ -151,6 +153,7 @@ impl RateGate {
                 round_trips: std::collections::VecDeque::with_capacity(ROUND_TRIPS),
                 window: SlidingWindow::new(quota.count, quota.window),
                 bursting: true,
+                burst_cap: quota.count,
             }),
         }
     }
@@ -189,11 +192,17 @@ impl RateGate {
                 let now = Instant::now();
                 let margin = self.margin(&s);
                 let room = s.window.room_at(n.get(), now, margin);
-                if s.bursting && room.is_none() {
+                let held = s.window.held();
+                if s.bursting && room.is_none() && held + n.get() <= s.burst_cap {
                     s.window.record(n.get(), now);
                     return;
                 }
-                (s.bursting, s.limiter.clone(), room)
+                // Past the burst cap, governor paces the rest of the window's credit.
+                (
+                    s.bursting && held + n.get() <= s.burst_cap,
+                    s.limiter.clone(),
+                    room,
+                )
             };
             if bursting {
                 let until = room.expect("no room: that is why we wait");
@@ -239,6 +248,16 @@ impl RateGate {
     /// How much later one request may reach the service than another: the headroom in time.
     fn margin(&self, s: &GateState) -> Duration {
         self.quota.window.mul_f64(s.headroom)
+    }
+
+    /// Shares a tenant-wide limit of `tenant` with other apps: an app may take at once only what
+    /// leaves another app room for its own quota (`tenant - quota`, all of it at Intune's
+    /// documented 400 against 200), so two apps starting at once never overfill the tenant.
+    pub fn share_tenant(&self, tenant: Quota) {
+        let per_window =
+            f64::from(tenant.count) * self.quota.window.as_secs_f64() / tenant.window.as_secs_f64();
+        let room = (per_window as u32).saturating_sub(self.quota.count);
+        self.lock().burst_cap = room.clamp(self.batch.get(), self.quota.count);
     }
 
     /// Starts paced by governor, as when the window may not be empty and nothing tells how full

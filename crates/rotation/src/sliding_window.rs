@@ -59,6 +59,11 @@ impl SlidingWindow {
         unreachable!("with every grant gone, n <= quota fits")
     }
 
+    /// Items held, as of the last look ([`SlidingWindow::room_at`] forgets what left).
+    pub(crate) fn held(&self) -> u32 {
+        self.held
+    }
+
     /// Records `n` items granted at `at` (grants are recorded in time order).
     pub(crate) fn record(&mut self, n: u32, at: Instant) {
         let at = self.grants.back().map_or(at, |&(last, _)| at.max(last));

@@ -417,6 +417,8 @@ impl<'o> Dispatcher<'o> {
     /// The run is over: every row durable, the figures counted from the states.
     fn into_outcome(mut self) -> Result<RunOutcome, RotationError> {
         self.ledger.sync()?;
+        // Synced already: a checkpoint that cannot be made costs only a slower next open.
+        let _ = self.ledger.checkpoint();
         self.c.count_states(&self.state);
         self.report();
         let (interrupted, auth_stopped) = match self.stopping {
@@ -458,7 +460,7 @@ impl<'o> Dispatcher<'o> {
     fn finish(&mut self, i: u32, result: Outcome, answer: Answer<'_>) -> Result<(), RotationError> {
         let idx = i as usize;
         let row = outcome_row(self.state.ids[idx], result, answer);
-        self.state.states[idx] = self.state.states[idx].after(&row);
+        self.state.states[idx] = self.state.states[idx].after(row.step());
         match result {
             Outcome::Rotated => self.c.rotated += 1,
             _ => self.c.failed += 1,
@@ -483,7 +485,7 @@ impl<'o> Dispatcher<'o> {
             return self.finish(i, Outcome::Failed, answer);
         }
         let row = outcome_row(self.state.ids[idx], Outcome::Retry, answer);
-        self.state.states[idx] = self.state.states[idx].after(&row);
+        self.state.states[idx] = self.state.states[idx].after(row.step());
         self.c.retries += 1;
         let wait = retry::delay(attempts, retry_after);
         self.delayed.push(Reverse((Instant::now() + wait, i)));

@@ -4,9 +4,7 @@
 mod dispatcher;
 mod in_doubt;
 
-use crate::ledger::{
-    DeviceState, Ledger, LedgerState, Outcome, Row, RunHeader, now_iso, replay_file,
-};
+use crate::ledger::{DeviceState, Ledger, LedgerState, Outcome, Row, RunHeader, now_iso};
 use crate::{CheckedSource, Plan, PlanReport, Policy, RateGate, ResultMatcher, RotationError};
 use dispatcher::{dispatch, noted};
 use graph_batch::Quota;
@@ -49,6 +47,9 @@ pub struct DispatchOptions {
     pub in_doubt_check_delay: Duration,
     /// Names of our action's results given for this invocation (`--result-name`).
     pub result_names: Vec<String>,
+    /// The tenant-wide limit shared with other apps (`None`: twice `rate`, as Intune documents
+    /// 400/20s against 200/20s per app); it caps what goes at once.
+    pub tenant_rate: Option<Quota>,
     /// Whether the service's window is empty at the start: `None` guesses (empty but for our own
     /// sends the ledger holds), `Some(true)` assumes it, `Some(false)` paces evenly from the start.
     pub cold_start: Option<bool>,
@@ -87,6 +88,7 @@ impl Default for DispatchOptions {
             drain_timeout: Duration::from_secs(30),
             in_doubt_check_delay: Duration::from_secs(2),
             result_names: Vec::new(),
+            tenant_rate: None,
             cold_start: None,
         }
     }
@@ -202,7 +204,7 @@ pub async fn rotate(
     }
     let mut ledger = Ledger::create(&req.ledger, &req.header)?;
     let report = Plan::build(&req.source, &req.policy, &mut ledger)?;
-    let (state, _) = replay_file(&req.ledger)?;
+    let state = ledger.checkpoint()?;
     if req.dry_run {
         let counters = counters_of(&state, 0);
         return Ok(RunOutcome {
@@ -254,7 +256,7 @@ pub async fn resume(
             if state.states[i] == DeviceState::InDoubt {
                 let why = "in doubt after a crash; left alone by --in-doubt skip";
                 let row = noted(state.ids[i], Outcome::Abandoned, why.into());
-                state.states[i] = state.states[i].after(&row);
+                state.states[i] = state.states[i].after(row.step());
                 ledger.append(&row)?;
             }
         }
@@ -275,7 +277,7 @@ pub async fn resume(
             if let Decision::Rotated(evidence) = decision {
                 let i = state.index[&id] as usize;
                 let row = noted(id, Outcome::Rotated, evidence);
-                state.states[i] = state.states[i].after(&row);
+                state.states[i] = state.states[i].after(row.step());
                 ledger.append(&row)?;
                 confirmed += 1;
             }
@@ -295,6 +297,8 @@ pub async fn resume(
 /// its whole credit goes at once) unless told otherwise.
 fn actions_gate(o: &DispatchOptions, state: &LedgerState, batch: u32) -> RateGate {
     let gate = RateGate::new(o.rate, o.headroom, batch);
+    let twice = Quota::new(o.rate.count.saturating_mul(2), o.rate.window);
+    gate.share_tenant(o.tenant_rate.unwrap_or(twice));
     match o.cold_start {
         Some(false) => gate.warm_start(),
         Some(true) => {}

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
@@ -70,6 +70,12 @@ impl RunHeader {
 }
 
 /// serde through `Display` and `FromStr`: the header's typed fields keep their text form on disk.
+mod checkpoint;
+mod replay;
+
+use replay::Event;
+pub use replay::IdHasher;
+
 mod as_text {
     use serde::de::Error;
     use serde::{Deserialize, Deserializer, Serializer};
@@ -279,24 +285,46 @@ impl DeviceState {
         )
     }
 
-    /// The one state machine of a device, shared by replay and export: where a device stands after
-    /// `row` (a row about it). Rows that say nothing of its sending leave it where it is.
-    pub fn after(self, row: &Row) -> DeviceState {
-        match row {
-            Row::Planned { .. } => DeviceState::Pending,
-            Row::Skipped { .. } => DeviceState::Skipped,
-            Row::Sent { .. } => DeviceState::InDoubt,
-            Row::Outcome { result, .. } => match result {
-                Outcome::Rotated => DeviceState::Rotated,
-                Outcome::Failed | Outcome::Abandoned => DeviceState::Failed,
-                Outcome::Retry => DeviceState::Pending,
-            },
-            Row::Run(_) | Row::PlanDone { .. } | Row::Verified { .. } | Row::Session { .. } => self,
+    /// The one state machine of a device, shared by replay, export and the dispatcher: where a
+    /// device stands after a row about it. Rows that say nothing of its sending leave it where it is.
+    pub fn after(self, step: Step) -> DeviceState {
+        match step {
+            Step::Planned => DeviceState::Pending,
+            Step::Skipped => DeviceState::Skipped,
+            Step::Sent => DeviceState::InDoubt,
+            Step::Outcome(Outcome::Rotated) => DeviceState::Rotated,
+            Step::Outcome(Outcome::Failed | Outcome::Abandoned) => DeviceState::Failed,
+            Step::Outcome(Outcome::Retry) => DeviceState::Pending,
+            Step::Noted => self,
         }
     }
 }
 
+/// What a row does to its device: all the state machine needs of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Planned,
+    Skipped,
+    Sent,
+    Outcome(Outcome),
+    /// Verified, a session, the header, the end of the plan: no change of state.
+    Noted,
+}
+
 impl Row {
+    /// What the row does to its device.
+    pub fn step(&self) -> Step {
+        match self {
+            Row::Planned { .. } => Step::Planned,
+            Row::Skipped { .. } => Step::Skipped,
+            Row::Sent { .. } => Step::Sent,
+            Row::Outcome { result, .. } => Step::Outcome(*result),
+            Row::Run(_) | Row::PlanDone { .. } | Row::Verified { .. } | Row::Session { .. } => {
+                Step::Noted
+            }
+        }
+    }
+
     /// The device a row is about, if any.
     pub fn device(&self) -> Option<Uuid> {
         match self {
@@ -320,7 +348,7 @@ pub struct LedgerState {
     /// When each device's last request left (Unix milliseconds; 0 = never): verification looks for
     /// an action that started after it.
     pub sent_at_ms: Vec<u64>,
-    pub index: HashMap<uuid::Uuid, u32>,
+    pub index: HashMap<uuid::Uuid, u32, IdHasher>,
     /// Rows read, and whether a torn last line was dropped.
     pub rows: u64,
     pub torn_tail: bool,
@@ -333,25 +361,26 @@ impl LedgerState {
         self.states.iter().filter(|&&s| s == state).count()
     }
 
-    fn apply(&mut self, row: Row, line: u64, path: &Path) -> Result<(), RotationError> {
-        let Some(id) = row.device() else {
-            return match row {
-                Row::Run(_) => Err(RotationError::ledger(
+    fn apply(&mut self, event: Event, line: u64, path: &Path) -> Result<(), RotationError> {
+        let (id, step, sent) = match event {
+            Event::Header(_) => {
+                return Err(RotationError::ledger(
                     path,
                     Some(line),
                     "a second run header",
-                )),
-                Row::PlanDone { .. } => {
-                    self.plan_done = true;
-                    Ok(())
-                }
-                _ => Ok(()),
-            };
+                ));
+            }
+            Event::PlanDone => {
+                self.plan_done = true;
+                return Ok(());
+            }
+            Event::Other => return Ok(()),
+            Event::Device { id, step, sent } => (id, step, sent),
         };
-        let i = match &row {
-            Row::Planned { .. } | Row::Skipped { .. } => match self.index.get(&id) {
+        let i = match step {
+            Step::Planned | Step::Skipped => match self.index.get(&id) {
                 // A device planned twice keeps its first place and state.
-                Some(_) if matches!(row, Row::Planned { .. }) => return Ok(()),
+                Some(_) if step == Step::Planned => return Ok(()),
                 Some(&i) => i as usize,
                 None => self.plan(id),
             },
@@ -359,13 +388,11 @@ impl LedgerState {
                 RotationError::ledger(path, Some(line), format!("device {id} was never planned"))
             })? as usize,
         };
-        if let Row::Sent { attempt, at, .. } = &row {
-            self.attempts[i] = self.attempts[i].max(*attempt);
-            self.sent_at_ms[i] = parse_ms(at).ok_or_else(|| {
-                RotationError::ledger(path, Some(line), format!("bad time {at:?}"))
-            })?;
+        if let Some((attempt, ms)) = sent {
+            self.attempts[i] = self.attempts[i].max(attempt);
+            self.sent_at_ms[i] = ms;
         }
-        self.states[i] = self.states[i].after(&row);
+        self.states[i] = self.states[i].after(step);
         Ok(())
     }
 
@@ -389,8 +416,11 @@ pub struct Ledger {
     plan_done: bool,
 }
 
-/// Unix milliseconds of a ledger timestamp.
+/// Unix milliseconds of a ledger timestamp (our own layout read directly, any RFC 3339 otherwise).
 pub(crate) fn parse_ms(at: &str) -> Option<u64> {
+    if let Some(ms) = replay::fast_ms(at) {
+        return Some(ms);
+    }
     let t = humantime::parse_rfc3339(at).ok()?;
     t.duration_since(std::time::UNIX_EPOCH)
         .ok()
@@ -428,6 +458,8 @@ impl Ledger {
             file.set_len(0)
                 .map_err(|e| RotationError::write(path, e, false))?;
         }
+        // A checkpoint left by an earlier ledger of this name covers nothing of this one.
+        let _ = std::fs::remove_file(checkpoint::path_of(path));
         let mut ledger = Ledger {
             path: path.to_path_buf(),
             out: BufWriter::with_capacity(1 << 16, file),
@@ -484,6 +516,16 @@ impl Ledger {
         self.out.flush().map_err(|e| self.write_error(e))
     }
 
+    /// Makes every row durable and writes the checkpoint that lets the next open skip them all
+    /// (a million-device ledger opens in a fraction of a second). A failed checkpoint is harmless.
+    /// Returns the state it holds.
+    pub fn checkpoint(&mut self) -> Result<LedgerState, RotationError> {
+        self.sync()?;
+        let (state, covered) = replay_file(&self.path)?;
+        checkpoint::write(&self.path, &state, covered);
+        Ok(state)
+    }
+
     /// Makes every row so far durable on disk: they survive power loss.
     pub fn sync(&mut self) -> Result<(), RotationError> {
         self.flush()?;
@@ -525,31 +567,67 @@ fn unfinished_plan(path: &Path) -> bool {
 }
 
 /// Reads a ledger without locking it (status, export). Returns the state and the length of its
-/// complete lines.
+/// complete lines. A checkpoint of this very ledger saves reading what it covers.
 pub fn replay_file(path: &Path) -> Result<(LedgerState, u64), RotationError> {
     let file = File::open(path).map_err(|e| RotationError::io(path, e))?;
-    replay(BufReader::with_capacity(1 << 20, file), path)
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let header = read_header(&mut reader, path)?;
+    if let Some((state, covered)) = checkpoint::read(path, &header) {
+        reader
+            .seek(std::io::SeekFrom::Start(covered))
+            .map_err(|e| RotationError::io(path, e))?;
+        return replay(reader, path, Some(state), covered);
+    }
+    reader
+        .seek(std::io::SeekFrom::Start(0))
+        .map_err(|e| RotationError::io(path, e))?;
+    replay(reader, path, None, 0)
+}
+
+/// The run header, from the first line; a ledger whose first line is not one is refused later by
+/// replay with the reason.
+fn read_header(reader: &mut impl BufRead, path: &Path) -> Result<RunHeader, RotationError> {
+    let mut first = Vec::new();
+    reader
+        .read_until(b'\n', &mut first)
+        .map_err(|e| RotationError::io(path, e))?;
+    match full_row(&first) {
+        Ok(Row::Run(h)) => Ok(h),
+        _ => Ok(RunHeader::new(
+            "",
+            Action::FileVault,
+            "",
+            Quota::new(1, std::time::Duration::from_secs(1)),
+        )),
+    }
 }
 
 /// Calls `f` with every complete row of the ledger in order (export folds rows this way).
 pub fn for_each_row(path: &Path, mut f: impl FnMut(Row)) -> Result<RunHeader, RotationError> {
     let file = File::open(path).map_err(|e| RotationError::io(path, e))?;
     let mut header = None;
-    read_rows(BufReader::with_capacity(1 << 20, file), path, |row, _| {
-        if let Row::Run(h) = &row {
-            header.get_or_insert_with(|| h.clone());
-        }
-        f(row);
-        Ok(())
-    })?;
+    read_lines(
+        BufReader::with_capacity(1 << 20, file),
+        path,
+        full_row,
+        |row, _| {
+            if let Row::Run(h) = &row {
+                header.get_or_insert_with(|| h.clone());
+            }
+            f(row);
+            Ok(())
+        },
+    )?;
     header.ok_or_else(|| RotationError::ledger(path, None, "empty ledger: no run header"))
 }
 
-/// Returns (complete length, torn tail?).
-fn read_rows(
+/// Reads complete lines in order, each through `parse`, and calls `f` with the result and the
+/// line number. Returns (complete length, torn tail?, rows).
+fn read_lines<T>(
     mut reader: impl BufRead,
     path: &Path,
-    mut f: impl FnMut(Row, u64) -> Result<(), RotationError>,
+    parse: impl Fn(&[u8]) -> Result<T, String>,
+    mut f: impl FnMut(T, u64) -> Result<(), RotationError>,
 ) -> Result<(u64, bool, u64), RotationError> {
     let mut buf = Vec::with_capacity(256);
     let (mut line, mut good, mut rows) = (0u64, 0u64, 0u64);
@@ -562,22 +640,20 @@ fn read_rows(
             return Ok((good, false, rows));
         }
         line += 1;
-        let complete = buf.last() == Some(&b'\n');
-        match serde_json::from_slice::<Row>(&buf) {
-            Ok(row) if complete => {
+        if buf.last() != Some(&b'\n') {
+            // A torn last line: the write that was cut by the crash. Nothing after it.
+            tracing::warn!(line, "ledger ends in a torn line; ignoring it");
+            return Ok((good, true, rows));
+        }
+        if buf.iter().all(u8::is_ascii_whitespace) {
+            good += n as u64;
+            continue;
+        }
+        match parse(&buf) {
+            Ok(row) => {
                 f(row, line)?;
                 good += n as u64;
                 rows += 1;
-            }
-            Ok(_) | Err(_) if !complete => {
-                // A torn last line: the write that was cut by the crash. Nothing after it.
-                tracing::warn!(line, "ledger ends in a torn line; ignoring it");
-                return Ok((good, true, rows));
-            }
-            Ok(_) => unreachable!("complete rows are handled above"),
-            Err(e) if buf.iter().all(u8::is_ascii_whitespace) => {
-                let _ = e;
-                good += n as u64;
             }
             Err(e) => {
                 return Err(RotationError::ledger(
@@ -590,46 +666,60 @@ fn read_rows(
     }
 }
 
-fn replay(reader: impl BufRead, path: &Path) -> Result<(LedgerState, u64), RotationError> {
-    let mut state: Option<LedgerState> = None;
-    let (good, torn, rows) = read_rows(reader, path, |row, line| match (&mut state, row) {
-        (None, Row::Run(header)) => {
-            let plan_done = header.version < 2;
-            if header.version > LEDGER_VERSION {
-                return Err(RotationError::ledger(
-                    path,
-                    Some(line),
-                    format!(
-                        "ledger format version {} is newer than this intune-rotate understands ({LEDGER_VERSION})",
-                        header.version
-                    ),
-                ));
+/// A whole row.
+fn full_row(line: &[u8]) -> Result<Row, String> {
+    serde_json::from_slice(line).map_err(|e| e.to_string())
+}
+
+fn replay(
+    reader: impl BufRead,
+    path: &Path,
+    from: Option<LedgerState>,
+    offset: u64,
+) -> Result<(LedgerState, u64), RotationError> {
+    let before = from.as_ref().map_or(0, |s| s.rows);
+    let mut state = from;
+    let (good, torn, rows) = read_lines(reader, path, replay::event, |row, line| {
+        match (&mut state, row) {
+            (None, Event::Header(header)) => {
+                let header = *header;
+                let plan_done = header.version < 2;
+                if header.version > LEDGER_VERSION {
+                    return Err(RotationError::ledger(
+                        path,
+                        Some(line),
+                        format!(
+                            "ledger format version {} is newer than this intune-rotate understands ({LEDGER_VERSION})",
+                            header.version
+                        ),
+                    ));
+                }
+                state = Some(LedgerState {
+                    header,
+                    ids: Vec::new(),
+                    states: Vec::new(),
+                    attempts: Vec::new(),
+                    sent_at_ms: Vec::new(),
+                    index: HashMap::default(),
+                    rows: 0,
+                    torn_tail: false,
+                    plan_done,
+                });
+                Ok(())
             }
-            state = Some(LedgerState {
-                header,
-                ids: Vec::new(),
-                states: Vec::new(),
-                attempts: Vec::new(),
-                sent_at_ms: Vec::new(),
-                index: HashMap::new(),
-                rows: 0,
-                torn_tail: false,
-                plan_done,
-            });
-            Ok(())
+            (None, _) => Err(RotationError::ledger(
+                path,
+                Some(line),
+                "the first row must be the run header",
+            )),
+            (Some(s), row) => s.apply(row, line, path),
         }
-        (None, _) => Err(RotationError::ledger(
-            path,
-            Some(line),
-            "the first row must be the run header",
-        )),
-        (Some(s), row) => s.apply(row, line, path),
     })?;
     let mut state =
         state.ok_or_else(|| RotationError::ledger(path, None, "empty ledger: no run header"))?;
-    state.rows = rows;
+    state.rows = before + rows;
     state.torn_tail = torn;
-    Ok((state, good))
+    Ok((state, offset + good))
 }
 
 #[cfg(test)]
@@ -863,6 +953,107 @@ mod tests {
         .unwrap();
         let skip_header = |s: &str| s.split_once('\n').unwrap().1.to_string();
         assert_eq!(skip_header(&again), skip_header(EARLIER_RELEASE));
+    }
+
+    fn full_replay(path: &Path) -> LedgerState {
+        let _ = std::fs::remove_file(checkpoint::path_of(path));
+        replay_file(path).unwrap().0
+    }
+
+    fn same(a: &LedgerState, b: &LedgerState) {
+        assert_eq!(
+            (
+                &a.ids,
+                &a.states,
+                &a.attempts,
+                &a.sent_at_ms,
+                a.rows,
+                a.plan_done
+            ),
+            (
+                &b.ids,
+                &b.states,
+                &b.attempts,
+                &b.sent_at_ms,
+                b.rows,
+                b.plan_done
+            )
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_gives_the_state_of_a_full_replay_and_rows_after_it_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.jsonl");
+        let mut l = Ledger::create(&path, &header()).unwrap();
+        for row in [planned(A), planned(B), plan_done()] {
+            l.append(&row).unwrap();
+        }
+        l.append(&Row::Sent {
+            id: A,
+            attempt: 1,
+            at: now_iso(),
+        })
+        .unwrap();
+        let at_checkpoint = l.checkpoint().unwrap();
+        assert!(checkpoint::path_of(&path).exists());
+        l.append(&outcome(A, Outcome::Rotated)).unwrap();
+        l.append(&Row::Sent {
+            id: B,
+            attempt: 2,
+            at: now_iso(),
+        })
+        .unwrap();
+        l.sync().unwrap();
+        drop(l);
+        assert_eq!(
+            at_checkpoint.states,
+            [DeviceState::InDoubt, DeviceState::Pending]
+        );
+        let (fast, len) = replay_file(&path).unwrap();
+        assert_eq!(len, std::fs::metadata(&path).unwrap().len());
+        assert_eq!(fast.states, [DeviceState::Rotated, DeviceState::InDoubt]);
+        assert_eq!(fast.attempts, [1, 2]);
+        same(&fast, &full_replay(&path));
+    }
+
+    #[test]
+    fn a_checkpoint_that_does_not_match_its_ledger_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.jsonl");
+        let mut l = Ledger::create(&path, &header()).unwrap();
+        for row in [
+            planned(A),
+            planned(B),
+            plan_done(),
+            outcome(A, Outcome::Failed),
+        ] {
+            l.append(&row).unwrap();
+        }
+        l.checkpoint().unwrap();
+        drop(l);
+        let state = checkpoint::path_of(&path);
+        let good = std::fs::read(&state).unwrap();
+        // The ledger rewritten with other rows of the same length: the bytes before the covered
+        // length differ, so the checkpoint is not used.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let rewritten = text.replace(r#""result":"failed""#, r#""result":"retry" "#);
+        assert_eq!(rewritten.len(), text.len());
+        std::fs::write(&path, rewritten).unwrap();
+        let (s, _) = replay_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            s.states[0],
+            DeviceState::Pending,
+            "read from the ledger, not the checkpoint"
+        );
+        // A damaged checkpoint is ignored too.
+        std::fs::write(&state, &good[..good.len() - 3]).unwrap();
+        same(&replay_file(&path).unwrap().0, &full_replay(&path));
+        // A new ledger of the same name drops the old checkpoint.
+        std::fs::write(&state, &good).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        drop(Ledger::create(&path, &header()).unwrap());
+        assert!(!state.exists());
     }
 
     #[test]
