@@ -1,7 +1,7 @@
 //! Folding the ledger into one row per device, for reports and other tools.
 
 use crate::RotationError;
-use crate::ledger::{DeviceState, Row, VerifiedState, for_each_row};
+use crate::ledger::{DeviceState, IdHasher, Row, Step, VerifiedState};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io::Write;
@@ -65,7 +65,8 @@ impl ExportRow {
     }
 
     /// Folds one row about this device in: the state through [`DeviceState::after`], the rest
-    /// as the latest word on each column.
+    /// as the latest word on each column. The reference the bounded export is held to.
+    #[cfg(test)]
     fn fold(&mut self, row: Row) {
         self.state = self.state.after(row.step());
         match row {
@@ -120,45 +121,531 @@ impl ExportRow {
     }
 }
 
-/// Writes one row per device in plan order.
+/// No line: the field was never set.
+const NONE: u64 = u64::MAX;
+
+/// Where one device's export row comes from: the byte offset of the ledger line that last set each
+/// field, and the little kept as values. About 100 bytes a device, where a whole row would be 800.
+#[derive(Debug, Clone)]
+struct Places {
+    planned: u64,
+    skipped: u64,
+    first_sent: u64,
+    last_event: u64,
+    last_outcome: u64,
+    status: u64,
+    request_id: u64,
+    client_request_id: u64,
+    date: u64,
+    verified: u64,
+    started: u64,
+    attempts: u32,
+    state: DeviceState,
+}
+
+impl Places {
+    fn new(planned: u64) -> Self {
+        Places {
+            planned,
+            skipped: NONE,
+            first_sent: NONE,
+            last_event: NONE,
+            last_outcome: NONE,
+            status: NONE,
+            request_id: NONE,
+            client_request_id: NONE,
+            date: NONE,
+            verified: NONE,
+            started: NONE,
+            attempts: 0,
+            state: DeviceState::Pending,
+        }
+    }
+
+    /// Notes the row at `offset`, as [`ExportRow::fold`] would fold it.
+    fn note(&mut self, offset: u64, row: &Presence) {
+        self.state = self.state.after(row.step);
+        let set = |place: &mut u64, present: bool| {
+            if present {
+                *place = offset;
+            }
+        };
+        match row.step {
+            Step::Planned => {}
+            Step::Skipped => self.skipped = offset,
+            Step::Sent => {
+                self.attempts = self.attempts.max(row.attempt);
+                let first = self.first_sent == NONE;
+                set(&mut self.first_sent, first);
+                self.last_event = offset;
+            }
+            Step::Outcome(_) => {
+                self.last_outcome = offset;
+                self.last_event = offset;
+                set(&mut self.status, row.status);
+                set(&mut self.request_id, row.request_id);
+                set(&mut self.client_request_id, row.client_request_id);
+                set(&mut self.date, row.date);
+            }
+            Step::Noted if row.verified => {
+                self.verified = offset;
+                set(&mut self.started, row.started);
+            }
+            Step::Noted => {}
+        }
+    }
+
+    /// The lines to read, each once, in file order.
+    fn lines(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = [
+            self.planned,
+            self.skipped,
+            self.first_sent,
+            self.last_event,
+            self.last_outcome,
+            self.status,
+            self.request_id,
+            self.client_request_id,
+            self.date,
+            self.verified,
+            self.started,
+        ]
+        .into_iter()
+        .filter(|&o| o != NONE)
+        .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+/// What the first pass needs of a row: its device, its step, and which fields it carries.
+#[derive(Debug, Default)]
+struct Presence {
+    id: Option<Uuid>,
+    step: Step,
+    attempt: u32,
+    verified: bool,
+    status: bool,
+    request_id: bool,
+    client_request_id: bool,
+    date: bool,
+    started: bool,
+}
+
+/// The fields the first pass reads; the rest is skipped unread.
+#[derive(serde::Deserialize)]
+struct Fields<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+    #[serde(default, borrow)]
+    id: Option<&'a str>,
+    #[serde(default)]
+    attempt: Option<u32>,
+    #[serde(default)]
+    result: Option<crate::ledger::Outcome>,
+    #[serde(default)]
+    status: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    request_id: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    client_request_id: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    date: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    action_started_at: Option<serde::de::IgnoredAny>,
+}
+
+fn presence(line: &[u8]) -> Result<Presence, String> {
+    let fast = serde_json::from_slice::<Fields>(line).ok().and_then(|f| {
+        let step = match (f.kind, f.result) {
+            ("planned", _) => Step::Planned,
+            ("skipped", _) => Step::Skipped,
+            ("sent", _) => Step::Sent,
+            ("outcome", Some(r)) => Step::Outcome(r),
+            ("verified" | "run" | "plan_done" | "session", _) => Step::Noted,
+            _ => return None,
+        };
+        let id = match f.id {
+            Some(text) => Some(crate::parse_id(text)?),
+            None if step == Step::Noted && f.kind != "verified" => None,
+            None => return None,
+        };
+        Some(Presence {
+            id,
+            step,
+            attempt: f.attempt.unwrap_or(0),
+            verified: f.kind == "verified",
+            status: f.status.is_some(),
+            request_id: f.request_id.is_some(),
+            client_request_id: f.client_request_id.is_some(),
+            date: f.date.is_some(),
+            started: f.action_started_at.is_some(),
+        })
+    });
+    if let Some(p) = fast {
+        return Ok(p);
+    }
+    // Escapes, an unknown shape: the whole row, whose errors read as everywhere else.
+    let row: Row = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let mut p = Presence {
+        id: row.device(),
+        step: row.step(),
+        ..Presence::default()
+    };
+    match &row {
+        Row::Sent { attempt, .. } => p.attempt = *attempt,
+        Row::Outcome {
+            status,
+            request_id,
+            client_request_id,
+            date,
+            ..
+        } => {
+            p.status = status.is_some();
+            p.request_id = request_id.is_some();
+            p.client_request_id = client_request_id.is_some();
+            p.date = date.is_some();
+        }
+        Row::Verified {
+            action_started_at, ..
+        } => {
+            p.verified = true;
+            p.started = action_started_at.is_some();
+        }
+        _ => {}
+    }
+    Ok(p)
+}
+
+/// Writes one row per device in plan order, in bounded memory: a first pass keeps only where each
+/// device's fields are ([`Places`]); the second reads those lines again as each row is written.
 pub fn export(
     ledger: &Path,
     format: ExportFormat,
     out: &mut dyn Write,
 ) -> Result<usize, RotationError> {
-    let mut rows: Vec<ExportRow> = Vec::new();
-    let mut index: HashMap<Uuid, usize> = HashMap::new();
-    for_each_row(ledger, |row| {
-        let Some(id) = row.device() else { return };
-        match (index.get(&id), &row) {
+    let mut places: Vec<Places> = Vec::new();
+    let mut index: HashMap<Uuid, u32, IdHasher> = HashMap::default();
+    let mut header = false;
+    crate::ledger::for_each_line(ledger, |offset, line| {
+        let p = presence(line)?;
+        header = true;
+        let Some(id) = p.id else { return Ok(()) };
+        match (index.get(&id), p.step) {
             // A device planned twice keeps its first place and what it was planned with.
-            (Some(_), Row::Planned { .. }) => {}
-            (Some(&i), _) => rows[i].fold(row),
-            (None, Row::Planned { .. }) => {
-                index.insert(id, rows.len());
-                let mut r = ExportRow::planned(id);
-                r.fold(row);
-                rows.push(r);
+            (Some(_), Step::Planned) => {}
+            (Some(&i), _) => places[i as usize].note(offset, &p),
+            (None, Step::Planned) => {
+                index.insert(id, places.len() as u32);
+                let mut pl = Places::new(offset);
+                pl.note(offset, &p);
+                places.push(pl);
             }
             (None, _) => {}
         }
+        Ok(())
     })?;
+    if !header {
+        return Err(RotationError::ledger(
+            ledger,
+            None,
+            "empty ledger: no run header",
+        ));
+    }
+    drop(index);
+    let mut lines = crate::ledger::LineAt::open(ledger)?;
     let io = |e: std::io::Error| RotationError::io(ledger, e);
+    let output = |e: csv::Error| RotationError::Output {
+        what: "the export".into(),
+        message: e.to_string(),
+    };
+    let mut row_of = |p: &Places| -> Result<ExportRow, RotationError> {
+        let mut rows: HashMap<u64, Row> = HashMap::with_capacity(8);
+        for offset in p.lines() {
+            rows.insert(offset, lines.row(offset)?);
+        }
+        Ok(assemble(p, &rows))
+    };
     match format {
         ExportFormat::Csv => {
             let mut w = csv::Writer::from_writer(out);
-            for r in &rows {
-                w.serialize(r).map_err(|e| RotationError::Output {
-                    what: "the export".into(),
-                    message: e.to_string(),
-                })?;
+            for p in &places {
+                w.serialize(row_of(p)?).map_err(output)?;
             }
             w.flush().map_err(io)?;
         }
         ExportFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, &rows).map_err(|e| io(e.into()))?;
+            use serde::ser::{SerializeSeq, Serializer};
+            let json = |e: serde_json::Error| io(e.into());
+            let mut ser = serde_json::Serializer::pretty(&mut *out);
+            let mut seq = ser.serialize_seq(Some(places.len())).map_err(json)?;
+            for p in &places {
+                seq.serialize_element(&row_of(p)?).map_err(json)?;
+            }
+            seq.end().map_err(json)?;
             out.write_all(b"\n").map_err(io)?;
         }
     }
-    Ok(rows.len())
+    Ok(places.len())
+}
+
+/// One device's export row from the lines its [`Places`] point at.
+fn assemble(p: &Places, rows: &HashMap<u64, Row>) -> ExportRow {
+    let at = |o: u64| rows.get(&o);
+    let mut r = match at(p.planned) {
+        Some(Row::Planned {
+            id,
+            name,
+            serial,
+            user,
+            os,
+            ..
+        }) => ExportRow {
+            device_name: name.clone(),
+            serial_number: serial.clone(),
+            user_principal_name: user.clone(),
+            operating_system: os.clone(),
+            ..ExportRow::planned(*id)
+        },
+        _ => unreachable!("every place starts at its planned row"),
+    };
+    r.state = p.state;
+    r.attempts = p.attempts;
+    if let Some(Row::Skipped { reason, .. }) = at(p.skipped) {
+        r.skip_reason = Some(reason.clone());
+    }
+    if let Some(Row::Sent { at, .. }) = at(p.first_sent) {
+        r.first_sent_at = Some(at.clone());
+    }
+    r.last_event_at = match at(p.last_event) {
+        Some(Row::Sent { at, .. } | Row::Outcome { at, .. }) => Some(at.clone()),
+        _ => None,
+    };
+    if let Some(Row::Outcome { code, message, .. }) = at(p.last_outcome) {
+        r.error_code = code.clone();
+        r.error_message = message.clone();
+    }
+    if let Some(Row::Outcome { status, .. }) = at(p.status) {
+        r.last_status = *status;
+    }
+    if let Some(Row::Outcome { request_id, .. }) = at(p.request_id) {
+        r.request_id = request_id.clone();
+    }
+    if let Some(Row::Outcome {
+        client_request_id, ..
+    }) = at(p.client_request_id)
+    {
+        r.client_request_id = client_request_id.clone();
+    }
+    if let Some(Row::Outcome { date, .. }) = at(p.date) {
+        r.response_date = date.clone();
+    }
+    if let Some(Row::Verified { state, at, .. }) = at(p.verified) {
+        r.verified_state = Some(*state);
+        r.verified_at = Some(at.clone());
+    }
+    if let Some(Row::Verified {
+        action_started_at, ..
+    }) = at(p.started)
+    {
+        r.action_started_at = action_started_at.clone();
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{Ledger, Outcome, RunHeader, VerifiedState};
+    use crate::{Action, MatchRule};
+    use rand::{Rng, SeedableRng};
+
+    /// The export as the earlier release wrote it: every row folded in memory, then written.
+    fn export_in_memory(ledger: &Path, format: ExportFormat) -> Vec<u8> {
+        let mut rows: Vec<ExportRow> = Vec::new();
+        let mut index: HashMap<Uuid, usize> = HashMap::new();
+        crate::ledger::for_each_row(ledger, |row| {
+            let Some(id) = row.device() else { return };
+            match (index.get(&id), &row) {
+                (Some(_), Row::Planned { .. }) => {}
+                (Some(&i), _) => rows[i].fold(row),
+                (None, Row::Planned { .. }) => {
+                    index.insert(id, rows.len());
+                    let mut r = ExportRow::planned(id);
+                    r.fold(row);
+                    rows.push(r);
+                }
+                (None, _) => {}
+            }
+        })
+        .unwrap();
+        let mut out = Vec::new();
+        match format {
+            ExportFormat::Csv => {
+                let mut w = csv::Writer::from_writer(&mut out);
+                for r in &rows {
+                    w.serialize(r).unwrap();
+                }
+                w.flush().unwrap();
+            }
+            ExportFormat::Json => {
+                serde_json::to_writer_pretty(&mut out, &rows).unwrap();
+                out.push(b'\n');
+            }
+        }
+        out
+    }
+
+    /// A ledger of `n` devices with every kind of history a run leaves: skips, duplicates,
+    /// retries, failures with Graph's words, lost answers, sessions, verify passes, odd text.
+    fn varied_ledger(path: &Path, n: usize) {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let header = RunHeader::new("t", Action::FileVault, "test", "200/20s".parse().unwrap());
+        let mut l = Ledger::create(path, &header).unwrap();
+        let id = |i: usize| Uuid::from_u128(0x6d1f_0000_0000_4000_8000_0000_0000_0000 | i as u128);
+        let at = |s: u64| {
+            humantime::format_rfc3339_millis(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_795_000_000_000 + s),
+            )
+            .to_string()
+        };
+        for i in 0..n {
+            l.append(&Row::Planned {
+                id: id(i),
+                name: rng
+                    .random_bool(0.9)
+                    .then(|| format!("MAC-{i} \"studio\", ü")),
+                serial: Some(format!("C02{i:08}")),
+                user: rng
+                    .random_bool(0.5)
+                    .then(|| format!("user{i}@example.test")),
+                os: Some("macOS".into()),
+                line: Some(i as u64 + 2),
+            })
+            .unwrap();
+            if i % 97 == 0 {
+                l.append(&Row::Planned {
+                    id: id(i),
+                    name: Some("again".into()),
+                    serial: None,
+                    user: None,
+                    os: None,
+                    line: None,
+                })
+                .unwrap();
+            }
+            if i % 13 == 0 {
+                l.append(&Row::Skipped {
+                    id: id(i),
+                    reason: "not-encrypted: FileVault off".into(),
+                })
+                .unwrap();
+            }
+        }
+        l.append(&Row::PlanDone {
+            planned: n as u64,
+            skipped: 0,
+            at: at(0),
+        })
+        .unwrap();
+        let mut clock = 1u64;
+        for round in 0..3u32 {
+            for i in (0..n).filter(|i| i % 13 != 0) {
+                if round > 0 && !rng.random_bool(0.3) {
+                    continue;
+                }
+                clock += 1;
+                l.append(&Row::Sent {
+                    id: id(i),
+                    attempt: round + 1,
+                    at: at(clock),
+                })
+                .unwrap();
+                let result = match rng.random_range(0..10) {
+                    0 => Outcome::Retry,
+                    1 => Outcome::Failed,
+                    2 => continue, // the answer was lost
+                    _ => Outcome::Rotated,
+                };
+                let with_ids = rng.random_bool(0.8);
+                l.append(&Row::Outcome {
+                    id: id(i),
+                    result,
+                    status: rng
+                        .random_bool(0.9)
+                        .then_some(if result == Outcome::Rotated { 204 } else { 429 }),
+                    code: (result != Outcome::Rotated).then(|| "TooManyRequests".into()),
+                    message: (result != Outcome::Rotated)
+                        .then(|| format!("throttled \"{i}\"\nagain")),
+                    request_id: with_ids.then(|| Uuid::from_u128(clock as u128).to_string()),
+                    client_request_id: rng
+                        .random_bool(0.7)
+                        .then(|| Uuid::from_u128(!(clock as u128)).to_string()),
+                    date: rng
+                        .random_bool(0.5)
+                        .then(|| "Sat, 28 Nov 2026 08:00:00 GMT".into()),
+                    at: at(clock),
+                })
+                .unwrap();
+            }
+            l.append(&Row::Session {
+                at: at(clock),
+                command: "resume".into(),
+                in_doubt: 3,
+                in_doubt_policy: "verify".into(),
+            })
+            .unwrap();
+        }
+        for i in (0..n).filter(|i| i % 3 == 0) {
+            clock += 1;
+            l.append(&Row::Verified {
+                id: id(i),
+                state: [
+                    VerifiedState::Done,
+                    VerifiedState::Pending,
+                    VerifiedState::NotFound,
+                ][i % 3 % 3],
+                action_started_at: rng.random_bool(0.6).then(|| "2026-11-28T08:00:00Z".into()),
+                matched_by: rng.random_bool(0.5).then_some(MatchRule::Keyword),
+                at: at(clock),
+            })
+            .unwrap();
+        }
+        l.sync().unwrap();
+    }
+
+    #[test]
+    fn the_bounded_export_writes_byte_for_byte_what_the_in_memory_one_did() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.jsonl");
+        varied_ledger(&path, 50_000);
+        for format in [ExportFormat::Csv, ExportFormat::Json] {
+            let mut out = Vec::new();
+            let n = export(&path, format, &mut out).unwrap();
+            assert_eq!(n, 50_000);
+            let reference = export_in_memory(&path, format);
+            assert!(out == reference, "{format:?}: the outputs differ");
+        }
+    }
+
+    #[test]
+    fn an_empty_plan_exports_no_rows_and_a_ledger_without_header_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.jsonl");
+        drop(
+            Ledger::create(
+                &path,
+                &RunHeader::new("t", Action::Laps, "s", "200/20s".parse().unwrap()),
+            )
+            .unwrap(),
+        );
+        for format in [ExportFormat::Csv, ExportFormat::Json] {
+            let mut out = Vec::new();
+            assert_eq!(export(&path, format, &mut out).unwrap(), 0);
+            assert_eq!(out, export_in_memory(&path, format));
+        }
+        std::fs::write(&path, b"").unwrap();
+        assert!(export(&path, ExportFormat::Csv, &mut Vec::new()).is_err());
+    }
 }

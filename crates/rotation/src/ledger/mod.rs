@@ -301,13 +301,14 @@ impl DeviceState {
 }
 
 /// What a row does to its device: all the state machine needs of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Step {
     Planned,
     Skipped,
     Sent,
     Outcome(Outcome),
     /// Verified, a session, the header, the end of the plan: no change of state.
+    #[default]
     Noted,
 }
 
@@ -619,6 +620,151 @@ pub fn for_each_row(path: &Path, mut f: impl FnMut(Row)) -> Result<RunHeader, Ro
         },
     )?;
     header.ok_or_else(|| RotationError::ledger(path, None, "empty ledger: no run header"))
+}
+
+/// Calls `f` with the byte offset and bytes of every complete, non-blank line, in order (export's
+/// first pass). An error from `f` names the line.
+pub(crate) fn for_each_line(
+    path: &Path,
+    mut f: impl FnMut(u64, &[u8]) -> Result<(), String>,
+) -> Result<(), RotationError> {
+    let file = File::open(path).map_err(|e| RotationError::io(path, e))?;
+    let mut offset = 0u64;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut buf = Vec::with_capacity(256);
+    let mut line = 0u64;
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| RotationError::io(path, e))?;
+        if n == 0 || buf.last() != Some(&b'\n') {
+            return Ok(());
+        }
+        line += 1;
+        if !buf.iter().all(u8::is_ascii_whitespace) {
+            f(offset, &buf).map_err(|e| {
+                RotationError::ledger(path, Some(line), format!("not a ledger row: {e}"))
+            })?;
+        }
+        offset += n as u64;
+    }
+}
+
+/// Reads single ledger lines by offset (export's second pass). A device's lines sit in a few
+/// regions of the file (the plan, its sends and outcomes, its verify passes), each read forward as
+/// devices follow each other, so a few cached blocks, one per region, serve nearly every line.
+pub(crate) struct LineAt {
+    file: File,
+    path: PathBuf,
+    blocks: Vec<Block>,
+    tick: u64,
+}
+
+/// A cached stretch of the file.
+struct Block {
+    at: u64,
+    bytes: Vec<u8>,
+    used: u64,
+}
+
+/// Cached blocks; the least recently used is refilled.
+const BLOCKS: usize = 6;
+const BLOCK_BYTES: usize = 64 << 10;
+
+impl LineAt {
+    pub(crate) fn open(path: &Path) -> Result<Self, RotationError> {
+        Ok(LineAt {
+            file: File::open(path).map_err(|e| RotationError::io(path, e))?,
+            path: path.to_path_buf(),
+            blocks: Vec::new(),
+            tick: 0,
+        })
+    }
+
+    /// The row whose line starts at `offset`.
+    pub(crate) fn row(&mut self, offset: u64) -> Result<Row, RotationError> {
+        let line = self.line(offset)?;
+        full_row(line).map_err(|e| {
+            RotationError::ledger(
+                &self.path,
+                None,
+                format!("at byte {offset}: not a ledger row: {e}"),
+            )
+        })
+    }
+
+    fn line(&mut self, offset: u64) -> Result<&[u8], RotationError> {
+        self.tick += 1;
+        let holds = |b: &Block| {
+            offset >= b.at && {
+                let start = (offset - b.at) as usize;
+                start < b.bytes.len() && b.bytes[start..].contains(&b'\n')
+            }
+        };
+        let k = match self.blocks.iter().position(holds) {
+            Some(k) => k,
+            None => {
+                let k = if self.blocks.len() < BLOCKS {
+                    self.blocks.push(Block {
+                        at: 0,
+                        bytes: Vec::new(),
+                        used: 0,
+                    });
+                    self.blocks.len() - 1
+                } else {
+                    (0..BLOCKS)
+                        .min_by_key(|&k| self.blocks[k].used)
+                        .expect("blocks")
+                };
+                let mut size = BLOCK_BYTES;
+                loop {
+                    self.fill(k, offset, size)?;
+                    // A line longer than the block: read more until its end is in.
+                    if holds(&self.blocks[k]) || self.blocks[k].bytes.len() < size {
+                        break;
+                    }
+                    size *= 4;
+                }
+                k
+            }
+        };
+        self.blocks[k].used = self.tick;
+        let b = &self.blocks[k];
+        let start = (offset - b.at) as usize;
+        let end = b.bytes[start..]
+            .iter()
+            .position(|&c| c == b'\n')
+            .map(|p| start + p + 1)
+            .ok_or_else(|| {
+                RotationError::ledger(&self.path, None, format!("no line at byte {offset}"))
+            })?;
+        Ok(&b.bytes[start..end])
+    }
+
+    fn fill(&mut self, k: usize, offset: u64, size: usize) -> Result<(), RotationError> {
+        use std::io::Read;
+        let path = &self.path;
+        self.file
+            .seek(std::io::SeekFrom::Start(offset))
+            .map_err(|e| RotationError::io(path, e))?;
+        let b = &mut self.blocks[k];
+        b.bytes.resize(size, 0);
+        let mut got = 0;
+        while got < size {
+            let n = self
+                .file
+                .read(&mut b.bytes[got..])
+                .map_err(|e| RotationError::io(path, e))?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        b.bytes.truncate(got);
+        b.at = offset;
+        Ok(())
+    }
 }
 
 /// Reads complete lines in order, each through `parse`, and calls `f` with the result and the
