@@ -12,7 +12,7 @@ use graph_batch::{BatchBuilder, ItemClass, Quota, Request};
 use graph_client::GraphClient;
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -287,41 +287,53 @@ pub async fn verify(
         .cloned()
         .collect();
     let matcher = ResultMatcher::new(state.header.action, &names);
-    let mut unknown: BTreeMap<Uuid, Vec<ResultName>> = BTreeMap::new();
     let gate = Arc::new(RateGate::new(o.rate, 0.02, 20));
-    let mut open: Vec<(Uuid, u64)> = (0..state.ids.len())
-        .filter(|&i| state.states[i] == DeviceState::Rotated)
-        .map(|i| (state.ids[i], state.sent_at_ms[i]))
+    // Compact per device, by plan slot: a million devices cost a few MB beside the ledger state.
+    let mut latest: Vec<Option<VerifiedState>> = vec![None; state.ids.len()];
+    let mut unknown: HashMap<u32, Vec<ResultName>> = HashMap::new();
+    let mut open: Vec<u32> = (0..state.ids.len() as u32)
+        .filter(|&i| state.states[i as usize] == DeviceState::Rotated)
         .collect();
-    let mut latest: BTreeMap<Uuid, VerifiedState> = BTreeMap::new();
     let started = Instant::now();
     loop {
-        let found = lookup(client, &gate, &matcher, &open).await;
-        for (id, f) in &found {
-            ledger.append(&Row::Verified {
-                id: *id,
-                state: f.state,
-                action_started_at: f.started.clone(),
-                matched_by: f.rule,
-                at: now_iso(),
-            })?;
-            latest.insert(*id, f.state);
-            unknown.insert(*id, f.unknown.clone());
+        // A chunk at a time, so the answers held at once stay bounded.
+        for chunk in open.chunks(VERIFY_CHUNK) {
+            let items: Vec<(Uuid, u64)> = chunk
+                .iter()
+                .map(|&i| (state.ids[i as usize], state.sent_at_ms[i as usize]))
+                .collect();
+            for (id, f) in lookup(client, &gate, &matcher, &items).await {
+                let slot = state.index[&id];
+                ledger.append(&Row::Verified {
+                    id,
+                    state: f.state,
+                    action_started_at: f.started,
+                    matched_by: f.rule,
+                    at: now_iso(),
+                })?;
+                latest[slot as usize] = Some(f.state);
+                if f.unknown.is_empty() {
+                    unknown.remove(&slot);
+                } else {
+                    unknown.insert(slot, f.unknown);
+                }
+            }
+            ledger.flush()?;
         }
         ledger.sync()?;
         let mut counts: VerifyCounts = BTreeMap::new();
-        for s in latest.values() {
+        for s in latest.iter().flatten() {
             *counts.entry(s.key().to_string()).or_default() += 1;
         }
         let unread = open
             .iter()
-            .filter(|(id, _)| !latest.contains_key(id))
+            .filter(|&&i| latest[i as usize].is_none())
             .count();
         if unread > 0 {
             counts.insert("unreadable".into(), unread);
         }
         progress(&counts);
-        open.retain(|(id, _)| !latest.get(id).is_some_and(|s| s.is_final()));
+        open.retain(|&i| !latest[i as usize].is_some_and(|s| s.is_final()));
         let out_of_time = o
             .timeout
             .is_some_and(|t| started.elapsed() + o.interval > t);
@@ -337,8 +349,11 @@ pub async fn verify(
     }
 }
 
+/// Devices looked up per round of `verify`: what is held in memory at once.
+const VERIFY_CHUNK: usize = 10_000;
+
 /// Devices per unrecognised name, most seen first.
-fn tally(unknown: &BTreeMap<Uuid, Vec<ResultName>>) -> Vec<UnrecognisedName> {
+fn tally(unknown: &HashMap<u32, Vec<ResultName>>) -> Vec<UnrecognisedName> {
     let mut per: BTreeMap<&ResultName, usize> = BTreeMap::new();
     for n in unknown.values().flatten() {
         *per.entry(n).or_default() += 1;
