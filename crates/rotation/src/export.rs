@@ -354,12 +354,60 @@ pub fn export(
         ));
     }
     drop(index);
-    let mut lines = crate::ledger::LineAt::open(ledger)?;
     let io = |e: std::io::Error| RotationError::io(ledger, e);
-    let output = |e: csv::Error| RotationError::Output {
-        what: "the export".into(),
-        message: e.to_string(),
-    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    if format == ExportFormat::Json {
+        out.write_all(if places.is_empty() { b"[" } else { b"[\n" })
+            .map_err(io)?;
+    }
+    // Rounds of `threads` slices of devices, each slice written to its own buffer by its own
+    // thread, the buffers then written in order: parallel, and never more than a round in memory.
+    let mut first = true;
+    for round in places.chunks(EXPORT_SLICE * threads) {
+        let texts: Vec<Result<Vec<u8>, RotationError>> = std::thread::scope(|s| {
+            let workers: Vec<_> = round
+                .chunks(EXPORT_SLICE)
+                .enumerate()
+                .map(|(k, slice)| {
+                    let header = first && k == 0;
+                    s.spawn(move || render(ledger, slice, format, header))
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("an export thread panicked"))
+                .collect()
+        });
+        for text in texts {
+            let text = text?;
+            if format == ExportFormat::Json && !first {
+                out.write_all(b",\n").map_err(io)?;
+            }
+            out.write_all(&text).map_err(io)?;
+            first = false;
+        }
+    }
+    if format == ExportFormat::Json {
+        out.write_all(if places.is_empty() { b"]\n" } else { b"\n]\n" })
+            .map_err(io)?;
+    }
+    Ok(places.len())
+}
+
+/// Devices one export thread renders at a time.
+const EXPORT_SLICE: usize = 4096;
+
+/// The export rows of `slice`, as they stand in the output: CSV lines (with the header line when
+/// asked), or pretty JSON array elements indented as in the whole array, joined by `,\n`.
+fn render(
+    ledger: &Path,
+    slice: &[Places],
+    format: ExportFormat,
+    header: bool,
+) -> Result<Vec<u8>, RotationError> {
+    let mut lines = crate::ledger::LineAt::open(ledger)?;
     let mut row_of = |p: &Places| -> Result<ExportRow, RotationError> {
         let mut rows: HashMap<u64, Row> = HashMap::with_capacity(8);
         for offset in p.lines() {
@@ -367,27 +415,40 @@ pub fn export(
         }
         Ok(assemble(p, &rows))
     };
+    let output = |e: String| RotationError::Output {
+        what: "the export".into(),
+        message: e,
+    };
+    let mut text = Vec::with_capacity(slice.len() * 300);
     match format {
         ExportFormat::Csv => {
-            let mut w = csv::Writer::from_writer(out);
-            for p in &places {
-                w.serialize(row_of(p)?).map_err(output)?;
+            let mut w = csv::WriterBuilder::new()
+                .has_headers(header)
+                .from_writer(&mut text);
+            for p in slice {
+                w.serialize(row_of(p)?).map_err(|e| output(e.to_string()))?;
             }
-            w.flush().map_err(io)?;
+            w.flush().map_err(|e| output(e.to_string()))?;
         }
         ExportFormat::Json => {
-            use serde::ser::{SerializeSeq, Serializer};
-            let json = |e: serde_json::Error| io(e.into());
-            let mut ser = serde_json::Serializer::pretty(&mut *out);
-            let mut seq = ser.serialize_seq(Some(places.len())).map_err(json)?;
-            for p in &places {
-                seq.serialize_element(&row_of(p)?).map_err(json)?;
+            for (i, p) in slice.iter().enumerate() {
+                if i > 0 {
+                    text.extend_from_slice(b",\n");
+                }
+                let element =
+                    serde_json::to_vec_pretty(&row_of(p)?).map_err(|e| output(e.to_string()))?;
+                // One level deeper, as inside the array.
+                text.extend_from_slice(b"  ");
+                for &c in &element {
+                    text.push(c);
+                    if c == b'\n' {
+                        text.extend_from_slice(b"  ");
+                    }
+                }
             }
-            seq.end().map_err(json)?;
-            out.write_all(b"\n").map_err(io)?;
         }
     }
-    Ok(places.len())
+    Ok(text)
 }
 
 /// One device's export row from the lines its [`Places`] point at.
