@@ -164,6 +164,10 @@ pub struct RotateArgs {
     /// Plan and print, send nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Refuse the plan (exit 2, nothing sent) when it would send more than N devices: the guard
+    /// for scheduled runs, whatever the source turns out to hold.
+    #[arg(long, value_name = "N")]
+    pub max_devices: Option<usize>,
     /// After the run, verify the rotated devices, watching until done or this long has passed.
     #[arg(long)]
     pub verify_after: Option<humantime::Duration>,

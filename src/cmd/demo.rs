@@ -83,6 +83,7 @@ pub async fn run(a: crate::cli::DemoArgs, logs: Logs) -> Result<ExitStatus, Fail
             options,
             dry_run: false,
             confirm: None,
+            max_devices: None,
         },
         progress,
         stop,

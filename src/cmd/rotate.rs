@@ -115,6 +115,7 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
         options: options(&a.dispatch, InDoubt::Resend),
         dry_run: a.dry_run,
         confirm,
+        max_devices: a.max_devices,
     };
     let outcome =
         rotation::rotate(connection.as_ref().map(|c| &c.client), req, progress, stop).await?;

@@ -587,3 +587,33 @@ async fn a_fresh_window_is_spent_at_once_without_a_429() {
         "cold {cold:?} against evenly paced {even:?}: the window's credit was not spent at once"
     );
 }
+
+/// `--max-devices` caps the blast radius of a scheduled run: a plan larger than the cap is refused
+/// with exit 2 and the count, nothing is sent and no ledger is left; a cap the plan fits runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_larger_than_max_devices_is_refused_and_nothing_is_sent() {
+    let env = Env::new(fast(300)).await;
+    let (csv, ledger) = (env.devices_csv(), env.path("run.jsonl"));
+    let macs = eligible_macs(&env).len();
+    let cap = (macs - 1).to_string();
+    let o = env.rotate(&csv, &ledger, &["--max-devices", &cap]).await;
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "would send {macs} device(s), more than --max-devices {cap}"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(env.sim.stats().devices_accepted(ACTION), 0, "nothing sent");
+    assert!(!ledger.exists(), "no ledger left behind");
+    let o = env
+        .rotate(
+            &csv,
+            &ledger,
+            &["--max-devices", &macs.to_string(), "--rate", "4000/1s"],
+        )
+        .await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(env.sim.stats().devices_accepted(ACTION), macs);
+}

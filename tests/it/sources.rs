@@ -447,3 +447,72 @@ async fn json_lines_exclusions_and_stale_devices_are_planned_with_reasons() {
         "reasons are kept"
     );
 }
+
+/// Every example in `inputs/` reads as its README says, through the same code the commands use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_example_input_reads_as_documented() {
+    let inputs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("inputs");
+    let dir = tempfile::tempdir().unwrap();
+    let planned = |file: &'static str, extra: Vec<String>, n: usize| {
+        let ledger = dir.path().join(format!("{file}.jsonl"));
+        let input = inputs.join(file);
+        async move { plan_dry(&input, &ledger, extra, n, file).await }
+    };
+    let exclude = s(&inputs.join("exclude.txt"));
+    let out = planned(
+        "intune-admin-center-export.csv",
+        vec!["--exclude".into(), exclude],
+        1,
+    )
+    .await;
+    for reason in ["excluded", "not encrypted", "platform"] {
+        assert!(out.contains(reason), "{reason}: {out}");
+    }
+    planned("powershell-export-semicolon.csv", Vec::new(), 2).await;
+    planned("devices.jsonl", Vec::new(), 2).await;
+    for (file, key) in [
+        ("serial-numbers.csv", rotation::KeyColumn::Serial),
+        ("device-names.csv", rotation::KeyColumn::Name),
+        ("entra-device-ids.csv", rotation::KeyColumn::EntraId),
+    ] {
+        let list = rotation::DeviceList::open(&s(&inputs.join(file))).unwrap();
+        let mut keys = Vec::new();
+        list.for_each_keyed(key, |d| {
+            keys.push(d.raw_id);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(keys.len(), 2, "{file}: {keys:?}");
+    }
+    let excluded = rotation::read_exclusions(&inputs.join("exclude.txt")).unwrap();
+    assert_eq!(excluded.len(), 1);
+}
+
+/// `rotate --dry-run` of `input` (no connection: a file source), then the ledger's pending count.
+async fn plan_dry(
+    input: &std::path::Path,
+    ledger: &std::path::Path,
+    extra: Vec<String>,
+    n: usize,
+    file: &str,
+) -> String {
+    let mut args = vec![
+        "rotate".to_string(),
+        "--dry-run".into(),
+        "--input".into(),
+        s(input),
+        "--ledger".into(),
+        s(ledger),
+    ];
+    args.extend(extra);
+    let o = run_plain(args, None, Vec::new()).await;
+    assert_eq!(code(&o), 0, "{file}: {}", stderr(&o));
+    let (state, _) = rotation::ledger_replay(ledger).unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(
+        state.count(rotation::DeviceState::Pending),
+        n,
+        "{file}: {stdout}"
+    );
+    stdout
+}

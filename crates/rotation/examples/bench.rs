@@ -123,6 +123,7 @@ async fn ride(
                     options,
                     dry_run: false,
                     confirm: None,
+                    max_devices: None,
                 };
                 rotation::rotate(Some(&them), req, Arc::new(|_| {}), stop)
                     .await
@@ -148,6 +149,7 @@ async fn ride(
         options,
         dry_run: false,
         confirm: None,
+        max_devices: None,
     };
     let ledger = dir.path().join("l.jsonl");
     let outcome = rotation::rotate(Some(&ours), req, Arc::new(|_| {}), stop)
@@ -220,6 +222,7 @@ async fn sweep_ours(n: usize, limit: Quota, latency_ms: u64) -> (f64, u64) {
         },
         dry_run: false,
         confirm: None,
+        max_devices: None,
     };
     let (_tx, stop) = StopSignal::new();
     let outcome = rotation::rotate(Some(&ours), req, Arc::new(|_| {}), stop)
@@ -299,6 +302,7 @@ async fn window_just_used(limit: Quota, latency_ms: u64, cold: Option<bool>) -> 
             },
             dry_run: false,
             confirm: None,
+            max_devices: None,
         };
         let before = sim.stats().throttled;
         let (_tx, stop) = StopSignal::new();

@@ -51,6 +51,12 @@ pub enum RotationError {
     /// The plan's policy was built for another action than the run header's.
     #[error("the policy is for {policy}, the run for {run}")]
     ActionMismatch { policy: Action, run: Action },
+    /// The plan would send more devices than `--max-devices` allows: nothing was sent and the new
+    /// ledger was removed.
+    #[error(
+        "the plan would send {to_send} device(s), more than --max-devices {max}; nothing was sent (narrow the source, or raise the cap)"
+    )]
+    TooManyDevices { to_send: usize, max: usize },
     /// The admin said no at the confirmation: nothing was sent and the new ledger was removed.
     #[error("cancelled; nothing was sent")]
     Declined,
@@ -98,6 +104,7 @@ impl RotationError {
                 | RotationError::ActionMismatch { .. }
                 | RotationError::NoConnection
                 | RotationError::Declined
+                | RotationError::TooManyDevices { .. }
         )
     }
 

@@ -176,6 +176,8 @@ pub struct RotateRequest {
     pub dry_run: bool,
     /// Asked before sending (not for a dry run); `None` sends at once.
     pub confirm: Option<Confirm>,
+    /// The most devices this run may send (`--max-devices`): a larger plan is refused.
+    pub max_devices: Option<usize>,
 }
 
 impl std::fmt::Debug for RotateRequest {
@@ -204,6 +206,15 @@ pub async fn rotate(
     }
     let mut ledger = Ledger::create(&req.ledger, &req.header)?;
     let report = Plan::build(&req.source, &req.policy, &mut ledger)?;
+    let to_send = report.planned.min(req.options.limit.unwrap_or(usize::MAX));
+    if let Some(max) = req.max_devices
+        && to_send > max
+    {
+        drop(ledger);
+        // Ours, just made, and nothing was sent from it.
+        let _ = std::fs::remove_file(&req.ledger);
+        return Err(RotationError::TooManyDevices { to_send, max });
+    }
     let state = ledger.checkpoint()?;
     if req.dry_run {
         let counters = counters_of(&state, 0);
@@ -216,14 +227,13 @@ pub async fn rotate(
         });
     }
     let client = client.ok_or(RotationError::NoConnection)?;
-    if let Some(confirm) = req.confirm {
-        let to_send = report.planned.min(req.options.limit.unwrap_or(usize::MAX));
-        if !confirm(&report, to_send) {
-            drop(ledger);
-            // Ours, just made, and nothing was sent from it: running the command again starts over.
-            let _ = std::fs::remove_file(&req.ledger);
-            return Err(RotationError::Declined);
-        }
+    if let Some(confirm) = req.confirm
+        && !confirm(&report, to_send)
+    {
+        drop(ledger);
+        // Ours, just made, and nothing was sent from it: running the command again starts over.
+        let _ = std::fs::remove_file(&req.ledger);
+        return Err(RotationError::Declined);
     }
     let mut outcome = dispatch(client, ledger, state, &req.options, progress, stop).await?;
     outcome.plan = Some(report);
