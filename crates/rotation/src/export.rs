@@ -409,9 +409,13 @@ fn render(
 ) -> Result<Vec<u8>, RotationError> {
     let mut lines = crate::ledger::LineAt::open(ledger)?;
     let mut row_of = |p: &Places| -> Result<ExportRow, RotationError> {
-        let mut rows: HashMap<u64, Row> = HashMap::with_capacity(8);
+        let mut rows: HashMap<u64, Flat> = HashMap::with_capacity(8);
         for offset in p.lines() {
-            rows.insert(offset, lines.row(offset)?);
+            let line = lines.line(offset)?;
+            let flat = serde_json::from_slice(line).map_err(|e| {
+                RotationError::ledger(ledger, None, format!("at byte {offset}: {e}"))
+            })?;
+            rows.insert(offset, flat);
         }
         Ok(assemble(p, &rows))
     };
@@ -451,67 +455,75 @@ fn render(
     Ok(text)
 }
 
+/// The columns of a ledger line, whatever its type: the first pass knows which line sets what, so
+/// the second reads each flat, without the tagged enum's buffering.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Flat {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    serial: Option<String>,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    os: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    at: Option<String>,
+    #[serde(default)]
+    status: Option<u16>,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    request_id: Option<String>,
+    #[serde(default)]
+    client_request_id: Option<String>,
+    #[serde(default)]
+    date: Option<String>,
+    #[serde(default)]
+    state: Option<VerifiedState>,
+    #[serde(default)]
+    action_started_at: Option<String>,
+}
+
 /// One device's export row from the lines its [`Places`] point at.
-fn assemble(p: &Places, rows: &HashMap<u64, Row>) -> ExportRow {
-    let at = |o: u64| rows.get(&o);
-    let mut r = match at(p.planned) {
-        Some(Row::Planned {
-            id,
-            name,
-            serial,
-            user,
-            os,
-            ..
-        }) => ExportRow {
-            device_name: name.clone(),
-            serial_number: serial.clone(),
-            user_principal_name: user.clone(),
-            operating_system: os.clone(),
-            ..ExportRow::planned(*id)
-        },
-        _ => unreachable!("every place starts at its planned row"),
+fn assemble(p: &Places, rows: &HashMap<u64, Flat>) -> ExportRow {
+    let none = Flat::default();
+    let at = |o: u64| rows.get(&o).unwrap_or(&none);
+    let planned = at(p.planned);
+    let id = planned
+        .id
+        .as_deref()
+        .and_then(crate::parse_id)
+        .expect("the first pass read this planned row's id");
+    let mut r = ExportRow {
+        device_name: planned.name.clone(),
+        serial_number: planned.serial.clone(),
+        user_principal_name: planned.user.clone(),
+        operating_system: planned.os.clone(),
+        ..ExportRow::planned(id)
     };
     r.state = p.state;
     r.attempts = p.attempts;
-    if let Some(Row::Skipped { reason, .. }) = at(p.skipped) {
-        r.skip_reason = Some(reason.clone());
-    }
-    if let Some(Row::Sent { at, .. }) = at(p.first_sent) {
-        r.first_sent_at = Some(at.clone());
-    }
-    r.last_event_at = match at(p.last_event) {
-        Some(Row::Sent { at, .. } | Row::Outcome { at, .. }) => Some(at.clone()),
-        _ => None,
-    };
-    if let Some(Row::Outcome { code, message, .. }) = at(p.last_outcome) {
-        r.error_code = code.clone();
-        r.error_message = message.clone();
-    }
-    if let Some(Row::Outcome { status, .. }) = at(p.status) {
-        r.last_status = *status;
-    }
-    if let Some(Row::Outcome { request_id, .. }) = at(p.request_id) {
-        r.request_id = request_id.clone();
-    }
-    if let Some(Row::Outcome {
-        client_request_id, ..
-    }) = at(p.client_request_id)
-    {
-        r.client_request_id = client_request_id.clone();
-    }
-    if let Some(Row::Outcome { date, .. }) = at(p.date) {
-        r.response_date = date.clone();
-    }
-    if let Some(Row::Verified { state, at, .. }) = at(p.verified) {
-        r.verified_state = Some(*state);
-        r.verified_at = Some(at.clone());
-    }
-    if let Some(Row::Verified {
-        action_started_at, ..
-    }) = at(p.started)
-    {
-        r.action_started_at = action_started_at.clone();
-    }
+    r.skip_reason = at(p.skipped).reason.clone();
+    r.first_sent_at = at(p.first_sent).at.clone();
+    r.last_event_at = at(p.last_event).at.clone();
+    let last = at(p.last_outcome);
+    r.error_code = last.code.clone();
+    r.error_message = last.message.clone();
+    r.last_status = at(p.status).status;
+    r.request_id = at(p.request_id).request_id.clone();
+    r.client_request_id = at(p.client_request_id).client_request_id.clone();
+    r.response_date = at(p.date).date.clone();
+    let verified = at(p.verified);
+    r.verified_state = verified.state;
+    r.verified_at = verified.at.clone();
+    r.action_started_at = at(p.started).action_started_at.clone();
     r
 }
 

@@ -682,19 +682,8 @@ impl LineAt {
         })
     }
 
-    /// The row whose line starts at `offset`.
-    pub(crate) fn row(&mut self, offset: u64) -> Result<Row, RotationError> {
-        let line = self.line(offset)?;
-        full_row(line).map_err(|e| {
-            RotationError::ledger(
-                &self.path,
-                None,
-                format!("at byte {offset}: not a ledger row: {e}"),
-            )
-        })
-    }
-
-    fn line(&mut self, offset: u64) -> Result<&[u8], RotationError> {
+    /// The line that starts at `offset`, newline included.
+    pub(crate) fn line(&mut self, offset: u64) -> Result<&[u8], RotationError> {
         self.tick += 1;
         let holds = |b: &Block| {
             offset >= b.at && {
