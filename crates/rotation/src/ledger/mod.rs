@@ -517,6 +517,15 @@ impl Ledger {
         self.out.flush().map_err(|e| self.write_error(e))
     }
 
+    /// Removes a ledger this process just made, from which nothing was sent, and its checkpoint:
+    /// the same command run again starts over.
+    pub fn discard(self) {
+        let path = self.path.clone();
+        drop(self);
+        let _ = std::fs::remove_file(checkpoint::path_of(&path));
+        let _ = std::fs::remove_file(&path);
+    }
+
     /// Makes every row durable and writes the checkpoint that lets the next open skip them all
     /// (a million-device ledger opens in a fraction of a second). A failed checkpoint is harmless.
     /// Returns the state it holds.
@@ -572,8 +581,9 @@ fn unfinished_plan(path: &Path) -> bool {
 pub fn replay_file(path: &Path) -> Result<(LedgerState, u64), RotationError> {
     let file = File::open(path).map_err(|e| RotationError::io(path, e))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
-    let header = read_header(&mut reader, path)?;
-    if let Some((state, covered)) = checkpoint::read(path, &header) {
+    if let Some(header) = read_header(&mut reader, path)?
+        && let Some((state, covered)) = checkpoint::read(path, &header)
+    {
         reader
             .seek(std::io::SeekFrom::Start(covered))
             .map_err(|e| RotationError::io(path, e))?;
@@ -585,22 +595,16 @@ pub fn replay_file(path: &Path) -> Result<(LedgerState, u64), RotationError> {
     replay(reader, path, None, 0)
 }
 
-/// The run header, from the first line; a ledger whose first line is not one is refused later by
-/// replay with the reason.
-fn read_header(reader: &mut impl BufRead, path: &Path) -> Result<RunHeader, RotationError> {
+/// The run header, from the first line; `None` when it is not one (replay then says why).
+fn read_header(reader: &mut impl BufRead, path: &Path) -> Result<Option<RunHeader>, RotationError> {
     let mut first = Vec::new();
     reader
         .read_until(b'\n', &mut first)
         .map_err(|e| RotationError::io(path, e))?;
-    match full_row(&first) {
-        Ok(Row::Run(h)) => Ok(h),
-        _ => Ok(RunHeader::new(
-            "",
-            Action::FileVault,
-            "",
-            Quota::new(1, std::time::Duration::from_secs(1)),
-        )),
-    }
+    Ok(match full_row(&first) {
+        Ok(Row::Run(h)) => Some(h),
+        _ => None,
+    })
 }
 
 /// Calls `f` with every complete row of the ledger in order (export folds rows this way).
@@ -610,7 +614,7 @@ pub fn for_each_row(path: &Path, mut f: impl FnMut(Row)) -> Result<RunHeader, Ro
     read_lines(
         BufReader::with_capacity(1 << 20, file),
         path,
-        full_row,
+        |_, line| full_row(line),
         |row, _| {
             if let Row::Run(h) = &row {
                 header.get_or_insert_with(|| h.clone());
@@ -629,26 +633,8 @@ pub(crate) fn for_each_line(
     mut f: impl FnMut(u64, &[u8]) -> Result<(), String>,
 ) -> Result<(), RotationError> {
     let file = File::open(path).map_err(|e| RotationError::io(path, e))?;
-    let mut offset = 0u64;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut buf = Vec::with_capacity(256);
-    let mut line = 0u64;
-    loop {
-        buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| RotationError::io(path, e))?;
-        if n == 0 || buf.last() != Some(&b'\n') {
-            return Ok(());
-        }
-        line += 1;
-        if !buf.iter().all(u8::is_ascii_whitespace) {
-            f(offset, &buf).map_err(|e| {
-                RotationError::ledger(path, Some(line), format!("not a ledger row: {e}"))
-            })?;
-        }
-        offset += n as u64;
-    }
+    let reader = BufReader::with_capacity(1 << 20, file);
+    read_lines(reader, path, |offset, line| f(offset, line), |(), _| Ok(())).map(|_| ())
 }
 
 /// Reads single ledger lines by offset (export's second pass). A device's lines sit in a few
@@ -756,12 +742,12 @@ impl LineAt {
     }
 }
 
-/// Reads complete lines in order, each through `parse`, and calls `f` with the result and the
-/// line number. Returns (complete length, torn tail?, rows).
+/// Reads complete, non-blank lines in order, each through `parse` (with its byte offset), and
+/// calls `f` with the result and the line number. Returns (complete length, torn tail?, rows).
 fn read_lines<T>(
     mut reader: impl BufRead,
     path: &Path,
-    parse: impl Fn(&[u8]) -> Result<T, String>,
+    mut parse: impl FnMut(u64, &[u8]) -> Result<T, String>,
     mut f: impl FnMut(T, u64) -> Result<(), RotationError>,
 ) -> Result<(u64, bool, u64), RotationError> {
     let mut buf = Vec::with_capacity(256);
@@ -784,7 +770,7 @@ fn read_lines<T>(
             good += n as u64;
             continue;
         }
-        match parse(&buf) {
+        match parse(good, &buf) {
             Ok(row) => {
                 f(row, line)?;
                 good += n as u64;
@@ -814,8 +800,11 @@ fn replay(
 ) -> Result<(LedgerState, u64), RotationError> {
     let before = from.as_ref().map_or(0, |s| s.rows);
     let mut state = from;
-    let (good, torn, rows) = read_lines(reader, path, replay::event, |row, line| {
-        match (&mut state, row) {
+    let (good, torn, rows) = read_lines(
+        reader,
+        path,
+        |_, line| replay::event(line),
+        |row, line| match (&mut state, row) {
             (None, Event::Header(header)) => {
                 let header = *header;
                 let plan_done = header.version < 2;
@@ -848,8 +837,8 @@ fn replay(
                 "the first row must be the run header",
             )),
             (Some(s), row) => s.apply(row, line, path),
-        }
-    })?;
+        },
+    )?;
     let mut state =
         state.ok_or_else(|| RotationError::ledger(path, None, "empty ledger: no run header"))?;
     state.rows = before + rows;
@@ -1189,6 +1178,20 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         drop(Ledger::create(&path, &header()).unwrap());
         assert!(!state.exists());
+    }
+
+    #[test]
+    fn a_discarded_ledger_leaves_neither_itself_nor_its_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.jsonl");
+        let mut l = Ledger::create(&path, &header()).unwrap();
+        l.append(&planned(A)).unwrap();
+        l.append(&plan_done()).unwrap();
+        l.checkpoint().unwrap();
+        assert!(checkpoint::path_of(&path).exists());
+        l.discard();
+        assert!(!path.exists());
+        assert!(!checkpoint::path_of(&path).exists());
     }
 
     #[test]

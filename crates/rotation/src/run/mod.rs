@@ -210,9 +210,7 @@ pub async fn rotate(
     if let Some(max) = req.max_devices
         && to_send > max
     {
-        drop(ledger);
-        // Ours, just made, and nothing was sent from it.
-        let _ = std::fs::remove_file(&req.ledger);
+        ledger.discard();
         return Err(RotationError::TooManyDevices { to_send, max });
     }
     let state = ledger.checkpoint()?;
@@ -230,9 +228,7 @@ pub async fn rotate(
     if let Some(confirm) = req.confirm
         && !confirm(&report, to_send)
     {
-        drop(ledger);
-        // Ours, just made, and nothing was sent from it: running the command again starts over.
-        let _ = std::fs::remove_file(&req.ledger);
+        ledger.discard();
         return Err(RotationError::Declined);
     }
     let mut outcome = dispatch(client, ledger, state, &req.options, progress, stop).await?;
