@@ -164,10 +164,6 @@ impl ResultMatcher {
         }
     }
 
-    pub fn action(&self) -> Action {
-        self.action
-    }
-
     /// What a result with this `actionName` and `@odata.type` is to this run.
     pub fn recognise(&self, action_name: Option<&str>, odata_type: Option<&str>) -> Recognised {
         if let Some(rule) = self.rule(action_name, odata_type) {

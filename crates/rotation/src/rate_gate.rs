@@ -277,11 +277,6 @@ impl RateGate {
         }
     }
 
-    /// Whether the window alone still paces (no pushback yet).
-    pub fn bursting(&self) -> bool {
-        self.lock().bursting
-    }
-
     /// Returns once no pause is in force (and lets the rate recover after a quiet spell).
     async fn wait_pause(&self) {
         loop {

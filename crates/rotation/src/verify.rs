@@ -279,14 +279,7 @@ pub async fn verify(
     progress: &(dyn Fn(&VerifyCounts) + Send + Sync),
 ) -> Result<VerifyReport, RotationError> {
     let (mut ledger, state) = Ledger::open(ledger_path)?;
-    let names: Vec<String> = state
-        .header
-        .result_names
-        .iter()
-        .chain(&o.result_names)
-        .cloned()
-        .collect();
-    let matcher = ResultMatcher::new(state.header.action, &names);
+    let matcher = state.header.result_matcher(&o.result_names);
     let gate = Arc::new(RateGate::new(o.rate, 0.02, 20));
     // Compact per device, by plan slot: a million devices cost a few MB beside the ledger state.
     let mut latest: Vec<Option<VerifiedState>> = vec![None; state.ids.len()];

@@ -6,7 +6,7 @@
 //! enforced with an OS file lock. Format: docs/ledger.md.
 
 use crate::device_id::as_guid;
-use crate::{Action, MatchRule, RotationError};
+use crate::{Action, MatchRule, ResultMatcher, RotationError};
 use graph_batch::Quota;
 use graph_client::Cloud;
 use serde::{Deserialize, Serialize};
@@ -66,6 +66,14 @@ impl RunHeader {
             created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             result_names: Vec::new(),
         }
+    }
+}
+
+impl RunHeader {
+    /// Recognises this run's results: the names the ledger keeps and those given now (`extra`).
+    pub fn result_matcher(&self, extra: &[String]) -> ResultMatcher {
+        let names: Vec<String> = self.result_names.iter().chain(extra).cloned().collect();
+        ResultMatcher::new(self.action, &names)
     }
 }
 

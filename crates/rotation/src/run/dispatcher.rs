@@ -199,7 +199,7 @@ impl<'o> Dispatcher<'o> {
         Dispatcher {
             client: client.clone(),
             action: state.header.action,
-            matcher: Arc::new(super::matcher(&state.header, o)),
+            matcher: Arc::new(state.header.result_matcher(&o.result_names)),
             via: state.header.via.clone(),
             batch_size,
             max_in_flight: o.in_flight(),
@@ -210,7 +210,7 @@ impl<'o> Dispatcher<'o> {
             delayed: BinaryHeap::new(),
             doubtful: Vec::new(),
             gate,
-            reads: Arc::new(RateGate::new(super::reads_quota(), 0.02, 20)),
+            reads: super::reads_gate(),
             inflight: FuturesUnordered::new(),
             checks: FuturesUnordered::new(),
             acquiring: None,

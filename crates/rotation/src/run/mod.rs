@@ -5,7 +5,7 @@ mod dispatcher;
 mod in_doubt;
 
 use crate::ledger::{DeviceState, Ledger, LedgerState, Outcome, Row, RunHeader, now_iso};
-use crate::{CheckedSource, Plan, PlanReport, Policy, RateGate, ResultMatcher, RotationError};
+use crate::{CheckedSource, Plan, PlanReport, Policy, RateGate, RotationError};
 use dispatcher::{dispatch, noted};
 use graph_batch::Quota;
 use graph_client::GraphClient;
@@ -272,8 +272,8 @@ pub async fn resume(
             .filter(|&i| state.states[i] == DeviceState::InDoubt)
             .map(|i| (state.ids[i], state.sent_at_ms[i]))
             .collect();
-        let reads = Arc::new(RateGate::new(reads_quota(), 0.02, 20));
-        let matcher = matcher(&state.header, options);
+        let reads = reads_gate();
+        let matcher = state.header.result_matcher(&options.result_names);
         let settle = options.in_doubt_check_delay;
         let decided =
             in_doubt::look_up(client, &reads, &matcher, Cause::Crash, &doubtful, settle).await;
@@ -334,20 +334,13 @@ fn recent_sends(state: &LedgerState, span: Duration) -> Vec<(std::time::Instant,
         .collect()
 }
 
-/// Recognises the run's results: the ledger's names and this invocation's.
-fn matcher(header: &RunHeader, o: &DispatchOptions) -> ResultMatcher {
-    let names: Vec<String> = header
-        .result_names
-        .iter()
-        .chain(&o.result_names)
-        .cloned()
-        .collect();
-    ResultMatcher::new(header.action, &names)
-}
-
-/// The pace of reads (look-ups of devices in doubt), under Intune's "any request" limit.
-fn reads_quota() -> Quota {
-    crate::VerifyOptions::default().rate
+/// The gate of reads (look-ups of devices in doubt), under Intune's "any request" limit.
+fn reads_gate() -> Arc<RateGate> {
+    Arc::new(RateGate::new(
+        crate::VerifyOptions::default().rate,
+        0.02,
+        20,
+    ))
 }
 
 fn counters_of(state: &LedgerState, to_send: usize) -> Counters {
