@@ -233,56 +233,35 @@ struct Presence {
     started: bool,
 }
 
-/// The fields the first pass reads; the rest is skipped unread.
-#[derive(serde::Deserialize)]
-struct Fields<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: &'a str,
-    #[serde(default, borrow)]
-    id: Option<&'a str>,
-    #[serde(default)]
-    attempt: Option<u32>,
-    #[serde(default)]
-    result: Option<crate::ledger::Outcome>,
-    #[serde(default)]
-    status: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    request_id: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    client_request_id: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    date: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    action_started_at: Option<serde::de::IgnoredAny>,
-}
-
 fn presence(line: &[u8]) -> Result<Presence, String> {
-    let fast = serde_json::from_slice::<Fields>(line).ok().and_then(|f| {
-        let step = match (f.kind, f.result) {
-            ("planned", _) => Step::Planned,
-            ("skipped", _) => Step::Skipped,
-            ("sent", _) => Step::Sent,
-            ("outcome", Some(r)) => Step::Outcome(r),
-            ("verified" | "run" | "plan_done" | "session", _) => Step::Noted,
-            _ => return None,
-        };
-        let id = match f.id {
-            Some(text) => Some(crate::parse_id(text)?),
-            None if step == Step::Noted && f.kind != "verified" => None,
-            None => return None,
-        };
-        Some(Presence {
-            id,
-            step,
-            attempt: f.attempt.unwrap_or(0),
-            verified: f.kind == "verified",
-            status: f.status.is_some(),
-            request_id: f.request_id.is_some(),
-            client_request_id: f.client_request_id.is_some(),
-            date: f.date.is_some(),
-            started: f.action_started_at.is_some(),
-        })
-    });
+    let fast = serde_json::from_slice::<crate::ledger::Fields>(line)
+        .ok()
+        .and_then(|f| {
+            let step = match (f.kind, f.result) {
+                ("planned", _) => Step::Planned,
+                ("skipped", _) => Step::Skipped,
+                ("sent", _) => Step::Sent,
+                ("outcome", Some(r)) => Step::Outcome(r),
+                ("verified" | "run" | "plan_done" | "session", _) => Step::Noted,
+                _ => return None,
+            };
+            let id = match f.id {
+                Some(text) => Some(crate::parse_id(text)?),
+                None if step == Step::Noted && f.kind != "verified" => None,
+                None => return None,
+            };
+            Some(Presence {
+                id,
+                step,
+                attempt: f.attempt.unwrap_or(0),
+                verified: f.kind == "verified",
+                status: f.status.is_some(),
+                request_id: f.request_id.is_some(),
+                client_request_id: f.client_request_id.is_some(),
+                date: f.date.is_some(),
+                started: f.action_started_at.is_some(),
+            })
+        });
     if let Some(p) = fast {
         return Ok(p);
     }

@@ -82,6 +82,7 @@ mod checkpoint;
 mod replay;
 
 use replay::Event;
+pub(crate) use replay::Fields;
 pub use replay::IdHasher;
 
 mod as_text {

@@ -6,6 +6,7 @@
 use super::{Outcome, Row, RunHeader, Step};
 use crate::device_id::parse_id;
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use std::hash::{BuildHasher, Hasher};
 use uuid::Uuid;
 
@@ -24,19 +25,30 @@ pub(super) enum Event {
     Other,
 }
 
-/// The fields replay reads; every other field is skipped unread.
+/// What the fast readers (replay, export's first pass) take from a line, borrowed from it; the
+/// support ids and times only as present or not; every other field is skipped unread.
 #[derive(Deserialize)]
-struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     #[serde(rename = "type", borrow)]
-    kind: &'a str,
+    pub kind: &'a str,
     #[serde(default, borrow)]
-    id: Option<&'a str>,
+    pub id: Option<&'a str>,
     #[serde(default)]
-    attempt: Option<u32>,
+    pub attempt: Option<u32>,
     #[serde(default, borrow)]
-    at: Option<&'a str>,
+    pub at: Option<&'a str>,
     #[serde(default)]
-    result: Option<Outcome>,
+    pub result: Option<Outcome>,
+    #[serde(default)]
+    pub status: Option<IgnoredAny>,
+    #[serde(default)]
+    pub request_id: Option<IgnoredAny>,
+    #[serde(default)]
+    pub client_request_id: Option<IgnoredAny>,
+    #[serde(default)]
+    pub date: Option<IgnoredAny>,
+    #[serde(default)]
+    pub action_started_at: Option<IgnoredAny>,
 }
 
 /// The event of one complete line.
