@@ -133,10 +133,8 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
                 lines.join(", ")
             );
         }
-        if a.dry_run {
-            for (reason, n) in &plan.skipped {
-                println!("skipped {n} device(s): {reason}");
-            }
+        for (reason, n) in &plan.skipped {
+            println!("skipped {n} device(s): {reason}");
         }
         if a.dry_run {
             println!(
