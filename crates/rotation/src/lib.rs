@@ -6,6 +6,7 @@ mod device_id;
 mod device_list;
 mod error;
 mod exclude;
+mod filter;
 mod export;
 mod graph_source;
 mod ledger;
@@ -26,6 +27,7 @@ pub use device_list::{
 };
 pub use error::RotationError;
 pub use exclude::read_exclusions;
+pub use filter::{Filter, FilterError};
 pub use export::{ExportFormat, ExportRow, export};
 pub use graph_batch::Quota;
 pub use graph_client::{Cloud, GraphClientError};
