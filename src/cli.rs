@@ -283,20 +283,21 @@ pub struct SourceArgs {
     #[arg(long)]
     pub input: Option<String>,
     /// OData filter on the collection; without a value, the action's platform
-    /// (operatingSystem eq 'macOS' or 'Windows'). Every field is re-checked on the client.
+    /// (operatingSystem eq 'macOS' or 'Windows'). The whole filter is also evaluated on the
+    /// client, so a clause the service ignores cannot widen the run (docs/sources.md).
     #[arg(long, num_args = 0..=1, default_missing_value = "")]
     pub query: Option<String>,
     /// The collection --query lists.
     #[arg(long, default_value = "managedDevices", value_parser = ["managedDevices", "comanagedDevices"])]
     pub collection: String,
-    /// Devices where this device health script (remediation) ran.
-    #[arg(long)]
+    /// Devices where this device health script (remediation) ran: its id or display name.
+    #[arg(long, value_name = "ID|NAME")]
     pub health_script: Option<String>,
-    /// Devices where this device management (platform) script ran.
-    #[arg(long)]
+    /// Devices where this device management (platform) script ran: its id or display name.
+    #[arg(long, value_name = "ID|NAME")]
     pub management_script: Option<String>,
-    /// Devices where this compliance discovery script ran.
-    #[arg(long)]
+    /// Devices where this compliance discovery script ran: its id or display name.
+    #[arg(long, value_name = "ID|NAME")]
     pub compliance_script: Option<String>,
     /// Only script devices in these states (e.g. fail scriptError).
     #[arg(long, num_args = 1..)]
@@ -307,9 +308,17 @@ pub struct SourceArgs {
     /// A file of users, one UPN or id a line.
     #[arg(long)]
     pub users_file: Option<PathBuf>,
-    /// Devices where this detected app was found.
-    #[arg(long)]
+    /// Devices where this detected app was found: its id or display name.
+    #[arg(long, value_name = "ID|NAME")]
     pub detected_app: Option<String>,
+    /// The managed devices of an Entra group's transitive members (nested groups included): its
+    /// object id or display name; repeatable.
+    #[arg(long, value_name = "ID|NAME")]
+    pub group: Vec<String>,
+    /// Which --group members bring their devices: Entra device objects, users (all their
+    /// managed devices), or both.
+    #[arg(long, value_enum, default_value = "both", requires = "group")]
+    pub group_members: GroupMembersArg,
     /// The --input rows hold serial numbers, device names or Entra device ids: resolve them to
     /// Intune devices through one listing of the tenant.
     #[arg(long, value_enum, requires = "input")]
@@ -320,6 +329,13 @@ pub struct SourceArgs {
     /// Plan what was read when a Graph listing fails part-way (default: stop, nothing sent).
     #[arg(long)]
     pub allow_partial_source: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum GroupMembersArg {
+    Devices,
+    Users,
+    Both,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

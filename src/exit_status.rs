@@ -37,6 +37,7 @@ impl ExitStatus {
         match e {
             RotationError::LedgerWrite { .. } => ExitStatus::LedgerWrite,
             RotationError::Graph(g) => Self::of_graph(g),
+            RotationError::MissingPermission { .. } => ExitStatus::Auth,
             RotationError::Source { .. } | RotationError::Io { .. } => ExitStatus::Incomplete,
             _ if e.is_input() => ExitStatus::Usage,
             _ => ExitStatus::Incomplete,

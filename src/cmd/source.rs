@@ -2,9 +2,9 @@
 //! Graph listing. Shared by `rotate` and `devices`.
 
 use super::{Failure, usage};
-use crate::cli::{MatchByArg, SourceArgs};
+use crate::cli::{GroupMembersArg, MatchByArg, SourceArgs};
 use graph_client::GraphClient;
-use rotation::{Action, DeviceList, GraphSource, MatchBy, ScriptKind};
+use rotation::{Action, DeviceList, GraphSource, GroupMembers, MatchBy, QueryFilter, ScriptKind};
 
 /// A source as given, checked before any connection is made.
 pub enum Source {
@@ -49,7 +49,10 @@ impl Source {
             });
         }
         if let Some(f) = &a.query {
-            let filter = Some(f.trim().to_string()).filter(|f| !f.is_empty());
+            let filter = Some(f.trim())
+                .filter(|f| !f.is_empty())
+                .map(QueryFilter::parse)
+                .transpose()?;
             kinds.push(Source::Graph(GraphSource::Query {
                 comanaged: a.collection == "comanagedDevices",
                 filter,
@@ -64,6 +67,22 @@ impl Source {
         if let Some(app) = &a.detected_app {
             kinds.push(Source::Graph(GraphSource::DetectedApp(app.clone())));
         }
+        if !a.group.is_empty() {
+            if let Some(empty) = a.group.iter().position(|g| g.trim().is_empty()) {
+                return Err(usage(anyhow::anyhow!(
+                    "--group #{}: an empty group name",
+                    empty + 1
+                )));
+            }
+            kinds.push(Source::Graph(GraphSource::Groups {
+                groups: a.group.clone(),
+                members: match a.group_members {
+                    GroupMembersArg::Devices => GroupMembers::Devices,
+                    GroupMembersArg::Users => GroupMembers::Users,
+                    GroupMembersArg::Both => GroupMembers::Both,
+                },
+            }));
+        }
         if !a.run_state.is_empty()
             && !kinds
                 .iter()
@@ -76,7 +95,7 @@ impl Source {
         match kinds.len() {
             1 => Ok(kinds.pop().expect("one")),
             0 => Err(usage(anyhow::anyhow!(
-                "a device source is required: --input FILE, --query [FILTER], --health-script ID, --management-script ID, --compliance-script ID, --user UPN, --users-file FILE or --detected-app ID"
+                "a device source is required: --input FILE, --query [FILTER], --group NAME|ID, --health-script, --management-script or --compliance-script ID|NAME, --user UPN, --users-file FILE or --detected-app ID|NAME"
             ))),
             _ => Err(usage(anyhow::anyhow!(
                 "give exactly one kind of device source per run"
@@ -117,6 +136,9 @@ impl Source {
             }
             Source::Graph(g) => {
                 let (list, report) = g.fetch(need()?, action, allow_partial).await?;
+                for note in &report.notes {
+                    eprintln!("{note}");
+                }
                 if let Some(why) = &report.partial {
                     eprintln!(
                         "warning: the device listing stopped part-way ({why}); {} device(s) read are planned",

@@ -140,6 +140,8 @@ pub struct SimConfig {
     /// admin's other work would) on the next device of the tenant: a client must not take them for
     /// its own.
     pub decoy_results: bool,
+    /// What device and name listings do with a `$filter` clause they do not support.
+    pub filter_mode: crate::FilterMode,
 }
 
 pub const DEFAULT_TENANT: &str = "5e1f0c2a-7d3b-4c8e-9a61-0b2d4f6e8a10";
@@ -179,6 +181,7 @@ impl Default for SimConfig {
             list_fail_after_pages: None,
             action_result_names: ResultNames::Graph,
             decoy_results: false,
+            filter_mode: crate::FilterMode::Ignore,
         }
     }
 }

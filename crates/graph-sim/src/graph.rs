@@ -3,8 +3,10 @@
 
 use crate::auth::{Auth, Claims};
 use crate::config::{RetryAfterStyle, SimConfig};
+use crate::directory::Directory;
+use crate::filter::{self, FieldValue, Op, Supported};
 use crate::stats::Stats;
-use crate::tenant::{ActionResult, Device, ScriptKind, Tenant};
+use crate::tenant::{ActionResult, DEVICE_FILTERS, ScriptKind, Tenant};
 use crate::throttle::{Throttle, Verdict};
 use base64::Engine;
 use rand::rngs::StdRng;
@@ -84,6 +86,16 @@ const READ_DEVICES: &[&str] = &[
     "DeviceManagementManagedDevices.Read.All",
     "DeviceManagementManagedDevices.ReadWrite.All",
 ];
+/// Reading groups and their members.
+const READ_GROUPS: &[&str] = &[
+    "GroupMember.Read.All",
+    "Group.Read.All",
+    "Directory.Read.All",
+];
+/// Reading device objects' properties (`deviceId`) in member listings.
+const READ_ENTRA_DEVICES: &[&str] = &["Device.Read.All", "Directory.Read.All"];
+/// Named collections (groups, scripts, apps) are filtered by display name only.
+const NAME_FILTERS: Supported = &[("displayName", Op::Eq)];
 const READ_CONFIG: &[&str] = &[
     "DeviceManagementConfiguration.Read.All",
     "DeviceManagementConfiguration.ReadWrite.All",
@@ -150,13 +162,27 @@ pub struct Sim {
 enum Listing {
     Devices(Vec<usize>),
     RunStates(ScriptKind, usize),
+    /// Directory objects, scripts or apps, already as JSON.
+    Objects {
+        items: Vec<Value>,
+        entity: &'static str,
+        filters: Supported,
+        need: &'static [&'static str],
+    },
 }
 
 enum Route {
     List(Listing),
     Get(usize),
+    Object {
+        item: Value,
+        need: &'static [&'static str],
+    },
     GetRunStateDevice(usize),
-    Action { device: usize, action: &'static str },
+    Action {
+        device: usize,
+        action: &'static str,
+    },
 }
 
 type RouteResult = Result<Route, SimResponse>;
@@ -262,7 +288,8 @@ impl Sim {
             Ok(c) => c,
             Err((code, msg)) => return graph_error(401, code, &msg, crid),
         };
-        let route = match self.route(inner, req) {
+        let details = has_any(&claims, READ_ENTRA_DEVICES);
+        let route = match self.route(inner, req, details) {
             Ok(r) => r,
             Err(resp) => return resp,
         };
@@ -275,6 +302,20 @@ impl Sim {
                     Ok(())
                 } else {
                     Err("reading script run states".into())
+                }
+            }
+            Route::List(Listing::Objects { need, entity, .. }) => {
+                if has_any(&claims, need) {
+                    Ok(())
+                } else {
+                    Err(format!("reading {entity}"))
+                }
+            }
+            Route::Object { need, .. } => {
+                if has_any(&claims, need) {
+                    Ok(())
+                } else {
+                    Err("reading this object".into())
                 }
             }
             _ => {
@@ -323,6 +364,7 @@ impl Sim {
             Route::Action { action: "rotateFileVaultKey", .. } => "DeviceManagementManagedDevices.PrivilegedOperations.All".into(),
             Route::Action { .. } => "DeviceManagementManagedDevices.ReadWrite.All, DeviceManagementManagedDevices.PrivilegedOperations.All".into(),
             Route::List(Listing::RunStates(..)) => READ_CONFIG.join(", "),
+            Route::List(Listing::Objects { need, .. }) | Route::Object { need, .. } => need.join(", "),
             _ => READ_DEVICES.join(", "),
         }
     }
@@ -368,7 +410,8 @@ impl Sim {
         None
     }
 
-    fn route(&self, inner: &Inner, req: &SimRequest) -> RouteResult {
+    /// `details`: the token may read device objects' properties (Device.Read.All).
+    fn route(&self, inner: &Inner, req: &SimRequest, details: bool) -> RouteResult {
         // Path segments arrive percent-encoded (a UPN's `@` as %40); Graph matches them decoded.
         let decoded: Vec<String> = req
             .path
@@ -540,6 +583,84 @@ impl Sim {
                     _ => Err(no_segment(rest[0])),
                 }
             }
+            [groups] if eq(groups, "groups") => {
+                let dir = &t.directory;
+                get_only(Route::List(Listing::Objects {
+                    items: (0..dir.groups.len()).map(|g| dir.group_json(g)).collect(),
+                    entity: "groups",
+                    filters: NAME_FILTERS,
+                    need: READ_GROUPS,
+                }))
+            }
+            [groups, gid, rest @ ..] if eq(groups, "groups") => {
+                let dir = &t.directory;
+                let g = dir.group(gid).ok_or_else(|| {
+                    graph_error(
+                        404,
+                        "Request_ResourceNotFound",
+                        &format!("Resource '{gid}' does not exist or one of its queried reference-property objects are not present."),
+                        None,
+                    )
+                })?;
+                match rest {
+                    [] => get_only(Route::Object {
+                        item: dir.group_json(g),
+                        need: READ_GROUPS,
+                    }),
+                    [members, cast @ ..]
+                        if (eq(members, "transitiveMembers") || eq(members, "members"))
+                            && cast.len() <= 1 =>
+                    {
+                        let cast = cast.first().copied();
+                        if let Some(c) = cast
+                            && !["microsoft.graph.device", "microsoft.graph.user", "microsoft.graph.group"]
+                                .iter()
+                                .any(|k| eq(k, c))
+                        {
+                            return Err(no_segment(c));
+                        }
+                        let items = dir
+                            .members(g, eq(members, "transitiveMembers"))
+                            .into_iter()
+                            .filter(|&m| Directory::is_cast(m, cast))
+                            .map(|m| dir.member_json(m, details))
+                            .collect();
+                        get_only(Route::List(Listing::Objects {
+                            items,
+                            entity: "directoryObjects",
+                            filters: NAME_FILTERS,
+                            need: READ_GROUPS,
+                        }))
+                    }
+                    _ => Err(no_segment(rest[0])),
+                }
+            }
+            [dm, coll] if eq(dm, "deviceManagement") && ScriptKind::from_collection(coll).is_some() => {
+                let kind = ScriptKind::from_collection(coll).expect("checked");
+                get_only(Route::List(Listing::Objects {
+                    items: t
+                        .scripts
+                        .iter()
+                        .filter(|s| s.kind == kind)
+                        .map(|s| json!({"id": s.id, "displayName": s.name, "description": ""}))
+                        .collect(),
+                    entity: kind.collection(),
+                    filters: NAME_FILTERS,
+                    need: READ_CONFIG,
+                }))
+            }
+            [dm, apps] if eq(dm, "deviceManagement") && eq(apps, "detectedApps") => {
+                get_only(Route::List(Listing::Objects {
+                    items: t
+                        .apps
+                        .iter()
+                        .map(|a| json!({"id": a.id, "displayName": a.name, "version": a.version, "deviceCount": a.devices.len()}))
+                        .collect(),
+                    entity: "detectedApps",
+                    filters: NAME_FILTERS,
+                    need: READ_DEVICES,
+                }))
+            }
             _ => Err(graph_error(
                 400,
                 "BadRequest",
@@ -568,6 +689,13 @@ impl Sim {
                     self.base_url, req.version
                 ));
                 SimResponse::json(200, select(v, query(req, "$select")))
+            }
+            Route::Object { mut item, .. } => {
+                item["@odata.context"] = json!(format!(
+                    "{}/{}/$metadata#directoryObjects/$entity",
+                    self.base_url, req.version
+                ));
+                SimResponse::json(200, select(item, query(req, "$select")))
             }
             Route::Action { device, action } => {
                 let (_, platform) = ACTIONS
@@ -642,7 +770,6 @@ impl Sim {
             );
         }
         inner.pages_served += 1;
-        let t = &inner.tenant;
         let top = match query(req, "$top").map(str::parse::<usize>) {
             None => 1000,
             Some(Ok(n)) if (1..=1000).contains(&n) => n,
@@ -666,14 +793,16 @@ impl Sim {
         };
         match listing {
             Listing::Devices(list) => {
-                let filter = match parse_filter(query(req, "$filter")) {
+                let applied = match self.filter(req, DEVICE_FILTERS) {
                     Ok(f) => f,
                     Err(resp) => return resp,
                 };
-                let matching: Vec<&Device> = list
+                inner.stats.filter_clauses_ignored += applied.ignored as u64;
+                let t = &inner.tenant;
+                let matching: Vec<_> = list
                     .iter()
                     .map(|&i| &t.devices[i])
-                    .filter(|d| filter.iter().all(|c| c.matches(d)))
+                    .filter(|d| applied.matches(|p| d.field(p)))
                     .collect();
                 let page = matching
                     .iter()
@@ -685,6 +814,7 @@ impl Sim {
                 self.page(req, page, more, skip + top, "managedDevices")
             }
             Listing::RunStates(kind, s) => {
+                let t = &inner.tenant;
                 let expand =
                     query(req, "$expand").is_some_and(|e| e.eq_ignore_ascii_case("managedDevice"));
                 let script = &t.scripts[s];
@@ -704,7 +834,43 @@ impl Sim {
                 let more = script.run_states.len() > skip + top;
                 self.page(req, v, more, skip + top, "deviceRunStates")
             }
+            Listing::Objects {
+                items,
+                entity,
+                filters,
+                ..
+            } => {
+                let applied = match self.filter(req, filters) {
+                    Ok(f) => f,
+                    Err(resp) => return resp,
+                };
+                inner.stats.filter_clauses_ignored += applied.ignored as u64;
+                let matching: Vec<Value> = items
+                    .into_iter()
+                    .filter(|v| {
+                        applied.matches(|p| v.get(p).and_then(Value::as_str).map(FieldValue::Text))
+                    })
+                    .collect();
+                let more = matching.len() > skip + top;
+                let page = matching
+                    .into_iter()
+                    .skip(skip)
+                    .take(top)
+                    .map(|v| select(v, query(req, "$select")))
+                    .collect();
+                self.page(req, page, more, skip + top, entity)
+            }
         }
+    }
+
+    /// The part of the request's `$filter` the collection applies, or the 400 that refuses it.
+    fn filter(
+        &self,
+        req: &SimRequest,
+        supported: Supported,
+    ) -> Result<filter::Applied, SimResponse> {
+        filter::read(query(req, "$filter"), supported, self.config.filter_mode)
+            .map_err(|message| graph_error(400, "BadRequest", &message, None))
     }
 
     fn page(
@@ -792,72 +958,4 @@ fn select(v: Value, fields: Option<&str>) -> Value {
             })
             .collect(),
     )
-}
-
-/// The filter clauses the simulator evaluates; anything else is refused rather than guessed at.
-enum Clause {
-    Os(String),
-    Encrypted(bool),
-}
-
-impl Clause {
-    fn matches(&self, d: &Device) -> bool {
-        match self {
-            Clause::Os(os) => d.os.eq_ignore_ascii_case(os),
-            Clause::Encrypted(e) => d.encrypted == *e,
-        }
-    }
-}
-
-fn parse_filter(filter: Option<&str>) -> Result<Vec<Clause>, SimResponse> {
-    let Some(filter) = filter.map(str::trim).filter(|f| !f.is_empty()) else {
-        return Ok(Vec::new());
-    };
-    let unsupported = || {
-        graph_error(
-            400,
-            "BadRequest",
-            &format!(
-                "Invalid filter clause: the filter '{filter}' is not supported. Supported: operatingSystem eq '...', isEncrypted eq true|false, joined by 'and'."
-            ),
-            None,
-        )
-    };
-    let mut clauses = Vec::new();
-    for part in split_and(filter) {
-        let words: Vec<&str> = part.trim().splitn(3, ' ').collect();
-        let [field, op, value] = words.as_slice() else {
-            return Err(unsupported());
-        };
-        if !op.eq_ignore_ascii_case("eq") {
-            return Err(unsupported());
-        }
-        let value = value.trim();
-        if field.eq_ignore_ascii_case("operatingSystem") {
-            let Some(s) = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) else {
-                return Err(unsupported());
-            };
-            clauses.push(Clause::Os(s.replace("''", "'")));
-        } else if field.eq_ignore_ascii_case("isEncrypted") {
-            match value {
-                "true" => clauses.push(Clause::Encrypted(true)),
-                "false" => clauses.push(Clause::Encrypted(false)),
-                _ => return Err(unsupported()),
-            }
-        } else {
-            return Err(unsupported());
-        }
-    }
-    Ok(clauses)
-}
-
-fn split_and(filter: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let mut rest = filter;
-    while let Some(pos) = rest.to_ascii_lowercase().find(" and ") {
-        parts.push(&rest[..pos]);
-        rest = &rest[pos + 5..];
-    }
-    parts.push(rest);
-    parts
 }

@@ -9,6 +9,8 @@
 mod auth;
 mod batch;
 mod config;
+mod directory;
+mod filter;
 mod graph;
 mod server;
 mod stats;
@@ -18,10 +20,12 @@ mod time;
 
 pub use auth::RegisteredCert;
 pub use config::{DEFAULT_TENANT, ResultNames, RetryAfterStyle, SimConfig};
+pub use directory::{Directory, EntraDevice, Group, Member, User, ZERO_ID};
+pub use filter::FilterMode;
 pub use graph_batch::{Quota, QuotaParseError};
 pub use server::{SimHandle, start, start_on};
 pub use stats::Stats;
-pub use tenant::{Device, Tenant};
+pub use tenant::{DEVICE_FILTERS, Device, Tenant};
 
 /// Every Graph permission the simulator knows; tokens carry all of them unless told otherwise.
 pub const ALL_ROLES: &[&str] = &[
@@ -30,4 +34,6 @@ pub const ALL_ROLES: &[&str] = &[
     "DeviceManagementManagedDevices.Read.All",
     "DeviceManagementConfiguration.Read.All",
     "User.Read.All",
+    "GroupMember.Read.All",
+    "Device.Read.All",
 ];

@@ -105,6 +105,10 @@ struct Args {
     /// next device.
     #[arg(long)]
     decoy_results: bool,
+    /// What listings do with a $filter clause they do not support: ignore (drop it and answer
+    /// with more, as Intune does; an unsupported `or` returns everything) or refuse (400).
+    #[arg(long, value_enum, default_value = "ignore")]
+    filter_mode: graph_sim::FilterMode,
 }
 
 const fn graph_sim_default_tenant() -> &'static str {
@@ -152,6 +156,7 @@ fn config(a: Args) -> Result<SimConfig, String> {
         list_fail_after_pages: a.list_fail_after_pages,
         action_result_names: a.action_result_names,
         decoy_results: a.decoy_results,
+        filter_mode: a.filter_mode,
         ..SimConfig::default()
     };
     if let Some(roles) = a.roles {

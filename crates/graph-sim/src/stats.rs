@@ -18,6 +18,9 @@ pub struct Stats {
     pub token_requests: u64,
     /// Answers per status code.
     pub statuses: BTreeMap<u16, u64>,
+    /// `$filter` clauses a listing dropped unread (`--filter-mode ignore`).
+    #[serde(default)]
+    pub filter_clauses_ignored: u64,
     /// action name -> device id -> times accepted.
     pub actions: BTreeMap<String, BTreeMap<String, u64>>,
 }

@@ -1,5 +1,7 @@
 //! The simulated tenant's contents, generated deterministically from a seed.
 
+use crate::directory::Directory;
+use crate::filter::{FieldValue, Op};
 use crate::time::iso;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -60,10 +62,39 @@ pub struct Device {
     pub last_sync: SystemTime,
     pub management_agent: &'static str,
     pub azure_ad_device_id: String,
+    /// How it enrolled (`deviceEnrollmentType`): a property the service's filter ignores.
+    pub enrollment_type: &'static str,
     pub action_results: Vec<ActionResult>,
 }
 
+/// The `$filter` clauses the service applies to device listings; others are dropped or refused.
+pub const DEVICE_FILTERS: crate::filter::Supported = &[
+    ("id", Op::Eq),
+    ("operatingSystem", Op::Eq),
+    ("isEncrypted", Op::Eq),
+    ("deviceName", Op::Eq),
+    ("serialNumber", Op::Eq),
+    ("azureADDeviceId", Op::Eq),
+    ("userPrincipalName", Op::Eq),
+    ("lastSyncDateTime", Op::Lt),
+];
+
 impl Device {
+    /// A property an applied filter clause reads (names as in [`DEVICE_FILTERS`]).
+    pub fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        Some(match name {
+            "id" => FieldValue::Text(&self.id),
+            "operatingSystem" => FieldValue::Text(self.os),
+            "isEncrypted" => FieldValue::Bool(self.encrypted),
+            "deviceName" => FieldValue::Text(&self.name),
+            "serialNumber" => FieldValue::Text(&self.serial),
+            "azureADDeviceId" => FieldValue::Text(&self.azure_ad_device_id),
+            "userPrincipalName" => FieldValue::Text(&self.upn),
+            "lastSyncDateTime" => FieldValue::Time(self.last_sync),
+            _ => return None,
+        })
+    }
+
     pub fn comanaged(&self) -> bool {
         self.management_agent.starts_with("configurationManager")
     }
@@ -82,6 +113,7 @@ impl Device {
             "lastSyncDateTime": iso(self.last_sync),
             "managementAgent": self.management_agent,
             "azureADDeviceId": self.azure_ad_device_id,
+            "deviceEnrollmentType": self.enrollment_type,
             "managedDeviceOwnerType": "company",
             "deviceActionResults": self.action_results.iter().map(|r| r.to_json(now)).collect::<Vec<_>>(),
         })
@@ -143,6 +175,7 @@ pub struct Script {
 pub struct DetectedApp {
     pub id: String,
     pub name: String,
+    pub version: String,
     pub devices: Vec<usize>,
 }
 
@@ -153,6 +186,8 @@ pub struct Tenant {
     pub index: BTreeMap<String, usize>,
     pub scripts: Vec<Script>,
     pub apps: Vec<DetectedApp>,
+    /// Entra device objects, users and groups.
+    pub directory: Directory,
 }
 
 fn guid(rng: &mut StdRng) -> String {
@@ -175,6 +210,41 @@ fn serial(rng: &mut StdRng) -> String {
     (0..12)
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect()
+}
+
+/// Display names; two health scripts share one, as tenants' scripts do after a copy.
+fn script_name(kind: ScriptKind, k: usize) -> String {
+    let names: &[&str] = match kind {
+        ScriptKind::Health => &["FileVault escrow check", "Battery report", "Battery report"],
+        ScriptKind::Management => &["Set computer name", "Install support agent"],
+        ScriptKind::Compliance => &["Firewall discovery", "Disk encryption discovery"],
+    };
+    names.get(k).map_or_else(
+        || format!("{} {}", kind.collection(), k + 1),
+        |n| n.to_string(),
+    )
+}
+
+fn enrollment_type(os: &str, n: usize) -> &'static str {
+    let kinds: &[&'static str] = match os {
+        "macOS" => &[
+            "appleBulkWithUser",
+            "appleBulkWithUser",
+            "userEnrollment",
+            "appleUserEnrollment",
+        ],
+        "Windows" => &[
+            "windowsAzureADJoin",
+            "windowsAutoEnrollment",
+            "windowsCoManagement",
+        ],
+        "iOS" => &["appleBulkWithUser", "appleUserEnrollment"],
+        _ => &[
+            "androidEnterpriseFullyManaged",
+            "androidEnterpriseWorkProfile",
+        ],
+    };
+    kinds[n % kinds.len()]
 }
 
 const RUN_STATES: [&str; 5] = ["success", "fail", "scriptError", "pending", "notApplicable"];
@@ -250,9 +320,12 @@ impl Tenant {
                 last_sync: now.checked_sub(age).unwrap_or(now),
                 management_agent: agent,
                 azure_ad_device_id: guid(&mut rng),
+                // From the index, not the generator, so every other field stays as it was.
+                enrollment_type: enrollment_type(os, n),
                 action_results: Vec::new(),
             });
         }
+        let directory = Directory::build(&mut list, seed);
         let index = list
             .iter()
             .enumerate()
@@ -277,7 +350,7 @@ impl Tenant {
                         });
                     }
                 }
-                let name = format!("{} script {}", kind.collection(), k + 1);
+                let name = script_name(kind, k);
                 scripts.push(Script {
                     id,
                     kind,
@@ -286,17 +359,20 @@ impl Tenant {
                 });
             }
         }
+        // Two versions of one app are two detected apps with one display name.
         let apps = [
-            "Company Portal",
-            "Legacy VPN Client",
-            "Office",
-            "Browser",
-            "Sample Agent",
+            ("Company Portal", "5.2411.0"),
+            ("Legacy VPN Client", "4.1"),
+            ("Office", "16.91"),
+            ("Browser", "131.0"),
+            ("Sample Agent", "2.0"),
+            ("Legacy VPN Client", "3.9"),
         ]
         .iter()
-        .map(|name| DetectedApp {
+        .map(|(name, version)| DetectedApp {
             id: format!("{:064x}", rng.random::<u128>()),
             name: name.to_string(),
+            version: version.to_string(),
             devices: (0..list.len()).filter(|_| rng.random_bool(0.25)).collect(),
         })
         .collect();
@@ -305,6 +381,7 @@ impl Tenant {
             index,
             scripts,
             apps,
+            directory,
         }
     }
 

@@ -300,8 +300,12 @@ async fn paging_returns_every_device_exactly_once() {
 }
 
 #[tokio::test]
-async fn filters_match_the_tenant_and_unsupported_ones_are_refused() {
-    let t = T::new(config(600)).await;
+async fn filters_match_the_tenant_and_unsupported_ones_are_refused_in_refuse_mode() {
+    let t = T::new(SimConfig {
+        filter_mode: graph_sim::FilterMode::Refuse,
+        ..config(600)
+    })
+    .await;
     let token = t.token().await;
     let truth = t.sim.tenant();
     let macs = t
@@ -344,6 +348,112 @@ async fn filters_match_the_tenant_and_unsupported_ones_are_refused() {
             .await;
         assert_eq!(status, 400, "{bad}: {body}");
     }
+}
+
+#[tokio::test]
+async fn by_default_unsupported_clauses_are_dropped_and_an_or_returns_everything() {
+    let t = T::new(config(600)).await;
+    let token = t.token().await;
+    let truth = t.sim.tenant();
+    let macs = truth.devices.iter().filter(|d| d.os == "macOS").count();
+    let ignored = t
+        .all(
+            &token,
+            "/beta/deviceManagement/managedDevices?$filter=operatingSystem%20eq%20'macOS'%20and%20deviceEnrollmentType%20eq%20'userEnrollment'",
+        )
+        .await;
+    assert_eq!(ignored.len(), macs, "the enrollment type clause was dropped");
+    assert!(
+        ignored
+            .iter()
+            .any(|d| d["deviceEnrollmentType"] != "userEnrollment")
+    );
+    let or = t
+        .all(
+            &token,
+            "/beta/deviceManagement/managedDevices?$filter=operatingSystem%20eq%20'macOS'%20or%20operatingSystem%20eq%20'iOS'",
+        )
+        .await;
+    assert_eq!(or.len(), truth.devices.len(), "an or answers with every device, never an empty page");
+    let stats: graph_sim::Stats = t.sim.stats();
+    assert!(stats.filter_clauses_ignored >= 3, "{stats:?}");
+}
+
+#[tokio::test]
+async fn groups_list_their_transitive_members_with_casts_and_paging() {
+    let t = T::new(config(300)).await;
+    let token = t.token().await;
+    let dir = t.sim.tenant().directory;
+    let (status, groups) = t
+        .get(&token, "/v1.0/groups?$filter=displayName%20eq%20'FIN-Macs'")
+        .await;
+    assert_eq!(status, 200, "{groups}");
+    let fin = groups["value"].as_array().unwrap();
+    assert_eq!(fin.len(), 1);
+    let id = fin[0]["id"].as_str().unwrap();
+    let all = t
+        .all(&token, &format!("/v1.0/groups/{id}/transitiveMembers?$top=3"))
+        .await;
+    let kinds = |t: &str| all.iter().filter(|m| m["@odata.type"] == t).count();
+    assert_eq!(
+        (kinds("#microsoft.graph.device"), kinds("#microsoft.graph.user"), kinds("#microsoft.graph.group")),
+        (12, 2, 3),
+        "five direct devices, six more and a zero-id object two and three levels down, two users, three nested groups"
+    );
+    let devices = t
+        .all(&token, &format!("/v1.0/groups/{id}/transitiveMembers/microsoft.graph.device?$select=id,deviceId"))
+        .await;
+    assert_eq!(devices.len(), 12);
+    assert!(devices.iter().all(|d| d["deviceId"].is_string()));
+    assert!(devices.iter().any(|d| d["deviceId"] == graph_sim::ZERO_ID));
+    let direct = t.all(&token, &format!("/v1.0/groups/{id}/members")).await;
+    assert_eq!(direct.len(), 7);
+    assert_eq!(dir.groups.iter().filter(|g| g.name == "Pilot Macs").count(), 2);
+}
+
+#[tokio::test]
+async fn without_device_read_members_carry_only_id_and_type() {
+    let t = T::new(SimConfig {
+        roles: vec![
+            "DeviceManagementManagedDevices.Read.All".into(),
+            "GroupMember.Read.All".into(),
+        ],
+        ..config(300)
+    })
+    .await;
+    let token = t.token().await;
+    let g = &t.sim.tenant().directory.groups;
+    let fin = g.iter().find(|g| g.name == "FIN-Macs").unwrap();
+    let devices = t
+        .all(&token, &format!("/v1.0/groups/{}/transitiveMembers/microsoft.graph.device", fin.id))
+        .await;
+    assert!(!devices.is_empty());
+    assert!(devices.iter().all(|d| d.as_object().unwrap().len() == 2 && d["deviceId"].is_null()));
+    let no_groups = T::new(SimConfig {
+        roles: vec!["DeviceManagementManagedDevices.Read.All".into()],
+        ..config(300)
+    })
+    .await;
+    let token = no_groups.token().await;
+    let (status, body) = no_groups.get(&token, "/v1.0/groups").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.to_string().contains("GroupMember.Read.All"), "{body}");
+}
+
+#[tokio::test]
+async fn scripts_and_detected_apps_list_by_display_name() {
+    let t = T::new(config(300)).await;
+    let token = t.token().await;
+    let battery = t
+        .all(&token, "/beta/deviceManagement/deviceHealthScripts?$filter=displayName%20eq%20'Battery%20report'")
+        .await;
+    assert_eq!(battery.len(), 2, "two scripts share the name");
+    let vpn = t
+        .all(&token, "/beta/deviceManagement/detectedApps?$filter=displayName%20eq%20'Legacy%20VPN%20Client'")
+        .await;
+    assert_eq!(vpn.len(), 2, "two versions of one app");
+    let all = t.all(&token, "/beta/deviceManagement/deviceManagementScripts").await;
+    assert_eq!(all.len(), 2);
 }
 
 #[tokio::test]

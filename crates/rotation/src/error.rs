@@ -66,6 +66,27 @@ pub enum RotationError {
     /// A Graph device listing failed: nothing was sent.
     #[error("{0}")]
     Source(String),
+    /// A `--query` filter the client cannot check itself: nothing was sent.
+    #[error("--query {filter:?}: column {column}: {message}\n  {filter}\n  {caret}^\nnothing was sent", caret = " ".repeat(column.saturating_sub(1)))]
+    BadFilter {
+        filter: String,
+        column: usize,
+        message: String,
+    },
+    /// A display name that names no item of its kind, or several: nothing was sent.
+    #[error("{}", bad_name(kind, name, candidates, *several))]
+    BadName {
+        kind: &'static str,
+        name: String,
+        candidates: Vec<String>,
+        several: bool,
+    },
+    /// The token lacks a permission the source needs, found from what Graph answered: nothing
+    /// was sent.
+    #[error(
+        "missing permission {permission}: {what}; grant it to the app (Entra admin center > App registrations > API permissions) and grant admin consent. Nothing was sent"
+    )]
+    MissingPermission { permission: String, what: String },
     #[error(transparent)]
     Graph(#[from] graph_client::GraphClientError),
     /// The ledger could not be written (a full disk, an I/O error): the run stops at once. Rows
@@ -105,7 +126,18 @@ impl RotationError {
                 | RotationError::NoConnection
                 | RotationError::Declined
                 | RotationError::TooManyDevices { .. }
+                | RotationError::BadFilter { .. }
+                | RotationError::BadName { .. }
         )
+    }
+
+    /// A listing of `what` failed before anything was sent; auth failures keep their kind.
+    pub(crate) fn listing(what: &str, e: graph_client::GraphClientError) -> Self {
+        if e.is_auth() {
+            RotationError::Graph(e)
+        } else {
+            RotationError::Source(format!("listing {what} failed: {e}; nothing was sent"))
+        }
     }
 
     pub(crate) fn bad_input(
@@ -150,6 +182,18 @@ impl RotationError {
 
 fn at_line(line: Option<u64>) -> String {
     line.map(|l| format!("line {l}: ")).unwrap_or_default()
+}
+
+fn bad_name(kind: &str, name: &str, candidates: &[String], several: bool) -> String {
+    if several {
+        format!(
+            "{} {kind}s are named {name:?}; give the id of one (nothing was sent):\n  {}",
+            candidates.len(),
+            candidates.join("\n  ")
+        )
+    } else {
+        format!("no {kind} is named {name:?} (nothing was sent)")
+    }
 }
 
 fn more(count: usize, shown: usize) -> String {

@@ -6,11 +6,13 @@ mod device_id;
 mod device_list;
 mod error;
 mod exclude;
-mod filter;
 mod export;
+mod filter;
 mod graph_source;
+mod group_source;
 mod ledger;
 mod match_by;
+mod named;
 mod plan;
 mod preflight;
 mod rate_gate;
@@ -27,11 +29,12 @@ pub use device_list::{
 };
 pub use error::RotationError;
 pub use exclude::read_exclusions;
-pub use filter::{Filter, FilterError};
 pub use export::{ExportFormat, ExportRow, export};
+pub use filter::{Filter, FilterError, PROPERTIES as FILTER_PROPERTIES};
 pub use graph_batch::Quota;
 pub use graph_client::{Cloud, GraphClientError};
-pub use graph_source::{FetchReport, GraphSource, ScriptKind};
+pub use graph_source::{FetchReport, GraphSource, QueryFilter, ScriptKind};
+pub use group_source::GroupMembers;
 pub use ledger::{
     DeviceState, IdHasher, LEDGER_VERSION, Ledger, LedgerState, Outcome, Row, RunHeader, Step,
     VerifiedState, for_each_row as ledger_rows, replay_file as ledger_replay,

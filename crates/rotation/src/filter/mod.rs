@@ -66,7 +66,10 @@ pub enum Literal {
     Number(i64),
     Text(String),
     /// `namespace.type'member'` (a plain string is kept as `Text`).
-    Enum { type_name: String, member: String },
+    Enum {
+        type_name: String,
+        member: String,
+    },
     DateTime(time::OffsetDateTime),
 }
 

@@ -100,7 +100,8 @@ fn lex(text: &str) -> Result<Vec<Lexed>, FilterError> {
                 i = next;
             }
             c if c.is_ascii_alphabetic() || c == '_' => {
-                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || b"_.".contains(&bytes[i]))
+                while i < bytes.len()
+                    && (bytes[i].is_ascii_alphanumeric() || b"_.".contains(&bytes[i]))
                 {
                     i += 1;
                 }
@@ -274,14 +275,24 @@ impl Parser<'_> {
         {
             return self.call(function);
         }
-        if ["any", "all", "tolower", "toupper", "substring", "indexof", "length"]
-            .iter()
-            .any(|f| f.eq_ignore_ascii_case(&word))
+        if [
+            "any",
+            "all",
+            "tolower",
+            "toupper",
+            "substring",
+            "indexof",
+            "length",
+        ]
+        .iter()
+        .any(|f| f.eq_ignore_ascii_case(&word))
             && self.peek() == &Token::Open
         {
             return Err(self.error_at(
                 word_at,
-                format!("the function '{word}' is not supported (startswith, endswith and contains are)"),
+                format!(
+                    "the function '{word}' is not supported (startswith, endswith and contains are)"
+                ),
             ));
         }
         let property = self.property(&word, word_at)?;
@@ -322,7 +333,11 @@ impl Parser<'_> {
         if self.bump() != Token::Comma {
             return Err(self.error_at(
                 self.tokens[self.next.saturating_sub(1)].at,
-                format!("expected ',' after {} in {}(...)", property.name, function.keyword()),
+                format!(
+                    "expected ',' after {} in {}(...)",
+                    property.name,
+                    function.keyword()
+                ),
             ));
         }
         let Token::Text(value) = self.peek().clone() else {
@@ -424,20 +439,19 @@ impl Parser<'_> {
                 member: m.clone(),
             },
             (Kind::Bool, Token::Word(w)) if w.eq_ignore_ascii_case("true") => Literal::Bool(true),
-            (Kind::Bool, Token::Word(w)) if w.eq_ignore_ascii_case("false") => {
-                Literal::Bool(false)
-            }
-            (Kind::Number, Token::Bare(b)) => Literal::Number(b.parse().map_err(|_| {
-                self.error_at(at, format!("'{b}' is not a whole number"))
-            })?),
-            (Kind::DateTime, Token::Bare(b)) => Literal::DateTime(parse_datetime(b).ok_or_else(
-                || {
+            (Kind::Bool, Token::Word(w)) if w.eq_ignore_ascii_case("false") => Literal::Bool(false),
+            (Kind::Number, Token::Bare(b)) => Literal::Number(
+                b.parse()
+                    .map_err(|_| self.error_at(at, format!("'{b}' is not a whole number")))?,
+            ),
+            (Kind::DateTime, Token::Bare(b)) => {
+                Literal::DateTime(parse_datetime(b).ok_or_else(|| {
                     self.error_at(
                         at,
                         format!("'{b}' is not a date-time such as 2026-01-31T00:00:00Z"),
                     )
-                },
-            )?),
+                })?)
+            }
             (Kind::DateTime, Token::Text(s)) => {
                 return Err(self.error_at(
                     at,

@@ -25,7 +25,10 @@ fn check(filter: &str) -> bool {
 #[test]
 fn comparisons_follow_each_propertys_type() {
     assert!(check("operatingSystem eq 'macOS'"));
-    assert!(check("OperatingSystem EQ 'MACOS'"), "names and text ignore case");
+    assert!(
+        check("OperatingSystem EQ 'MACOS'"),
+        "names and text ignore case"
+    );
     assert!(!check("operatingSystem ne 'macOS'"));
     assert!(check("isEncrypted eq true"));
     assert!(check("totalStorageSpaceInBytes gt 100000000000"));
@@ -43,7 +46,9 @@ fn logic_functions_and_null_behave_as_in_odata() {
     assert!(check(
         "operatingSystem eq 'Windows' or (startswith(deviceName,'mac-fin') and not isEncrypted eq false)"
     ));
-    assert!(check("contains(deviceName,'finance') and endswith(deviceName,'014')"));
+    assert!(check(
+        "contains(deviceName,'finance') and endswith(deviceName,'014')"
+    ));
     assert!(check("notes eq null"));
     assert!(!check("notes ne null"));
     assert!(!check("notes gt 'a'"), "ordering against null is false");
@@ -53,7 +58,10 @@ fn logic_functions_and_null_behave_as_in_odata() {
 
 #[test]
 fn and_binds_tighter_than_or() {
-    let f = Filter::parse("operatingSystem eq 'Windows' and isEncrypted eq false or deviceName eq 'MAC-Finance-014'").unwrap();
+    let f = Filter::parse(
+        "operatingSystem eq 'Windows' and isEncrypted eq false or deviceName eq 'MAC-Finance-014'",
+    )
+    .unwrap();
     assert!(matches!(f, Filter::Or(..)));
     assert!(f.matches(&mac()));
 }
@@ -74,7 +82,11 @@ fn errors_name_the_column() {
     assert_eq!(err("lastSyncDateTime lt 2026-13-01").column, 21);
     assert_eq!(err("deviceName eq 'a' )").column, 19);
     assert_eq!(err("").column, 1);
-    assert_eq!(err("deviceName eq 'é' and é").column, 23, "columns count characters");
+    assert_eq!(
+        err("deviceName eq 'é' and é").column,
+        23,
+        "columns count characters"
+    );
     assert!(err(&"not ".repeat(500)).message.contains("nested"));
     assert!(err(&"(".repeat(500)).message.contains("nested"));
 }
@@ -112,8 +124,13 @@ fn leaf() -> impl Strategy<Value = Filter> {
                 value: Literal::Text(s),
             }
         }),
-        (property(Kind::Enum), eq_ne.clone(), "[a-zA-Z]{1,10}", any::<bool>()).prop_map(
-            |(property, op, m, typed)| Filter::Compare {
+        (
+            property(Kind::Enum),
+            eq_ne.clone(),
+            "[a-zA-Z]{1,10}",
+            any::<bool>()
+        )
+            .prop_map(|(property, op, m, typed)| Filter::Compare {
                 property,
                 op,
                 value: if typed {
@@ -124,8 +141,7 @@ fn leaf() -> impl Strategy<Value = Filter> {
                 } else {
                     Literal::Text(m)
                 },
-            }
-        ),
+            }),
         (property(Kind::Bool), eq_ne.clone(), any::<bool>()).prop_map(|(property, op, b)| {
             Filter::Compare {
                 property,
@@ -140,8 +156,13 @@ fn leaf() -> impl Strategy<Value = Filter> {
                 value: Literal::Number(n),
             }
         }),
-        (property(Kind::DateTime), any_op, 0i64..4_000_000_000, -12i8..14).prop_map(
-            |(property, op, secs, hours)| Filter::Compare {
+        (
+            property(Kind::DateTime),
+            any_op,
+            0i64..4_000_000_000,
+            -12i8..14
+        )
+            .prop_map(|(property, op, secs, hours)| Filter::Compare {
                 property,
                 op,
                 value: Literal::DateTime(
@@ -149,8 +170,7 @@ fn leaf() -> impl Strategy<Value = Filter> {
                         .unwrap()
                         .to_offset(time::UtcOffset::from_hms(hours, 0, 0).unwrap()),
                 ),
-            }
-        ),
+            }),
         (property(Kind::Text), eq_ne).prop_map(|(property, op)| Filter::Compare {
             property,
             op,
@@ -173,8 +193,7 @@ fn filter() -> impl Strategy<Value = Filter> {
     leaf().prop_recursive(5, 24, 2, |inner| {
         prop_oneof![
             (inner.clone(), inner.clone()).prop_map(|(a, b)| Filter::Or(Box::new(a), Box::new(b))),
-            (inner.clone(), inner.clone())
-                .prop_map(|(a, b)| Filter::And(Box::new(a), Box::new(b))),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| Filter::And(Box::new(a), Box::new(b))),
             inner.prop_map(|a| Filter::Not(Box::new(a))),
         ]
     })
