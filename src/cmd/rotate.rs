@@ -48,7 +48,7 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
             &a.connection,
             None,
             None,
-            &connect::delegated_scopes(action, lists),
+            &connect::delegated_scopes(action, lists, source.scopes()),
         )?;
         connect::preflight(&c, action, lists).await?;
         Some(c)

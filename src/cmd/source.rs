@@ -103,6 +103,19 @@ impl Source {
         }
     }
 
+    /// Delegated permissions the source reads with beyond the device listing.
+    pub fn scopes(&self) -> &'static [&'static str] {
+        match self {
+            Source::Graph(GraphSource::Groups { .. }) => {
+                &["GroupMember.Read.All", "Device.Read.All"]
+            }
+            Source::Graph(GraphSource::Script { .. }) => {
+                &["DeviceManagementConfiguration.Read.All"]
+            }
+            _ => &[],
+        }
+    }
+
     /// Whether the source needs to read devices from Graph (and so the read permission).
     pub fn lists_devices(&self) -> bool {
         !matches!(self, Source::File(_))

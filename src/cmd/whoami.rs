@@ -11,7 +11,11 @@ pub async fn run(a: WhoamiArgs) -> Result<ExitStatus, Failure> {
     let scopes: Vec<&str> = Action::ALL
         .iter()
         .map(|x| x.permission())
-        .chain(["DeviceManagementManagedDevices.Read.All"])
+        .chain([
+            "DeviceManagementManagedDevices.Read.All",
+            "GroupMember.Read.All",
+            "Device.Read.All",
+        ])
         .collect();
     let c = connect::client(&a.connection, None, None, &scopes)?;
     let token = c
@@ -80,6 +84,35 @@ pub async fn run(a: WhoamiArgs) -> Result<ExitStatus, Failure> {
             "allowed"
         } else {
             "missing DeviceManagementManagedDevices.Read.All"
+        }
+    );
+    // --group reads members with one permission and their Entra device ids with another.
+    let members = [
+        "GroupMember.Read.All",
+        "Group.Read.All",
+        "Directory.Read.All",
+    ]
+    .iter()
+    .any(|p| claims.has(p));
+    let device_ids = ["Device.Read.All", "Directory.Read.All"]
+        .iter()
+        .any(|p| claims.has(p));
+    println!(
+        "  {:<14} {}",
+        "group members",
+        if members {
+            "allowed"
+        } else {
+            "missing GroupMember.Read.All (for --group)"
+        }
+    );
+    println!(
+        "  {:<14} {}",
+        "group devices",
+        if device_ids {
+            "allowed"
+        } else {
+            "missing Device.Read.All (for --group device members; user members still work)"
         }
     );
     Ok(ExitStatus::Success)

@@ -426,4 +426,12 @@ async fn whoami_lists_the_permissions_and_what_they_allow() {
         "{out}"
     );
     assert!(out.contains("bitlocker      allowed"), "{out}");
+    assert!(
+        out.contains("group members  missing GroupMember.Read.All"),
+        "{out}"
+    );
+    assert!(
+        out.contains("group devices  missing Device.Read.All"),
+        "{out}"
+    );
 }

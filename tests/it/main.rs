@@ -5,6 +5,7 @@ mod disk;
 mod faults;
 mod result_names;
 mod sources;
+mod targeting;
 mod util;
 
 use graph_sim::RetryAfterStyle;

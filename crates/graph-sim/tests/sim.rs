@@ -362,7 +362,11 @@ async fn by_default_unsupported_clauses_are_dropped_and_an_or_returns_everything
             "/beta/deviceManagement/managedDevices?$filter=operatingSystem%20eq%20'macOS'%20and%20deviceEnrollmentType%20eq%20'userEnrollment'",
         )
         .await;
-    assert_eq!(ignored.len(), macs, "the enrollment type clause was dropped");
+    assert_eq!(
+        ignored.len(),
+        macs,
+        "the enrollment type clause was dropped"
+    );
     assert!(
         ignored
             .iter()
@@ -374,7 +378,11 @@ async fn by_default_unsupported_clauses_are_dropped_and_an_or_returns_everything
             "/beta/deviceManagement/managedDevices?$filter=operatingSystem%20eq%20'macOS'%20or%20operatingSystem%20eq%20'iOS'",
         )
         .await;
-    assert_eq!(or.len(), truth.devices.len(), "an or answers with every device, never an empty page");
+    assert_eq!(
+        or.len(),
+        truth.devices.len(),
+        "an or answers with every device, never an empty page"
+    );
     let stats: graph_sim::Stats = t.sim.stats();
     assert!(stats.filter_clauses_ignored >= 3, "{stats:?}");
 }
@@ -392,23 +400,38 @@ async fn groups_list_their_transitive_members_with_casts_and_paging() {
     assert_eq!(fin.len(), 1);
     let id = fin[0]["id"].as_str().unwrap();
     let all = t
-        .all(&token, &format!("/v1.0/groups/{id}/transitiveMembers?$top=3"))
+        .all(
+            &token,
+            &format!("/v1.0/groups/{id}/transitiveMembers?$top=3"),
+        )
         .await;
     let kinds = |t: &str| all.iter().filter(|m| m["@odata.type"] == t).count();
     assert_eq!(
-        (kinds("#microsoft.graph.device"), kinds("#microsoft.graph.user"), kinds("#microsoft.graph.group")),
+        (
+            kinds("#microsoft.graph.device"),
+            kinds("#microsoft.graph.user"),
+            kinds("#microsoft.graph.group")
+        ),
         (12, 2, 3),
         "five direct devices, six more and a zero-id object two and three levels down, two users, three nested groups"
     );
     let devices = t
-        .all(&token, &format!("/v1.0/groups/{id}/transitiveMembers/microsoft.graph.device?$select=id,deviceId"))
+        .all(
+            &token,
+            &format!(
+                "/v1.0/groups/{id}/transitiveMembers/microsoft.graph.device?$select=id,deviceId"
+            ),
+        )
         .await;
     assert_eq!(devices.len(), 12);
     assert!(devices.iter().all(|d| d["deviceId"].is_string()));
     assert!(devices.iter().any(|d| d["deviceId"] == graph_sim::ZERO_ID));
     let direct = t.all(&token, &format!("/v1.0/groups/{id}/members")).await;
     assert_eq!(direct.len(), 7);
-    assert_eq!(dir.groups.iter().filter(|g| g.name == "Pilot Macs").count(), 2);
+    assert_eq!(
+        dir.groups.iter().filter(|g| g.name == "Pilot Macs").count(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -425,10 +448,20 @@ async fn without_device_read_members_carry_only_id_and_type() {
     let g = &t.sim.tenant().directory.groups;
     let fin = g.iter().find(|g| g.name == "FIN-Macs").unwrap();
     let devices = t
-        .all(&token, &format!("/v1.0/groups/{}/transitiveMembers/microsoft.graph.device", fin.id))
+        .all(
+            &token,
+            &format!(
+                "/v1.0/groups/{}/transitiveMembers/microsoft.graph.device",
+                fin.id
+            ),
+        )
         .await;
     assert!(!devices.is_empty());
-    assert!(devices.iter().all(|d| d.as_object().unwrap().len() == 2 && d["deviceId"].is_null()));
+    assert!(
+        devices
+            .iter()
+            .all(|d| d.as_object().unwrap().len() == 2 && d["deviceId"].is_null())
+    );
     let no_groups = T::new(SimConfig {
         roles: vec!["DeviceManagementManagedDevices.Read.All".into()],
         ..config(300)
@@ -452,7 +485,9 @@ async fn scripts_and_detected_apps_list_by_display_name() {
         .all(&token, "/beta/deviceManagement/detectedApps?$filter=displayName%20eq%20'Legacy%20VPN%20Client'")
         .await;
     assert_eq!(vpn.len(), 2, "two versions of one app");
-    let all = t.all(&token, "/beta/deviceManagement/deviceManagementScripts").await;
+    let all = t
+        .all(&token, "/beta/deviceManagement/deviceManagementScripts")
+        .await;
     assert_eq!(all.len(), 2);
 }
 

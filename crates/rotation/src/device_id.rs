@@ -58,3 +58,7 @@ mod tests {
         }
     }
 }
+
+/// The all-zero Entra device id Intune writes for "no Entra device": it identifies nothing, so it
+/// is never matched (a row or a group member with it would otherwise join every such device).
+pub(crate) const NO_ENTRA_DEVICE: &str = "00000000-0000-0000-0000-000000000000";

@@ -50,8 +50,7 @@ const GROUPS: Collection = Collection {
     detail: Some("groupTypes"),
 };
 
-/// Entra's "no device": never matched, or it would join every device without an Entra id.
-const ZERO_ID: &str = "00000000-0000-0000-0000-000000000000";
+use crate::device_id::NO_ENTRA_DEVICE as ZERO_ID;
 
 /// Members of every group, by kind.
 #[derive(Debug, Default)]

@@ -31,6 +31,7 @@ impl MatchBy {
             MatchBy::EntraId => d.entra_id.clone(),
         }
         .map(|k| k.trim().to_ascii_lowercase())
+        .filter(|k| *k != crate::device_id::NO_ENTRA_DEVICE)
     }
 
     fn label(self) -> &'static str {

@@ -67,9 +67,15 @@ pub async fn resolve_name(
                 .detail
                 .and_then(|d| item.get(d))
                 .and_then(|v| match v {
-                    Value::String(s) => Some(s.clone()),
-                    Value::Null => None,
-                    other => Some(other.to_string()),
+                    Value::String(s) if !s.is_empty() => Some(s.clone()),
+                    Value::Array(a) if !a.is_empty() => Some(
+                        a.iter()
+                            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
                 });
             found.push((
                 Named {
