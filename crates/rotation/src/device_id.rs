@@ -34,6 +34,10 @@ pub(crate) mod as_guid {
     }
 }
 
+/// The all-zero Entra device id Intune writes for "no Entra device": it identifies nothing, so it
+/// is never matched (a row or a group member with it would otherwise join every such device).
+pub(crate) const NO_ENTRA_DEVICE: &str = "00000000-0000-0000-0000-000000000000";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,7 +62,3 @@ mod tests {
         }
     }
 }
-
-/// The all-zero Entra device id Intune writes for "no Entra device": it identifies nothing, so it
-/// is never matched (a row or a group member with it would otherwise join every such device).
-pub(crate) const NO_ENTRA_DEVICE: &str = "00000000-0000-0000-0000-000000000000";
