@@ -357,6 +357,18 @@ pub struct PolicyArgs {
     /// A file of device ids to leave alone (one a line, or a CSV with an id column).
     #[arg(long)]
     pub exclude: Option<PathBuf>,
+    /// Skip devices that cannot carry the action out (ownership, OS version, supervision,
+    /// architecture, join type; docs/eligibility.md): strict skips a device whose source does not
+    /// say, lenient counts that as eligible, off turns these rules off.
+    #[arg(long, value_enum, default_value = "strict")]
+    pub eligibility: EligibilityArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum EligibilityArg {
+    Strict,
+    Lenient,
+    Off,
 }
 
 #[derive(Debug, Args)]

@@ -2,7 +2,7 @@
 
 use super::source::Source;
 use super::{Failure, interrupted_before_sending, options, stop_on_ctrl_c, summarize, usage};
-use crate::cli::{ActionArg, PolicyArgs, RotateArgs};
+use crate::cli::{ActionArg, EligibilityArg, PolicyArgs, RotateArgs};
 use crate::connect;
 use crate::exit_status::ExitStatus;
 use crate::progress::{Logs, reporter};
@@ -23,6 +23,11 @@ fn policy(action: Action, a: &PolicyArgs) -> Result<Policy, Failure> {
         p.require_encrypted = r;
     }
     p.stale_after = a.stale_after.map(Into::into);
+    p.eligibility = match a.eligibility {
+        EligibilityArg::Strict => rotation::Eligibility::Strict,
+        EligibilityArg::Lenient => rotation::Eligibility::Lenient,
+        EligibilityArg::Off => rotation::Eligibility::Off,
+    };
     if let Some(path) = &a.exclude {
         p.exclude = rotation::read_exclusions(path)?;
     }
@@ -135,6 +140,11 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
         }
         for (reason, n) in &plan.skipped {
             println!("skipped {n} device(s): {reason}");
+            if reason.starts_with("unknown-") {
+                println!(
+                    "  the source does not say what this rule needs: list the devices from Graph (--query, --group), add the column (Intune's export has it), or pass --eligibility lenient"
+                );
+            }
         }
         if a.dry_run {
             println!(

@@ -147,9 +147,9 @@ async fn permanent_errors_end_failed_with_their_code_among_transient_faults() {
     let unknown: Vec<String> = (1..=7)
         .map(|n| format!("6d1f0000-0000-4000-8000-{n:012x}"))
         .collect();
-    let mut text = String::from("Device ID,OS\n");
+    let mut text = String::from("Device ID,OS,Ownership\n");
     for id in macs.iter().chain(&unknown) {
-        text.push_str(&format!("{id},macOS\n"));
+        text.push_str(&format!("{id},macOS,Corporate\n"));
     }
     let (csv, ledger, out) = (
         env.path("mixed.csv"),

@@ -167,7 +167,7 @@ async fn a_run_from_each_source_rotates_exactly_its_eligible_devices() {
         let eligible: BTreeSet<String> = truth
             .devices
             .iter()
-            .filter(|d| listed.contains(&d.id) && d.os == "macOS" && d.encrypted)
+            .filter(|d| listed.contains(&d.id) && sendable(d, "filevault"))
             .map(|d| d.id.clone())
             .collect();
         let mut args = vec![
@@ -197,16 +197,11 @@ async fn every_action_rotates_on_its_platform_and_skips_the_others_without_sendi
     let env = Env::new(fast(300)).await;
     let csv = env.devices_csv();
     let t = env.sim.tenant();
-    for (action, graph, os, needs_encryption) in [
-        ("filevault", "rotateFileVaultKey", "macOS", true),
-        (
-            "recovery-lock",
-            "rotateRecoveryLockPasscode",
-            "macOS",
-            false,
-        ),
-        ("bitlocker", "rotateBitLockerKeys", "Windows", true),
-        ("laps", "rotateLocalAdminPassword", "Windows", false),
+    for (action, graph) in [
+        ("filevault", "rotateFileVaultKey"),
+        ("recovery-lock", "rotateRecoveryLockPasscode"),
+        ("bitlocker", "rotateBitLockerKeys"),
+        ("laps", "rotateLocalAdminPassword"),
     ] {
         let ledger = env.path(&format!("{action}.jsonl"));
         let o = env
@@ -224,11 +219,7 @@ async fn every_action_rotates_on_its_platform_and_skips_the_others_without_sendi
             ])
             .await;
         assert_eq!(code(&o), 0, "{action}: {}", stderr(&o));
-        let expected = t
-            .devices
-            .iter()
-            .filter(|d| d.os == os && (d.encrypted || !needs_encryption))
-            .count();
+        let expected = t.devices.iter().filter(|d| sendable(d, action)).count();
         assert_eq!(
             env.sim.stats().devices_accepted(graph),
             expected,
@@ -313,7 +304,7 @@ async fn serial_numbers_are_matched_through_one_listing_and_misses_are_named() {
     let macs: Vec<&graph_sim::Device> = t
         .devices
         .iter()
-        .filter(|d| d.os == "macOS" && d.encrypted)
+        .filter(|d| sendable(d, "filevault"))
         .take(5)
         .collect();
     let mut text = String::from("Serial number\n");
@@ -384,7 +375,7 @@ async fn json_lines_exclusions_and_stale_devices_are_planned_with_reasons() {
     let macs: Vec<&graph_sim::Device> = t
         .devices
         .iter()
-        .filter(|d| d.os == "macOS" && d.encrypted)
+        .filter(|d| sendable(d, "filevault"))
         .collect();
     let stale: Vec<&&graph_sim::Device> = macs
         .iter()
@@ -399,7 +390,7 @@ async fn json_lines_exclusions_and_stale_devices_are_planned_with_reasons() {
     assert!(!stale.is_empty(), "the seed has stale Macs");
     let mut lines = String::new();
     for d in &macs {
-        lines.push_str(&serde_json::json!({"id": d.id, "operatingSystem": "macOS", "lastSyncDateTime": humantime::format_rfc3339_seconds(d.last_sync).to_string()}).to_string());
+        lines.push_str(&serde_json::json!({"id": d.id, "operatingSystem": "macOS", "managedDeviceOwnerType": d.owner, "lastSyncDateTime": humantime::format_rfc3339_seconds(d.last_sync).to_string()}).to_string());
         lines.push('\n');
     }
     let input = env.path("devices.jsonl");

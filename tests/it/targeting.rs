@@ -145,10 +145,7 @@ async fn a_group_run_rotates_only_the_groups_macs_and_the_cap_holds() {
     assert!(matches!(code(&o), 0 | 1), "{}", stderr(&o));
     let want: BTreeSet<String> = expected(&t, "FIN-Macs", true, true)
         .into_iter()
-        .filter(|id| {
-            let d = t.device(id).unwrap();
-            d.os == "macOS" && d.encrypted
-        })
+        .filter(|id| sendable(t.device(id).unwrap(), "filevault"))
         .collect();
     let stats = env.sim.stats();
     let rotated: BTreeSet<String> = stats.actions["rotateFileVaultKey"]
@@ -325,7 +322,7 @@ async fn a_filter_the_service_ignores_never_widens_the_run() {
     let enc: BTreeSet<String> = t
         .devices
         .iter()
-        .filter(|d| d.os == "macOS" && d.encrypted && d.enrollment_type == "userEnrollment")
+        .filter(|d| sendable(d, "filevault") && d.enrollment_type == "userEnrollment")
         .map(|d| d.id.clone())
         .collect();
     assert_eq!(rotated, enc);

@@ -319,15 +319,40 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Macs the plan would send to (encrypted macOS devices) in the simulator's truth.
+/// Macs a FileVault plan sends to in the simulator's truth.
 pub fn eligible_macs(env: &Env) -> Vec<String> {
     env.sim
         .tenant()
         .devices
         .iter()
-        .filter(|d| d.os == "macOS" && d.encrypted)
+        .filter(|d| sendable(d, "filevault"))
         .map(|d| d.id.clone())
         .collect()
+}
+
+/// Whether a plan for `action` (its CLI name) sends to `d`, worked out here from the simulator's
+/// raw properties and the documented rules (docs/eligibility.md), not from the engine's code.
+pub fn sendable(d: &graph_sim::Device, action: &str) -> bool {
+    let joined = d.join_type == "azureADJoined" || d.join_type == "hybridAzureADJoined";
+    let part = |i: usize| -> u32 {
+        d.os_version
+            .split('.')
+            .nth(i)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
+    };
+    match action {
+        "filevault" => d.os == "macOS" && d.encrypted && d.owner == "company",
+        "recovery-lock" => {
+            d.os == "macOS"
+                && d.supervised
+                && d.architecture == "arm64"
+                && (part(0), part(1)) >= (11, 5)
+        }
+        "bitlocker" => d.os == "Windows" && d.encrypted && joined && part(2) >= 18363,
+        "laps" => d.os == "Windows" && joined,
+        other => panic!("unknown action {other}"),
+    }
 }
 
 pub fn s(p: &Path) -> String {

@@ -707,8 +707,11 @@ impl Sim {
                     let doc = json!({"_version": 3, "Message": format!("{action} is not supported on {} devices; it applies to {platform} only - Operation ID (for customer support): {}", d.os, uuid::Uuid::new_v4()), "CustomApiErrorPhrase": "", "RetryAfter": null, "ErrorSourceService": "", "HttpHeaders": "{}"});
                     return graph_error(400, "BadRequest", &doc.to_string(), crid);
                 }
-                let fails = self.config.fail_share > 0.0
-                    && inner.rng.random_bool(self.config.fail_share.min(1.0));
+                // A device that cannot carry the action out accepts it and fails it later, as
+                // Intune reports (docs/eligibility.md).
+                let fails = !d.can_carry_out(action)
+                    || (self.config.fail_share > 0.0
+                        && inner.rng.random_bool(self.config.fail_share.min(1.0)));
                 let id = d.id.clone();
                 let names = &self.config.action_result_names;
                 let result = |action: &str, fails| {

@@ -64,6 +64,13 @@ pub struct Device {
     pub azure_ad_device_id: String,
     /// How it enrolled (`deviceEnrollmentType`): a property the service's filter ignores.
     pub enrollment_type: &'static str,
+    /// `managedDeviceOwnerType`: `company` or `personal`.
+    pub owner: &'static str,
+    /// `joinType`: `azureADJoined`, `hybridAzureADJoined`, `azureADRegistered` or `unknown`.
+    pub join_type: &'static str,
+    pub supervised: bool,
+    /// `processorArchitecture`: `arm64` or `x64`.
+    pub architecture: &'static str,
     pub action_results: Vec<ActionResult>,
 }
 
@@ -80,6 +87,31 @@ pub const DEVICE_FILTERS: crate::filter::Supported = &[
 ];
 
 impl Device {
+    /// Whether the device can carry `action` out (docs/eligibility.md); an action sent anyway is
+    /// accepted and ends failed, as Intune reports it.
+    pub fn can_carry_out(&self, action: &str) -> bool {
+        let joined = matches!(self.join_type, "azureADJoined" | "hybridAzureADJoined");
+        let build = |v: &str| {
+            v.split('.')
+                .nth(2)
+                .and_then(|b| b.parse::<u32>().ok())
+                .unwrap_or(0)
+        };
+        let mac = |v: &str| {
+            let mut p = v.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
+            (p.next().unwrap_or(0), p.next().unwrap_or(0))
+        };
+        match action {
+            "rotateFileVaultKey" => self.owner == "company",
+            "rotateRecoveryLockPasscode" => {
+                self.supervised && self.architecture == "arm64" && mac(&self.os_version) >= (11, 5)
+            }
+            "rotateBitLockerKeys" => joined && build(&self.os_version) >= 18363,
+            "rotateLocalAdminPassword" => joined,
+            _ => true,
+        }
+    }
+
     /// A property an applied filter clause reads (names as in [`DEVICE_FILTERS`]).
     pub fn field(&self, name: &str) -> Option<FieldValue<'_>> {
         Some(match name {
@@ -114,7 +146,10 @@ impl Device {
             "managementAgent": self.management_agent,
             "azureADDeviceId": self.azure_ad_device_id,
             "deviceEnrollmentType": self.enrollment_type,
-            "managedDeviceOwnerType": "company",
+            "managedDeviceOwnerType": self.owner,
+            "joinType": self.join_type,
+            "isSupervised": self.supervised,
+            "processorArchitecture": self.architecture,
             "deviceActionResults": self.action_results.iter().map(|r| r.to_json(now)).collect::<Vec<_>>(),
         })
     }
@@ -322,8 +357,31 @@ impl Tenant {
                 azure_ad_device_id: guid(&mut rng),
                 // From the index, not the generator, so every other field stays as it was.
                 enrollment_type: enrollment_type(os, n),
+                owner: if n % 13 == 7 { "personal" } else { "company" },
+                join_type: match (os, n % 7) {
+                    ("Windows", 2) => "azureADRegistered",
+                    ("Windows", 5) => "hybridAzureADJoined",
+                    ("Windows", _) => "azureADJoined",
+                    _ => "unknown",
+                },
+                supervised: os != "Windows" && n % 11 != 4,
+                architecture: match os {
+                    "macOS" if n % 5 == 0 => "x64",
+                    "Windows" if n % 9 == 1 => "arm64",
+                    "macOS" | "iOS" => "arm64",
+                    _ => "x64",
+                },
                 action_results: Vec::new(),
             });
+        }
+        // A few devices below the actions' OS cut-offs (Recovery Lock: macOS 11.5; BitLocker key
+        // rotation: build 18363).
+        for (n, d) in list.iter_mut().enumerate() {
+            match d.os {
+                "macOS" if n % 17 == 3 => d.os_version = "11.4".into(),
+                "Windows" if n % 19 == 5 => d.os_version = "10.0.17763.5329".into(),
+                _ => {}
+            }
         }
         let directory = Directory::build(&mut list, seed);
         let index = list
@@ -418,7 +476,7 @@ impl Tenant {
                 .replace('T', " ")
                 .replace('Z', "");
             out.push_str(&format!(
-                "{id},{name},2025-01-01 00:00:00,{last},{aad},{osv},Yes,,{serial},{manufacturer},Model,No,,,,,,,,,,,,{name},,{uid},{upn},{upn},\"User, Sample\",,,Compliant,{managed_by},Corporate,Active,Yes,No,{enc},{os},,,,No,,,,,,,,,,,True\n",
+                "{id},{name},2025-01-01 00:00:00,{last},{aad},{osv},Yes,,{serial},{manufacturer},Model,No,,,,,,,,,,,,{name},,{uid},{upn},{upn},\"User, Sample\",,,Compliant,{managed_by},{owner},Active,Yes,{supervised},{enc},{os},,{join},,No,,,,{arch},,,,,,True\n",
                 id = d.id,
                 name = d.name,
                 aad = d.azure_ad_device_id,
@@ -428,6 +486,10 @@ impl Tenant {
                 upn = d.upn,
                 enc = if d.encrypted { "Yes" } else { "No" },
                 os = d.os,
+                owner = if d.owner == "company" { "Corporate" } else { "Personal" },
+                supervised = if d.supervised { "Yes" } else { "No" },
+                join = d.join_type,
+                arch = d.architecture,
             ));
         }
         out

@@ -4,6 +4,7 @@
 mod action;
 mod device_id;
 mod device_list;
+mod eligibility;
 mod error;
 mod exclude;
 mod export;
@@ -27,6 +28,7 @@ pub use device_list::{
     DEVICE_COLUMNS, DeviceCsvWriter, DeviceList, KeyColumn, SourceDevice, device_select,
     write_devices_csv, write_devices_json,
 };
+pub use eligibility::{Eligibility, Ineligible};
 pub use error::RotationError;
 pub use exclude::read_exclusions;
 pub use export::{ExportFormat, ExportRow, export};

@@ -3,7 +3,7 @@
 
 use crate::device_id::parse_id;
 use crate::ledger::{Ledger, Row};
-use crate::{Action, DeviceList, RotationError, SourceDevice};
+use crate::{Action, DeviceList, Eligibility, RotationError, SourceDevice};
 use std::collections::{BTreeMap, HashSet};
 
 /// How many bad lines an error lists before it only counts the rest.
@@ -52,6 +52,8 @@ pub struct Policy {
     pub stale_after: Option<std::time::Duration>,
     /// Devices to leave alone (`--exclude`).
     pub exclude: HashSet<uuid::Uuid>,
+    /// Whether devices that cannot carry the action out are skipped (`eligibility.rs`).
+    pub eligibility: Eligibility,
     pub now: std::time::SystemTime,
 }
 
@@ -63,6 +65,7 @@ impl Policy {
             require_encrypted: matches!(action, Action::FileVault | Action::BitLocker),
             stale_after: None,
             exclude: HashSet::new(),
+            eligibility: Eligibility::Strict,
             now: std::time::SystemTime::now(),
         }
     }
@@ -84,6 +87,9 @@ impl Policy {
         }
         if self.require_encrypted && d.encrypted == Some(false) {
             return Some("not encrypted: there is no key to rotate".into());
+        }
+        if let Some(why) = action.ineligible(d, self.eligibility) {
+            return Some(why.reason());
         }
         if let (Some(limit), Some(seen)) = (self.stale_after, d.last_sync.as_deref())
             && let Ok(at) = humantime::parse_rfc3339_weak(seen.trim().trim_end_matches('Z'))
@@ -205,18 +211,13 @@ mod tests {
         let mut p = Policy {
             stale_after: Some(std::time::Duration::from_secs(30 * 86_400)),
             now,
+            eligibility: Eligibility::Off,
             ..Policy::for_action(Action::FileVault)
         };
         let dev = |seen: &str| SourceDevice {
             line: 2,
-            raw_id: String::new(),
-            name: None,
-            serial: None,
-            user: None,
-            os: None,
-            encrypted: None,
             last_sync: Some(seen.into()),
-            entra_id: None,
+            ..SourceDevice::default()
         };
         assert!(
             p.skip_reason(&id, &dev("2026-09-01T00:00:00Z"))
@@ -259,17 +260,18 @@ mod tests {
     fn wrong_platform_and_unencrypted_devices_are_skipped_with_a_reason() {
         let d = |os: &str, enc| SourceDevice {
             line: 2,
-            raw_id: String::new(),
-            name: None,
-            serial: None,
-            user: None,
             os: Some(os.into()),
             encrypted: enc,
-            last_sync: None,
-            entra_id: None,
+            ..SourceDevice::default()
         };
         let id = uuid::Uuid::nil();
-        let skip_reason = |a, d: &SourceDevice| Policy::for_action(a).skip_reason(&id, d);
+        let skip_reason = |a, d: &SourceDevice| {
+            Policy {
+                eligibility: Eligibility::Off,
+                ..Policy::for_action(a)
+            }
+            .skip_reason(&id, d)
+        };
         assert!(
             skip_reason(Action::FileVault, &d("Windows", Some(true)))
                 .unwrap()

@@ -32,6 +32,12 @@ pub(crate) const USER_COLUMNS: &[&str] = &[
 ];
 pub(crate) const OS_COLUMNS: &[&str] = &["operatingsystem", "os", "platform"];
 pub(crate) const ENCRYPTED_COLUMNS: &[&str] = &["isencrypted", "encrypted"];
+pub(crate) const OS_VERSION_COLUMNS: &[&str] = &["osversion"];
+/// Graph's name, and the admin center export's `Ownership`.
+pub(crate) const OWNER_COLUMNS: &[&str] = &["manageddeviceownertype", "ownership", "ownertype"];
+pub(crate) const JOIN_COLUMNS: &[&str] = &["jointype"];
+pub(crate) const SUPERVISED_COLUMNS: &[&str] = &["issupervised", "supervised"];
+pub(crate) const ARCHITECTURE_COLUMNS: &[&str] = &["processorarchitecture", "architecture"];
 pub(crate) const LAST_SYNC_COLUMNS: &[&str] = &[
     "lastsyncdatetime",
     "lastcheckin",
@@ -41,7 +47,7 @@ pub(crate) const LAST_SYNC_COLUMNS: &[&str] = &[
 
 /// The column names this tool writes (`devices`, Graph sources), readable back as `--input`; also
 /// the `$select` of every device listing, so a listing reads exactly what a row holds.
-pub const DEVICE_COLUMNS: [&str; 8] = [
+pub const DEVICE_COLUMNS: [&str; 13] = [
     "id",
     "deviceName",
     "serialNumber",
@@ -50,6 +56,11 @@ pub const DEVICE_COLUMNS: [&str; 8] = [
     "isEncrypted",
     "lastSyncDateTime",
     "azureADDeviceId",
+    "osVersion",
+    "managedDeviceOwnerType",
+    "joinType",
+    "isSupervised",
+    "processorArchitecture",
 ];
 
 /// The `$select` of a device listing: [`DEVICE_COLUMNS`].

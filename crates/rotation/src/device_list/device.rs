@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 /// One row of the input, with its line number for error messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SourceDevice {
     pub line: u64,
     pub raw_id: String,
@@ -15,6 +15,15 @@ pub struct SourceDevice {
     /// Last check-in as written in the source (ISO 8601 or Intune's "2026-11-27 08:15:00").
     pub last_sync: Option<String>,
     pub entra_id: Option<String>,
+    /// What decides whether the device can carry the action out (`eligibility.rs`).
+    pub os_version: Option<String>,
+    /// `managedDeviceOwnerType` (`company`, `personal`), or the export's `Corporate`/`Personal`.
+    pub owner: Option<String>,
+    /// `joinType`: `azureADJoined`, `hybridAzureADJoined`, `azureADRegistered`, …
+    pub join_type: Option<String>,
+    pub supervised: Option<bool>,
+    /// `processorArchitecture`: `arm64`, `x64`, …
+    pub architecture: Option<String>,
 }
 
 impl SourceDevice {
@@ -30,11 +39,16 @@ impl SourceDevice {
             encrypted: v.get("isEncrypted").and_then(Value::as_bool),
             last_sync: text(v, "lastSyncDateTime"),
             entra_id: text(v, "azureADDeviceId"),
+            os_version: text(v, "osVersion"),
+            owner: text(v, "managedDeviceOwnerType"),
+            join_type: text(v, "joinType"),
+            supervised: v.get("isSupervised").and_then(Value::as_bool),
+            architecture: text(v, "processorArchitecture"),
         }
     }
 
     /// The fields in [`super::DEVICE_COLUMNS`] order, as JSON values.
-    pub(crate) fn to_values(&self) -> [Value; 8] {
+    pub(crate) fn to_values(&self) -> [Value; 13] {
         let s = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
         [
             Value::String(self.raw_id.clone()),
@@ -45,6 +59,11 @@ impl SourceDevice {
             self.encrypted.map_or(Value::Null, Value::Bool),
             s(&self.last_sync),
             s(&self.entra_id),
+            s(&self.os_version),
+            s(&self.owner),
+            s(&self.join_type),
+            self.supervised.map_or(Value::Null, Value::Bool),
+            s(&self.architecture),
         ]
     }
 }

@@ -132,6 +132,11 @@ impl DeviceList {
                 encrypted: get(ENCRYPTED_COLUMNS).and_then(|v| parse_bool(&v)),
                 last_sync: get(LAST_SYNC_COLUMNS),
                 entra_id: get(ENTRA_COLUMNS),
+                os_version: get(OS_VERSION_COLUMNS),
+                owner: get(OWNER_COLUMNS),
+                join_type: get(JOIN_COLUMNS),
+                supervised: get(SUPERVISED_COLUMNS).and_then(|v| parse_bool(&v)),
+                architecture: get(ARCHITECTURE_COLUMNS),
             })?;
         }
         Ok(())
@@ -214,6 +219,13 @@ impl DeviceList {
             find(ENCRYPTED_COLUMNS),
         );
         let (last_sync, entra) = (find(LAST_SYNC_COLUMNS), find(ENTRA_COLUMNS));
+        let (os_version, owner, join, supervised, arch) = (
+            find(OS_VERSION_COLUMNS),
+            find(OWNER_COLUMNS),
+            find(JOIN_COLUMNS),
+            find(SUPERVISED_COLUMNS),
+            find(ARCHITECTURE_COLUMNS),
+        );
         let mut record = csv::StringRecord::new();
         let mut lines = LineCounter {
             reader: BufReader::with_capacity(
@@ -252,6 +264,11 @@ impl DeviceList {
                 encrypted: get(enc).and_then(|v| parse_bool(&v)),
                 last_sync: get(last_sync),
                 entra_id: get(entra),
+                os_version: get(os_version),
+                owner: get(owner),
+                join_type: get(join),
+                supervised: get(supervised).and_then(|v| parse_bool(&v)),
+                architecture: get(arch),
             })?;
         }
     }
