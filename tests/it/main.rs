@@ -2,6 +2,7 @@
 
 mod auth;
 mod disk;
+mod eligibility;
 mod faults;
 mod result_names;
 mod sources;
