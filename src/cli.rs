@@ -362,6 +362,14 @@ pub struct PolicyArgs {
     /// say, lenient counts that as eligible, off turns these rules off.
     #[arg(long, value_enum, default_value = "strict")]
     pub eligibility: EligibilityArg,
+    /// Skip devices rotated more recently than this (e.g. 90d): FileVault and Recovery Lock by
+    /// their last done action, BitLocker by their newest recovery key, LAPS by their last backup.
+    #[arg(long, value_name = "DURATION")]
+    pub skip_rotated_within: Option<humantime::Duration>,
+    /// Send even where one of this action's requests is still pending or active on the device
+    /// (by default such devices are skipped).
+    #[arg(long)]
+    pub no_skip_pending: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

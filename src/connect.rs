@@ -199,16 +199,15 @@ async fn can_read_devices(c: &Connected) -> Result<bool, ConnectError> {
     }
 }
 
-/// Permissions a delegated sign-in asks for: the action's, plus reading devices when the source
-/// lists them, plus what else the source reads (`extra`: groups, scripts).
-pub fn delegated_scopes(
-    action: Action,
-    lists_devices: bool,
-    extra: &[&'static str],
-) -> Vec<&'static str> {
+/// Permissions a delegated sign-in asks for: the action's, reading devices (the source's listing
+/// and the plan's look at pending actions), the encryption report for FileVault, and what else the
+/// source reads (`extra`: groups, scripts).
+pub fn delegated_scopes(action: Action, extra: &[&'static str]) -> Vec<&'static str> {
     let mut s = vec![action.permission()];
-    if lists_devices {
-        s.push("DeviceManagementManagedDevices.Read.All");
+    s.push("DeviceManagementManagedDevices.Read.All");
+    if action == Action::FileVault {
+        // The encryption report, for FileVault's escrow state.
+        s.push("DeviceManagementConfiguration.Read.All");
     }
     s.extend_from_slice(extra);
     s

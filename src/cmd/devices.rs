@@ -17,7 +17,7 @@ pub async fn run(a: DevicesArgs) -> Result<ExitStatus, Failure> {
             &a.connection,
             None,
             None,
-            &connect::delegated_scopes(action, true, source.scopes()),
+            &connect::delegated_scopes(action, source.scopes()),
         )?;
         connect::preflight_read(&c).await?;
         Some(c)

@@ -32,7 +32,7 @@ pub async fn run(a: ResumeArgs, logs: Logs) -> Result<ExitStatus, Failure> {
         &a.connection,
         Some(&header.tenant),
         header.client_id.as_deref(),
-        &connect::delegated_scopes(action, false, &[]),
+        &connect::delegated_scopes(action, &[]),
     )?;
     connect::preflight(&c, action, false).await?;
     let tenant = &c.tenant;

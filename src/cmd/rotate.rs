@@ -23,6 +23,8 @@ fn policy(action: Action, a: &PolicyArgs) -> Result<Policy, Failure> {
         p.require_encrypted = r;
     }
     p.stale_after = a.stale_after.map(Into::into);
+    p.rotated_within = a.skip_rotated_within.map(Into::into);
+    p.skip_pending = !a.no_skip_pending;
     p.eligibility = match a.eligibility {
         EligibilityArg::Strict => rotation::Eligibility::Strict,
         EligibilityArg::Lenient => rotation::Eligibility::Lenient,
@@ -40,7 +42,7 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     let action = action_of(a.action);
     // Bad input is found before any connection is made: nothing is sent.
     let source = Source::parse(&a.source)?;
-    let policy = policy(action, &a.policy)?;
+    let mut policy = policy(action, &a.policy)?;
     let lists = source.lists_devices();
     let early = match &source {
         Source::File(csv) => Some(Plan::check_source(csv)?),
@@ -53,7 +55,7 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
             &a.connection,
             None,
             None,
-            &connect::delegated_scopes(action, lists, source.scopes()),
+            &connect::delegated_scopes(action, source.scopes()),
         )?;
         connect::preflight(&c, action, lists).await?;
         Some(c)
@@ -72,6 +74,22 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
         Some(rows) => Plan::checked(list, rows),
         None => Plan::check(list)?,
     };
+    if let Some(c) = &connection {
+        let wanted = rotation::FactsWanted {
+            rotated_within: policy.rotated_within,
+            skip_pending: policy.skip_pending,
+            result_names: a.dispatch.result_names.clone(),
+            allow_partial: a.source.allow_partial_source,
+        };
+        let facts = rotation::read_facts(&c.client, checked.source(), action, &wanted).await?;
+        for note in &facts.notes {
+            eprintln!("{note}");
+        }
+        policy.facts = facts.devices;
+    }
+    if stop.requested() {
+        return interrupted_before_sending();
+    }
     let tenant = connection
         .as_ref()
         .map(|c| c.tenant.clone())

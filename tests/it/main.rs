@@ -27,7 +27,7 @@ async fn every_mac_is_rotated_exactly_once() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let stats = env.sim.stats();
     let macs = eligible_macs(&env);
-    assert!(macs.len() > 1000);
+    assert!(macs.len() > 700, "{}", macs.len());
     for id in &macs {
         assert_eq!(stats.accepted(ACTION, id), 1, "{id}");
     }

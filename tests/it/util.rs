@@ -341,8 +341,24 @@ pub fn sendable(d: &graph_sim::Device, action: &str) -> bool {
             .and_then(|p| p.parse().ok())
             .unwrap_or(0)
     };
+    // One of our requests from an earlier run (the simulator's seed, hours ago) still pending:
+    // skipped by default.
+    let now = std::time::SystemTime::now();
+    let pending = |graph: &str| {
+        d.action_results.iter().any(|r| {
+            r.action_name == graph
+                && r.completes > now
+                && r.started + std::time::Duration::from_secs(3600) < now
+        })
+    };
     match action {
-        "filevault" => d.os == "macOS" && d.encrypted && d.owner == "company",
+        "filevault" => {
+            d.os == "macOS"
+                && d.encrypted
+                && d.owner == "company"
+                && d.filevault_state == "success"
+                && !pending("rotateFileVaultKey")
+        }
         "recovery-lock" => {
             d.os == "macOS"
                 && d.supervised

@@ -86,6 +86,11 @@ const READ_DEVICES: &[&str] = &[
     "DeviceManagementManagedDevices.Read.All",
     "DeviceManagementManagedDevices.ReadWrite.All",
 ];
+const READ_BITLOCKER: &[&str] = &["BitLockerKey.ReadBasic.All", "BitLockerKey.Read.All"];
+const READ_LAPS: &[&str] = &[
+    "DeviceLocalCredential.ReadBasic.All",
+    "DeviceLocalCredential.Read.All",
+];
 /// Reading groups and their members.
 const READ_GROUPS: &[&str] = &[
     "GroupMember.Read.All",
@@ -649,6 +654,80 @@ impl Sim {
                     need: READ_CONFIG,
                 }))
             }
+            [dm, states] if eq(dm, "deviceManagement") && eq(states, "managedDeviceEncryptionStates") => {
+                if !beta {
+                    return Err(no_segment(states));
+                }
+                get_only(Route::List(Listing::Objects {
+                    items: t
+                        .devices
+                        .iter()
+                        .filter(|d| d.os == "macOS" || d.os == "Windows")
+                        .map(|d| json!({
+                            "id": d.id,
+                            "deviceName": d.name,
+                            "deviceType": if d.os == "macOS" { "macMDM" } else { "windowsRT" },
+                            "osVersion": d.os_version,
+                            "encryptionState": if d.encrypted { "encrypted" } else { "notEncrypted" },
+                            "fileVaultStates": if d.os == "macOS" { d.filevault_state } else { "success" },
+                            "advancedBitLockerStates": "success",
+                        }))
+                        .collect(),
+                    entity: "managedDeviceEncryptionStates",
+                    filters: &[],
+                    need: READ_CONFIG,
+                }))
+            }
+            [ip, bl, keys] if eq(ip, "informationProtection") && eq(bl, "bitlocker") && eq(keys, "recoveryKeys") => {
+                if !req.headers.contains_key("user-agent") {
+                    return Err(graph_error(400, "BadRequest", "The User-Agent header is required for this request.", None));
+                }
+                if query(req, "$top").is_some() {
+                    return Err(graph_error(400, "BadRequest", "The query option $top is not supported on recoveryKeys.", None));
+                }
+                let now = SystemTime::now();
+                let items = t
+                    .devices
+                    .iter()
+                    .flat_map(|d| {
+                        d.recovery_keys
+                            .iter()
+                            .enumerate()
+                            .filter(move |(_, at)| **at <= now)
+                            .map(move |(k, at)| json!({
+                                "id": format!("{}-{k:03}", &d.id[..8]),
+                                "createdDateTime": crate::time::iso(*at),
+                                "volumeType": "operatingSystemVolume",
+                                "deviceId": d.azure_ad_device_id,
+                            }))
+                    })
+                    .collect();
+                get_only(Route::List(Listing::Objects {
+                    items,
+                    entity: "bitlockerRecoveryKeys",
+                    filters: &[("deviceId", Op::Eq)],
+                    need: READ_BITLOCKER,
+                }))
+            }
+            [dir, creds, did] if eq(dir, "directory") && eq(creds, "deviceLocalCredentials") => {
+                let now = SystemTime::now();
+                let latest = |d: &crate::Device| d.laps_backups.iter().copied().filter(|b| *b <= now).max();
+                let (d, backup) = t
+                    .devices
+                    .iter()
+                    .filter(|d| eq(&d.azure_ad_device_id, did))
+                    .find_map(|d| latest(d).map(|b| (d, b)))
+                    .ok_or_else(|| not_found(&format!("deviceLocalCredentialInfo {did}")))?;
+                get_only(Route::Object {
+                    item: json!({
+                        "id": d.azure_ad_device_id,
+                        "deviceName": d.name,
+                        "lastBackupDateTime": crate::time::iso(backup),
+                        "refreshDateTime": crate::time::iso(backup + Duration::from_secs(30 * 86_400)),
+                    }),
+                    need: READ_LAPS,
+                })
+            }
             [dm, apps] if eq(dm, "deviceManagement") && eq(apps, "detectedApps") => {
                 get_only(Route::List(Listing::Objects {
                     items: t
@@ -724,9 +803,25 @@ impl Sim {
                         fails,
                     }
                 };
-                inner.tenant.devices[device]
-                    .action_results
-                    .push(result(action, fails));
+                // An offline Entra-joined PC fails a LAPS rotation at once: it is never queued.
+                let offline = action == "rotateLocalAdminPassword"
+                    && now
+                        .duration_since(d.last_sync)
+                        .is_ok_and(|age| age > Duration::from_secs(30 * 86_400));
+                let escrows = !fails && !offline && !d.escrow_broken;
+                let mut r = result(action, fails || offline);
+                if offline {
+                    r.completes = now;
+                }
+                let completes = r.completes;
+                let dev = &mut inner.tenant.devices[device];
+                dev.action_results.push(r);
+                // The second source moves when the device really rotates.
+                match action {
+                    "rotateBitLockerKeys" if escrows => dev.recovery_keys.push(completes),
+                    "rotateLocalAdminPassword" if escrows => dev.laps_backups.push(completes),
+                    _ => {}
+                }
                 if self.config.decoy_results {
                     // Decoys keep their own names (typed in the typed style), never ours.
                     let next = (device + 1) % inner.tenant.devices.len();

@@ -36,4 +36,6 @@ pub const ALL_ROLES: &[&str] = &[
     "User.Read.All",
     "GroupMember.Read.All",
     "Device.Read.All",
+    "BitLockerKey.ReadBasic.All",
+    "DeviceLocalCredential.ReadBasic.All",
 ];

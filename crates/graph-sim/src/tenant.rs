@@ -71,6 +71,16 @@ pub struct Device {
     pub supervised: bool,
     /// `processorArchitecture`: `arm64` or `x64`.
     pub architecture: &'static str,
+    /// FileVault's state in the encryption report (`fileVaultStates`): `success`, or a flag such
+    /// as `escrowNotEnabled`, `driveEncryptedByUser`, `userDeferredEncryption`.
+    pub filevault_state: &'static str,
+    /// BitLocker recovery keys escrowed to Entra, by creation time (Windows only).
+    pub recovery_keys: Vec<SystemTime>,
+    /// Windows LAPS password backups to Entra (`deviceLocalCredentials` shows the latest passed).
+    pub laps_backups: Vec<SystemTime>,
+    /// The device reports a BitLocker or LAPS rotation done but escrows nothing new (a broken
+    /// escrow): the second source is what tells.
+    pub escrow_broken: bool,
     pub action_results: Vec<ActionResult>,
 }
 
@@ -102,7 +112,7 @@ impl Device {
             (p.next().unwrap_or(0), p.next().unwrap_or(0))
         };
         match action {
-            "rotateFileVaultKey" => self.owner == "company",
+            "rotateFileVaultKey" => self.owner == "company" && self.filevault_state == "success",
             "rotateRecoveryLockPasscode" => {
                 self.supervised && self.architecture == "arm64" && mac(&self.os_version) >= (11, 5)
             }
@@ -371,6 +381,15 @@ impl Tenant {
                     "macOS" | "iOS" => "arm64",
                     _ => "x64",
                 },
+                filevault_state: match (os, n % 23, n % 41) {
+                    ("macOS", 8, _) => "escrowNotEnabled",
+                    ("macOS", 15, _) => "driveEncryptedByUser",
+                    ("macOS", _, 20) => "userDeferredEncryption",
+                    _ => "success",
+                },
+                recovery_keys: Vec::new(),
+                laps_backups: Vec::new(),
+                escrow_broken: os == "Windows" && n % 29 == 13,
                 action_results: Vec::new(),
             });
         }
@@ -380,6 +399,42 @@ impl Tenant {
             match d.os {
                 "macOS" if n % 17 == 3 => d.os_version = "11.4".into(),
                 "Windows" if n % 19 == 5 => d.os_version = "10.0.17763.5329".into(),
+                _ => {}
+            }
+        }
+        let day = Duration::from_secs(86_400);
+        for (n, d) in list.iter_mut().enumerate() {
+            let ago = |days: u64| now.checked_sub(day * days as u32).unwrap_or(now);
+            match d.os {
+                // Earlier rotations, so key age has work to do: 45 and 120 days old, and a few
+                // still pending from a run two hours ago.
+                "macOS" => {
+                    let earlier = |started: SystemTime, completes: SystemTime| ActionResult {
+                        action_name: "rotateFileVaultKey".into(),
+                        odata_type: None,
+                        started,
+                        completes,
+                        fails: false,
+                    };
+                    match (n % 6, n % 31) {
+                        (_, 4) => d
+                            .action_results
+                            .push(earlier(now - Duration::from_secs(7200), now + day * 30)),
+                        (1, _) => d.action_results.push(earlier(ago(45), ago(45))),
+                        (2, _) => d.action_results.push(earlier(ago(120), ago(120))),
+                        _ => {}
+                    }
+                }
+                "Windows" => {
+                    // A few devices near Entra's cap of 200 recovery keys.
+                    let keys = if n % 97 == 11 { 195 } else { 1 + n % 3 };
+                    d.recovery_keys = (0..keys)
+                        .map(|k| ago(400 - (k as u64 * 2).min(399)))
+                        .collect();
+                    if matches!(d.join_type, "azureADJoined" | "hybridAzureADJoined") {
+                        d.laps_backups.push(ago(1 + (n % 60) as u64));
+                    }
+                }
                 _ => {}
             }
         }

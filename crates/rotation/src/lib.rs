@@ -2,6 +2,7 @@
 //! ledger; resume, status and export. Everything the CLI does is callable from here.
 
 mod action;
+mod device_facts;
 mod device_id;
 mod device_list;
 mod eligibility;
@@ -17,12 +18,14 @@ mod named;
 mod plan;
 mod preflight;
 mod rate_gate;
+mod reads;
 mod retry;
 mod run;
 mod sliding_window;
 mod verify;
 
 pub use action::{Action, MatchRule, Recognised, ResultMatcher};
+pub use device_facts::{DeviceFacts, Facts, FactsWanted, read_facts};
 pub use device_id::parse_id;
 pub use device_list::{
     DEVICE_COLUMNS, DeviceCsvWriter, DeviceList, KeyColumn, SourceDevice, device_select,

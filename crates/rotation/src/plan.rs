@@ -1,10 +1,11 @@
 //! The plan: every input device validated, de-duplicated and checked against the action's policy,
 //! written to the ledger before the first request leaves.
 
+use crate::device_facts::{DeviceFacts, FILEVAULT_BLOCKERS};
 use crate::device_id::parse_id;
 use crate::ledger::{Ledger, Row};
 use crate::{Action, DeviceList, Eligibility, RotationError, SourceDevice};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// How many bad lines an error lists before it only counts the rest.
 const MAX_LISTED: usize = 20;
@@ -54,6 +55,12 @@ pub struct Policy {
     pub exclude: HashSet<uuid::Uuid>,
     /// Whether devices that cannot carry the action out are skipped (`eligibility.rs`).
     pub eligibility: Eligibility,
+    /// Skip devices whose last rotation is more recent than this (`--skip-rotated-within`).
+    pub rotated_within: Option<std::time::Duration>,
+    /// Skip devices where one of our actions is still pending or active (`--skip-pending`).
+    pub skip_pending: bool,
+    /// What the tenant said about each device beyond the listing (`device_facts.rs`).
+    pub facts: HashMap<uuid::Uuid, DeviceFacts>,
     pub now: std::time::SystemTime,
 }
 
@@ -66,6 +73,9 @@ impl Policy {
             stale_after: None,
             exclude: HashSet::new(),
             eligibility: Eligibility::Strict,
+            rotated_within: None,
+            skip_pending: true,
+            facts: HashMap::new(),
             now: std::time::SystemTime::now(),
         }
     }
@@ -91,6 +101,9 @@ impl Policy {
         if let Some(why) = action.ineligible(d, self.eligibility) {
             return Some(why.reason());
         }
+        if let Some(why) = self.facts.get(id).and_then(|f| self.by_facts(f)) {
+            return Some(why);
+        }
         if let (Some(limit), Some(seen)) = (self.stale_after, d.last_sync.as_deref())
             && let Ok(at) = humantime::parse_rfc3339_weak(seen.trim().trim_end_matches('Z'))
             && self.now.duration_since(at).is_ok_and(|age| age > limit)
@@ -99,6 +112,55 @@ impl Policy {
                 "stale: last check-in {seen} is older than {}",
                 humantime::format_duration(limit)
             ));
+        }
+        None
+    }
+}
+
+impl Policy {
+    /// Why the tenant's own records rule the device out: the encryption report, an action still
+    /// pending, a recent rotation.
+    fn by_facts(&self, f: &DeviceFacts) -> Option<String> {
+        let action = self.action;
+        if action == Action::FileVault
+            && self.eligibility != Eligibility::Off
+            && let Some(states) = &f.filevault_states
+        {
+            let flags: Vec<&str> = states.split([',', ' ']).filter(|s| !s.is_empty()).collect();
+            for (flag, code, words) in FILEVAULT_BLOCKERS {
+                if flags.iter().any(|s| s.eq_ignore_ascii_case(flag)) {
+                    return Some(format!("{code}: {words} (encryption report: {flag})"));
+                }
+            }
+        }
+        if self.skip_pending
+            && let Some(at) = &f.pending_since
+        {
+            return Some(format!(
+                "pending: a {} started at {at} is still pending or active (--no-skip-pending sends again)",
+                action.graph_name()
+            ));
+        }
+        let within = self.rotated_within?;
+        if let Some(at) = &f.last_rotated
+            && let Some(ms) = crate::ledger::parse_ms(at)
+        {
+            let then = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+            if self
+                .now
+                .duration_since(then)
+                .map_or(true, |age| age < within)
+            {
+                return Some(format!(
+                    "rotated-recently: last rotated at {at}, within {}",
+                    humantime::format_duration(within)
+                ));
+            }
+        } else if f.age_unknown && self.eligibility == Eligibility::Strict {
+            return Some(
+                "unknown-key-age: without the device's Entra id its last rotation cannot be read"
+                    .into(),
+            );
         }
         None
     }

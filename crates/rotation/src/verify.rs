@@ -5,17 +5,16 @@
 //! left (by our clock), so a service clock a little behind ours does not hide our own action.
 
 use crate::ledger::{DeviceState, Ledger, Row, VerifiedState, now_iso, parse_ms};
+use crate::reads::{Read, read_all};
 use crate::{MatchRule, RateGate, Recognised, ResultMatcher, RotationError};
-use backon::{ExponentialBuilder, Retryable};
-use futures::StreamExt;
-use graph_batch::{BatchBuilder, ItemClass, Quota, Request};
+use graph_batch::{Quota, Request};
 use graph_client::GraphClient;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// How far the service's clock may be behind ours.
@@ -151,10 +150,6 @@ pub struct VerifyReport {
     pub unrecognised: Vec<UnrecognisedName>,
 }
 
-/// Devices still to read after a pass, and the longest wait the service asked for.
-#[derive(Debug)]
-struct Unread(Option<Duration>);
-
 /// Looks up each `(device, sent_ms)`; devices whose read failed after retries, or was refused for
 /// good (logged with Graph's error), are left out.
 pub(crate) async fn lookup(
@@ -163,110 +158,26 @@ pub(crate) async fn lookup(
     matcher: &ResultMatcher,
     items: &[(Uuid, u64)],
 ) -> Vec<(Uuid, Found)> {
-    let chunks: Vec<Vec<(Uuid, u64)>> = items.chunks(20).map(<[_]>::to_vec).collect();
-    futures::stream::iter(chunks)
-        .map(|chunk| read_devices(client, gate, matcher, chunk))
-        .buffer_unordered(4)
-        .flat_map(futures::stream::iter)
-        .collect()
+    let requests = items
+        .iter()
+        .map(|&(id, sent)| {
+            let url =
+                format!("/deviceManagement/managedDevices/{id}?$select=id,deviceActionResults");
+            ((id, sent), Request::get(url))
+        })
+        .collect();
+    read_all(client, gate, requests)
         .await
-}
-
-/// Reads one batch of devices; the items that can be read later (throttled, server errors, a lost
-/// batch) are asked again under backoff, never sooner than the service's Retry-After.
-async fn read_devices(
-    client: &GraphClient,
-    gate: &Arc<RateGate>,
-    matcher: &ResultMatcher,
-    chunk: Vec<(Uuid, u64)>,
-) -> Vec<(Uuid, Found)> {
-    let pending = Mutex::new(chunk);
-    let found = Mutex::new(Vec::new());
-    let pass = || async {
-        let now: Vec<(Uuid, u64)> = pending.lock().expect("not poisoned").clone();
-        let (read, again, wait) = read_once(client, gate, matcher, &now).await;
-        found.lock().expect("not poisoned").extend(read);
-        let left = again.is_empty();
-        *pending.lock().expect("not poisoned") = again;
-        if left { Ok(()) } else { Err(Unread(wait)) }
-    };
-    let _ = pass
-        .retry(
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(500))
-                .with_max_delay(Duration::from_secs(8))
-                .with_jitter()
-                .with_max_times(4),
-        )
-        .adjust(|Unread(wait), backoff| graph_batch::retry_wait(*wait, backoff))
-        .await;
-    found.into_inner().expect("not poisoned")
-}
-
-/// One `$batch` of reads: what was found, what to read again, and the wait asked for.
-async fn read_once(
-    client: &GraphClient,
-    gate: &Arc<RateGate>,
-    matcher: &ResultMatcher,
-    pending: &[(Uuid, u64)],
-) -> (Vec<(Uuid, Found)>, Vec<(Uuid, u64)>, Option<Duration>) {
-    gate.acquire_batch().await;
-    let mut b = BatchBuilder::new(graph_batch::MAX_BATCH_SIZE).expect("the largest batch is valid");
-    for &(id, sent) in pending {
-        let url = format!("/deviceManagement/managedDevices/{id}?$select=id,deviceActionResults");
-        b.push((id, sent), Request::get(url));
-    }
-    let b = b.finish().pop().expect("at most one batch of reads");
-    let (mut found, mut again, mut wait) = (Vec::new(), Vec::new(), None);
-    let reply = match client.send_batch(&b.body).await {
-        Ok(reply) => reply,
-        Err(e) => {
-            if let Some(ItemClass::Throttled { retry_after }) = e.class() {
-                gate.brake(retry_after);
+        .into_iter()
+        .filter_map(|((id, sent), read)| match read {
+            Read::Body(body) => Some((id, our_result(&body, matcher, sent))),
+            Read::NotFound => Some((id, Found::NOT_FOUND)),
+            Read::Refused { status, message } => {
+                tracing::warn!(device = %id, status, error = %message, "verify: the device could not be read");
+                None
             }
-            if e.is_transient() {
-                again.extend_from_slice(pending);
-            } else {
-                tracing::warn!(
-                    "verify: reading {} device(s) was refused: {e}",
-                    pending.len()
-                );
-            }
-            return (found, again, e.retry_after());
-        }
-    };
-    for (item_id, &(id, sent)) in b.entries() {
-        let Some(r) = reply.response.item(item_id) else {
-            again.push((id, sent));
-            continue;
-        };
-        match (r.status, r.classify(SystemTime::now())) {
-            (404, _) => found.push((id, Found::NOT_FOUND)),
-            (_, ItemClass::Success) => {
-                let body = r.body.as_ref().unwrap_or(&Value::Null);
-                found.push((id, our_result(body, matcher, sent)));
-            }
-            (
-                _,
-                class @ (ItemClass::Throttled { .. }
-                | ItemClass::Retryable { .. }
-                | ItemClass::Auth),
-            ) => {
-                if let ItemClass::Throttled { retry_after } = class {
-                    gate.brake(retry_after);
-                }
-                wait = wait.max(class.retry_after());
-                again.push((id, sent));
-            }
-            (status, ItemClass::Permanent) => {
-                let why = r
-                    .error()
-                    .map(|e| format!("{} {}", e.code, e.display_message()));
-                tracing::warn!(device = %id, status, error = ?why, "verify: the device could not be read");
-            }
-        }
-    }
-    (found, again, wait)
+        })
+        .collect()
 }
 
 /// `verify`: records each rotated device's action state, repeating with `watch` until every device

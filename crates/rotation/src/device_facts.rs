@@ -1,0 +1,364 @@
+//! What the tenant says about each device of a plan beyond the device listing: its last rotation
+//! and any action still pending (from `deviceActionResults`), FileVault's escrow state (the
+//! encryption report), BitLocker recovery keys and Windows LAPS backups. Read before the plan is
+//! written, in listings or `$batch`es paced by a reads gate: never a plain GET per device.
+
+use crate::device_id::{NO_ENTRA_DEVICE, parse_id};
+use crate::ledger::parse_ms;
+use crate::reads::{Read, read_all};
+use crate::{
+    Action, DeviceList, RateGate, Recognised, ResultMatcher, RotationError, VerifiedState,
+};
+use futures::StreamExt;
+use graph_batch::Request;
+use graph_client::GraphClient;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// What a run asks to know before planning.
+#[derive(Debug, Clone, Default)]
+pub struct FactsWanted {
+    /// `--skip-rotated-within`: how recent the last rotation is.
+    pub rotated_within: Option<Duration>,
+    /// `--skip-pending`: whether one of our actions is still pending.
+    pub skip_pending: bool,
+    /// `--result-name`: further names of our results.
+    pub result_names: Vec<String>,
+    /// `--allow-partial-source`: a listing that fails part-way leaves its check undone, with a
+    /// note, instead of stopping the run.
+    pub allow_partial: bool,
+}
+
+/// One device's facts; `None` where the tenant said nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceFacts {
+    /// When the action was last carried out (the newest `done` result, recovery key or backup).
+    pub last_rotated: Option<String>,
+    /// When a result of the action still pending or active started.
+    pub pending_since: Option<String>,
+    /// The encryption report's `fileVaultStates`.
+    pub filevault_states: Option<String>,
+    /// BitLocker recovery keys Entra holds for the device.
+    pub recovery_keys: Option<usize>,
+    /// Key age was asked for but cannot be read (no Entra device id).
+    pub age_unknown: bool,
+}
+
+/// Facts per planned device, and what the plan should say about how they were read.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub devices: HashMap<Uuid, DeviceFacts>,
+    pub notes: Vec<String>,
+}
+
+/// Entra keeps at most 200 BitLocker recovery keys per device; warn before a run nears the cap.
+pub const RECOVERY_KEY_WARNING: usize = 190;
+
+/// The encryption report's flags that mean Intune cannot rotate the FileVault key.
+pub const FILEVAULT_BLOCKERS: [(&str, &str, &str); 3] = [
+    (
+        "escrowNotEnabled",
+        "escrow-not-enabled",
+        "the FileVault key is not escrowed to Intune",
+    ),
+    (
+        "driveEncryptedByUser",
+        "drive-encrypted-by-user",
+        "FileVault was turned on by the user, not by an Intune policy",
+    ),
+    (
+        "userDeferredEncryption",
+        "user-deferred-encryption",
+        "the user deferred FileVault",
+    ),
+];
+
+/// Reads what `wanted` needs for the devices of `list` on `action`'s platform.
+pub async fn read_facts(
+    client: &GraphClient,
+    list: &DeviceList,
+    action: Action,
+    wanted: &FactsWanted,
+) -> Result<Facts, RotationError> {
+    let mut facts = Facts::default();
+    let mut entra: Vec<(Uuid, String)> = Vec::new();
+    list.for_each(|d| {
+        let on_platform =
+            d.os.as_deref()
+                .is_none_or(|os| os.eq_ignore_ascii_case(action.platform()));
+        if let (Some(id), true) = (parse_id(&d.raw_id), on_platform) {
+            facts.devices.insert(id, DeviceFacts::default());
+            match d.entra_id.as_deref().map(str::trim) {
+                Some(e) if !e.is_empty() && !e.eq_ignore_ascii_case(NO_ENTRA_DEVICE) => {
+                    entra.push((id, e.to_ascii_lowercase()));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    })?;
+    if facts.devices.is_empty() {
+        return Ok(facts);
+    }
+    let wants_age = wanted.rotated_within.is_some();
+    let from_results = wanted.skip_pending
+        || (wants_age && matches!(action, Action::FileVault | Action::RecoveryLock));
+    if from_results {
+        action_results(client, action, wanted, &mut facts).await?;
+    }
+    if action == Action::FileVault {
+        encryption_report(client, wanted.allow_partial, &mut facts).await?;
+    }
+    if wants_age && matches!(action, Action::BitLocker | Action::Laps) {
+        for (id, f) in facts.devices.iter_mut() {
+            f.age_unknown = !entra.iter().any(|(e, _)| e == id);
+        }
+        second_source(client, action, &entra, &mut facts).await?;
+    }
+    Ok(facts)
+}
+
+/// One listing of the platform's devices with `deviceActionResults`.
+async fn action_results(
+    client: &GraphClient,
+    action: Action,
+    wanted: &FactsWanted,
+    facts: &mut Facts,
+) -> Result<(), RotationError> {
+    let matcher = ResultMatcher::new(action, &wanted.result_names);
+    let url = format!(
+        "/deviceManagement/managedDevices?$filter={}&$select=id,deviceActionResults&$top=1000",
+        crate::graph_source::enc(&format!("operatingSystem eq '{}'", action.platform()))
+    );
+    let mut pages = std::pin::pin!(client.pages(url));
+    while let Some(page) = pages.next().await {
+        let items = match page {
+            Ok(items) => items,
+            // Pending actions are a courtesy check; key age asked for is not.
+            Err(e) if e.is_auth() && wanted.rotated_within.is_none() => {
+                facts.notes.push(format!(
+                    "devices' action results could not be read ({e}); actions still pending were not checked (DeviceManagementManagedDevices.Read.All reads them)"
+                ));
+                return Ok(());
+            }
+            Err(e) if e.is_auth() => {
+                return Err(RotationError::MissingPermission {
+                    permission: "DeviceManagementManagedDevices.Read.All".into(),
+                    what: format!("--skip-rotated-within reads devices' action results ({e})"),
+                });
+            }
+            Err(e) if wanted.allow_partial => {
+                facts.notes.push(format!(
+                    "warning: reading devices' action results failed part-way ({e}); pending actions and key age were not checked for the rest (--allow-partial-source)"
+                ));
+                return Ok(());
+            }
+            Err(e) => return Err(RotationError::listing("devices' action results", e)),
+        };
+        for item in items {
+            let Some(f) = item
+                .get("id")
+                .and_then(Value::as_str)
+                .and_then(parse_id)
+                .and_then(|id| facts.devices.get_mut(&id))
+            else {
+                continue;
+            };
+            let results = item.get("deviceActionResults").and_then(Value::as_array);
+            for r in results.into_iter().flatten() {
+                let text = |k: &str| r.get(k).and_then(Value::as_str);
+                if !matches!(
+                    matcher.recognise(text("actionName"), text("@odata.type")),
+                    Recognised::Ours(_)
+                ) {
+                    continue;
+                }
+                let Some(started) = text("startDateTime") else {
+                    continue;
+                };
+                let state =
+                    text("actionState").map_or(VerifiedState::Unknown, VerifiedState::from_graph);
+                let at = text("lastUpdatedDateTime").unwrap_or(started);
+                match state {
+                    VerifiedState::Done => newest(&mut f.last_rotated, at),
+                    VerifiedState::Pending | VerifiedState::Active => {
+                        newest(&mut f.pending_since, started)
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The encryption report, where the token may read it; otherwise a note and no check.
+async fn encryption_report(
+    client: &GraphClient,
+    allow_partial: bool,
+    facts: &mut Facts,
+) -> Result<(), RotationError> {
+    let url =
+        "/deviceManagement/managedDeviceEncryptionStates?$select=id,fileVaultStates".to_string();
+    let mut pages = std::pin::pin!(client.pages(url));
+    while let Some(page) = pages.next().await {
+        match page {
+            Ok(items) => {
+                for item in items {
+                    let id = item.get("id").and_then(Value::as_str).and_then(parse_id);
+                    if let (Some(f), Some(states)) = (
+                        id.and_then(|id| facts.devices.get_mut(&id)),
+                        item.get("fileVaultStates").and_then(Value::as_str),
+                    ) {
+                        f.filevault_states = Some(states.to_string());
+                    }
+                }
+            }
+            Err(e) if e.is_auth() => {
+                facts.notes.push(format!(
+                    "the encryption report could not be read ({e}); FileVault escrow states were not checked (DeviceManagementConfiguration.Read.All reads them)"
+                ));
+                return Ok(());
+            }
+            Err(e) if allow_partial => {
+                facts.notes.push(format!(
+                    "warning: the encryption report failed part-way ({e}); FileVault escrow states were not checked for the rest (--allow-partial-source)"
+                ));
+                return Ok(());
+            }
+            Err(e) => return Err(RotationError::listing("the encryption report", e)),
+        }
+    }
+    Ok(())
+}
+
+/// BitLocker recovery keys or LAPS backups per device, in `$batch`es under the read limit.
+async fn second_source(
+    client: &GraphClient,
+    action: Action,
+    entra: &[(Uuid, String)],
+    facts: &mut Facts,
+) -> Result<(), RotationError> {
+    let gate = reads_gate();
+    let requests: Vec<(usize, Request)> = entra
+        .iter()
+        .enumerate()
+        .map(|(n, (_, e))| (n, second_source_request(action, e)))
+        .collect();
+    let mut near_cap = Vec::new();
+    for (n, read) in read_all(client, &gate, requests).await {
+        let (id, _) = &entra[n];
+        let f = facts.devices.get_mut(id).expect("planned");
+        match read {
+            Read::Body(body) => {
+                let (last, keys) = second_source_of(action, &body);
+                if let Some(at) = last {
+                    newest(&mut f.last_rotated, &at);
+                }
+                if let Some(k) = keys {
+                    f.recovery_keys = Some(k);
+                    if k >= RECOVERY_KEY_WARNING {
+                        near_cap.push(format!("{id} ({k} keys)"));
+                    }
+                }
+            }
+            Read::NotFound => {}
+            Read::Refused {
+                status: 401 | 403,
+                message,
+            } => {
+                let (permission, what) = match action {
+                    Action::BitLocker => ("BitLockerKey.ReadBasic.All", "BitLocker recovery keys"),
+                    _ => (
+                        "DeviceLocalCredential.ReadBasic.All",
+                        "Windows LAPS backups",
+                    ),
+                };
+                return Err(RotationError::MissingPermission {
+                    permission: permission.into(),
+                    what: format!(
+                        "--skip-rotated-within reads {what} to know when a device last rotated ({message})"
+                    ),
+                });
+            }
+            Read::Refused { message, .. } => {
+                tracing::warn!(device = %id, "the key age could not be read: {message}");
+                f.age_unknown = true;
+            }
+        }
+    }
+    if !near_cap.is_empty() {
+        facts.notes.push(format!(
+            "warning: {} device(s) hold {RECOVERY_KEY_WARNING} or more BitLocker recovery keys; Entra keeps at most 200 and never deletes old ones, and silent encryption fails past the cap: {}",
+            near_cap.len(),
+            near_cap.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// The read that tells when `action` last changed the device's secret, by its Entra id.
+pub(crate) fn second_source_request(action: Action, entra_id: &str) -> Request {
+    match action {
+        Action::BitLocker => {
+            let filter = format!("deviceId eq '{entra_id}'");
+            let mut r = Request::get(format!(
+                "/informationProtection/bitlocker/recoveryKeys?$filter={}&$select=id,createdDateTime,deviceId",
+                crate::graph_source::enc(&filter)
+            ));
+            // The recovery key listing refuses requests without a User-Agent.
+            r.headers.insert(
+                "User-Agent".into(),
+                concat!("intune-rotate/", env!("CARGO_PKG_VERSION")).into(),
+            );
+            r
+        }
+        _ => Request::get(format!(
+            "/directory/deviceLocalCredentials/{entra_id}?$select=id,deviceName,lastBackupDateTime"
+        )),
+    }
+}
+
+/// The newest key's creation (and the key count), or the last LAPS backup.
+pub(crate) fn second_source_of(action: Action, body: &Value) -> (Option<String>, Option<usize>) {
+    match action {
+        Action::BitLocker => {
+            let keys = body.get("value").and_then(Value::as_array);
+            let mut newest_key: Option<String> = None;
+            for k in keys.into_iter().flatten() {
+                if let Some(at) = k.get("createdDateTime").and_then(Value::as_str) {
+                    newest(&mut newest_key, at);
+                }
+            }
+            (newest_key, Some(keys.map_or(0, Vec::len)))
+        }
+        _ => (
+            body.get("lastBackupDateTime")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            None,
+        ),
+    }
+}
+
+/// Keeps the later of `slot` and `at` (ISO 8601).
+fn newest(slot: &mut Option<String>, at: &str) {
+    let later = match slot.as_deref() {
+        None => true,
+        Some(cur) => parse_ms(at).unwrap_or(0) > parse_ms(cur).unwrap_or(0),
+    };
+    if later {
+        *slot = Some(at.to_string());
+    }
+}
+
+fn reads_gate() -> Arc<RateGate> {
+    Arc::new(RateGate::new(
+        crate::VerifyOptions::default().rate,
+        0.02,
+        20,
+    ))
+}

@@ -1,0 +1,152 @@
+//! GETs packed 20 to a `$batch` and paced by a reads gate: `verify`'s look-ups and the plan's
+//! key-age reads. Items that can be read later (throttled, server errors, a lost batch) are asked
+//! again under backoff, never sooner than the service's Retry-After.
+
+use crate::RateGate;
+use backon::{ExponentialBuilder, Retryable};
+use futures::StreamExt;
+use graph_batch::{BatchBuilder, ItemClass, Request};
+use graph_client::GraphClient;
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// What one GET answered.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Read {
+    Body(Value),
+    NotFound,
+    /// Refused for good (400, 403, …), with Graph's error.
+    Refused {
+        status: u16,
+        message: String,
+    },
+}
+
+/// Batches in flight at once.
+const IN_FLIGHT: usize = 4;
+
+/// Reads every `(key, request)`; keys whose read still failed after the retries are left out.
+pub(crate) async fn read_all<K: Copy + Send + Sync>(
+    client: &GraphClient,
+    gate: &Arc<RateGate>,
+    items: Vec<(K, Request)>,
+) -> Vec<(K, Read)> {
+    let chunks: Vec<Vec<(K, Request)>> = items
+        .chunks(graph_batch::MAX_BATCH_SIZE)
+        .map(<[_]>::to_vec)
+        .collect();
+    futures::stream::iter(chunks)
+        .map(|chunk| read_chunk(client, gate, chunk))
+        .buffer_unordered(IN_FLIGHT)
+        .flat_map(futures::stream::iter)
+        .collect()
+        .await
+}
+
+/// Items still to read after a pass, and the longest wait the service asked for.
+#[derive(Debug)]
+struct Unread(Option<Duration>);
+
+async fn read_chunk<K: Copy>(
+    client: &GraphClient,
+    gate: &Arc<RateGate>,
+    chunk: Vec<(K, Request)>,
+) -> Vec<(K, Read)> {
+    let pending = Mutex::new(chunk);
+    let done = Mutex::new(Vec::new());
+    let pass = || async {
+        let now: Vec<(K, Request)> = pending.lock().expect("not poisoned").clone();
+        let (read, again, wait) = read_once(client, gate, now).await;
+        done.lock().expect("not poisoned").extend(read);
+        let finished = again.is_empty();
+        *pending.lock().expect("not poisoned") = again;
+        if finished { Ok(()) } else { Err(Unread(wait)) }
+    };
+    let _ = pass
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(500))
+                .with_max_delay(Duration::from_secs(8))
+                .with_jitter()
+                .with_max_times(4),
+        )
+        .adjust(|Unread(wait), backoff| graph_batch::retry_wait(*wait, backoff))
+        .await;
+    done.into_inner().expect("not poisoned")
+}
+
+type Pass<K> = (Vec<(K, Read)>, Vec<(K, Request)>, Option<Duration>);
+
+async fn read_once<K: Copy>(
+    client: &GraphClient,
+    gate: &Arc<RateGate>,
+    pending: Vec<(K, Request)>,
+) -> Pass<K> {
+    gate.acquire_batch().await;
+    let mut b = BatchBuilder::new(graph_batch::MAX_BATCH_SIZE).expect("the largest batch is valid");
+    for (n, (_, request)) in pending.iter().enumerate() {
+        b.push(n, request.clone());
+    }
+    let b = b.finish().pop().expect("at most one batch of reads");
+    let (mut read, mut again, mut wait) = (Vec::new(), Vec::new(), None);
+    let reply = match client.send_batch(&b.body).await {
+        Ok(reply) => reply,
+        Err(e) => {
+            if let Some(ItemClass::Throttled { retry_after }) = e.class() {
+                gate.brake(retry_after);
+            }
+            if e.is_transient() {
+                return (read, pending, e.retry_after());
+            }
+            let status = match &e {
+                graph_client::GraphClientError::Http { status, .. } => *status,
+                _ => 0,
+            };
+            let message = e.to_string();
+            let refused = pending
+                .into_iter()
+                .map(|(k, _)| {
+                    (
+                        k,
+                        Read::Refused {
+                            status,
+                            message: message.clone(),
+                        },
+                    )
+                })
+                .collect();
+            return (refused, Vec::new(), None);
+        }
+    };
+    for (item_id, &n) in b.entries() {
+        let (key, request) = &pending[n];
+        let Some(r) = reply.response.item(item_id) else {
+            again.push((*key, request.clone()));
+            continue;
+        };
+        match (r.status, r.classify(SystemTime::now())) {
+            (404, _) => read.push((*key, Read::NotFound)),
+            (_, ItemClass::Success) => {
+                read.push((*key, Read::Body(r.body.clone().unwrap_or(Value::Null))));
+            }
+            // A 401 on one item is a token turning over: read it again with the next one.
+            (401, class @ ItemClass::Auth)
+            | (_, class @ (ItemClass::Throttled { .. } | ItemClass::Retryable { .. })) => {
+                if let ItemClass::Throttled { retry_after } = class {
+                    gate.brake(retry_after);
+                }
+                wait = wait.max(class.retry_after());
+                again.push((*key, request.clone()));
+            }
+            (status, ItemClass::Auth | ItemClass::Permanent) => {
+                let message = r
+                    .error()
+                    .map(|e| format!("{} {}", e.code, e.display_message()))
+                    .unwrap_or_else(|| format!("HTTP {status}"));
+                read.push((*key, Read::Refused { status, message }));
+            }
+        }
+    }
+    (read, again, wait)
+}
