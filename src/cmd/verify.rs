@@ -33,6 +33,7 @@ pub async fn run(a: VerifyArgs) -> Result<ExitStatus, Failure> {
                 "action": action.graph_name(),
                 "counts": report.counts,
                 "unrecognised": report.unrecognised,
+                "notes": report.notes,
             });
             println!("{}", serde_json::to_string_pretty(&doc).map_err(failed)?);
         }
@@ -42,6 +43,9 @@ pub async fn run(a: VerifyArgs) -> Result<ExitStatus, Failure> {
                 println!("  {state:<12}{n:>8}");
             }
             print_unrecognised(&report);
+            for note in &report.notes {
+                println!("note: {note}");
+            }
         }
     }
     Ok(ExitStatus::of_verify(&report.counts))

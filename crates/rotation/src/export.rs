@@ -1,7 +1,7 @@
 //! Folding the ledger into one row per device, for reports and other tools.
 
 use crate::RotationError;
-use crate::ledger::{DeviceState, IdHasher, Row, Step, VerifiedState};
+use crate::ledger::{DeviceState, Evidence, IdHasher, Row, Step, VerifiedState};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io::Write;
@@ -37,6 +37,8 @@ pub struct ExportRow {
     pub serial_number: Option<String>,
     pub user_principal_name: Option<String>,
     pub operating_system: Option<String>,
+    /// What proved `verified_state` (`action-result`, `recovery-key`, `laps-backup`).
+    pub evidence: Option<Evidence>,
 }
 
 impl ExportRow {
@@ -61,6 +63,7 @@ impl ExportRow {
             serial_number: None,
             user_principal_name: None,
             operating_system: None,
+            evidence: None,
         }
     }
 
@@ -109,10 +112,12 @@ impl ExportRow {
             Row::Verified {
                 state,
                 action_started_at,
+                evidence,
                 at,
                 ..
             } => {
                 self.verified_state = Some(state);
+                self.evidence = evidence;
                 self.verified_at = Some(at);
                 self.action_started_at = action_started_at.or(self.action_started_at.take());
             }
@@ -468,6 +473,8 @@ struct Flat {
     state: Option<VerifiedState>,
     #[serde(default)]
     action_started_at: Option<String>,
+    #[serde(default)]
+    evidence: Option<Evidence>,
 }
 
 /// One device's export row from the lines its [`Places`] point at.
@@ -502,6 +509,7 @@ fn assemble(p: &Places, rows: &HashMap<u64, Flat>) -> ExportRow {
     let verified = at(p.verified);
     r.verified_state = verified.state;
     r.verified_at = verified.at.clone();
+    r.evidence = verified.evidence;
     r.action_started_at = at(p.started).action_started_at.clone();
     r
 }
@@ -660,6 +668,9 @@ mod tests {
                 ][i % 3 % 3],
                 action_started_at: rng.random_bool(0.6).then(|| "2026-11-28T08:00:00Z".into()),
                 matched_by: rng.random_bool(0.5).then_some(MatchRule::Keyword),
+                evidence: rng
+                    .random_bool(0.5)
+                    .then_some(crate::ledger::Evidence::RecoveryKey),
                 at: at(clock),
             })
             .unwrap();

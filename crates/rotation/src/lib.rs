@@ -41,8 +41,8 @@ pub use graph_client::{Cloud, GraphClientError};
 pub use graph_source::{FetchReport, GraphSource, QueryFilter, ScriptKind};
 pub use group_source::GroupMembers;
 pub use ledger::{
-    DeviceState, IdHasher, LEDGER_VERSION, Ledger, LedgerState, Outcome, Row, RunHeader, Step,
-    VerifiedState, for_each_row as ledger_rows, replay_file as ledger_replay,
+    DeviceState, Evidence, IdHasher, LEDGER_VERSION, Ledger, LedgerState, Outcome, Row, RunHeader,
+    Step, VerifiedState, for_each_row as ledger_rows, replay_file as ledger_replay,
 };
 pub use match_by::{MatchBy, MatchReport, resolve};
 pub use plan::{CheckedSource, Plan, PlanReport, Policy};

@@ -4,9 +4,11 @@
 //! Clock skew: an action counts as ours when it started no earlier than `SKEW` before our request
 //! left (by our clock), so a service clock a little behind ours does not hide our own action.
 
+use crate::device_facts::{second_source_of, second_source_request};
+use crate::ledger::Evidence;
 use crate::ledger::{DeviceState, Ledger, Row, VerifiedState, now_iso, parse_ms};
 use crate::reads::{Read, read_all};
-use crate::{MatchRule, RateGate, Recognised, ResultMatcher, RotationError};
+use crate::{Action, MatchRule, RateGate, Recognised, ResultMatcher, RotationError};
 use graph_batch::{Quota, Request};
 use graph_client::GraphClient;
 use serde::Serialize;
@@ -63,6 +65,10 @@ pub struct Found {
     pub rule: Option<MatchRule>,
     /// Results after our request that no rule knew, neither ours nor another known action.
     pub unknown: Vec<ResultName>,
+    /// The device's Entra id, where the read returned one: the key to the second source.
+    pub entra_id: Option<String>,
+    /// What proved `state`.
+    pub evidence: Option<Evidence>,
 }
 
 impl Found {
@@ -71,6 +77,8 @@ impl Found {
         started: None,
         rule: None,
         unknown: Vec::new(),
+        entra_id: None,
+        evidence: None,
     };
 }
 
@@ -117,6 +125,8 @@ pub fn our_result(device: &Value, matcher: &ResultMatcher, sent_ms: u64) -> Foun
     }
     match best {
         Some((_, r, rule)) => Found {
+            entra_id: None,
+            evidence: Some(Evidence::ActionResult),
             state: r
                 .get("actionState")
                 .and_then(Value::as_str)
@@ -148,6 +158,8 @@ pub struct UnrecognisedName {
 pub struct VerifyReport {
     pub counts: VerifyCounts,
     pub unrecognised: Vec<UnrecognisedName>,
+    /// What could not be checked, once each (a second source the token may not read).
+    pub notes: Vec<String>,
 }
 
 /// Looks up each `(device, sent_ms)`; devices whose read failed after retries, or was refused for
@@ -161,8 +173,9 @@ pub(crate) async fn lookup(
     let requests = items
         .iter()
         .map(|&(id, sent)| {
-            let url =
-                format!("/deviceManagement/managedDevices/{id}?$select=id,deviceActionResults");
+            let url = format!(
+                "/deviceManagement/managedDevices/{id}?$select=id,deviceActionResults,azureADDeviceId"
+            );
             ((id, sent), Request::get(url))
         })
         .collect();
@@ -170,7 +183,15 @@ pub(crate) async fn lookup(
         .await
         .into_iter()
         .filter_map(|((id, sent), read)| match read {
-            Read::Body(body) => Some((id, our_result(&body, matcher, sent))),
+            Read::Body(body) => {
+                let mut found = our_result(&body, matcher, sent);
+                found.entra_id = body
+                    .get("azureADDeviceId")
+                    .and_then(Value::as_str)
+                    .filter(|e| !e.is_empty() && *e != crate::device_id::NO_ENTRA_DEVICE)
+                    .map(str::to_string);
+                Some((id, found))
+            }
             Read::NotFound => Some((id, Found::NOT_FOUND)),
             Read::Refused { status, message } => {
                 tracing::warn!(device = %id, status, error = %message, "verify: the device could not be read");
@@ -191,6 +212,8 @@ pub async fn verify(
 ) -> Result<VerifyReport, RotationError> {
     let (mut ledger, state) = Ledger::open(ledger_path)?;
     let matcher = state.header.result_matcher(&o.result_names);
+    let action = state.header.action;
+    let mut notes: Vec<String> = Vec::new();
     let gate = Arc::new(RateGate::new(o.rate, 0.02, 20));
     // Compact per device, by plan slot: a million devices cost a few MB beside the ledger state.
     let mut latest: Vec<Option<VerifiedState>> = vec![None; state.ids.len()];
@@ -206,13 +229,16 @@ pub async fn verify(
                 .iter()
                 .map(|&i| (state.ids[i as usize], state.sent_at_ms[i as usize]))
                 .collect();
-            for (id, f) in lookup(client, &gate, &matcher, &items).await {
+            let mut found = lookup(client, &gate, &matcher, &items).await;
+            confirm(client, &gate, action, &items, &mut found, &mut notes).await;
+            for (id, f) in found {
                 let slot = state.index[&id];
                 ledger.append(&Row::Verified {
                     id,
                     state: f.state,
                     action_started_at: f.started,
                     matched_by: f.rule,
+                    evidence: f.evidence,
                     at: now_iso(),
                 })?;
                 latest[slot as usize] = Some(f.state);
@@ -247,9 +273,70 @@ pub async fn verify(
             return Ok(VerifyReport {
                 counts,
                 unrecognised: tally(&unknown),
+                notes,
             });
         }
         tokio::time::sleep(o.interval).await;
+    }
+}
+
+/// BitLocker and LAPS: a `done` is confirmed by the secret's own record in Entra (a recovery key
+/// created, a backup made, after our request), or reported `done-unconfirmed` when that record did
+/// not move. Where the record cannot be read, `done` stands on the action result, with a note.
+async fn confirm(
+    client: &GraphClient,
+    gate: &Arc<RateGate>,
+    action: Action,
+    items: &[(Uuid, u64)],
+    found: &mut [(Uuid, Found)],
+    notes: &mut Vec<String>,
+) {
+    let evidence = match action {
+        Action::BitLocker => Evidence::RecoveryKey,
+        Action::Laps => Evidence::LapsBackup,
+        _ => return,
+    };
+    let sent: HashMap<Uuid, u64> = items.iter().copied().collect();
+    let requests: Vec<(usize, Request)> = found
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, f))| f.state == VerifiedState::Done)
+        .filter_map(|(n, (_, f))| {
+            f.entra_id
+                .as_deref()
+                .map(|e| (n, second_source_request(action, e)))
+        })
+        .collect();
+    for (n, read) in read_all(client, gate, requests).await {
+        let (id, f) = &mut found[n];
+        let since = sent[id].saturating_sub(SKEW.as_millis() as u64);
+        let changed = match read {
+            Read::Body(body) => second_source_of(action, &body)
+                .0
+                .and_then(|at| parse_ms(&at))
+                .is_some_and(|ms| ms >= since),
+            Read::NotFound => false,
+            Read::Refused { status, message } => {
+                let note = format!(
+                    "the {} could not be read (HTTP {status}: {message}); done is taken from deviceActionResults alone ({} reads them)",
+                    evidence.key(),
+                    if action == Action::BitLocker {
+                        "BitLockerKey.ReadBasic.All"
+                    } else {
+                        "DeviceLocalCredential.ReadBasic.All"
+                    }
+                );
+                if !notes.contains(&note) {
+                    notes.push(note);
+                }
+                continue;
+            }
+        };
+        if changed {
+            f.evidence = Some(evidence);
+        } else {
+            f.state = VerifiedState::DoneUnconfirmed;
+        }
     }
 }
 
@@ -306,6 +393,8 @@ mod tests {
                 started: Some("2026-11-27T09:59:30Z".into()),
                 rule: Some(MatchRule::GraphName),
                 unknown: Vec::new(),
+                entra_id: None,
+                evidence: Some(Evidence::ActionResult),
             },
             "within the skew margin, case ignored"
         );

@@ -171,6 +171,9 @@ pub enum Row {
         /// Which rule recognised the result as ours (absent before the matcher, and when none did).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         matched_by: Option<MatchRule>,
+        /// Which source proved the state (absent in ledgers written before there were several).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        evidence: Option<Evidence>,
         at: String,
     },
     /// A `resume` (or `rotate` continuing) began here; in-doubt devices and how they were treated.
@@ -194,6 +197,26 @@ pub enum Outcome {
     Abandoned,
 }
 
+/// What proved a verified state: the device's action result, or the secret's own record in Entra
+/// (a BitLocker recovery key created, a Windows LAPS backup made, after our request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Evidence {
+    ActionResult,
+    RecoveryKey,
+    LapsBackup,
+}
+
+impl Evidence {
+    pub fn key(self) -> &'static str {
+        match self {
+            Evidence::ActionResult => "action-result",
+            Evidence::RecoveryKey => "recovery-key",
+            Evidence::LapsBackup => "laps-backup",
+        }
+    }
+}
+
 /// What Graph's `deviceActionResults` says of our action on a device (its `actionState`), or that
 /// there is no result of ours at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -209,6 +232,9 @@ pub enum VerifiedState {
     /// No result of our action since our request left.
     #[serde(rename = "not-found")]
     NotFound,
+    /// The action says done, but the secret's record in Entra did not change after our request.
+    #[serde(rename = "done-unconfirmed")]
+    DoneUnconfirmed,
     /// A state this tool does not know.
     #[serde(other)]
     Unknown,
@@ -226,6 +252,7 @@ impl VerifiedState {
             "failed" => VerifiedState::Failed,
             "notsupported" => VerifiedState::NotSupported,
             "not-found" => VerifiedState::NotFound,
+            "done-unconfirmed" => VerifiedState::DoneUnconfirmed,
             _ => VerifiedState::Unknown,
         }
     }
@@ -241,6 +268,7 @@ impl VerifiedState {
             VerifiedState::Failed => "failed",
             VerifiedState::NotSupported => "notsupported",
             VerifiedState::NotFound => "not-found",
+            VerifiedState::DoneUnconfirmed => "done-unconfirmed",
             VerifiedState::Unknown => "unknown",
         }
     }
@@ -249,7 +277,10 @@ impl VerifiedState {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            VerifiedState::Done | VerifiedState::Failed | VerifiedState::NotSupported
+            VerifiedState::Done
+                | VerifiedState::DoneUnconfirmed
+                | VerifiedState::Failed
+                | VerifiedState::NotSupported
         )
     }
 

@@ -90,6 +90,8 @@ mod tests {
             started: Some("2026-11-27T10:00:00Z".into()),
             rule: Some(crate::MatchRule::Keyword),
             unknown: Vec::new(),
+            entra_id: None,
+            evidence: None,
         }
     }
 
