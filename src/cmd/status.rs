@@ -19,6 +19,7 @@ pub fn run(a: LedgerArg) -> Result<ExitStatus, Failure> {
         for s in states {
             doc[s.name()] = serde_json::json!(state.count(s));
         }
+        doc["skip_reasons"] = serde_json::json!(state.skip_reasons);
         println!("{doc}");
     } else {
         println!("ledger   {}", a.ledger.display());
@@ -27,6 +28,11 @@ pub fn run(a: LedgerArg) -> Result<ExitStatus, Failure> {
         println!("devices  {}", state.ids.len());
         for s in states {
             println!("  {:<9}{:>8}", s.name(), state.count(s));
+            if s == DeviceState::Skipped {
+                for (reason, n) in &state.skip_reasons {
+                    println!("    {reason:<24}{n:>8}");
+                }
+            }
         }
         if !state.plan_done {
             println!(

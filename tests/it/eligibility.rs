@@ -63,12 +63,44 @@ async fn a_filevault_run_sends_to_exactly_the_eligible_macs_and_counts_each_skip
         out.contains(&format!("skipped {unencrypted} device(s): not encrypted")),
         "{out}"
     );
+    let passes = |d: &&&graph_sim::Device| d.encrypted && d.owner == "company";
+    let escrow = macs
+        .iter()
+        .filter(passes)
+        .filter(|d| d.filevault_state == "escrowNotEnabled")
+        .count();
+    assert!(escrow > 0);
+    assert!(
+        out.contains(&format!("skipped {escrow} device(s): escrow-not-enabled")),
+        "{out}"
+    );
+    let now = SystemTime::now();
+    let pending = macs
+        .iter()
+        .filter(passes)
+        .filter(|d| d.filevault_state == "success")
+        .filter(|d| d.action_results.iter().any(|r| r.completes > now))
+        .count();
+    assert!(pending > 0);
+    assert!(
+        out.contains(&format!("skipped {pending} device(s): pending")),
+        "{out}"
+    );
     let stats = env.sim.stats();
     let sent: BTreeSet<String> = stats.actions["rotateFileVaultKey"]
         .keys()
         .cloned()
         .collect();
     assert_eq!(sent, want, "no ineligible Mac received the action");
+    let status = env
+        .run(&["status", "--ledger", &s(&ledger), "--json"])
+        .await;
+    let doc: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(
+        doc["skip_reasons"]["personal"], personal,
+        "status counts each reason: {doc}"
+    );
+    assert_eq!(doc["skip_reasons"]["escrow-not-enabled"], escrow, "{doc}");
 
     // Lenient and off: the same rules where the listing reports ownership, none when off.
     let off = env.path("off.jsonl");

@@ -94,6 +94,7 @@ fn ledger(c: &mut Criterion) {
     l.append(&Row::PlanDone {
         planned: (ROWS / 3) as u64,
         skipped: 0,
+        skip_reasons: Default::default(),
         at: "2026-01-01T00:00:00Z".into(),
     })
     .unwrap();

@@ -512,6 +512,7 @@ fn finished_ledger(path: &Path, n: usize) {
     l.append(&Row::PlanDone {
         planned: n as u64,
         skipped: 0,
+        skip_reasons: Default::default(),
         at: "2026-11-28T08:00:00.000Z".into(),
     })
     .unwrap();

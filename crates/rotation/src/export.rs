@@ -606,6 +606,7 @@ mod tests {
         l.append(&Row::PlanDone {
             planned: n as u64,
             skipped: 0,
+            skip_reasons: Default::default(),
             at: at(0),
         })
         .unwrap();

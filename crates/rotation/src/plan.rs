@@ -255,6 +255,11 @@ impl Plan {
         ledger.append(&Row::PlanDone {
             planned: report.planned as u64,
             skipped: report.skipped.values().sum::<usize>() as u64,
+            skip_reasons: report
+                .skipped
+                .iter()
+                .map(|(k, n)| (k.clone(), *n as u64))
+                .collect(),
             at: crate::ledger::now_iso(),
         })?;
         ledger.sync()?;

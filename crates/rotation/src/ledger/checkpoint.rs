@@ -61,6 +61,9 @@ fn try_write(ledger: &Path, state: &LedgerState, covered: u64) -> std::io::Resul
             w.write_all(&state.attempts[i].to_le_bytes())?;
             w.write_all(&state.sent_at_ms[i].to_le_bytes())?;
         }
+        let reasons = serde_json::to_vec(&state.skip_reasons).map_err(std::io::Error::other)?;
+        w.write_all(&(reasons.len() as u32).to_le_bytes())?;
+        w.write_all(&reasons)?;
         w.flush()?;
     }
     tmp.as_file().sync_data()?;
@@ -114,6 +117,7 @@ pub(super) fn read(ledger: &Path, header: &RunHeader) -> Option<(LedgerState, u6
         rows,
         torn_tail: false,
         plan_done,
+        skip_reasons: Default::default(),
     };
     let mut device = [0u8; DEVICE_BYTES];
     for i in 0..n {
@@ -131,10 +135,17 @@ pub(super) fn read(ledger: &Path, header: &RunHeader) -> Option<(LedgerState, u6
             return None;
         }
     }
-    // Nothing may follow the devices.
-    let mut rest = [0u8; 1];
-    if r.read(&mut rest).ok()? != 0 {
-        return None;
+    // The skip reasons (absent in checkpoints of the earlier release), then nothing.
+    let mut rest = Vec::new();
+    r.take(FIRST_LINE_MAX as u64 + 5)
+        .read_to_end(&mut rest)
+        .ok()?;
+    if !rest.is_empty() {
+        let (len, json) = rest.split_at_checked(4)?;
+        if u32::from_le_bytes(len.try_into().ok()?) as usize != json.len() {
+            return None;
+        }
+        state.skip_reasons = serde_json::from_slice(json).ok()?;
     }
     Some((state, covered))
 }

@@ -10,7 +10,7 @@ use crate::{Action, MatchRule, ResultMatcher, RotationError};
 use graph_batch::Quota;
 use graph_client::Cloud;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
@@ -134,6 +134,9 @@ pub enum Row {
     PlanDone {
         planned: u64,
         skipped: u64,
+        /// Skipped devices per reason kind, so `status` can say why without reading every row.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        skip_reasons: BTreeMap<String, u64>,
         at: String,
     },
     Sent {
@@ -395,6 +398,8 @@ pub struct LedgerState {
     pub torn_tail: bool,
     /// The plan is complete (a `plan_done` row, or a version-1 ledger, which had none).
     pub plan_done: bool,
+    /// Skipped devices per reason kind, from the `plan_done` row (empty in older ledgers).
+    pub skip_reasons: BTreeMap<String, u64>,
 }
 
 impl LedgerState {
@@ -411,8 +416,9 @@ impl LedgerState {
                     "a second run header",
                 ));
             }
-            Event::PlanDone => {
+            Event::PlanDone(reasons) => {
                 self.plan_done = true;
+                self.skip_reasons = reasons;
                 return Ok(());
             }
             Event::Other => return Ok(()),
@@ -868,6 +874,7 @@ fn replay(
                     rows: 0,
                     torn_tail: false,
                     plan_done,
+                    skip_reasons: BTreeMap::new(),
                 });
                 Ok(())
             }
@@ -912,6 +919,7 @@ mod tests {
         Row::PlanDone {
             planned: 1,
             skipped: 0,
+            skip_reasons: BTreeMap::new(),
             at: now_iso(),
         }
     }

@@ -20,7 +20,8 @@ pub(super) enum Event {
         step: Step,
         sent: Option<(u32, u64)>,
     },
-    PlanDone,
+    /// The plan's end, with its skipped devices per reason kind.
+    PlanDone(std::collections::BTreeMap<String, u64>),
     /// A verified or session row: nothing for the state.
     Other,
 }
@@ -62,7 +63,8 @@ pub(super) fn event(line: &[u8]) -> Result<Event, String> {
         ("skipped", ..) => Step::Skipped,
         ("sent", _, Some(_), Some(_)) => Step::Sent,
         ("outcome", Some(result), _, Some(_)) => Step::Outcome(result),
-        ("plan_done", ..) => return Ok(Event::PlanDone),
+        // One row a ledger: read whole, for its reasons.
+        ("plan_done", ..) => return whole(line),
         ("verified" | "session", ..) => return Ok(Event::Other),
         _ => return whole(line),
     };
@@ -85,7 +87,7 @@ fn whole(line: &[u8]) -> Result<Event, String> {
     let row = super::full_row(line)?;
     Ok(match row {
         Row::Run(h) => Event::Header(Box::new(h)),
-        Row::PlanDone { .. } => Event::PlanDone,
+        Row::PlanDone { skip_reasons, .. } => Event::PlanDone(skip_reasons),
         Row::Verified { .. } | Row::Session { .. } => Event::Other,
         Row::Sent { id, attempt, at } => Event::Device {
             id,
