@@ -15,6 +15,9 @@ pub async fn run(a: WhoamiArgs) -> Result<ExitStatus, Failure> {
             "DeviceManagementManagedDevices.Read.All",
             "GroupMember.Read.All",
             "Device.Read.All",
+            "DeviceManagementConfiguration.Read.All",
+            "BitLockerKey.ReadBasic.All",
+            "DeviceLocalCredential.ReadBasic.All",
         ])
         .collect();
     let c = connect::client(&a.connection, None, None, &scopes)?;
@@ -106,6 +109,41 @@ pub async fn run(a: WhoamiArgs) -> Result<ExitStatus, Failure> {
             "missing GroupMember.Read.All (for --group)"
         }
     );
+    // What the plan reads beyond the listing, and what is left unchecked without it.
+    for (what, permissions, without) in [
+        (
+            "encryption rpt",
+            &[
+                "DeviceManagementConfiguration.Read.All",
+                "DeviceManagementConfiguration.ReadWrite.All",
+            ][..],
+            "FileVault escrow states are not checked",
+        ),
+        (
+            "bitlocker keys",
+            &["BitLockerKey.ReadBasic.All", "BitLockerKey.Read.All"][..],
+            "--skip-rotated-within for bitlocker exits 3; verify confirms from action results only",
+        ),
+        (
+            "laps backups",
+            &[
+                "DeviceLocalCredential.ReadBasic.All",
+                "DeviceLocalCredential.Read.All",
+            ][..],
+            "--skip-rotated-within for laps exits 3; verify confirms from action results only",
+        ),
+    ] {
+        let ok = permissions.iter().any(|p| claims.has(p));
+        println!(
+            "  {:<14} {}",
+            what,
+            if ok {
+                "allowed".to_string()
+            } else {
+                format!("missing {} ({without})", permissions[0])
+            }
+        );
+    }
     println!(
         "  {:<14} {}",
         "group devices",

@@ -686,9 +686,16 @@ impl Sim {
                     return Err(graph_error(400, "BadRequest", "The query option $top is not supported on recoveryKeys.", None));
                 }
                 let now = SystemTime::now();
+                // `deviceId eq '…'` is answered from that device alone, not by building the
+                // tenant's every key (the filter is applied again below all the same).
+                let one = query(req, "$filter").and_then(|f| {
+                    let (field, value) = f.trim().split_once(" eq ")?;
+                    field.trim().eq_ignore_ascii_case("deviceId").then(|| value.trim().trim_matches('\'').to_ascii_lowercase())
+                });
                 let items = t
                     .devices
                     .iter()
+                    .filter(|d| one.as_ref().is_none_or(|id| d.azure_ad_device_id.eq_ignore_ascii_case(id)))
                     .flat_map(|d| {
                         d.recovery_keys
                             .iter()

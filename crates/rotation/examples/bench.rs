@@ -408,6 +408,57 @@ async fn one_at_a_time(devices: usize, limit: Quota, latency_ms: u64) -> (usize,
     (done, done as f64 / start.elapsed().as_secs_f64())
 }
 
+/// What the plan's reads of the tenant's records cost for `n` devices at Intune's default limits:
+/// Graph requests (each `$batch` item counted), HTTP requests, 429s and wall time.
+async fn facts_cost(n: usize, latency_ms: u64) -> Vec<String> {
+    let config = SimConfig {
+        devices: n,
+        latency: Duration::from_millis(latency_ms),
+        ..SimConfig::default()
+    };
+    let sim = graph_sim::start(config.clone()).await.unwrap();
+    let c = client(&sim.base_url, "sim-client", "sim-secret", &config.tenant);
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("devices.csv");
+    std::fs::write(&csv, sim.tenant().devices_csv()).unwrap();
+    let list = DeviceList::open(csv.to_str().unwrap()).unwrap();
+    let mut rows = Vec::new();
+    for (what, action, within) in [
+        (
+            "FileVault: pending actions + encryption report",
+            rotation::Action::FileVault,
+            None,
+        ),
+        (
+            "BitLocker: pending actions + recovery keys (--skip-rotated-within)",
+            rotation::Action::BitLocker,
+            Some(Duration::from_secs(90 * 86_400)),
+        ),
+    ] {
+        let before = sim.stats();
+        let start = Instant::now();
+        let wanted = rotation::FactsWanted {
+            rotated_within: within,
+            skip_pending: true,
+            ..Default::default()
+        };
+        let facts = rotation::read_facts(&c, &list, action, &wanted)
+            .await
+            .unwrap();
+        let secs = start.elapsed().as_secs_f64();
+        let after = sim.stats();
+        let planned = facts.devices.len();
+        let requests = after.requests - before.requests;
+        rows.push(format!(
+            "| {what} | {n} in the tenant, {planned} on the platform | {requests} | {:.2} | {} | {} | {secs:.1} s |",
+            requests as f64 * 1000.0 / planned as f64,
+            after.http_requests - before.http_requests,
+            after.throttled - before.throttled,
+        ));
+    }
+    rows
+}
+
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -620,6 +671,18 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("plan") {
         plan_child(args[2].parse().unwrap());
+        return;
+    }
+    // `facts N`: only the cost of the plan's reads of the tenant's records for N devices.
+    if args.get(1).map(String::as_str) == Some("facts") {
+        let n: usize = args[2].parse().unwrap();
+        println!(
+            "| reads before the plan | devices | Graph requests | per 1,000 devices | HTTP requests | 429 | wall time |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        for row in facts_cost(n, 100).await {
+            println!("{row}");
+        }
         return;
     }
     // `readers N`: only the ledger readers of the binary on a finished ledger of N devices.
