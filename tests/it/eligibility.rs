@@ -25,6 +25,21 @@ async fn settle(env: &Env) {
     panic!("the simulator's actions did not complete");
 }
 
+/// `rotate --action ACTION --query --ledger LEDGER --yes EXTRA...` against the simulator.
+async fn rotate_query(
+    env: &Env,
+    action: &str,
+    ledger: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let ledger = s(ledger);
+    let mut args = vec![
+        "rotate", "--action", action, "--query", "--ledger", &ledger, "--yes",
+    ];
+    args.extend_from_slice(extra);
+    env.run(&args).await
+}
+
 fn ids_where(t: &graph_sim::Tenant, f: impl Fn(&graph_sim::Device) -> bool) -> BTreeSet<String> {
     t.devices
         .iter()
@@ -130,17 +145,7 @@ async fn recovery_lock_and_bitlocker_skip_by_version_supervision_architecture_an
         ("laps", "rotateLocalAdminPassword"),
     ] {
         let ledger = env.path(&format!("{action}.jsonl"));
-        let o = env
-            .run(&[
-                "rotate",
-                "--action",
-                action,
-                "--query",
-                "--ledger",
-                &s(&ledger),
-                "--yes",
-            ])
-            .await;
+        let o = rotate_query(&env, action, &ledger, &[]).await;
         assert_eq!(code(&o), 0, "{action}: {}", stderr(&o));
         let want: BTreeSet<String> = t
             .devices
@@ -302,17 +307,7 @@ async fn bitlocker_and_laps_are_verified_through_keys_and_backups() {
     };
     for (action, evidence) in [("bitlocker", "recovery-key"), ("laps", "laps-backup")] {
         let ledger = env.path(&format!("{action}.jsonl"));
-        let o = env
-            .run(&[
-                "rotate",
-                "--action",
-                action,
-                "--query",
-                "--ledger",
-                &s(&ledger),
-                "--yes",
-            ])
-            .await;
+        let o = rotate_query(&env, action, &ledger, &[]).await;
         assert_eq!(code(&o), 0, "{action}: {}", stderr(&o));
         settle(&env).await;
         let o = env
