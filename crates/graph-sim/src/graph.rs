@@ -263,11 +263,24 @@ impl Sim {
         }
     }
 
+    /// A 429 as Intune words it; `app` is the caller's app id where known.
     pub fn throttled(&self, wait: Duration, client_request_id: Option<&str>) -> SimResponse {
+        self.throttled_app(wait, client_request_id, &self.config.client_id)
+    }
+
+    pub fn throttled_app(
+        &self,
+        wait: Duration,
+        client_request_id: Option<&str>,
+        app: &str,
+    ) -> SimResponse {
         let mut r = graph_error(
             429,
             "TooManyRequests",
-            "Too many requests from Identifier:{app} under category:DeviceManagement. Please try again later.",
+            &format!(
+                "Too many requests from Identifier:{app}+{tenant} under category:DeviceManagement. Please try again later.",
+                tenant = self.config.tenant
+            ),
             client_request_id,
         );
         if let Some(v) = self.retry_after_value(wait) {
@@ -279,7 +292,19 @@ impl Sim {
     /// Handles one Graph request; `http_request` is the HTTP request it arrived in (for penalties).
     pub fn handle(&self, inner: &mut Inner, req: &SimRequest, http_request: u64) -> SimResponse {
         inner.stats.requests += 1;
-        let resp = self.answer(inner, req, http_request);
+        let mut resp = self.answer(inner, req, http_request);
+        // Every error body echoes the caller's client-request-id, as Graph's do.
+        if let (Some(crid), Some(inner_error)) = (
+            req.headers.get("client-request-id"),
+            resp.body
+                .as_mut()
+                .and_then(|b| b.pointer_mut("/error/innerError"))
+                .and_then(Value::as_object_mut),
+        ) {
+            inner_error
+                .entry("client-request-id")
+                .or_insert_with(|| json!(crid));
+        }
         inner.stats.count(resp.status);
         resp
     }
@@ -291,7 +316,15 @@ impl Sim {
             .check(req.headers.get("authorization").map(String::as_str))
         {
             Ok(c) => c,
-            Err((code, msg)) => return graph_error(401, code, &msg, crid),
+            Err((code, msg)) => {
+                let mut r = graph_error(401, code, &msg, crid);
+                // As Graph answers a missing or bad bearer token.
+                r.headers.push((
+                    "WWW-Authenticate".into(),
+                    r#"Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000""#.into(),
+                ));
+                return r;
+            }
         };
         let details = has_any(&claims, READ_ENTRA_DEVICES);
         let route = match self.route(inner, req, details) {
@@ -355,7 +388,7 @@ impl Sim {
                 if penalised {
                     inner.stats.penalised += 1;
                 }
-                return self.throttled(retry_after, crid);
+                return self.throttled_app(retry_after, crid, &claims.appid);
             }
         }
         if let Some(fault) = self.fault(inner, crid) {

@@ -258,7 +258,13 @@ fn render(resp: SimResponse, wire: Wire, crid: Option<String>) -> Response {
             r = r.header(k, v);
         }
     }
-    let request_id = uuid::Uuid::new_v4().to_string();
+    // The header and an error body's innerError carry the same request id, as Graph's do.
+    let request_id = resp
+        .body
+        .as_ref()
+        .and_then(|b| b.pointer("/error/innerError/request-id"))
+        .and_then(|v| v.as_str())
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
     r = r.header("request-id", &request_id);
     if let Some(c) = crid.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
         r = r.header("client-request-id", c);

@@ -1257,3 +1257,67 @@ async fn a_bad_certificate_is_an_error_from_start_not_a_panic() {
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("--certificate"), "{err}");
 }
+
+#[tokio::test]
+async fn error_answers_carry_consistent_support_ids() {
+    let t = T::new(config(20)).await;
+    let token = t.token().await;
+    let r = t
+        .http
+        .get(t.url("/beta/deviceManagement/managedDevices/6d1f0000-0000-4000-8000-000000000001"))
+        .bearer_auth(&token)
+        .header("client-request-id", "7a1c0000-0000-4000-8000-0000000000c1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let header = r.headers()["request-id"].to_str().unwrap().to_string();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["innerError"]["request-id"], header.as_str());
+    assert_eq!(
+        body["error"]["innerError"]["client-request-id"], "7a1c0000-0000-4000-8000-0000000000c1",
+        "echoed in every error body, not only 401"
+    );
+    let r = t
+        .http
+        .get(t.url("/beta/deviceManagement/managedDevices"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer ")
+    );
+    let limited = T::new(SimConfig {
+        post_limit: graph_sim::Quota::new(1, std::time::Duration::from_secs(20)),
+        mac_share: 1.0,
+        ..config(3)
+    })
+    .await;
+    let token = limited.token().await;
+    let ids: Vec<String> = limited
+        .sim
+        .tenant()
+        .devices
+        .iter()
+        .map(|d| d.id.clone())
+        .collect();
+    let mut last = Value::Null;
+    for id in &ids {
+        let (_, body) = limited
+            .post(
+                &token,
+                &format!("/beta/deviceManagement/managedDevices/{id}/rotateFileVaultKey"),
+            )
+            .await;
+        last = body;
+    }
+    let message = last["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("Identifier:sim-client") && !message.contains("{app}"),
+        "{last}"
+    );
+}
