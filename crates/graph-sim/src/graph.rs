@@ -948,8 +948,9 @@ impl Sim {
                     .take(top)
                     .map(|d| select(d.to_json(now), query(req, "$select")))
                     .collect();
-                let more = matching.len() > skip + top;
-                self.page(req, page, more, skip + top, "managedDevices")
+                // As Graph writes it: the navigation path, `deviceManagement/managedDevices`.
+                let entity = req.path.trim_start_matches('/').to_string();
+                self.page(req, page, matching.len(), skip + top, &entity)
             }
             Listing::RunStates(kind, s) => {
                 let t = &inner.tenant;
@@ -969,8 +970,13 @@ impl Sim {
                         v
                     })
                     .collect();
-                let more = script.run_states.len() > skip + top;
-                self.page(req, v, more, skip + top, "deviceRunStates")
+                self.page(
+                    req,
+                    v,
+                    script.run_states.len(),
+                    skip + top,
+                    "deviceRunStates",
+                )
             }
             Listing::Objects {
                 items,
@@ -989,14 +995,28 @@ impl Sim {
                         applied.matches(|p| v.get(p).and_then(Value::as_str).map(FieldValue::Text))
                     })
                     .collect();
-                let more = matching.len() > skip + top;
+                let total = matching.len();
+                let directory = matches!(entity, "groups" | "directoryObjects");
+                let eventual = req
+                    .headers
+                    .get("consistencylevel")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("eventual"));
+                if directory && wants_count(req) && !eventual {
+                    // Directory objects count only with ConsistencyLevel: eventual.
+                    return graph_error(
+                        400,
+                        "Request_BadRequest",
+                        "$count is not currently supported without the ConsistencyLevel: eventual header.",
+                        None,
+                    );
+                }
                 let page = matching
                     .into_iter()
                     .skip(skip)
                     .take(top)
                     .map(|v| select(v, query(req, "$select")))
                     .collect();
-                self.page(req, page, more, skip + top, entity)
+                self.page(req, page, total, skip + top, entity)
             }
         }
     }
@@ -1011,18 +1031,23 @@ impl Sim {
             .map_err(|message| graph_error(400, "BadRequest", &message, None))
     }
 
+    /// One page of a listing of `total` items; the next starts at `next`.
     fn page(
         &self,
         req: &SimRequest,
         value: Vec<Value>,
-        more: bool,
+        total: usize,
         next: usize,
         entity: &str,
     ) -> SimResponse {
+        let more = total > next;
         let mut body = json!({
             "@odata.context": format!("{}/{}/$metadata#{entity}", self.base_url, req.version),
             "value": value,
         });
+        if wants_count(req) {
+            body["@odata.count"] = json!(total);
+        }
         if more {
             let mut pairs: Vec<(String, String)> = req
                 .query
@@ -1073,6 +1098,11 @@ fn decode_skip(tok: &str) -> Option<usize> {
         .strip_prefix("sim-skip:")?
         .parse()
         .ok()
+}
+
+/// `$count=true`.
+fn wants_count(req: &SimRequest) -> bool {
+    query(req, "$count").is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
 fn query<'a>(req: &'a SimRequest, name: &str) -> Option<&'a str> {

@@ -1321,3 +1321,43 @@ async fn error_answers_carry_consistent_support_ids() {
         "{last}"
     );
 }
+
+#[tokio::test]
+async fn count_and_context_are_written_as_graph_writes_them() {
+    let t = T::new(config(250)).await;
+    let token = t.token().await;
+    let (status, page) = t
+        .get(
+            &token,
+            "/beta/deviceManagement/managedDevices?$count=true&$top=10",
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["@odata.count"], 250);
+    assert!(
+        page["@odata.context"]
+            .as_str()
+            .unwrap()
+            .ends_with("$metadata#deviceManagement/managedDevices"),
+        "{page}"
+    );
+    let (status, body) = t.get(&token, "/v1.0/groups?$count=true").await;
+    assert_eq!(
+        status, 400,
+        "directory counts need ConsistencyLevel: {body}"
+    );
+    let r = t
+        .http
+        .get(t.url("/v1.0/groups?$count=true"))
+        .bearer_auth(&token)
+        .header("ConsistencyLevel", "eventual")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["@odata.count"].as_u64(),
+        Some(t.sim.tenant().directory.groups.len() as u64),
+        "{body}"
+    );
+}
