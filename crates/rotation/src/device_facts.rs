@@ -6,15 +6,12 @@
 use crate::device_id::{NO_ENTRA_DEVICE, parse_id};
 use crate::ledger::parse_ms;
 use crate::reads::{Read, read_all};
-use crate::{
-    Action, DeviceList, RateGate, Recognised, ResultMatcher, RotationError, VerifiedState,
-};
+use crate::{Action, DeviceList, Recognised, ResultMatcher, RotationError, VerifiedState};
 use futures::StreamExt;
 use graph_batch::Request;
 use graph_client::GraphClient;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -85,25 +82,32 @@ pub async fn read_facts(
 ) -> Result<Facts, RotationError> {
     let mut facts = Facts::default();
     let mut entra: Vec<(Uuid, String)> = Vec::new();
+    let wants_age = wanted.rotated_within.is_some();
+    let reads_second_source = wants_age && matches!(action, Action::BitLocker | Action::Laps);
     list.for_each(|d| {
         let on_platform =
             d.os.as_deref()
                 .is_none_or(|os| os.eq_ignore_ascii_case(action.platform()));
         if let (Some(id), true) = (parse_id(&d.raw_id), on_platform) {
-            facts.devices.insert(id, DeviceFacts::default());
-            match d.entra_id.as_deref().map(str::trim) {
+            let known = match d.entra_id.as_deref().map(str::trim) {
                 Some(e) if !e.is_empty() && !e.eq_ignore_ascii_case(NO_ENTRA_DEVICE) => {
                     entra.push((id, e.to_ascii_lowercase()));
+                    true
                 }
-                _ => {}
-            }
+                _ => false,
+            };
+            // Without an Entra id, a key or backup cannot be looked up.
+            let f = DeviceFacts {
+                age_unknown: reads_second_source && !known,
+                ..DeviceFacts::default()
+            };
+            facts.devices.insert(id, f);
         }
         Ok(())
     })?;
     if facts.devices.is_empty() {
         return Ok(facts);
     }
-    let wants_age = wanted.rotated_within.is_some();
     let from_results = wanted.skip_pending
         || (wants_age && matches!(action, Action::FileVault | Action::RecoveryLock));
     if from_results {
@@ -112,10 +116,7 @@ pub async fn read_facts(
     if action == Action::FileVault {
         encryption_report(client, wanted.allow_partial, &mut facts).await?;
     }
-    if wants_age && matches!(action, Action::BitLocker | Action::Laps) {
-        for (id, f) in facts.devices.iter_mut() {
-            f.age_unknown = !entra.iter().any(|(e, _)| e == id);
-        }
+    if reads_second_source {
         second_source(client, action, &entra, &mut facts).await?;
     }
     Ok(facts)
@@ -242,7 +243,7 @@ async fn second_source(
     entra: &[(Uuid, String)],
     facts: &mut Facts,
 ) -> Result<(), RotationError> {
-    let gate = reads_gate();
+    let gate = crate::reads::reads_gate();
     let requests: Vec<(usize, Request)> = entra
         .iter()
         .enumerate()
@@ -353,12 +354,4 @@ fn newest(slot: &mut Option<String>, at: &str) {
     if later {
         *slot = Some(at.to_string());
     }
-}
-
-fn reads_gate() -> Arc<RateGate> {
-    Arc::new(RateGate::new(
-        crate::VerifyOptions::default().rate,
-        0.02,
-        20,
-    ))
 }

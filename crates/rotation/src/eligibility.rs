@@ -58,8 +58,10 @@ impl Action {
             })
         };
         match self {
-            Action::FileVault => company_owned(d)
-                .or_else(|| d.owner.is_none().then(|| unknown("ownership")).flatten()),
+            Action::FileVault => match d.owner {
+                None => unknown("ownership"),
+                Some(_) => company_owned(d),
+            },
             Action::RecoveryLock => {
                 match d.os_version.as_deref().map(mac_version) {
                     Some(Some(v)) if v < RECOVERY_LOCK_MIN => {
@@ -106,19 +108,15 @@ impl Action {
                     Some(Some(_)) => {}
                     _ => return unknown("os-version"),
                 }
-                joined(d, "BitLocker key rotation").or_else(|| {
-                    d.join_type
-                        .is_none()
-                        .then(|| unknown("join-type"))
-                        .flatten()
-                })
+                match d.join_type {
+                    None => unknown("join-type"),
+                    Some(_) => joined(d, "BitLocker key rotation"),
+                }
             }
-            Action::Laps => joined(d, "Windows LAPS").or_else(|| {
-                d.join_type
-                    .is_none()
-                    .then(|| unknown("join-type"))
-                    .flatten()
-            }),
+            Action::Laps => match d.join_type {
+                None => unknown("join-type"),
+                Some(_) => joined(d, "Windows LAPS"),
+            },
         }
     }
 }

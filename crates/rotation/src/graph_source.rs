@@ -257,16 +257,16 @@ impl GraphSource {
             tempfile::NamedTempFile::new().map_err(|e| RotationError::io("device spool", e))?;
         let mut out = DeviceCsvWriter::new(std::io::BufWriter::new(tmp.as_file()))?;
         let mut report = FetchReport::default();
+        let filter = matches!(self, GraphSource::Query { .. }).then(|| self.filter(action));
         if let GraphSource::Groups { groups, members } = self {
             group_source::fetch(client, groups, *members, &mut out, &mut report).await?;
         } else {
             let id = self.resolve(client, &mut report).await?;
-            let filter = matches!(self, GraphSource::Query { .. }).then(|| self.filter(action));
             self.list(
                 client,
                 action,
                 &id,
-                filter,
+                filter.as_ref(),
                 allow_partial,
                 &mut out,
                 &mut report,
@@ -274,7 +274,7 @@ impl GraphSource {
             .await?;
         }
         report.devices = out.finish()?;
-        if let Some(f) = matches!(self, GraphSource::Query { .. }).then(|| self.filter(action))
+        if let Some(f) = &filter
             && report.listed != report.devices
             && report.partial.is_none()
         {
@@ -316,7 +316,7 @@ impl GraphSource {
         client: &GraphClient,
         action: Action,
         id: &str,
-        filter: Option<QueryFilter>,
+        filter: Option<&QueryFilter>,
         allow_partial: bool,
         out: &mut DeviceCsvWriter<impl std::io::Write>,
         report: &mut FetchReport,
@@ -336,11 +336,9 @@ impl GraphSource {
                         first = false;
                         for item in &items {
                             report.listed += 1;
-                            if let Some(d) = self.row(
-                                item,
-                                seen.len() as u64 + 2,
-                                filter.as_ref().map(|f| &f.parsed),
-                            ) && seen.insert(d.raw_id.to_ascii_lowercase())
+                            if let Some(d) =
+                                self.row(item, seen.len() as u64 + 2, filter.map(|f| &f.parsed))
+                                && seen.insert(d.raw_id.to_ascii_lowercase())
                             {
                                 out.write(d)?;
                             }
@@ -351,7 +349,7 @@ impl GraphSource {
                     Err(graph_client::GraphClientError::Http { status: 400, .. })
                         if first && !fell_back && filter.is_some() =>
                     {
-                        let f = filter.as_ref().expect("a query");
+                        let f = filter.expect("a query");
                         report.notes.push(format!(
                             "the service refused the filter {:?}; every device was listed and the filter applied here",
                             f.text

@@ -23,6 +23,16 @@ pub(crate) enum Read {
     },
 }
 
+/// The gate of reads (look-ups of devices in doubt, the plan's key-age reads), under Intune's
+/// "any request" limit.
+pub(crate) fn reads_gate() -> Arc<RateGate> {
+    Arc::new(RateGate::new(
+        crate::VerifyOptions::default().rate,
+        0.02,
+        20,
+    ))
+}
+
 /// Batches in flight at once.
 const IN_FLIGHT: usize = 4;
 

@@ -210,7 +210,7 @@ impl<'o> Dispatcher<'o> {
             delayed: BinaryHeap::new(),
             doubtful: Vec::new(),
             gate,
-            reads: super::reads_gate(),
+            reads: crate::reads::reads_gate(),
             inflight: FuturesUnordered::new(),
             checks: FuturesUnordered::new(),
             acquiring: None,

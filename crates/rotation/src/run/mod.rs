@@ -272,7 +272,7 @@ pub async fn resume(
             .filter(|&i| state.states[i] == DeviceState::InDoubt)
             .map(|i| (state.ids[i], state.sent_at_ms[i]))
             .collect();
-        let reads = reads_gate();
+        let reads = crate::reads::reads_gate();
         let matcher = state.header.result_matcher(&options.result_names);
         let settle = options.in_doubt_check_delay;
         let decided =
@@ -332,15 +332,6 @@ fn recent_sends(state: &LedgerState, span: Duration) -> Vec<(std::time::Instant,
             now.checked_sub(ago).map(|i| (i, n))
         })
         .collect()
-}
-
-/// The gate of reads (look-ups of devices in doubt), under Intune's "any request" limit.
-fn reads_gate() -> Arc<RateGate> {
-    Arc::new(RateGate::new(
-        crate::VerifyOptions::default().rate,
-        0.02,
-        20,
-    ))
 }
 
 fn counters_of(state: &LedgerState, to_send: usize) -> Counters {
