@@ -137,6 +137,15 @@ pub struct Dispatch {
     /// Pace evenly from the first request, as when another tool used this app a moment ago.
     #[arg(long, overrides_with = "cold_start")]
     pub no_cold_start: bool,
+    /// Look a throttled device up in deviceActionResults before sending it again, for every
+    /// action (BitLocker always does: a 429 may come for a rotation that ran, and each needless
+    /// one adds a key toward Entra's 200).
+    #[arg(long)]
+    pub strict_once: bool,
+    /// A device whose answer was lost and that shows no action at the first look-up is looked up
+    /// again this long after its request left, before it is sent again.
+    #[arg(long, value_name = "DURATION", default_value = "70s")]
+    pub lost_answer_recheck: humantime::Duration,
 }
 
 impl Dispatch {

@@ -180,7 +180,7 @@ const MISSING_READ: &str =
 async fn can_read_devices(c: &Connected) -> Result<bool, ConnectError> {
     match c
         .client
-        .get_json("/deviceManagement/managedDevices?$top=1&$select=id")
+        .get_json_retrying("/deviceManagement/managedDevices?$top=1&$select=id")
         .await
     {
         Ok(_) => Ok(true),

@@ -76,6 +76,8 @@ pub fn options(d: &Dispatch, in_doubt: InDoubt) -> DispatchOptions {
         result_names: d.result_names.clone(),
         cold_start: d.cold_start(),
         tenant_rate: d.tenant_rate,
+        strict_once: d.strict_once,
+        lost_answer_recheck: d.lost_answer_recheck.into(),
         ..DispatchOptions::default()
     }
 }

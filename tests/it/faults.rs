@@ -10,6 +10,10 @@ const ACTION: &str = "rotateFileVaultKey";
 /// run under faults may take: retries and look-ups cost a few backoff rounds, never a hang.
 const BOUND_FACTOR: u32 = 40;
 
+/// Exactly once under every fault: a throttled device is looked up before it is sent again, and a
+/// lost answer is looked up a second time past the simulator's latest late action (3 s here).
+const ONCE: [&str; 3] = ["--strict-once", "--lost-answer-recheck", "5s"];
+
 /// The reference is floored here so a very quick fault-free run does not make the bound smaller
 /// than one backoff round trip of the retry schedule.
 const REFERENCE_FLOOR: std::time::Duration = std::time::Duration::from_secs(1);
@@ -75,6 +79,21 @@ async fn every_fault_alone_and_all_together_end_with_each_device_rotated_once() 
             },
         ),
         (
+            "answer lost, action carried out seconds later",
+            SimConfig {
+                late: 0.15,
+                late_max: std::time::Duration::from_secs(3),
+                ..fast(150)
+            },
+        ),
+        (
+            "429 for an action carried out",
+            SimConfig {
+                ghost_429: 0.2,
+                ..fast(150)
+            },
+        ),
+        (
             "all together",
             SimConfig {
                 p429: 0.05,
@@ -85,6 +104,9 @@ async fn every_fault_alone_and_all_together_end_with_each_device_rotated_once() 
                 truncate: 0.05,
                 batch_p429: 0.05,
                 batch_p503: 0.05,
+                late: 0.05,
+                late_max: std::time::Duration::from_secs(3),
+                ghost_429: 0.05,
                 latency: std::time::Duration::from_millis(10),
                 ..fast(150)
             },
@@ -99,7 +121,10 @@ async fn every_fault_alone_and_all_together_end_with_each_device_rotated_once() 
             .rotate(
                 &csv,
                 &ledger,
-                &["--rate", "4000/1s", "--max-attempts", "20"],
+                &["--rate", "4000/1s", "--max-attempts", "20"]
+                    .into_iter()
+                    .chain(ONCE)
+                    .collect::<Vec<_>>(),
             )
             .await;
         let took = started.elapsed();
@@ -193,4 +218,105 @@ async fn permanent_errors_end_failed_with_their_code_among_transient_faults() {
         rows.iter().filter(|r| r["state"] == "rotated").count(),
         macs.len()
     );
+}
+
+/// A request carried out seconds after its answer was lost: one look-up soon after would see
+/// nothing and send again; the second look-up, past the delay, sees it. Checked both ways on the
+/// same seeded faults, so the test fails if the second look-up stops mattering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_action_is_found_by_the_second_look_up_and_never_sent_twice() {
+    let config = || SimConfig {
+        late: 0.3,
+        // Carried out 4 to 8 s late: after the first look-up (2 s after sending) even on a
+        // loaded machine, before the second (10 s).
+        late_max: std::time::Duration::from_secs(8),
+        ..fast(120)
+    };
+    let mut twice = Vec::new();
+    for recheck in ["0s", "10s"] {
+        let env = Env::new(config()).await;
+        let (csv, ledger) = (env.devices_csv(), env.path("run.jsonl"));
+        let args = ["--rate", "4000/1s", "--lost-answer-recheck", recheck];
+        let o = env.rotate(&csv, &ledger, &args).await;
+        assert_eq!(code(&o), 0, "{recheck}: {}", stderr(&o));
+        let stats = env.sim.stats();
+        assert!(stats.late_requests > 0, "{recheck}: the fault happened");
+        // Wait out the late actions still to come, then count.
+        tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+        let ids = eligible_macs(&env);
+        let stats = env.sim.stats();
+        assert!(
+            ids.iter().all(|id| stats.accepted(ACTION, id) >= 1),
+            "{recheck}: everyone rotated"
+        );
+        twice.push(stats.devices_accepted_twice(ACTION));
+        if recheck == "10s" {
+            let text = std::fs::read_to_string(&ledger).unwrap();
+            assert!(
+                text.contains("seen at the second look-up"),
+                "the evidence names the second look"
+            );
+        }
+    }
+    assert!(
+        twice[0] > 0,
+        "without a second look-up a late action is sent again: {twice:?}"
+    );
+    assert_eq!(twice[1], 0, "with it, nobody twice: {twice:?}");
+}
+
+/// A 429 for a BitLocker rotation that ran: the device is looked up before it is sent again, by
+/// default, because each needless rotation adds a key toward Entra's 200. FileVault does the same
+/// under --strict-once, and by default sends again without reading (one key, replaced).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_action_that_ran_is_looked_up_before_a_resend() {
+    let config = || SimConfig {
+        ghost_429: 0.25,
+        ..fast(300)
+    };
+    for (action, result, extra) in [
+        ("bitlocker", "rotateBitLockerKeys", &[][..]),
+        ("filevault", ACTION, &["--strict-once"][..]),
+    ] {
+        let env = Env::new(config()).await;
+        let ledger = s(&env.path("run.jsonl"));
+        let mut args = vec![
+            "rotate", "--action", action, "--query", "--ledger", &ledger, "--yes", "--rate",
+            "4000/1s",
+        ];
+        args.extend_from_slice(extra);
+        let o = env.run(&args).await;
+        assert_eq!(code(&o), 0, "{action}: {}", stderr(&o));
+        let stats = env.sim.stats();
+        assert!(stats.ghost_429 > 0, "{action}: the fault happened");
+        let t = env.sim.tenant();
+        let sent: Vec<_> = t.devices.iter().filter(|d| sendable(d, action)).collect();
+        assert!(!sent.is_empty());
+        for d in sent {
+            assert_eq!(stats.accepted(result, &d.id), 1, "{action}: {}", d.id);
+        }
+        let text = std::fs::read_to_string(&*ledger).unwrap();
+        assert!(
+            text.contains("verified-after-429"),
+            "{action}: the evidence is recorded"
+        );
+    }
+    // By default FileVault does not read before a resend: some devices rotate twice.
+    let env = Env::new(config()).await;
+    let ledger = env.path("run.jsonl");
+    let o = env
+        .run(&[
+            "rotate",
+            "--action",
+            "filevault",
+            "--query",
+            "--ledger",
+            &s(&ledger),
+            "--yes",
+            "--rate",
+            "4000/1s",
+        ])
+        .await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(env.sim.stats().devices_accepted_twice(ACTION) > 0);
 }

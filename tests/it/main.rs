@@ -319,9 +319,19 @@ async fn a_killed_run_resumes_with_nobody_lost_and_nobody_rotated_twice() {
             graph_sim::ResultNames::Typed,
         ][trial as usize % 4]
             .clone();
+        // Every third trial the service also acts late on lost answers, or answers 429 for
+        // actions it carried out.
+        let (late, ghost_429) = match trial % 3 {
+            1 => (0.05, 0.0),
+            2 => (0.0, 0.05),
+            _ => (0.0, 0.0),
+        };
         let config = graph_sim::SimConfig {
             action_result_names: names,
             decoy_results: true,
+            late,
+            late_max: std::time::Duration::from_secs(2),
+            ghost_429,
             post_limit: graph_sim::Quota::new(300, std::time::Duration::from_secs(1)),
             tenant_post_limit: graph_sim::Quota::new(600, std::time::Duration::from_secs(1)),
             latency: std::time::Duration::from_millis(if slow { 1500 } else { 20 }),
@@ -339,7 +349,13 @@ async fn a_killed_run_resumes_with_nobody_lost_and_nobody_rotated_twice() {
         } else {
             KillAt::SentRows(rng.random_range(1..=400))
         };
-        let args = ["--rate", "300/1s"];
+        let args = [
+            "--rate",
+            "300/1s",
+            "--strict-once",
+            "--lost-answer-recheck",
+            "3s",
+        ];
         let killed = env.rotate_killed(&csv, &ledger, &args, kill_at).await;
         let st = env
             .run(&["status", "--ledger", &s(&ledger), "--json"])
@@ -370,6 +386,9 @@ async fn a_killed_run_resumes_with_nobody_lost_and_nobody_rotated_twice() {
                 &s(&ledger),
                 "--rate",
                 "300/1s",
+                "--strict-once",
+                "--lost-answer-recheck",
+                "3s",
                 "--yes",
             ])
             .await

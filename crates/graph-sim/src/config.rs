@@ -119,8 +119,8 @@ pub struct SimConfig {
     pub tenant_post_limit: Quota,
     pub any_limit: Quota,
     pub retry_after_style: RetryAfterStyle,
-    /// Whether Retry-After is penalised: a request arriving before the given time is throttled again.
-    pub penalise_early: bool,
+    /// What the service does with requests beyond the limit.
+    pub throttle_model: crate::ThrottleModel,
     pub latency: Duration,
     pub p429: f64,
     pub p503: f64,
@@ -128,6 +128,13 @@ pub struct SimConfig {
     pub p504: f64,
     pub drop: f64,
     pub truncate: f64,
+    /// Share of HTTP requests whose connection drops before the answer, and whose actions are
+    /// carried out later (between half of `late_max` and `late_max`): a look-up soon after the
+    /// lost answer does not see them yet.
+    pub late: f64,
+    pub late_max: Duration,
+    /// Share of accepted action requests answered 429 although the action was carried out.
+    pub ghost_429: f64,
     /// Share of whole `$batch` requests answered 429 (outer status) without running any item.
     pub batch_p429: f64,
     /// Share of whole `$batch` requests answered 503 without running any item.
@@ -168,7 +175,7 @@ impl Default for SimConfig {
             tenant_post_limit: Quota::new(400, Duration::from_secs(20)),
             any_limit: Quota::new(2000, Duration::from_secs(20)),
             retry_after_style: RetryAfterStyle::Int,
-            penalise_early: true,
+            throttle_model: crate::ThrottleModel::Accrue,
             latency: Duration::ZERO,
             p429: 0.0,
             p503: 0.0,
@@ -176,6 +183,9 @@ impl Default for SimConfig {
             p504: 0.0,
             drop: 0.0,
             truncate: 0.0,
+            late: 0.0,
+            late_max: Duration::from_secs(20),
+            ghost_429: 0.0,
             batch_p429: 0.0,
             batch_p503: 0.0,
             list_fail_after_pages: None,

@@ -15,8 +15,8 @@ pub enum FilterMode {
     Refuse,
 }
 
-/// A value of an item's property, as the applied clauses compare it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A value of an item's property, as the applied clauses compare it (and `$orderby` sorts it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FieldValue<'a> {
     Text(&'a str),
     Bool(bool),

@@ -5,6 +5,7 @@ use crate::auth::{Auth, Claims};
 use crate::config::{RetryAfterStyle, SimConfig};
 use crate::directory::Directory;
 use crate::filter::{self, FieldValue, Op, Supported};
+use crate::odata::{self, Shape};
 use crate::stats::Stats;
 use crate::tenant::{ActionResult, DEVICE_FILTERS, ScriptKind, Tenant};
 use crate::throttle::{Throttle, Verdict};
@@ -153,6 +154,9 @@ pub struct Inner {
     pub http_seq: u64,
     /// Listing pages served, for `list_fail_after_pages`.
     pub pages_served: u64,
+    /// The request being handled loses its answer and its actions are carried out this much later
+    /// (`--late`).
+    pub late_by: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -181,6 +185,7 @@ enum Route {
     Get(usize),
     Object {
         item: Value,
+        entity: &'static str,
         need: &'static [&'static str],
     },
     GetRunStateDevice(usize),
@@ -217,7 +222,7 @@ impl Sim {
             config.post_limit,
             config.tenant_post_limit,
             config.any_limit,
-            config.penalise_early,
+            config.throttle_model,
         );
         let mut key_rng = StdRng::seed_from_u64(config.seed ^ 0x5eed_70c3);
         let key: Vec<u8> = (0..32).map(|_| key_rng.random()).collect();
@@ -232,6 +237,7 @@ impl Sim {
                 rng,
                 http_seq: 0,
                 pages_served: 0,
+                late_by: None,
             }),
             base_url,
             config,
@@ -393,6 +399,19 @@ impl Sim {
         }
         if let Some(fault) = self.fault(inner, crid) {
             return fault;
+        }
+        let action = matches!(route, Route::Action { .. });
+        if action
+            && self.config.ghost_429 > 0.0
+            && inner.rng.random_bool(self.config.ghost_429.min(1.0))
+        {
+            // Carried out, yet answered as throttled (docs/graph-facts.md §8).
+            let done = self.execute(inner, req, route, crid);
+            if done.status != 204 {
+                return done;
+            }
+            inner.stats.ghost_429 += 1;
+            return self.throttled_app(Duration::from_secs(1), crid, &claims.appid);
         }
         self.execute(inner, req, route, crid)
     }
@@ -643,6 +662,7 @@ impl Sim {
                 match rest {
                     [] => get_only(Route::Object {
                         item: dir.group_json(g),
+                        entity: "groups",
                         need: READ_GROUPS,
                     }),
                     [members, cast @ ..]
@@ -765,6 +785,7 @@ impl Sim {
                         "lastBackupDateTime": crate::time::iso(backup),
                         "refreshDateTime": crate::time::iso(backup + Duration::from_secs(30 * 86_400)),
                     }),
+                    entity: "deviceLocalCredentials",
                     need: READ_LAPS,
                 })
             }
@@ -800,6 +821,9 @@ impl Sim {
         crid: Option<&str>,
     ) -> SimResponse {
         let now = SystemTime::now();
+        if let Err(refused) = check_options(req, &route) {
+            return refused;
+        }
         match route {
             Route::Get(i) | Route::GetRunStateDevice(i) => {
                 let mut v = inner.tenant.devices[i].to_json(now);
@@ -833,13 +857,15 @@ impl Sim {
                         && inner.rng.random_bool(self.config.fail_share.min(1.0)));
                 let id = d.id.clone();
                 let names = &self.config.action_result_names;
+                // A request whose answer is lost late is carried out after a while (`--late`).
+                let start = now + inner.late_by.unwrap_or_default();
                 let result = |action: &str, fails| {
                     let (action_name, odata_type) = names.of(action);
                     ActionResult {
                         action_name,
                         odata_type,
-                        started: now,
-                        completes: now + self.config.complete_after,
+                        started: start,
+                        completes: start + self.config.complete_after,
                         fails,
                     }
                 };
@@ -851,7 +877,7 @@ impl Sim {
                 let escrows = !fails && !offline && !d.escrow_broken;
                 let mut r = result(action, fails || offline);
                 if offline {
-                    r.completes = now;
+                    r.completes = r.started;
                 }
                 let completes = r.completes;
                 let dev = &mut inner.tenant.devices[device];
@@ -937,11 +963,38 @@ impl Sim {
                 };
                 inner.stats.filter_clauses_ignored += applied.ignored as u64;
                 let t = &inner.tenant;
-                let matching: Vec<_> = list
+                let mut matching: Vec<_> = list
                     .iter()
                     .map(|&i| &t.devices[i])
                     .filter(|d| applied.matches(|p| d.field(p)))
                     .collect();
+                if let Some(order) = query(req, "$orderby") {
+                    let keys = match odata::order_by(order, "managedDevices", false) {
+                        Ok(k) => k,
+                        Err(refused) => return refused,
+                    };
+                    matching.sort_by(|a, b| {
+                        keys.iter()
+                            .map(|&(k, desc)| odata::compare(a.field(k), b.field(k), desc))
+                            .find(|o| o.is_ne())
+                            .unwrap_or(std::cmp::Ordering::Equal)
+                    });
+                }
+                // `$skip` counts from the start of the listing; a skip token already includes it.
+                let skip = match (query(req, "$skiptoken"), query(req, "$skip")) {
+                    (None, Some(n)) => match n.parse::<usize>() {
+                        Ok(n) => n,
+                        Err(_) => {
+                            return graph_error(
+                                400,
+                                "BadRequest",
+                                "Invalid $skip value: it must be a whole number.",
+                                None,
+                            );
+                        }
+                    },
+                    _ => skip,
+                };
                 let page = matching
                     .iter()
                     .skip(skip)
@@ -989,12 +1042,40 @@ impl Sim {
                     Err(resp) => return resp,
                 };
                 inner.stats.filter_clauses_ignored += applied.ignored as u64;
-                let matching: Vec<Value> = items
+                // `$search="displayName:word"` (directory, advanced query): the word in the name.
+                let search = query(req, "$search").map(|q| {
+                    let q = q.trim().trim_matches('"');
+                    q.split_once(':').map_or(q, |(_, w)| w).to_ascii_lowercase()
+                });
+                let mut matching: Vec<Value> = items
                     .into_iter()
                     .filter(|v| {
                         applied.matches(|p| v.get(p).and_then(Value::as_str).map(FieldValue::Text))
                     })
+                    .filter(|v| {
+                        search.as_ref().is_none_or(|w| {
+                            v["displayName"]
+                                .as_str()
+                                .is_some_and(|n| n.to_ascii_lowercase().contains(w.as_str()))
+                        })
+                    })
                     .collect();
+                if let Some(order) = query(req, "$orderby") {
+                    let eventual = req
+                        .headers
+                        .get("consistencylevel")
+                        .is_some_and(|v| v.eq_ignore_ascii_case("eventual"));
+                    let keys = match odata::order_by(order, entity, eventual) {
+                        Ok(k) => k,
+                        Err(refused) => return refused,
+                    };
+                    matching.sort_by(|a, b| {
+                        keys.iter()
+                            .map(|&(k, desc)| odata::compare(a[k].as_str(), b[k].as_str(), desc))
+                            .find(|o| o.is_ne())
+                            .unwrap_or(std::cmp::Ordering::Equal)
+                    });
+                }
                 let total = matching.len();
                 let directory = matches!(entity, "groups" | "directoryObjects");
                 let eventual = req
@@ -1098,6 +1179,36 @@ fn decode_skip(tok: &str) -> Option<usize> {
         .strip_prefix("sim-skip:")?
         .parse()
         .ok()
+}
+
+/// Graph's 400 for a query option the route does not take (nothing for actions).
+fn check_options(req: &SimRequest, route: &Route) -> Result<(), SimResponse> {
+    let keys = |items: &mut dyn Iterator<Item = &Value>| -> Vec<String> {
+        let mut keys: Vec<String> = items
+            .filter_map(Value::as_object)
+            .flat_map(|m| m.keys().cloned())
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    };
+    let (shape, emitted) = match route {
+        Route::Action { .. } => return Ok(()),
+        Route::Get(_) | Route::GetRunStateDevice(_) => {
+            (Shape::Single("managedDevices"), Vec::new())
+        }
+        Route::Object { item, entity, .. } => {
+            (Shape::Single(entity), keys(&mut std::iter::once(item)))
+        }
+        Route::List(Listing::Devices(_)) => (Shape::List("managedDevices"), Vec::new()),
+        Route::List(Listing::RunStates(..)) => (Shape::List("deviceRunStates"), Vec::new()),
+        Route::List(Listing::Objects { items, entity, .. }) => {
+            // Members come as users and devices: every kind's properties are the listing's.
+            (Shape::List(entity), keys(&mut items.iter()))
+        }
+    };
+    let emitted: Vec<&str> = emitted.iter().map(String::as_str).collect();
+    odata::check(req, shape, &emitted)
 }
 
 /// `$count=true`.

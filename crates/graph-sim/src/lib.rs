@@ -12,6 +12,7 @@ mod config;
 mod directory;
 mod filter;
 mod graph;
+mod odata;
 mod server;
 mod stats;
 mod tenant;
@@ -26,6 +27,7 @@ pub use graph_batch::{Quota, QuotaParseError};
 pub use server::{SimHandle, start, start_on};
 pub use stats::Stats;
 pub use tenant::{DEVICE_FILTERS, Device, Tenant};
+pub use throttle::ThrottleModel;
 
 /// Every Graph permission the simulator knows; tokens carry all of them unless told otherwise.
 pub const ALL_ROLES: &[&str] = &[

@@ -67,8 +67,13 @@ struct Args {
     any_limit: Quota,
     #[arg(long, value_enum, default_value_t = RetryAfterStyle::Int)]
     retry_after_style: RetryAfterStyle,
-    /// Do not penalise requests that arrive before their Retry-After.
-    #[arg(long)]
+    /// What the service does beyond the limit: accrue (throttled requests count too, and
+    /// Retry-After grows for an app that keeps arriving early), block (a per-app block every early
+    /// request extends by 1 s) or none (only admitted requests count).
+    #[arg(long, value_enum, default_value = "accrue")]
+    throttle_model: graph_sim::ThrottleModel,
+    /// The same as `--throttle-model none` (kept for older scripts).
+    #[arg(long, hide = true)]
     no_penalty: bool,
     /// Mean added latency per HTTP request (jittered ±50 %).
     #[arg(long, default_value_t = 0)]
@@ -87,6 +92,16 @@ struct Args {
     /// Share of HTTP responses whose JSON body is cut short.
     #[arg(long, default_value_t = 0.0)]
     truncate: f64,
+    /// Share of HTTP requests whose connection drops and whose actions are carried out later
+    /// (between half of --late-max and --late-max seconds).
+    #[arg(long, default_value_t = 0.0)]
+    late: f64,
+    /// The longest delay of a late action, in seconds (at most 60).
+    #[arg(long, default_value_t = 20.0)]
+    late_max: f64,
+    /// Share of action items answered 429 although the action was carried out.
+    #[arg(long = "ghost-429", default_value_t = 0.0)]
+    ghost_429: f64,
     /// Share of whole `$batch` requests answered 429 without running any item.
     #[arg(long, default_value_t = 0.0)]
     batch_p429: f64,
@@ -143,7 +158,11 @@ fn config(a: Args) -> Result<SimConfig, String> {
         tenant_post_limit: a.tenant_post_limit,
         any_limit: a.any_limit,
         retry_after_style: a.retry_after_style,
-        penalise_early: !a.no_penalty,
+        throttle_model: if a.no_penalty {
+            graph_sim::ThrottleModel::None
+        } else {
+            a.throttle_model
+        },
         latency: Duration::from_millis(a.latency_ms),
         p429: a.p429,
         p503: a.p503,
@@ -151,6 +170,9 @@ fn config(a: Args) -> Result<SimConfig, String> {
         p504: a.p504,
         drop: a.drop,
         truncate: a.truncate,
+        late: a.late,
+        late_max: seconds(a.late_max.min(60.0)),
+        ghost_429: a.ghost_429,
         batch_p429: a.batch_p429,
         batch_p503: a.batch_p503,
         list_fail_after_pages: a.list_fail_after_pages,

@@ -105,6 +105,8 @@ enum Wire {
     Normal,
     Drop,
     Truncate,
+    /// Dropped, and the request's actions are carried out this much later.
+    Late(Duration),
 }
 
 async fn any(
@@ -147,13 +149,20 @@ async fn any(
             Wire::Drop
         } else if r < c.drop + c.truncate {
             Wire::Truncate
+        } else if r < c.drop + c.truncate + c.late {
+            let max = c.late_max.min(Duration::from_secs(60));
+            Wire::Late(max.mul_f64(inner.rng.random_range(0.5..=1.0)))
         } else {
             Wire::Normal
         };
         (before, after, wire, seq)
     };
     sleep(before).await;
-    let resp = route(&sim, &method, &path, qs, &headers, &body, seq);
+    let late_by = match wire {
+        Wire::Late(by) => Some(by),
+        _ => None,
+    };
+    let resp = route(&sim, &method, &path, qs, &headers, &body, seq, late_by);
     sleep(after).await;
     let crid = headers.get("client-request-id").cloned();
     render(resp, wire, crid)
@@ -165,6 +174,7 @@ async fn sleep(d: Duration) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn route(
     sim: &Sim,
     method: &Method,
@@ -173,6 +183,7 @@ fn route(
     headers: &HashMap<String, String>,
     body: &[u8],
     seq: u64,
+    late_by: Option<Duration>,
 ) -> SimResponse {
     let segs: Vec<&str> = path.trim_start_matches('/').splitn(2, '/').collect();
     let (first, rest) = (
@@ -201,11 +212,32 @@ fn route(
         );
     }
     let mut inner = sim.lock();
+    if late_by.is_some() {
+        inner.stats.late_requests += 1;
+    }
+    inner.late_by = late_by;
+    let resp = graph_request(sim, &mut inner, method, first, rest, qs, headers, body, seq);
+    inner.late_by = None;
+    resp
+}
+
+#[allow(clippy::too_many_arguments)]
+fn graph_request(
+    sim: &Sim,
+    inner: &mut crate::graph::Inner,
+    method: &Method,
+    first: &str,
+    rest: &str,
+    qs: &str,
+    headers: &HashMap<String, String>,
+    body: &[u8],
+    seq: u64,
+) -> SimResponse {
     if rest == "$batch" || rest == "%24batch" {
         if method != Method::POST {
             return graph_error(405, "BadRequest", "$batch takes POST.", None);
         }
-        return sim.batch(&mut inner, first, headers, body, seq);
+        return sim.batch(inner, first, headers, body, seq);
     }
     let req = SimRequest {
         method: method.as_str().to_string(),
@@ -214,7 +246,7 @@ fn route(
         query: crate::batch::parse_query(qs),
         headers: headers.clone(),
     };
-    sim.handle(&mut inner, &req, seq)
+    sim.handle(inner, &req, seq)
 }
 
 /// An identity platform answer: the JSON document, or an Entra error with its status.
@@ -248,7 +280,7 @@ fn sim_endpoint(sim: &Sim, path: &str) -> Response {
 fn render(resp: SimResponse, wire: Wire, crid: Option<String>) -> Response {
     // A dropped connection must cut a body, so a bodiless answer is turned into one that has a body to cut.
     let status = match (&wire, resp.status) {
-        (Wire::Drop, 204) => 200,
+        (Wire::Drop | Wire::Late(_), 204) => 200,
         (_, s) => s,
     };
     let mut r = Response::builder()
@@ -274,13 +306,13 @@ fn render(resp: SimResponse, wire: Wire, crid: Option<String>) -> Response {
         .body
         .map(|b| serde_json::to_vec(&b).expect("JSON values serialize"))
         .unwrap_or_default();
-    if matches!(wire, Wire::Drop) && bytes.len() < 2 {
+    if matches!(wire, Wire::Drop | Wire::Late(_)) && bytes.len() < 2 {
         bytes = b"{\"partial\": true}".to_vec();
     }
     let body = match wire {
         Wire::Normal => Body::from(bytes),
         Wire::Truncate => Body::from(bytes[..bytes.len() / 2].to_vec()),
-        Wire::Drop => {
+        Wire::Drop | Wire::Late(_) => {
             let half = Bytes::from(bytes[..bytes.len() / 2].to_vec());
             let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
                 Ok(half),

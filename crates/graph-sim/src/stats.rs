@@ -21,6 +21,12 @@ pub struct Stats {
     /// `$filter` clauses a listing dropped unread (`--filter-mode ignore`).
     #[serde(default)]
     pub filter_clauses_ignored: u64,
+    /// HTTP requests dropped whose actions were carried out later (`--late`).
+    #[serde(default)]
+    pub late_requests: u64,
+    /// Actions carried out although their item was answered 429 (`--ghost-429`).
+    #[serde(default)]
+    pub ghost_429: u64,
     /// action name -> device id -> times accepted.
     pub actions: BTreeMap<String, BTreeMap<String, u64>>,
 }

@@ -170,7 +170,8 @@ impl Device {
             "joinType": self.join_type,
             "isSupervised": self.supervised,
             "processorArchitecture": self.architecture,
-            "deviceActionResults": self.action_results.iter().map(|r| r.to_json(now)).collect::<Vec<_>>(),
+            // An action carried out late is not there until it starts.
+            "deviceActionResults": self.action_results.iter().filter(|r| r.started <= now).map(|r| r.to_json(now)).collect::<Vec<_>>(),
         })
     }
 }

@@ -1361,3 +1361,213 @@ async fn count_and_context_are_written_as_graph_writes_them() {
         "{body}"
     );
 }
+
+/// graph-facts §10: Graph answers 400 for an unknown `$` option and an unknown `$select` property,
+/// and each collection takes only the options it supports.
+#[tokio::test]
+async fn unknown_and_unsupported_query_options_are_refused_as_graph_refuses_them() {
+    let t = T::new(config(30)).await;
+    let token = t.token().await;
+    let devices = "/beta/deviceManagement/managedDevices";
+    for (query, says) in [
+        ("$foo=1", "'$foo' is not allowed"),
+        (
+            "$select=id,deviceNmae",
+            "Could not find a property named 'deviceNmae' on type 'microsoft.graph.managedDevice'",
+        ),
+        ("$search=\"mac\"", "'$search' is not supported"),
+        ("$expand=users", "'$expand' is not supported"),
+        ("$orderby=model", "Sorting on 'model' is not supported"),
+    ] {
+        let (status, body) = t.get(&token, &format!("{devices}?{query}")).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{query}: {message}");
+        assert!(
+            body["error"]["innerError"]["request-id"].is_string(),
+            "Graph's error shape: {body}"
+        );
+    }
+    let (status, _) = t.get(&token, "/v1.0/groups?$skip=1").await;
+    assert_eq!(status, 400, "the directory takes no $skip");
+    let (status, _) = t.get(&token, "/v1.0/groups?$orderby=displayName").await;
+    assert_eq!(status, 400, "sorting groups is an advanced query");
+}
+
+/// graph-facts §10: `$orderby` sorts the device listing on the properties it takes, `$skip`
+/// offsets it, and paging keeps both.
+#[tokio::test]
+async fn orderby_and_skip_shape_the_device_listing() {
+    let t = T::new(config(120)).await;
+    let token = t.token().await;
+    let sorted = t
+        .all(&token, "/beta/deviceManagement/managedDevices?$orderby=deviceName desc&$top=25&$select=id,deviceName")
+        .await;
+    let names: Vec<&str> = sorted
+        .iter()
+        .map(|d| d["deviceName"].as_str().unwrap())
+        .collect();
+    let mut want = names.clone();
+    want.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(names.len(), 120);
+    assert_eq!(names, want);
+    let skipped = t
+        .all(&token, "/beta/deviceManagement/managedDevices?$orderby=deviceName desc&$skip=100&$top=7&$select=id,deviceName")
+        .await;
+    let ids = |v: &[Value]| v.iter().map(|d| d["id"].clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&skipped), ids(&sorted[100..]));
+    let r = t
+        .http
+        .get(t.url("/v1.0/groups?$orderby=displayName&$search=\"displayName:FIN\""))
+        .bearer_auth(&token)
+        .header("ConsistencyLevel", "eventual")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    let names: Vec<&str> = body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["displayName"].as_str().unwrap())
+        .collect();
+    assert!(
+        !names.is_empty() && names.iter().all(|n| n.contains("FIN")),
+        "{names:?}"
+    );
+    assert!(names.windows(2).all(|w| w[0] <= w[1]), "{names:?}");
+}
+
+/// graph-facts §3 ("all requests accrue", Retry-After growing on a repeat offence): under the
+/// default model throttled items count in the window; `block` and `none` stay as before.
+#[tokio::test]
+async fn each_throttling_model_treats_early_requests_as_documented() {
+    use graph_sim::ThrottleModel;
+    let mut answers = Vec::new();
+    for model in [
+        ThrottleModel::Accrue,
+        ThrottleModel::Block,
+        ThrottleModel::None,
+    ] {
+        let t = T::new(SimConfig {
+            post_limit: Quota::new(20, Duration::from_secs(2)),
+            tenant_post_limit: Quota::new(40, Duration::from_secs(2)),
+            mac_share: 1.0,
+            throttle_model: model,
+            ..config(60)
+        })
+        .await;
+        let token = t.token().await;
+        let macs: Vec<String> = t
+            .sim
+            .tenant()
+            .devices
+            .iter()
+            .map(|d| d.id.clone())
+            .collect();
+        let batch = |from: usize| {
+            let items: Vec<Value> = (0..20)
+                .map(|k| action_item(&(k + 1).to_string(), &macs[from + k], "rotateFileVaultKey"))
+                .collect();
+            json!({ "requests": items })
+        };
+        // The window's 20, then 20 more a second later: all throttled.
+        let (_, first) = t.batch(&token, "beta", batch(0)).await;
+        assert!(
+            first["responses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["status"] == 204)
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (_, second) = t.batch(&token, "beta", batch(20)).await;
+        assert!(
+            second["responses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["status"] == 429)
+        );
+        // Back once the first 20 left the window (and the second batch's Retry-After passed).
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let (_, third) = t.batch(&token, "beta", batch(40)).await;
+        let admitted = third["responses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["status"] == 204)
+            .count();
+        answers.push((model, admitted, t.sim.stats().penalised));
+    }
+    // accrue: the 20 refused items still fill the window; block: the block has passed; none: room.
+    assert_eq!(answers[0].1, 0, "{answers:?}");
+    assert_eq!(answers[1].1, 20, "{answers:?}");
+    assert_eq!(answers[2].1, 20, "{answers:?}");
+}
+
+/// graph-facts §3: a 429 for a write that was carried out; and a request carried out seconds after
+/// its connection dropped, not visible to an early look.
+#[tokio::test]
+async fn ghost_429_and_late_actions_are_carried_out_all_the_same() {
+    let t = T::new(SimConfig {
+        ghost_429: 1.0,
+        mac_share: 1.0,
+        ..config(5)
+    })
+    .await;
+    let token = t.token().await;
+    let id = t.sim.tenant().devices[0].id.clone();
+    let (status, body) = t
+        .post(
+            &token,
+            &format!("/beta/deviceManagement/managedDevices/{id}/rotateFileVaultKey"),
+        )
+        .await;
+    assert_eq!(status, 429, "{body}");
+    let stats = t.sim.stats();
+    assert_eq!(
+        (stats.ghost_429, stats.accepted("rotateFileVaultKey", &id)),
+        (1, 1)
+    );
+
+    let t = T::new(SimConfig {
+        late: 1.0,
+        late_max: Duration::from_secs(2),
+        mac_share: 1.0,
+        ..config(5)
+    })
+    .await;
+    let token = t.token().await;
+    let id = t.sim.tenant().devices[0].id.clone();
+    let sent = t
+        .http
+        .post(t.url(&format!(
+            "/beta/deviceManagement/managedDevices/{id}/rotateFileVaultKey"
+        )))
+        .bearer_auth(&token)
+        .header("Content-Length", "0")
+        .send()
+        .await;
+    let lost = match sent {
+        Err(_) => true,
+        Ok(r) => r.bytes().await.is_err(),
+    };
+    assert!(lost, "the answer is lost");
+    // Every request of this simulator loses its answer, reads too: look at the tenant itself.
+    let listed = |at: std::time::SystemTime| {
+        t.sim.tenant().devices[0].to_json(at)["deviceActionResults"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let now = std::time::SystemTime::now();
+    assert_eq!(listed(now), 0, "not carried out yet");
+    assert_eq!(
+        listed(now + Duration::from_secs(2)),
+        1,
+        "carried out at most 2 s later"
+    );
+    assert_eq!(t.sim.stats().accepted("rotateFileVaultKey", &id), 1);
+    assert_eq!(t.sim.stats().late_requests, 1);
+}

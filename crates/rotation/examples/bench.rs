@@ -5,7 +5,7 @@
 //!   --intune  also ride Intune's real default (200/20s, 5,000 Macs, ~9 minutes)
 
 use graph_client::{Cloud, Credential, Endpoints, GraphClient, GraphClientError, SecretString};
-use graph_sim::{Quota, SimConfig};
+use graph_sim::{Quota, SimConfig, ThrottleModel};
 use rotation::{DeviceList, DispatchOptions, InDoubt, Plan, RotateRequest, RunHeader, StopSignal};
 use std::io::Write;
 use std::path::Path;
@@ -66,6 +66,7 @@ async fn ride(
     latency_ms: u64,
     competitor: Option<Competitor>,
     cold_start: Option<bool>,
+    model: ThrottleModel,
 ) -> Ride {
     let tenant_limit = competitor.map_or(Quota::new(limit.count * 2, limit.window), |c| c.tenant);
     let dir = tempfile::tempdir().unwrap();
@@ -77,6 +78,7 @@ async fn ride(
         any_limit: Quota::new(limit.count * 10, limit.window),
         latency: Duration::from_millis(latency_ms),
         extra_clients: vec![("competitor".into(), "competitor-secret".into())],
+        throttle_model: model,
         ..SimConfig::default()
     };
     let sim = graph_sim::start(config.clone()).await.unwrap();
@@ -206,9 +208,9 @@ fn window_rate(ledger: &Path, limit: Quota) -> f64 {
 }
 
 /// Wall time of intune-rotate rotating `n` Macs at `limit` on a fresh tenant, and items answered 429.
-async fn sweep_ours(n: usize, limit: Quota, latency_ms: u64) -> (f64, u64) {
+async fn sweep_ours(n: usize, limit: Quota, latency_ms: u64, model: ThrottleModel) -> (f64, u64) {
     let dir = tempfile::tempdir().unwrap();
-    let (sim, csv, config) = sweep_tenant(n, limit, latency_ms, dir.path()).await;
+    let (sim, csv, config) = sweep_tenant(n, limit, latency_ms, dir.path(), model).await;
     let ours = client(&sim.base_url, "sim-client", "sim-secret", &config.tenant);
     let req = RotateRequest {
         header: header(&config.tenant, limit, &csv),
@@ -232,13 +234,13 @@ async fn sweep_ours(n: usize, limit: Quota, latency_ms: u64) -> (f64, u64) {
     (outcome.counters.elapsed_secs, sim.stats().throttled)
 }
 
-/// A fresh tenant of `n` encrypted Macs (no penalty model: only the documented counting), and
-/// their list.
+/// A fresh tenant of `n` encrypted Macs under `model`, and their list.
 async fn sweep_tenant(
     n: usize,
     limit: Quota,
     latency_ms: u64,
     dir: &Path,
+    model: ThrottleModel,
 ) -> (graph_sim::SimHandle, std::path::PathBuf, SimConfig) {
     let config = SimConfig {
         devices: n * 2 + 50,
@@ -247,7 +249,7 @@ async fn sweep_tenant(
         tenant_post_limit: Quota::new(limit.count * 2, limit.window),
         any_limit: Quota::new(limit.count * 10, limit.window),
         latency: Duration::from_millis(latency_ms),
-        penalise_early: false,
+        throttle_model: model,
         ..SimConfig::default()
     };
     let sim = graph_sim::start(config.clone()).await.unwrap();
@@ -275,7 +277,8 @@ async fn sweep_tenant(
 async fn window_just_used(limit: Quota, latency_ms: u64, cold: Option<bool>) -> (f64, u64, usize) {
     let dir = tempfile::tempdir().unwrap();
     let n = limit.count as usize * 2;
-    let (sim, csv, config) = sweep_tenant(n * 2, limit, latency_ms, dir.path()).await;
+    let (sim, csv, config) =
+        sweep_tenant(n * 2, limit, latency_ms, dir.path(), ThrottleModel::None).await;
     let ours = client(&sim.base_url, "sim-client", "sim-secret", &config.tenant);
     let text = std::fs::read_to_string(&csv).unwrap();
     let mut lines = text.lines();
@@ -320,9 +323,14 @@ async fn window_just_used(limit: Quota, latency_ms: u64, cold: Option<bool>) -> 
 
 /// The script an admin would write: 20 workers posting directly, each honouring Retry-After with
 /// 3 retries as Microsoft's RetryHandler does. Wall time, devices rotated, items answered 429.
-async fn twenty_workers(n: usize, limit: Quota, latency_ms: u64) -> (f64, usize, u64) {
+async fn twenty_workers(
+    n: usize,
+    limit: Quota,
+    latency_ms: u64,
+    model: ThrottleModel,
+) -> (f64, usize, u64) {
     let dir = tempfile::tempdir().unwrap();
-    let (sim, csv, config) = sweep_tenant(n, limit, latency_ms, dir.path()).await;
+    let (sim, csv, config) = sweep_tenant(n, limit, latency_ms, dir.path(), model).await;
     let c = client(&sim.base_url, "sim-client", "sim-secret", &config.tenant);
     let ids: Vec<String> = std::fs::read_to_string(&csv)
         .unwrap()
@@ -660,6 +668,32 @@ fn plan_child(n: usize) {
     );
 }
 
+/// Our ride at a scaled ceiling, our wall time for 296 Macs, and the 20-worker script's, under
+/// each throttling model: what the engine does does not rest on the model.
+async fn models() {
+    let scaled = Quota::new(2000, Duration::from_secs(20));
+    let fast = Quota::new(200, Duration::from_secs(2));
+    println!(
+        "| throttle model | ride: send rate ÷ ceiling | ride: 429 | ride: wall time (6000) | 296 Macs at {fast}: ours | our 429s | 20 direct-POST workers | their 429s | their rotated |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for model in [
+        ThrottleModel::Accrue,
+        ThrottleModel::Block,
+        ThrottleModel::None,
+    ] {
+        let r = ride(6000, scaled, 100, None, None, model).await;
+        let (ours, ours_429) = sweep_ours(296, fast, 100, model).await;
+        let (theirs, done, their_429) = twenty_workers(296, fast, 100, model).await;
+        println!(
+            "| {model:?} | {:.3} | {:.2} % | {:.1} s | {ours:.1} s | {ours_429} | {theirs:.1} s | {their_429} | {done} |",
+            r.ratio,
+            r.share_429 * 100.0,
+            r.elapsed
+        );
+    }
+}
+
 #[tokio::main]
 async fn main() {
     if std::env::var_os("RUST_LOG").is_some() {
@@ -691,6 +725,11 @@ async fn main() {
         for (what, r) in readers(n) {
             println!("{what}: {r:?} (seconds, peak MB)");
         }
+        return;
+    }
+    // `models`: the same rides under each of graph-sim's throttling models.
+    if args.get(1).map(String::as_str) == Some("models") {
+        models().await;
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
@@ -806,7 +845,15 @@ async fn main() {
         if only.is_some_and(|o| o != k) {
             continue;
         }
-        let r = ride(devices, limit, latency, competitor, cold).await;
+        let r = ride(
+            devices,
+            limit,
+            latency,
+            competitor,
+            cold,
+            ThrottleModel::Accrue,
+        )
+        .await;
         if let Some((rotated, throttled, sent)) = r.theirs {
             notes.push(format!(
                 "competing app in \"{name}\": {rotated} BitLocker rotations meanwhile, {:.2} % of its items answered 429",
@@ -834,7 +881,15 @@ async fn main() {
     }
     line(String::new());
     let (seq_n, seq_rate) = one_at_a_time(if quick { 100 } else { 300 }, scaled, 100).await;
-    let batched = ride(if quick { 4400 } else { 6000 }, scaled, 100, None, None).await;
+    let batched = ride(
+        if quick { 4400 } else { 6000 },
+        scaled,
+        100,
+        None,
+        None,
+        ThrottleModel::Accrue,
+    )
+    .await;
     // The long-run rate, over whole windows (an empty window's credit goes at once).
     let batched_rate = batched.ratio * scaled.per_second();
     line("| same tenant (2000/20s, 100 ms) | devices | devices/s |".into());
@@ -871,8 +926,9 @@ async fn main() {
         let rtt = latency as f64 / 1000.0;
         let optimum =
             (n.div_ceil(limit.count as usize) - 1) as f64 * limit.window.as_secs_f64() + rtt;
-        let (ours, ours_429) = sweep_ours(n, limit, latency).await;
-        let (theirs, their_done, their_429) = twenty_workers(n, limit, latency).await;
+        let (ours, ours_429) = sweep_ours(n, limit, latency, ThrottleModel::None).await;
+        let (theirs, their_done, their_429) =
+            twenty_workers(n, limit, latency, ThrottleModel::None).await;
         line(format!(
             "| {limit}, {latency} ms | {n} | {optimum:.1} s | {ours:.1} s | {:.2} | {ours_429} | {theirs:.1} s | {their_429} | {their_done} |",
             ours / optimum
@@ -898,6 +954,7 @@ async fn main() {
         0,
         None,
         None,
+        ThrottleModel::Accrue,
     )
     .await;
     line(format!(

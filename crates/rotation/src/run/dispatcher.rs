@@ -7,7 +7,7 @@
 //! at most one of ready, delayed, in flight or being looked up; nothing is re-sent whose answer
 //! was lost until Graph says it was not carried out ([`super::in_doubt`]).
 
-use super::in_doubt::{self, Cause, Decision};
+use super::in_doubt::{self, Cause, Decision, Looks};
 use super::{Counters, DispatchOptions, Progress, RunOutcome, StopSignal};
 use crate::ledger::{DeviceState, Ledger, LedgerState, Outcome, Row, now_iso, parse_ms};
 use crate::{Action, RateGate, ResultMatcher, RotationError, retry};
@@ -25,8 +25,8 @@ use uuid::Uuid;
 
 /// Permits being gathered for the next batch; kept across loop turns so no permit is lost.
 type Acquire = Pin<Box<dyn Future<Output = ()> + Send>>;
-/// A look at devices whose answer was lost.
-type Check = Pin<Box<dyn Future<Output = Vec<(u32, Decision)>> + Send>>;
+/// A look at devices whose answer was lost or refused.
+type Check = Pin<Box<dyn Future<Output = (Cause, Vec<(u32, Decision)>)> + Send>>;
 /// One batch on the wire: its devices, the answer, and the round trip it took.
 type Flight = Pin<
     Box<dyn Future<Output = (Vec<u32>, Result<BatchReply, GraphClientError>, Duration)> + Send>,
@@ -40,8 +40,8 @@ enum Event {
     Reply(Vec<u32>, Result<BatchReply, GraphClientError>, Duration),
     /// The rate gate granted a batch.
     Grant,
-    /// Graph was asked about devices whose answer was lost.
-    LookedUp(Vec<(u32, Decision)>),
+    /// Graph was asked about devices whose answer was lost or refused.
+    LookedUp(Cause, Vec<(u32, Decision)>),
     /// A retry fell due, or the drain deadline passed.
     Timer,
 }
@@ -112,10 +112,15 @@ pub(super) struct Dispatcher<'o> {
     state: LedgerState,
     /// Devices to send, in plan order.
     ready: VecDeque<u32>,
-    /// Devices waiting out a retry delay.
-    delayed: BinaryHeap<Reverse<(Instant, u32)>>,
+    /// Devices waiting out a retry delay, and whether they are looked up before they are sent.
+    delayed: BinaryHeap<Reverse<(Instant, u32, bool)>>,
     /// Devices whose answer was lost, to be looked up before any resend.
     doubtful: Vec<u32>,
+    /// Throttled devices whose wait is over, to be looked up before they are sent again.
+    refused: Vec<u32>,
+    /// Throttled items are looked up before a resend: always for BitLocker (every needless
+    /// rotation adds a key toward Entra's 200), for the others under `--strict-once`.
+    look_after_429: bool,
     gate: Arc<RateGate>,
     /// The pace of look-ups (reads), apart from the actions' gate.
     reads: Arc<RateGate>,
@@ -166,7 +171,7 @@ pub(super) async fn dispatch(
             Event::StopAsked | Event::Timer => {}
             Event::Reply(idxs, result, rtt) => d.on_reply(idxs, result, rtt).await?,
             Event::Grant => d.on_grant()?,
-            Event::LookedUp(decisions) => d.on_looked_up(decisions)?,
+            Event::LookedUp(cause, decisions) => d.on_looked_up(cause, decisions)?,
         }
     }
     d.into_outcome()
@@ -191,6 +196,7 @@ impl<'o> Dispatcher<'o> {
             .take(o.limit.unwrap_or(usize::MAX))
             .collect();
         let gate = Arc::new(super::actions_gate(o, &state, batch_size as u32));
+        let action = state.header.action;
         let mut c = Counters {
             to_send: ready.len(),
             ..Counters::default()
@@ -209,6 +215,8 @@ impl<'o> Dispatcher<'o> {
             ready,
             delayed: BinaryHeap::new(),
             doubtful: Vec::new(),
+            refused: Vec::new(),
+            look_after_429: super::look_after_429(o, action),
             gate,
             reads: crate::reads::reads_gate(),
             inflight: FuturesUnordered::new(),
@@ -227,9 +235,17 @@ impl<'o> Dispatcher<'o> {
     /// Retries whose wait is over join the ready queue (behind what was already ready).
     fn release_due_retries(&mut self) {
         let now = Instant::now();
-        while self.delayed.peek().is_some_and(|Reverse((t, _))| *t <= now) {
-            let Reverse((_, i)) = self.delayed.pop().expect("peeked");
-            self.ready.push_back(i);
+        while self
+            .delayed
+            .peek()
+            .is_some_and(|Reverse((t, ..))| *t <= now)
+        {
+            let Reverse((_, i, look_first)) = self.delayed.pop().expect("peeked");
+            if look_first {
+                self.refused.push(i);
+            } else {
+                self.ready.push_back(i);
+            }
         }
     }
 
@@ -257,13 +273,31 @@ impl<'o> Dispatcher<'o> {
         }
     }
 
-    /// Devices whose answer was lost are looked up in Graph, never sent again blindly. Stopping
-    /// leaves them in doubt: `resume` looks them up.
+    /// Devices whose answer was lost are looked up in Graph, never sent again blindly, twice if
+    /// the first look-up comes soon after sending; throttled ones once where the policy asks.
+    /// Stopping leaves them in doubt or pending: `resume` looks them up.
     fn start_lookups(&mut self) {
-        if self.stopping.is_some() || self.doubtful.is_empty() {
+        if self.stopping.is_some() {
             return;
         }
-        let idxs = std::mem::take(&mut self.doubtful);
+        let lost = std::mem::take(&mut self.doubtful);
+        let looks = Looks {
+            settle: self.o.in_doubt_check_delay,
+            recheck: Some(self.o.lost_answer_recheck),
+        };
+        self.start_lookup(Cause::LostAnswer, lost, looks);
+        let refused = std::mem::take(&mut self.refused);
+        let looks = Looks {
+            settle: Duration::ZERO,
+            recheck: None,
+        };
+        self.start_lookup(Cause::Throttled, refused, looks);
+    }
+
+    fn start_lookup(&mut self, cause: Cause, idxs: Vec<u32>, looks: Looks) {
+        if idxs.is_empty() {
+            return;
+        }
         let items: Vec<(Uuid, u64)> = idxs
             .iter()
             .map(|&i| {
@@ -274,20 +308,25 @@ impl<'o> Dispatcher<'o> {
             })
             .collect();
         let (client, reads) = (self.client.clone(), self.reads.clone());
-        let (matcher, settle) = (self.matcher.clone(), self.o.in_doubt_check_delay);
+        let matcher = self.matcher.clone();
         self.checks.push(Box::pin(async move {
-            let cause = Cause::LostAnswer;
-            let decided = in_doubt::look_up(&client, &reads, &matcher, cause, &items, settle).await;
-            idxs.into_iter()
+            let decided = in_doubt::look_up(&client, &reads, &matcher, cause, &items, looks).await;
+            let decisions = idxs
+                .into_iter()
                 .zip(decided)
                 .map(|(i, (_, decision))| (i, decision))
-                .collect()
+                .collect();
+            (cause, decisions)
         }));
     }
 
     /// Nothing in flight, and either stopping or nothing left to send or look up.
     fn done(&self) -> bool {
-        let idle = self.ready.is_empty() && self.delayed.is_empty() && self.checks.is_empty();
+        let idle = self.ready.is_empty()
+            && self.delayed.is_empty()
+            && self.checks.is_empty()
+            && self.refused.is_empty()
+            && self.doubtful.is_empty();
         self.inflight.is_empty() && (self.stopping.is_some() || idle)
     }
 
@@ -304,7 +343,7 @@ impl<'o> Dispatcher<'o> {
     }
 
     async fn next_event(&mut self, stop: &mut StopSignal) -> Event {
-        let next_due = self.delayed.peek().map(|Reverse((t, _))| *t);
+        let next_due = self.delayed.peek().map(|Reverse((t, ..))| *t);
         let wake = next_due.into_iter().chain(self.drain_deadline).min();
         let stopping = self.stopping.is_some();
         let Dispatcher {
@@ -322,8 +361,8 @@ impl<'o> Dispatcher<'o> {
             _ = async { acquiring.as_mut().expect("guarded").as_mut().await }, if acquiring.is_some() => {
                 Event::Grant
             }
-            Some(decisions) = checks.next(), if !checks.is_empty() && !stopping => {
-                Event::LookedUp(decisions)
+            Some((cause, decisions)) = checks.next(), if !checks.is_empty() && !stopping => {
+                Event::LookedUp(cause, decisions)
             }
             _ = sleep_until_opt(wake), if wake.is_some() => Event::Timer,
         }
@@ -391,15 +430,21 @@ impl<'o> Dispatcher<'o> {
         Ok(())
     }
 
-    /// Graph answered the look-up of devices whose answer was lost.
-    fn on_looked_up(&mut self, decisions: Vec<(u32, Decision)>) -> Result<(), RotationError> {
+    /// Graph answered the look-up of devices whose answer was lost or refused.
+    fn on_looked_up(
+        &mut self,
+        cause: Cause,
+        decisions: Vec<(u32, Decision)>,
+    ) -> Result<(), RotationError> {
         for (i, decision) in decisions {
-            match decision {
-                Decision::Rotated(why) => {
+            match (decision, cause) {
+                (Decision::Rotated(why), _) => {
                     self.finish(i, Outcome::Rotated, Answer::new(None, why, None))?
                 }
-                Decision::SendAgain(why) => {
-                    self.retry_later(i, Answer::new(None, why, None), None)?
+                // Its wait is over and its retry row written: it joins the queue.
+                (Decision::SendAgain(_), Cause::Throttled) => self.ready.push_back(i),
+                (Decision::SendAgain(why), Cause::LostAnswer | Cause::Crash) => {
+                    self.retry_later(i, Answer::new(None, why, None), None, false)?
                 }
             }
         }
@@ -469,12 +514,14 @@ impl<'o> Dispatcher<'o> {
         self.ledger.append(&row)
     }
 
-    /// Schedules a device for another attempt, or fails it when its attempts are used up.
+    /// Schedules a device for another attempt (looked up first when `look_first`), or fails it
+    /// when its attempts are used up.
     fn retry_later(
         &mut self,
         i: u32,
         mut answer: Answer<'_>,
         retry_after: Option<Duration>,
+        look_first: bool,
     ) -> Result<(), RotationError> {
         let idx = i as usize;
         let attempts = self.state.attempts[idx];
@@ -488,7 +535,8 @@ impl<'o> Dispatcher<'o> {
         self.state.states[idx] = self.state.states[idx].after(row.step());
         self.c.retries += 1;
         let wait = retry::delay(attempts, retry_after);
-        self.delayed.push(Reverse((Instant::now() + wait, i)));
+        self.delayed
+            .push(Reverse((Instant::now() + wait, i, look_first)));
         self.ledger.append(&row)
     }
 
@@ -538,8 +586,9 @@ impl<'o> Dispatcher<'o> {
                 // The request may have been carried out: it stays in doubt until Graph says.
                 self.doubtful.push(i);
             } else {
+                // A whole batch refused (429 or 5xx) ran no item: no look-up before the resend.
                 let ra = e.retry_after();
-                self.retry_later(i, Answer::new(status, e.to_string(), None), ra)?;
+                self.retry_later(i, Answer::new(status, e.to_string(), None), ra, false)?;
             }
         }
         Ok(())
@@ -553,7 +602,7 @@ impl<'o> Dispatcher<'o> {
         for (pos, &i) in idxs.iter().enumerate() {
             let Some(item) = reply.response.item(&(pos + 1).to_string()) else {
                 let why = "the batch answer did not include this item".to_string();
-                self.retry_later(i, Answer::new(None, why, Some(&reply.meta)), None)?;
+                self.retry_later(i, Answer::new(None, why, Some(&reply.meta)), None, false)?;
                 continue;
             };
             let err = item.error();
@@ -576,7 +625,8 @@ impl<'o> Dispatcher<'o> {
                 ItemClass::Throttled { retry_after } => {
                     self.c.throttled += 1;
                     brake = Some(brake.flatten().max(retry_after).or(retry_after));
-                    self.retry_later(i, answer.or_message("throttled".into()), retry_after)?;
+                    let answer = answer.or_message("throttled".into());
+                    self.retry_later(i, answer, retry_after, self.look_after_429)?;
                 }
                 ItemClass::Retryable { retry_after } => {
                     self.c.server_errors += 1;
@@ -586,11 +636,11 @@ impl<'o> Dispatcher<'o> {
                         pause = pause.max(Some(ra));
                     }
                     let default = format!("HTTP {}", item.status);
-                    self.retry_later(i, answer.or_message(default), retry_after)?;
+                    self.retry_later(i, answer.or_message(default), retry_after, false)?;
                 }
                 ItemClass::Auth => {
                     self.refresh_token = true;
-                    self.retry_later(i, answer.or_message("unauthorized".into()), None)?;
+                    self.retry_later(i, answer.or_message("unauthorized".into()), None, false)?;
                 }
                 ItemClass::Permanent => self.finish(i, Outcome::Failed, answer)?,
             }

@@ -1,7 +1,12 @@
 //! Devices in doubt: their request left (a `sent` row is on disk) but no answer was recorded, after
-//! a crash or a lost answer. Whether to send again is decided here only, from what Graph's
-//! `deviceActionResults` shows: an action of ours that started after the request left means the
-//! request was carried out; sending again would rotate the device twice.
+//! a crash or a lost answer, or the answer refused it (429) where a refused action may have run.
+//! Whether to send again is decided here only, from what Graph's `deviceActionResults` shows: an
+//! action of ours that started after the request left means the request was carried out; sending
+//! again would rotate the device twice.
+//!
+//! The service may carry a request out some time after its answer was lost, so a device that shows
+//! nothing at the first look-up is looked up a second time, `recheck` after its request left,
+//! before it is sent again (docs/verification.md).
 
 use crate::verify::{Found, lookup};
 use crate::{RateGate, ResultMatcher};
@@ -18,6 +23,8 @@ pub(crate) enum Cause {
     Crash,
     /// The connection dropped or the answer was cut within a run.
     LostAnswer,
+    /// Answered 429, which Graph has been seen to give for a write it carried out.
+    Throttled,
 }
 
 /// What to do with one device in doubt.
@@ -34,6 +41,11 @@ pub(crate) fn decide(cause: Cause, found: Option<&Found>) -> Decision {
     let label = match cause {
         Cause::Crash => "verified-after-crash",
         Cause::LostAnswer => "verified-after-lost-answer",
+        Cause::Throttled => "verified-after-429",
+    };
+    let before = match cause {
+        Cause::Throttled => "the item was throttled",
+        Cause::Crash | Cause::LostAnswer => "the answer was lost",
     };
     match found {
         Some(f) if f.state.shows_our_action() => Decision::Rotated(format!(
@@ -44,19 +56,83 @@ pub(crate) fn decide(cause: Cause, found: Option<&Found>) -> Decision {
                 .map(|r| format!(" (recognised by {r})"))
                 .unwrap_or_default()
         )),
-        Some(_) => Decision::SendAgain(
-            "the answer was lost and the device shows no action of ours: sending again".into(),
-        ),
-        None => Decision::SendAgain(
-            "the answer was lost and the device could not be read: sending again".into(),
-        ),
+        Some(_) => Decision::SendAgain(format!(
+            "{before} and the device shows no action of ours: sending again"
+        )),
+        None => Decision::SendAgain(format!(
+            "{before} and the device could not be read: sending again"
+        )),
     }
 }
 
-/// Looks the devices up once the newest of their requests has had `settle` to show in
-/// `deviceActionResults` (a request still being carried out would otherwise look absent), and
-/// decides each. `items` are (device, when its request left, in Unix ms).
+/// When to look: `settle` after the newest request left (a request still being carried out would
+/// otherwise look absent), and, for devices that show nothing then, again `recheck` after theirs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Looks {
+    pub settle: Duration,
+    pub recheck: Option<Duration>,
+}
+
+/// Decides each device of `items` (device, when its request left, in Unix ms) from one look-up, or
+/// two when `looks.recheck` is set and the first came before it.
 pub(crate) async fn look_up(
+    client: &GraphClient,
+    reads: &Arc<RateGate>,
+    matcher: &ResultMatcher,
+    cause: Cause,
+    items: &[(Uuid, u64)],
+    looks: Looks,
+) -> Vec<(Uuid, Decision)> {
+    let mut decided = look_once(client, reads, matcher, cause, items, looks.settle).await;
+    let Some(recheck) = looks.recheck else {
+        return decided;
+    };
+    let now_ms = unix_ms(SystemTime::now());
+    let recheck_ms = recheck.as_millis() as u64;
+    let sent: HashMap<Uuid, u64> = items.iter().copied().collect();
+    // Only devices whose first look came before their recheck time: a look after it has seen
+    // everything a second one would.
+    let again: Vec<(Uuid, u64)> = decided
+        .iter()
+        .filter(|(_, d)| matches!(d, Decision::SendAgain(_)))
+        .filter_map(|(id, _)| sent.get(id).map(|&ms| (*id, ms)))
+        .filter(|&(_, ms)| ms + recheck_ms > now_ms)
+        .collect();
+    if again.is_empty() {
+        return decided;
+    }
+    let second: HashMap<Uuid, Decision> = look_once(client, reads, matcher, cause, &again, recheck)
+        .await
+        .into_iter()
+        .map(|(id, d)| match d {
+            Decision::Rotated(why) => (
+                id,
+                Decision::Rotated(format!("{why}; seen at the second look-up")),
+            ),
+            Decision::SendAgain(why) => (
+                id,
+                Decision::SendAgain(format!(
+                    "{why} (looked up twice, the second {} after sending)",
+                    humantime::format_duration(recheck)
+                )),
+            ),
+        })
+        .collect();
+    for (id, d) in &mut decided {
+        if let Some(later) = second.get(id) {
+            *d = later.clone();
+        }
+    }
+    decided
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One look-up, once the newest request has had `settle` to show.
+async fn look_once(
     client: &GraphClient,
     reads: &Arc<RateGate>,
     matcher: &ResultMatcher,

@@ -9,7 +9,7 @@ use crate::{CheckedSource, Plan, PlanReport, Policy, RateGate, RotationError};
 use dispatcher::{dispatch, noted};
 use graph_batch::Quota;
 use graph_client::GraphClient;
-use in_doubt::{Cause, Decision};
+use in_doubt::{Cause, Decision, Looks};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +45,11 @@ pub struct DispatchOptions {
     pub drain_timeout: Duration,
     /// How long after a lost answer its devices are looked up in deviceActionResults.
     pub in_doubt_check_delay: Duration,
+    /// A device that shows nothing at that look-up is looked up again this long after its
+    /// request left, before it is sent again: the service may carry a request out late.
+    pub lost_answer_recheck: Duration,
+    /// Look up throttled items before sending them again, for every action (BitLocker always).
+    pub strict_once: bool,
     /// Names of our action's results given for this invocation (`--result-name`).
     pub result_names: Vec<String>,
     /// The tenant-wide limit shared with other apps (`None`: twice `rate`, as Intune documents
@@ -53,6 +58,15 @@ pub struct DispatchOptions {
     /// Whether the service's window is empty at the start: `None` guesses (empty but for our own
     /// sends the ledger holds), `Some(true)` assumes it, `Some(false)` paces evenly from the start.
     pub cold_start: Option<bool>,
+}
+
+/// The second look-up of a lost answer: past the latest a late action was seen to start in
+/// graph-sim's model (60 s) with room for clocks and latency (docs/verification.md).
+pub const LOST_ANSWER_RECHECK: Duration = Duration::from_secs(70);
+
+/// Whether throttled items are looked up before they are sent again.
+pub(crate) fn look_after_429(o: &DispatchOptions, action: crate::Action) -> bool {
+    o.strict_once || action == crate::Action::BitLocker
 }
 
 /// Latency the automatic concurrency absorbs without slowing below the rate.
@@ -87,6 +101,8 @@ impl Default for DispatchOptions {
             in_doubt: InDoubt::Verify,
             drain_timeout: Duration::from_secs(30),
             in_doubt_check_delay: Duration::from_secs(2),
+            lost_answer_recheck: LOST_ANSWER_RECHECK,
+            strict_once: false,
             result_names: Vec::new(),
             tenant_rate: None,
             cold_start: None,
@@ -267,18 +283,38 @@ pub async fn resume(
             }
         }
     }
-    if options.in_doubt == InDoubt::Verify && in_doubt > 0 {
+    // Sent before and answered 429 (or 5xx) last: where a refused action may have run, looked up
+    // before it is sent again.
+    let refused: Vec<(uuid::Uuid, u64)> =
+        if options.in_doubt == InDoubt::Verify && look_after_429(options, state.header.action) {
+            (0..state.ids.len())
+                .filter(|&i| state.states[i] == DeviceState::Pending && state.attempts[i] > 0)
+                .map(|i| (state.ids[i], state.sent_at_ms[i]))
+                .collect()
+        } else {
+            Vec::new()
+        };
+    if options.in_doubt == InDoubt::Verify && (in_doubt > 0 || !refused.is_empty()) {
         let doubtful: Vec<(uuid::Uuid, u64)> = (0..state.ids.len())
             .filter(|&i| state.states[i] == DeviceState::InDoubt)
             .map(|i| (state.ids[i], state.sent_at_ms[i]))
             .collect();
         let reads = crate::reads::reads_gate();
         let matcher = state.header.result_matcher(&options.result_names);
-        let settle = options.in_doubt_check_delay;
-        let decided =
-            in_doubt::look_up(client, &reads, &matcher, Cause::Crash, &doubtful, settle).await;
+        let looks = Looks {
+            settle: options.in_doubt_check_delay,
+            recheck: Some(options.lost_answer_recheck),
+        };
+        let once = Looks {
+            settle: options.in_doubt_check_delay,
+            recheck: None,
+        };
+        let (crashed, throttled) = futures::join!(
+            in_doubt::look_up(client, &reads, &matcher, Cause::Crash, &doubtful, looks),
+            in_doubt::look_up(client, &reads, &matcher, Cause::Throttled, &refused, once),
+        );
         let mut confirmed = 0;
-        for (id, decision) in decided {
+        for (id, decision) in crashed.into_iter().chain(throttled) {
             // Devices to send again stay in doubt: the dispatcher sends them with the pending.
             if let Decision::Rotated(evidence) = decision {
                 let i = state.index[&id] as usize;
@@ -291,7 +327,7 @@ pub async fn resume(
         tracing::info!(
             in_doubt,
             confirmed,
-            resend = in_doubt as usize - confirmed,
+            refused = refused.len(),
             "in-doubt devices checked against deviceActionResults"
         );
     }
