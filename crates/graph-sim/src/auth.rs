@@ -93,6 +93,46 @@ impl RegisteredCert {
 
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
+/// The person a delegated sign-in signs in as (object id, user name, display name); made up.
+const SIGNED_IN_USER: (&str, &str, &str) = (
+    "3f6c2b1a-8d4e-4f70-9a25-6b1c0d2e3f40",
+    "rotation.admin@contoso-sim.example",
+    "Rotation Admin (simulated)",
+);
+
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The key that signs id tokens (ES256, made at start) and its public JWK.
+struct IdTokenKey {
+    encoding: EncodingKey,
+    kid: String,
+    jwk: Value,
+}
+
+impl std::fmt::Debug for IdTokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdTokenKey").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+impl IdTokenKey {
+    fn generate() -> Self {
+        let key = rcgen::KeyPair::generate().expect("a P-256 key can be made");
+        // The uncompressed point: 0x04, x, y.
+        let point = key.public_key_raw();
+        let (x, y) = point[1..].split_at(32);
+        let kid = b64url(&point[1..9]);
+        IdTokenKey {
+            encoding: EncodingKey::from_ec_der(&key.serialize_der()),
+            jwk: json!({"kty": "EC", "crv": "P-256", "x": b64url(x), "y": b64url(y), "kid": kid, "use": "sig", "alg": "ES256"}),
+            kid,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct DeviceCodeState {
     client_id: String,
@@ -116,6 +156,7 @@ pub struct Auth {
     device_code_interval: Duration,
     revoke_after: Option<Duration>,
     key: Vec<u8>,
+    id_key: IdTokenKey,
     cert: Option<RegisteredCert>,
     token_url_base: String,
     tenant: String,
@@ -144,6 +185,7 @@ impl Auth {
             device_code_interval: config.device_code_interval,
             revoke_after: config.revoke_tokens_after,
             key,
+            id_key: IdTokenKey::generate(),
             cert,
             token_url_base: base_url.to_string(),
             tenant: config.tenant.clone(),
@@ -264,14 +306,16 @@ impl Auth {
         };
         let header = jsonwebtoken::decode_header(assertion)
             .map_err(|_| invalid(50012, "The client assertion is not a well-formed JWT."))?;
+        // Entra takes a thumbprint padded or not, in base64url or plain base64 (MSAL pads it).
+        let same = |given: Option<&str>, ours: &str| {
+            given.is_some_and(|g| {
+                g.trim_end_matches('=').replace('+', "-").replace('/', "_") == ours
+            })
+        };
         let named = match header.alg {
-            Algorithm::PS256 => {
-                header.x5t_s256.as_deref() == Some(cert.x5t_s256.as_str())
-                    || header.x5t.as_deref() == Some(cert.x5t.as_str())
-            }
-            Algorithm::RS256 => {
-                header.x5t.as_deref() == Some(cert.x5t.as_str())
-                    || header.x5t_s256.as_deref() == Some(cert.x5t_s256.as_str())
+            Algorithm::PS256 | Algorithm::RS256 => {
+                same(header.x5t_s256.as_deref(), &cert.x5t_s256)
+                    || same(header.x5t.as_deref(), &cert.x5t)
             }
             _ => {
                 return Err(invalid(
@@ -293,9 +337,10 @@ impl Auth {
         )]);
         v.set_issuer(&[client_id]);
         v.sub = Some(client_id.to_string());
+        // `nbf` is checked when present: MSAL sends none, and Entra accepts that.
         v.validate_nbf = true;
         v.leeway = 60;
-        v.set_required_spec_claims(&["exp", "nbf", "aud", "iss", "sub"]);
+        v.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
         jsonwebtoken::decode::<Value>(assertion, &cert.key, &v).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind as K;
             match e.kind() {
@@ -350,8 +395,103 @@ impl Auth {
                 .insert(refresh.clone(), (client_id.to_string(), scp.to_string()));
             answer["refresh_token"] = json!(refresh);
             answer["scope"] = json!(scp);
+            // What a client builds its account from: the user's id token and client_info.
+            answer["id_token"] = json!(self.id_token(client_id, now));
+            let info = json!({"uid": SIGNED_IN_USER.0, "utid": self.tenant});
+            answer["client_info"] = json!(b64url(info.to_string().as_bytes()));
         }
         answer
+    }
+
+    /// The signed-in user's id token, signed with the key the JWKS publishes.
+    fn id_token(&self, client_id: &str, now: SystemTime) -> String {
+        let (oid, upn, name) = SIGNED_IN_USER;
+        let claims = json!({
+            "ver": "2.0",
+            "iss": self.issuer(),
+            "aud": client_id,
+            "sub": oid,
+            "oid": oid,
+            "tid": self.tenant,
+            "preferred_username": upn,
+            "name": name,
+            "iat": unix(now),
+            "nbf": unix(now),
+            "exp": unix(now) + self.lifetime.as_secs(),
+        });
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.id_key.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.id_key.encoding)
+            .expect("ES256 signing with an in-memory key cannot fail")
+    }
+
+    /// The v2.0 issuer of this tenant.
+    fn issuer(&self) -> String {
+        format!("{}/{}/v2.0", self.token_url_base, self.tenant)
+    }
+
+    /// `GET /{tenant}/v2.0/.well-known/openid-configuration`, as Entra describes a tenant (the
+    /// tenant's id, `common` or `organizations`).
+    pub fn openid_configuration(&self, tenant: &str) -> Result<Value, TokenError> {
+        let known = ["common", "organizations"]
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(tenant))
+            || tenant.eq_ignore_ascii_case(&self.tenant);
+        if !known {
+            return Err(entra_error(
+                400,
+                "invalid_tenant",
+                90002,
+                &format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."),
+            ));
+        }
+        let base = &self.token_url_base;
+        let issuer_tenant = if tenant.eq_ignore_ascii_case(&self.tenant) { self.tenant.as_str() } else { "{tenantid}" };
+        Ok(json!({
+            "issuer": format!("{base}/{issuer_tenant}/v2.0"),
+            "authorization_endpoint": format!("{base}/{tenant}/oauth2/v2.0/authorize"),
+            "token_endpoint": format!("{base}/{tenant}/oauth2/v2.0/token"),
+            "device_authorization_endpoint": format!("{base}/{tenant}/oauth2/v2.0/devicecode"),
+            "end_session_endpoint": format!("{base}/{tenant}/oauth2/v2.0/logout"),
+            "jwks_uri": format!("{base}/{tenant}/discovery/v2.0/keys"),
+            "userinfo_endpoint": format!("{base}/oidc/userinfo"),
+            "response_modes_supported": ["query", "fragment", "form_post"],
+            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "name", "oid", "tid", "preferred_username", "ver"],
+            "request_uri_parameter_supported": false,
+            "tenant_region_scope": "WW",
+            "cloud_instance_name": "microsoftonline.com",
+            "cloud_graph_host_name": "graph.windows.net",
+            "msgraph_host": "graph.microsoft.com",
+        }))
+    }
+
+    /// `GET /common/discovery/instance`: this host is its own cloud, under one alias.
+    pub fn instance_discovery(&self, authorization_endpoint: Option<&str>) -> Value {
+        let host = self
+            .token_url_base
+            .split("://")
+            .nth(1)
+            .unwrap_or(&self.token_url_base);
+        let tenant = authorization_endpoint
+            .and_then(|a| a.split("://").nth(1))
+            .and_then(|rest| rest.split('/').nth(1))
+            .filter(|t| !t.is_empty())
+            .unwrap_or("common");
+        json!({
+            "tenant_discovery_endpoint": format!("{}/{tenant}/v2.0/.well-known/openid-configuration", self.token_url_base),
+            "api-version": "1.1",
+            "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
+        })
+    }
+
+    /// `GET /{tenant}/discovery/v2.0/keys`: the key that signs id tokens.
+    pub fn jwks(&self) -> Value {
+        json!({"keys": [self.id_key.jwk.clone()]})
     }
 
     fn lock_flows(&self) -> std::sync::MutexGuard<'_, Flows> {
@@ -372,7 +512,15 @@ impl Auth {
             .filter(|s| !matches!(*s, "offline_access" | "openid" | "profile"))
             .map(|s| s.rsplit('/').next().unwrap_or(s))
             .collect();
-        if scp.is_empty() || scp.contains(&".default") {
+        // `.default` asks for every delegated permission consented to the app (azure-identity
+        // always sends it): here, the configured ones.
+        let consented = self.roles.join(" ");
+        let scp: Vec<&str> = if scp.contains(&".default") {
+            consented.split_whitespace().collect()
+        } else {
+            scp
+        };
+        if scp.is_empty() {
             return Err(entra_error(
                 400,
                 "invalid_scope",

@@ -149,6 +149,8 @@ pub struct SimConfig {
     pub decoy_results: bool,
     /// What device and name listings do with a `$filter` clause they do not support.
     pub filter_mode: crate::FilterMode,
+    /// Serve https with a certificate made at start (`SimHandle::ca_pem` is its CA).
+    pub tls: bool,
 }
 
 pub const DEFAULT_TENANT: &str = "5e1f0c2a-7d3b-4c8e-9a61-0b2d4f6e8a10";
@@ -192,6 +194,7 @@ impl Default for SimConfig {
             action_result_names: ResultNames::Graph,
             decoy_results: false,
             filter_mode: crate::FilterMode::Ignore,
+            tls: false,
         }
     }
 }

@@ -18,6 +18,7 @@ mod stats;
 mod tenant;
 mod throttle;
 mod time;
+mod tls;
 
 pub use auth::RegisteredCert;
 pub use config::{DEFAULT_TENANT, ResultNames, RetryAfterStyle, SimConfig};

@@ -17,6 +17,13 @@ struct Args {
     /// Address to listen on; port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:0")]
     addr: SocketAddr,
+    /// Serve https with a certificate made at start; the second line printed names the file of
+    /// the CA that signed it (`ca certificate at PATH`), for clients to trust.
+    #[arg(long)]
+    tls: bool,
+    /// Where `--tls` writes the CA certificate (default: a file in the temporary directory).
+    #[arg(long, requires = "tls")]
+    ca_out: Option<std::path::PathBuf>,
     /// Number of managed devices in the tenant.
     #[arg(long, default_value_t = 1000)]
     devices: usize,
@@ -179,6 +186,7 @@ fn config(a: Args) -> Result<SimConfig, String> {
         action_result_names: a.action_result_names,
         decoy_results: a.decoy_results,
         filter_mode: a.filter_mode,
+        tls: a.tls,
         ..SimConfig::default()
     };
     if let Some(roles) = a.roles {
@@ -190,6 +198,9 @@ fn config(a: Args) -> Result<SimConfig, String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     let addr = args.addr;
+    let ca_out = args.ca_out.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("graph-sim-{}-ca.pem", std::process::id()))
+    });
     let config = match config(args) {
         Ok(c) => c,
         Err(e) => {
@@ -208,6 +219,13 @@ fn main() -> ExitCode {
         match graph_sim::start_on(addr, config).await {
             Ok(handle) => {
                 println!("listening on {}", handle.base_url);
+                if let Some(pem) = &handle.ca_pem {
+                    if let Err(e) = std::fs::write(&ca_out, pem) {
+                        eprintln!("graph-sim: cannot write {}: {e}", ca_out.display());
+                        return ExitCode::FAILURE;
+                    }
+                    println!("ca certificate at {}", ca_out.display());
+                }
                 use std::io::Write;
                 let _ = std::io::stdout().flush();
                 let _ = tokio::signal::ctrl_c().await;

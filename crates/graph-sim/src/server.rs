@@ -19,9 +19,11 @@ use tokio::task::JoinHandle;
 /// A running simulator. Dropping it stops the server.
 #[derive(Debug)]
 pub struct SimHandle {
-    /// `http://127.0.0.1:PORT`: pass it as both `--graph-url` and `--login-url`.
+    /// `http://127.0.0.1:PORT` (`https` with `tls`): pass it as both `--graph-url` and `--login-url`.
     pub base_url: String,
     pub addr: SocketAddr,
+    /// With `tls`: the PEM of the CA that signed the server's certificate, for clients to trust.
+    pub ca_pem: Option<String>,
     sim: Arc<Sim>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -81,20 +83,41 @@ pub async fn start_on(addr: SocketAddr, config: SimConfig) -> std::io::Result<Si
     }
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let base_url = format!("http://{addr}");
+    let tls = if config.tls {
+        Some(
+            crate::tls::TlsIdentity::generate()
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+        )
+    } else {
+        None
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let base_url = format!("{scheme}://{addr}");
     let sim = Arc::new(Sim::new(config, base_url.clone()));
     let app = axum::Router::new().fallback(any).with_state(sim.clone());
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
+    let stopped = async {
+        let _ = rx.await;
+    };
+    let task = match &tls {
+        Some(identity) => {
+            let listener = crate::tls::TlsListener::new(listener, identity)?;
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await;
             })
-            .await;
-    });
+        }
+        None => tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await;
+        }),
+    };
     Ok(SimHandle {
         base_url,
         addr,
+        ca_pem: tls.map(|t| t.ca_pem),
         sim,
         shutdown: Some(tx),
         task: Some(task),
@@ -190,6 +213,23 @@ fn route(
         segs.first().copied().unwrap_or(""),
         segs.get(1).copied().unwrap_or(""),
     );
+    // The identity platform's discovery documents (MSAL and azure-identity read them first).
+    if method == Method::GET {
+        if rest.eq_ignore_ascii_case("v2.0/.well-known/openid-configuration") {
+            return token_response(sim.auth.openid_configuration(first).map_err(|e| (e.status, e.body)));
+        }
+        if rest.eq_ignore_ascii_case("discovery/v2.0/keys") {
+            return token_response(Ok(sim.auth.jwks()));
+        }
+        if first.eq_ignore_ascii_case("common") && rest.eq_ignore_ascii_case("discovery/instance") {
+            let q = crate::batch::parse_query(qs);
+            let endpoint = q
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("authorization_endpoint"))
+                .map(|(_, v)| v.as_str());
+            return token_response(Ok(sim.auth.instance_discovery(endpoint)));
+        }
+    }
     if rest.eq_ignore_ascii_case("oauth2/v2.0/devicecode") && method == Method::POST {
         let form: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
         let answer = sim
