@@ -1,7 +1,7 @@
 # The two commands that matter: `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test test-loaded lint fmt bench deny soak fuzz build
+.PHONY: demo test test-loaded lint fmt bench deny soak fuzz build interop
 
 build:
 	$(CARGO) build --release
@@ -71,3 +71,15 @@ fuzz:
 		echo "== $$name ($$dir), $(FUZZ_SECONDS) s"; \
 		(cd $$dir && $(CARGO) +nightly fuzz run $$name -- -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
 	done
+
+# graph-sim against Microsoft's own clients: MSAL, azure-identity and the Graph beta SDK (pinned in
+# interop/requirements.txt), in a virtual environment made here with the machine's Python, against
+# `graph-sim --tls` and plain loopback. Each run is bounded by INTEROP_SECONDS.
+INTEROP_VENV ?= target/interop-venv
+INTEROP_SECONDS ?= 600
+interop:
+	$(CARGO) build --locked -p graph-sim
+	@test -x $(INTEROP_VENV)/bin/python || python3 -m venv $(INTEROP_VENV)
+	$(INTEROP_VENV)/bin/pip install --quiet --disable-pip-version-check -r interop/requirements.txt
+	timeout $(INTEROP_SECONDS) $(INTEROP_VENV)/bin/python interop/check.py --graph-sim target/debug/graph-sim --mode tls
+	timeout $(INTEROP_SECONDS) $(INTEROP_VENV)/bin/python interop/check.py --graph-sim target/debug/graph-sim --mode plain

@@ -114,7 +114,9 @@ struct IdTokenKey {
 
 impl std::fmt::Debug for IdTokenKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IdTokenKey").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("IdTokenKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -442,11 +444,17 @@ impl Auth {
                 400,
                 "invalid_tenant",
                 90002,
-                &format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."),
+                &format!(
+                    "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+                ),
             ));
         }
         let base = &self.token_url_base;
-        let issuer_tenant = if tenant.eq_ignore_ascii_case(&self.tenant) { self.tenant.as_str() } else { "{tenantid}" };
+        let issuer_tenant = if tenant.eq_ignore_ascii_case(&self.tenant) {
+            self.tenant.as_str()
+        } else {
+            "{tenantid}"
+        };
         Ok(json!({
             "issuer": format!("{base}/{issuer_tenant}/v2.0"),
             "authorization_endpoint": format!("{base}/{tenant}/oauth2/v2.0/authorize"),

@@ -216,7 +216,11 @@ fn route(
     // The identity platform's discovery documents (MSAL and azure-identity read them first).
     if method == Method::GET {
         if rest.eq_ignore_ascii_case("v2.0/.well-known/openid-configuration") {
-            return token_response(sim.auth.openid_configuration(first).map_err(|e| (e.status, e.body)));
+            return token_response(
+                sim.auth
+                    .openid_configuration(first)
+                    .map_err(|e| (e.status, e.body)),
+            );
         }
         if rest.eq_ignore_ascii_case("discovery/v2.0/keys") {
             return token_response(Ok(sim.auth.jwks()));

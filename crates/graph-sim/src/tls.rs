@@ -45,9 +45,11 @@ impl TlsIdentity {
         let ca_cert = ca.self_signed(&ca_key).map_err(err)?;
         let issuer = Issuer::new(ca, ca_key);
         let leaf_key = KeyPair::generate().map_err(err)?;
-        let mut leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .map_err(err)?;
-        leaf.distinguished_name.push(DnType::CommonName, "localhost");
+        let mut leaf =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .map_err(err)?;
+        leaf.distinguished_name
+            .push(DnType::CommonName, "localhost");
         leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let leaf_cert = leaf.signed_by(&leaf_key, &issuer).map_err(err)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());

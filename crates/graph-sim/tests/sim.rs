@@ -1074,6 +1074,131 @@ mod certificate {
         .await;
         assert_eq!(s, 401, "wrong audience");
     }
+    /// graph-facts §10: MSAL base64-pads `x5t`/`x5t#S256` and sends no `nbf`; Entra accepts both.
+    #[tokio::test]
+    async fn assertions_as_msal_signs_them_are_accepted() {
+        let (key, cert) = key_and_cert();
+        let t = T::new(SimConfig {
+            certificate: Some(cert.clone()),
+            ..config(5)
+        })
+        .await;
+        let aud = t.url(&format!("/{}/oauth2/v2.0/token", t.sim.config().tenant));
+        let (x5t, x5t_s256) = thumbprints(&cert);
+        let pad = |t: String| format!("{t}{}", "=".repeat((4 - t.len() % 4) % 4));
+        for alg in [Algorithm::RS256, Algorithm::PS256] {
+            let mut header = Header::new(alg);
+            match alg {
+                Algorithm::PS256 => header.x5t_s256 = Some(pad(x5t_s256.clone())),
+                _ => header.x5t = Some(pad(x5t.clone())),
+            }
+            assert!(
+                header
+                    .x5t
+                    .as_deref()
+                    .or(header.x5t_s256.as_deref())
+                    .unwrap()
+                    .ends_with('=')
+            );
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            // No `nbf`, as MSAL writes it.
+            let claims = json!({"aud": aud, "iss": "sim-client", "sub": "sim-client", "jti": uuid::Uuid::new_v4().to_string(), "iat": now, "exp": now + 600});
+            let a = jsonwebtoken::encode(
+                &header,
+                &claims,
+                &EncodingKey::from_rsa_pem(key.as_bytes()).unwrap(),
+            )
+            .unwrap();
+            let (s, body) = t
+                .token_with(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", "sim-client"),
+                    ("scope", "https://graph.microsoft.com/.default"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", &a),
+                ])
+                .await;
+            assert_eq!(s, 200, "{alg:?}: {body}");
+        }
+    }
+}
+
+/// graph-facts §10: MSAL and azure-identity need an https authority and read the tenant's OpenID
+/// configuration, instance discovery and the JWKS first.
+#[tokio::test]
+async fn tls_serves_discovery_documents_a_client_can_trust() {
+    let t = T::new(SimConfig {
+        tls: true,
+        ..config(5)
+    })
+    .await;
+    assert!(t.sim.base_url.starts_with("https://127.0.0.1:"));
+    let ca = reqwest::Certificate::from_pem(t.sim.ca_pem.as_deref().unwrap().as_bytes()).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let get = |path: String| {
+        let http = http.clone();
+        let url = t.url(&path);
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let tenant = t.sim.config().tenant.clone();
+    let (s, doc) = get(format!("/{tenant}/v2.0/.well-known/openid-configuration")).await;
+    assert_eq!(s, 200, "{doc}");
+    assert_eq!(
+        doc["token_endpoint"],
+        t.url(&format!("/{tenant}/oauth2/v2.0/token"))
+    );
+    assert_eq!(doc["issuer"], t.url(&format!("/{tenant}/v2.0")));
+    let (s, keys) = get(doc["jwks_uri"]
+        .as_str()
+        .unwrap()
+        .replace(&t.sim.base_url, ""))
+    .await;
+    assert_eq!(
+        (s, keys["keys"][0]["kty"].as_str()),
+        (200, Some("EC")),
+        "{keys}"
+    );
+    let (s, _) = get("/common/v2.0/.well-known/openid-configuration".into()).await;
+    assert_eq!(s, 200);
+    let (s, err) =
+        get("/00000000-0000-4000-8000-00000000dead/v2.0/.well-known/openid-configuration".into())
+            .await;
+    assert_eq!(
+        (s, err["error_codes"][0].as_u64()),
+        (400, Some(90002)),
+        "{err}"
+    );
+    let (s, found) = get(format!(
+        "/common/discovery/instance?api-version=1.1&authorization_endpoint={}/{tenant}/oauth2/v2.0/authorize",
+        t.sim.base_url
+    ))
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        found["tenant_discovery_endpoint"],
+        t.url(&format!("/{tenant}/v2.0/.well-known/openid-configuration"))
+    );
+    // A client that does not trust the CA is refused by the handshake.
+    assert!(
+        reqwest::Client::new()
+            .get(t.url("/common/v2.0/.well-known/openid-configuration"))
+            .send()
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -1570,4 +1695,69 @@ async fn ghost_429_and_late_actions_are_carried_out_all_the_same() {
     );
     assert_eq!(t.sim.stats().accepted("rotateFileVaultKey", &id), 1);
     assert_eq!(t.sim.stats().late_requests, 1);
+}
+
+/// graph-facts §10: azure-identity's device code asks for `.default`, and MSAL builds its account
+/// from the id token (`oid`, `tid`, `preferred_username`) and `client_info`.
+#[tokio::test]
+async fn device_code_takes_default_and_answers_with_an_id_token_and_client_info() {
+    use base64::Engine;
+    let t = T::new(SimConfig {
+        device_code_approve_after: Duration::ZERO,
+        ..config(5)
+    })
+    .await;
+    let tenant = t.sim.config().tenant.clone();
+    let code: Value = t
+        .http
+        .post(t.url(&format!("/{tenant}/oauth2/v2.0/devicecode")))
+        .form(&[
+            ("client_id", "sim-client"),
+            (
+                "scope",
+                "https://graph.microsoft.com/.default offline_access openid profile",
+            ),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(code["device_code"].is_string(), "{code}");
+    let (status, token) = t
+        .token_with(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("client_id", "sim-client"),
+            ("device_code", code["device_code"].as_str().unwrap()),
+        ])
+        .await;
+    assert_eq!(status, 200, "{token}");
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let part = |jwt: &str| -> Value {
+        serde_json::from_slice(&b64.decode(jwt.split('.').nth(1).unwrap()).unwrap()).unwrap()
+    };
+    let access = part(token["access_token"].as_str().unwrap());
+    assert!(
+        access["scp"]
+            .as_str()
+            .unwrap()
+            .contains("DeviceManagementManagedDevices.PrivilegedOperations.All"),
+        ".default gives the consented permissions: {access}"
+    );
+    let id = part(token["id_token"].as_str().unwrap());
+    assert_eq!(id["tid"], tenant.as_str());
+    assert_eq!(id["aud"], "sim-client");
+    assert!(
+        id["oid"].is_string() && id["preferred_username"].is_string(),
+        "{id}"
+    );
+    let info: Value =
+        serde_json::from_slice(&b64.decode(token["client_info"].as_str().unwrap()).unwrap())
+            .unwrap();
+    assert_eq!(
+        (&info["uid"], &info["utid"]),
+        (&id["oid"], &id["tid"]),
+        "{info}"
+    );
 }
