@@ -112,6 +112,26 @@ async fn every_fault_alone_and_all_together_end_with_each_device_rotated_once() 
             },
         ),
     ];
+    // The same mix under the simulator's other throttling models (docs/graph-sim.md): what the
+    // engine does must not rest on the model.
+    let together = cases.last().expect("cases").1.clone();
+    let mut cases = cases;
+    for model in [
+        graph_sim::ThrottleModel::Block,
+        graph_sim::ThrottleModel::None,
+    ] {
+        cases.push((
+            if model == graph_sim::ThrottleModel::Block {
+                "all together, block model"
+            } else {
+                "all together, no penalty model"
+            },
+            SimConfig {
+                throttle_model: model,
+                ..together.clone()
+            },
+        ));
+    }
     let mut fault_free = None;
     for (name, config) in cases {
         let env = Env::new(config).await;

@@ -162,6 +162,7 @@ pub struct Auth {
     cert: Option<RegisteredCert>,
     token_url_base: String,
     tenant: String,
+    consented: bool,
     clients: HashMap<String, String>,
     roles: Vec<String>,
     lifetime: std::time::Duration,
@@ -191,6 +192,7 @@ impl Auth {
             cert,
             token_url_base: base_url.to_string(),
             tenant: config.tenant.clone(),
+            consented: config.consented,
             clients,
             roles: config.roles.clone(),
             lifetime: config.token_lifetime,
@@ -215,6 +217,17 @@ impl Auth {
             ));
         }
         let client_id = form.get("client_id").map(String::as_str).unwrap_or("");
+        if !self.consented && self.clients.contains_key(client_id) {
+            // A multi-tenant app no admin of this tenant consented to (graph-facts §9).
+            return Err(entra_error(
+                400,
+                "invalid_client",
+                7000229,
+                &format!(
+                    "The client application {client_id} is missing service principal in the tenant {tenant}. See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119"
+                ),
+            ));
+        }
         match self.clients.get(client_id) {
             Some(secret) => Ok((client_id, secret.as_str())),
             None => Err(entra_error(

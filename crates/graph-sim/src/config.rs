@@ -98,6 +98,10 @@ pub struct SimConfig {
     pub mac_share: f64,
     pub seed: u64,
     pub tenant: String,
+    /// The tenant's display name (`/_sim/tenants`).
+    pub tenant_name: String,
+    /// Whether the app is consented in this tenant; if not, sign-in answers AADSTS7000229.
+    pub consented: bool,
     pub client_id: String,
     pub client_secret: String,
     /// Further app registrations (client id, secret), e.g. a competing client in benchmarks.
@@ -162,6 +166,8 @@ impl Default for SimConfig {
             mac_share: 0.6,
             seed: 1,
             tenant: DEFAULT_TENANT.into(),
+            tenant_name: "Contoso (simulated)".into(),
+            consented: true,
             client_id: "sim-client".into(),
             client_secret: "sim-secret".into(),
             extra_clients: Vec::new(),

@@ -35,6 +35,17 @@ struct Args {
     seed: u64,
     #[arg(long, default_value = graph_sim_default_tenant())]
     tenant: String,
+    /// Serve this many tenants (the first is --tenant), each with its own seeded devices,
+    /// directory, limits and token endpoint.
+    #[arg(long, default_value_t = 1, conflicts_with = "tenants_file")]
+    tenants: usize,
+    /// Serve the tenants a CSV lists: tenant_id, and optionally name, devices, latency_ms, p429,
+    /// post_limit (COUNT/WINDOW) and consented (true/false); other flags are every tenant's default.
+    #[arg(long)]
+    tenants_file: Option<std::path::PathBuf>,
+    /// The last K tenants never consented to the app: sign-in answers AADSTS7000229.
+    #[arg(long, default_value_t = 0)]
+    unconsented: usize,
     #[arg(long, default_value = "sim-client")]
     client_id: String,
     #[arg(long, default_value = "sim-secret")]
@@ -195,13 +206,120 @@ fn config(a: Args) -> Result<SimConfig, String> {
     Ok(c)
 }
 
+/// Every tenant's configuration: the flags' one, or one per `--tenants` / `--tenants-file` entry.
+fn fleet(a: Args) -> Result<Vec<SimConfig>, String> {
+    let (count, file, unconsented) = (a.tenants.max(1), a.tenants_file.clone(), a.unconsented);
+    let base = config(a)?;
+    let mut configs: Vec<SimConfig> = match file {
+        None => (0..count)
+            .map(|i| {
+                let mut c = base.clone();
+                if i > 0 {
+                    c.tenant = format!(
+                        "{:08x}-5e1f-4c8e-9a61-{:012x}",
+                        0x7e0a_0000_u32 + i as u32,
+                        i
+                    );
+                    c.seed = base.seed.wrapping_add(i as u64);
+                }
+                c.tenant_name = format!("Customer {:03} (simulated)", i + 1);
+                c
+            })
+            .collect(),
+        Some(path) => tenants_file(&path, &base)?,
+    };
+    if unconsented > configs.len() {
+        return Err(format!(
+            "--unconsented {unconsented}: only {} tenants",
+            configs.len()
+        ));
+    }
+    let n = configs.len();
+    for c in &mut configs[n - unconsented..] {
+        c.consented = false;
+    }
+    Ok(configs)
+}
+
+fn tenants_file(path: &std::path::Path, base: &SimConfig) -> Result<Vec<SimConfig>, String> {
+    let place = |line: u64, what: String| format!("{}:{line}: {what}", path.display());
+    let mut r = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let headers = r
+        .headers()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .clone();
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(name))
+    };
+    let id_col = col("tenant_id").ok_or_else(|| place(1, "no tenant_id column".into()))?;
+    let mut out = Vec::new();
+    for (k, row) in r.records().enumerate() {
+        let line = k as u64 + 2;
+        let row = row.map_err(|e| place(line, e.to_string()))?;
+        let get = |name: &str| {
+            col(name)
+                .and_then(|i| row.get(i))
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        let mut c = base.clone();
+        c.tenant = row.get(id_col).unwrap_or("").trim().to_string();
+        if uuid::Uuid::parse_str(&c.tenant).is_err() {
+            return Err(place(
+                line,
+                format!("tenant_id {:?} is not a GUID", c.tenant),
+            ));
+        }
+        c.seed = base.seed.wrapping_add(k as u64);
+        c.tenant_name = get("name").map_or_else(
+            || format!("Customer {:03} (simulated)", k + 1),
+            str::to_string,
+        );
+        let num = |name: &str| -> Result<Option<f64>, String> {
+            get(name)
+                .map(|v| {
+                    v.parse::<f64>()
+                        .map_err(|_| place(line, format!("{name} {v:?} is not a number")))
+                })
+                .transpose()
+        };
+        if let Some(n) = num("devices")? {
+            c.devices = n as usize;
+        }
+        if let Some(ms) = num("latency_ms")? {
+            c.latency = Duration::from_millis(ms as u64);
+        }
+        if let Some(p) = num("p429")? {
+            c.p429 = p;
+        }
+        if let Some(q) = get("post_limit") {
+            c.post_limit = q
+                .parse()
+                .map_err(|e| place(line, format!("post_limit: {e}")))?;
+            c.tenant_post_limit = Quota::new(c.post_limit.count * 2, c.post_limit.window);
+        }
+        if let Some(v) = get("consented") {
+            c.consented = v
+                .parse()
+                .map_err(|_| place(line, format!("consented {v:?}: expected true or false")))?;
+        }
+        out.push(c);
+    }
+    if out.is_empty() {
+        return Err(format!("{}: no tenants", path.display()));
+    }
+    Ok(out)
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let addr = args.addr;
     let ca_out = args.ca_out.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("graph-sim-{}-ca.pem", std::process::id()))
     });
-    let config = match config(args) {
+    let configs = match fleet(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("graph-sim: {e}");
@@ -216,7 +334,7 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(async move {
-        match graph_sim::start_on(addr, config).await {
+        match graph_sim::start_fleet(addr, configs).await {
             Ok(handle) => {
                 println!("listening on {}", handle.base_url);
                 if let Some(pem) = &handle.ca_pem {

@@ -25,23 +25,52 @@ pub struct SimHandle {
     /// With `tls`: the PEM of the CA that signed the server's certificate, for clients to trust.
     pub ca_pem: Option<String>,
     sim: Arc<Sim>,
+    fleet: Arc<crate::fleet::Fleet>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
 
 impl SimHandle {
-    /// A copy of the counters, as `/_sim/stats` serves them.
+    /// A copy of the counters, as `/_sim/stats` serves them (every tenant's, added up).
     pub fn stats(&self) -> Stats {
-        self.sim.lock().stats.clone()
+        self.fleet.stats()
     }
 
-    /// A copy of the tenant as it is now (devices, scripts, apps and accepted actions).
+    /// A copy of the (first) tenant as it is now (devices, scripts, apps and accepted actions).
     pub fn tenant(&self) -> Tenant {
         self.sim.lock().tenant.clone()
     }
 
+    /// The (first) tenant's configuration.
     pub fn config(&self) -> &SimConfig {
         &self.sim.config
+    }
+
+    /// Every tenant served: (tenant id, name, consented).
+    pub fn tenants(&self) -> Vec<(String, String, bool)> {
+        self.fleet
+            .sims()
+            .iter()
+            .map(|s| {
+                (
+                    s.config.tenant.clone(),
+                    s.config.tenant_name.clone(),
+                    s.config.consented,
+                )
+            })
+            .collect()
+    }
+
+    /// One tenant's counters.
+    pub fn stats_of(&self, tenant: &str) -> Option<Stats> {
+        self.fleet.by_tenant(tenant).map(|s| s.lock().stats.clone())
+    }
+
+    /// One tenant's contents.
+    pub fn tenant_of(&self, tenant: &str) -> Option<Tenant> {
+        self.fleet
+            .by_tenant(tenant)
+            .map(|s| s.lock().tenant.clone())
     }
 
     /// Stops accepting connections and waits for the server task to end.
@@ -73,17 +102,22 @@ pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
 
 /// Starts a simulator on `addr`.
 pub async fn start_on(addr: SocketAddr, config: SimConfig) -> std::io::Result<SimHandle> {
-    if let Some(pem) = config.certificate.as_deref() {
-        crate::auth::RegisteredCert::from_pem(pem).map_err(|e| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("--certificate: {e}"),
-            )
-        })?;
+    start_fleet(addr, vec![config]).await
+}
+
+/// Starts a simulator of many tenants on `addr`, one per config (TLS as the first one says).
+pub async fn start_fleet(addr: SocketAddr, configs: Vec<SimConfig>) -> std::io::Result<SimHandle> {
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    for config in &configs {
+        if let Some(pem) = config.certificate.as_deref() {
+            crate::auth::RegisteredCert::from_pem(pem)
+                .map_err(|e| invalid(format!("--certificate: {e}")))?;
+        }
     }
+    let want_tls = configs.first().is_some_and(|c| c.tls);
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let tls = if config.tls {
+    let tls = if want_tls {
         Some(
             crate::tls::TlsIdentity::generate()
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
@@ -93,8 +127,9 @@ pub async fn start_on(addr: SocketAddr, config: SimConfig) -> std::io::Result<Si
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let base_url = format!("{scheme}://{addr}");
-    let sim = Arc::new(Sim::new(config, base_url.clone()));
-    let app = axum::Router::new().fallback(any).with_state(sim.clone());
+    let fleet = Arc::new(crate::fleet::Fleet::new(configs, &base_url).map_err(invalid)?);
+    let sim = fleet.first().clone();
+    let app = axum::Router::new().fallback(any).with_state(fleet.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let stopped = async {
         let _ = rx.await;
@@ -119,6 +154,7 @@ pub async fn start_on(addr: SocketAddr, config: SimConfig) -> std::io::Result<Si
         addr,
         ca_pem: tls.map(|t| t.ca_pem),
         sim,
+        fleet,
         shutdown: Some(tx),
         task: Some(task),
     })
@@ -133,7 +169,7 @@ enum Wire {
 }
 
 async fn any(
-    State(sim): State<Arc<Sim>>,
+    State(fleet): State<Arc<crate::fleet::Fleet>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -142,7 +178,7 @@ async fn any(
     let path = uri.path().to_string();
     let qs = uri.query().unwrap_or("");
     if path.starts_with("/_sim/") {
-        return sim_endpoint(&sim, &path);
+        return sim_endpoint(&fleet, &path, qs);
     }
     let headers: HashMap<String, String> = headers
         .iter()
@@ -153,6 +189,7 @@ async fn any(
             ))
         })
         .collect();
+    let sim = fleet.pick(&path, &headers).clone();
     let (before, after, wire, seq) = {
         let mut inner = sim.lock();
         inner.stats.http_requests += 1;
@@ -306,11 +343,27 @@ fn token_response(answer: Result<serde_json::Value, (u16, serde_json::Value)>) -
     }
 }
 
-fn sim_endpoint(sim: &Sim, path: &str) -> Response {
+fn sim_endpoint(fleet: &crate::fleet::Fleet, path: &str, qs: &str) -> Response {
+    let query = crate::batch::parse_query(qs);
+    let tenant = query
+        .iter()
+        .find(|(k, _)| k == "tenant")
+        .map(|(_, v)| v.as_str());
+    let one = match tenant {
+        Some(t) => match fleet.by_tenant(t) {
+            Some(sim) => Some(sim),
+            None => return (StatusCode::NOT_FOUND, "unknown tenant").into_response(),
+        },
+        None => None,
+    };
     match path {
-        "/_sim/stats" => axum::Json(sim.lock().stats.clone()).into_response(),
+        "/_sim/stats" => match one {
+            Some(sim) => axum::Json(sim.lock().stats.clone()).into_response(),
+            None => axum::Json(fleet.stats()).into_response(),
+        },
+        "/_sim/tenants" => axum::Json(fleet.tenants_json()).into_response(),
         "/_sim/devices.csv" => {
-            let csv = sim.lock().tenant.devices_csv();
+            let csv = one.unwrap_or(fleet.first()).lock().tenant.devices_csv();
             (
                 [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
                 csv,

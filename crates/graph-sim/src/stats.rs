@@ -32,6 +32,28 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Adds another tenant's counters to these (`/_sim/stats` of a many-tenant simulator).
+    pub fn add(&mut self, o: &Stats) {
+        self.http_requests += o.http_requests;
+        self.requests += o.requests;
+        self.throttled += o.throttled;
+        self.penalised += o.penalised;
+        self.batches += o.batches;
+        self.token_requests += o.token_requests;
+        self.filter_clauses_ignored += o.filter_clauses_ignored;
+        self.late_requests += o.late_requests;
+        self.ghost_429 += o.ghost_429;
+        for (status, n) in &o.statuses {
+            *self.statuses.entry(*status).or_default() += n;
+        }
+        for (action, devices) in &o.actions {
+            let mine = self.actions.entry(action.clone()).or_default();
+            for (device, n) in devices {
+                *mine.entry(device.clone()).or_default() += n;
+            }
+        }
+    }
+
     /// Records one Graph request's answer.
     pub fn count(&mut self, status: u16) {
         *self.statuses.entry(status).or_default() += 1;

@@ -1761,3 +1761,94 @@ async fn device_code_takes_default_and_answers_with_an_id_token_and_client_info(
         "{info}"
     );
 }
+
+/// graph-facts §9: many tenants, each with its own token endpoint, devices and counters; an app
+/// nobody consented to in a tenant is refused sign-in there with AADSTS7000229.
+#[tokio::test]
+async fn many_tenants_each_sign_in_list_and_count_on_their_own() {
+    let configs: Vec<SimConfig> = (0..3)
+        .map(|i| SimConfig {
+            tenant: format!("7e0a000{i}-5e1f-4c8e-9a61-00000000000{i}"),
+            tenant_name: format!("Customer {i}"),
+            seed: i,
+            devices: 10 + i as usize * 5,
+            consented: i != 2,
+            ..SimConfig::default()
+        })
+        .collect();
+    let sim = graph_sim::start_fleet("127.0.0.1:0".parse().unwrap(), configs.clone())
+        .await
+        .unwrap();
+    let http = http();
+    let listed: Value = http
+        .get(format!("{}/_sim/tenants", sim.base_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 3);
+    assert_eq!(listed[2]["consented"], false);
+    for c in &configs {
+        let r: Value = http
+            .post(format!("{}/{}/oauth2/v2.0/token", sim.base_url, c.tenant))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "sim-client"),
+                ("client_secret", "sim-secret"),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !c.consented {
+            assert_eq!(r["error_codes"][0], 7000229, "{r}");
+            continue;
+        }
+        let token = r["access_token"].as_str().unwrap();
+        let page: Value = http
+            .get(format!(
+                "{}/beta/deviceManagement/managedDevices?$count=true",
+                sim.base_url
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            page["@odata.count"].as_u64(),
+            Some(c.devices as u64),
+            "{}",
+            c.tenant
+        );
+        let one: Value = http
+            .get(format!("{}/_sim/stats?tenant={}", sim.base_url, c.tenant))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(one["requests"], 1, "{}: {one}", c.tenant);
+    }
+    let all: Value = http
+        .get(format!("{}/_sim/stats", sim.base_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (all["requests"].as_u64(), all["token_requests"].as_u64()),
+        (Some(2), Some(3)),
+        "{all}"
+    );
+}

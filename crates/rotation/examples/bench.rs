@@ -243,7 +243,7 @@ async fn sweep_tenant(
     model: ThrottleModel,
 ) -> (graph_sim::SimHandle, std::path::PathBuf, SimConfig) {
     let config = SimConfig {
-        devices: n * 2 + 50,
+        devices: n * 4 + 100,
         mac_share: 1.0,
         post_limit: limit,
         tenant_post_limit: Quota::new(limit.count * 2, limit.window),
@@ -253,19 +253,27 @@ async fn sweep_tenant(
         ..SimConfig::default()
     };
     let sim = graph_sim::start(config.clone()).await.unwrap();
+    // Macs the plan sends to: encrypted, corporate, escrow working, nothing of ours pending.
+    let now = std::time::SystemTime::now();
     let macs: Vec<String> = sim
         .tenant()
         .devices
         .iter()
-        .filter(|d| d.os == "macOS" && d.encrypted)
+        .filter(|d| {
+            d.os == "macOS"
+                && d.encrypted
+                && d.owner == "company"
+                && d.filevault_state == "success"
+                && !d.action_results.iter().any(|r| r.completes > now)
+        })
         .take(n)
         .map(|d| d.id.clone())
         .collect();
-    assert_eq!(macs.len(), n, "enough encrypted Macs");
+    assert_eq!(macs.len(), n, "enough eligible Macs");
     let csv = dir.join("macs.csv");
-    let mut text = String::from("id,operatingSystem,isEncrypted\n");
+    let mut text = String::from("id,operatingSystem,isEncrypted,managedDeviceOwnerType\n");
     for id in &macs {
-        text.push_str(&format!("{id},macOS,true\n"));
+        text.push_str(&format!("{id},macOS,true,company\n"));
     }
     std::fs::write(&csv, text).unwrap();
     (sim, csv, config)
@@ -668,6 +676,114 @@ fn plan_child(n: usize) {
     );
 }
 
+/// One FileVault run of `n` Macs at `limit` with 100 ms latency and the given faults: wall time,
+/// devices rotated twice, and Graph reads (every Graph request but the items sent).
+async fn fault_cost(
+    n: usize,
+    limit: Quota,
+    faults: SimConfig,
+    recheck: Duration,
+    strict_once: bool,
+) -> (f64, usize, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let (base_sim, csv, config) =
+        sweep_tenant(n, limit, 100, dir.path(), ThrottleModel::Accrue).await;
+    drop(base_sim);
+    // The same tenant (same seed, same size) with the faults on.
+    let sim = graph_sim::start(SimConfig {
+        late: faults.late,
+        late_max: faults.late_max,
+        ghost_429: faults.ghost_429,
+        ..config.clone()
+    })
+    .await
+    .unwrap();
+    let ours = client(&sim.base_url, "sim-client", "sim-secret", &config.tenant);
+    let req = RotateRequest {
+        header: header(&config.tenant, limit, &csv),
+        source: Plan::check(DeviceList::open(&csv.to_string_lossy()).unwrap()).unwrap(),
+        policy: rotation::Policy::for_action(rotation::Action::FileVault),
+        ledger: dir.path().join("l.jsonl"),
+        options: DispatchOptions {
+            rate: limit,
+            in_doubt: InDoubt::Resend,
+            lost_answer_recheck: recheck,
+            strict_once,
+            max_attempts: 20,
+            ..DispatchOptions::default()
+        },
+        dry_run: false,
+        confirm: None,
+        max_devices: None,
+    };
+    let (_tx, stop) = StopSignal::new();
+    let outcome = rotation::rotate(Some(&ours), req, Arc::new(|_| {}), stop)
+        .await
+        .unwrap();
+    // Late actions still to come are counted before the figures are read.
+    tokio::time::sleep(faults.late_max).await;
+    let stats = sim.stats();
+    let reads = stats.requests.saturating_sub(outcome.counters.items_sent);
+    (
+        outcome.counters.elapsed_secs,
+        stats.devices_accepted_twice("rotateFileVaultKey"),
+        reads,
+    )
+}
+
+/// What the answers to the two new faults cost: the second look-up of a lost answer, and the
+/// look-up before resending a throttled item.
+async fn faults() {
+    let limit = Quota::new(2000, Duration::from_secs(20));
+    let n = 6000;
+    let none = SimConfig::default();
+    let late = SimConfig {
+        late: 0.01,
+        late_max: Duration::from_secs(20),
+        ..SimConfig::default()
+    };
+    let ghost = SimConfig {
+        ghost_429: 0.02,
+        ..SimConfig::default()
+    };
+    let recheck = rotation::LOST_ANSWER_RECHECK;
+    println!(
+        "| {n} Macs at {limit}, 100 ms | wall time | devices rotated twice | Graph reads (all but the items sent) |"
+    );
+    println!("|---|---|---|---|");
+    let rows: [(&str, &SimConfig, Duration, bool); 5] = [
+        ("no fault", &none, recheck, false),
+        (
+            "--late 0.01 (up to 20 s), one look-up (the previous engine)",
+            &late,
+            Duration::ZERO,
+            false,
+        ),
+        (
+            "--late 0.01 (up to 20 s), second look-up at 70 s",
+            &late,
+            recheck,
+            false,
+        ),
+        (
+            "--ghost-429 0.02, sent again without reading (default for FileVault)",
+            &ghost,
+            recheck,
+            false,
+        ),
+        (
+            "--ghost-429 0.02, looked up first (--strict-once; BitLocker's default)",
+            &ghost,
+            recheck,
+            true,
+        ),
+    ];
+    for (what, faults, recheck, strict) in rows {
+        let (secs, twice, reads) = fault_cost(n, limit, faults.clone(), recheck, strict).await;
+        println!("| {what} | {secs:.1} s | {twice} | {reads} |");
+    }
+}
+
 /// Our ride at a scaled ceiling, our wall time for 296 Macs, and the 20-worker script's, under
 /// each throttling model: what the engine does does not rest on the model.
 async fn models() {
@@ -725,6 +841,11 @@ async fn main() {
         for (what, r) in readers(n) {
             println!("{what}: {r:?} (seconds, peak MB)");
         }
+        return;
+    }
+    // `faults`: the cost of the answers to late actions and 429s for actions that ran.
+    if args.get(1).map(String::as_str) == Some("faults") {
+        faults().await;
         return;
     }
     // `models`: the same rides under each of graph-sim's throttling models.

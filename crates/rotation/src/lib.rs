@@ -49,7 +49,7 @@ pub use plan::{CheckedSource, Plan, PlanReport, Policy};
 pub use preflight::{TokenProblem, check_token};
 pub use rate_gate::RateGate;
 pub use run::{
-    Confirm, Counters, DispatchOptions, InDoubt, Progress, RotateRequest, RunOutcome, StopSignal,
-    resume, rotate,
+    Confirm, Counters, DispatchOptions, InDoubt, LOST_ANSWER_RECHECK, Progress, RotateRequest,
+    RunOutcome, StopSignal, resume, rotate,
 };
 pub use verify::{SKEW, UnrecognisedName, VerifyCounts, VerifyOptions, VerifyReport, verify};
