@@ -54,7 +54,7 @@ pub enum Command {
     Demo(DemoArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Connection {
     /// Directory (tenant) id.
     #[arg(long, env = env::TENANT)]
@@ -168,8 +168,10 @@ pub struct RotateArgs {
     #[command(flatten)]
     pub policy: PolicyArgs,
     /// The ledger file to create (JSON Lines).
-    #[arg(long)]
-    pub ledger: PathBuf,
+    #[arg(long, required_unless_present = "run_dir", conflicts_with = "run_dir")]
+    pub ledger: Option<PathBuf>,
+    #[command(flatten)]
+    pub tenants: TenantsArgs,
     /// Plan and print, send nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -189,6 +191,23 @@ pub struct RotateArgs {
     pub connection: Connection,
 }
 
+/// Many tenants in one run, with the same credentials (a multi-tenant app consented in each).
+#[derive(Debug, Clone, Args)]
+pub struct TenantsArgs {
+    /// CSV of the tenants: tenant_id, and optionally name and cloud (docs/multi-tenant.md).
+    #[arg(long, value_name = "FILE", requires = "run_dir")]
+    pub tenants: Option<PathBuf>,
+    /// The directory of a many-tenant run: its manifest and one ledger per tenant.
+    #[arg(long, value_name = "DIR", requires = "tenants")]
+    pub run_dir: Option<PathBuf>,
+    /// Tenants in flight at once (each holds its plan, token and connections).
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub tenant_concurrency: usize,
+    /// Graph's limit per app across all tenants, shared by every tenant's sending.
+    #[arg(long, value_name = "COUNT/WINDOW", default_value = "130000/10s")]
+    pub global_rate: graph_batch::Quota,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum InDoubtArg {
     Verify,
@@ -198,8 +217,14 @@ pub enum InDoubtArg {
 
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
-    #[arg(long)]
-    pub ledger: PathBuf,
+    #[arg(long, required_unless_present = "run_dir", conflicts_with = "run_dir")]
+    pub ledger: Option<PathBuf>,
+    /// A many-tenant run directory: every tenant not done is resumed, or planned if it never was.
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+    /// With --run-dir: tenants in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub tenant_concurrency: usize,
     /// Devices sent before a crash with no recorded answer: look them up in deviceActionResults
     /// and re-send only those that did not get the action (verify), re-send all, or leave them.
     #[arg(long, value_enum, default_value = "verify")]
@@ -212,8 +237,11 @@ pub struct ResumeArgs {
 
 #[derive(Debug, Args)]
 pub struct LedgerArg {
-    #[arg(long)]
-    pub ledger: PathBuf,
+    #[arg(long, required_unless_present = "run_dir", conflicts_with = "run_dir")]
+    pub ledger: Option<PathBuf>,
+    /// A many-tenant run directory: one line per tenant and the total.
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
     /// Print the counts as JSON.
     #[arg(long)]
     pub json: bool,
@@ -227,8 +255,11 @@ pub enum FormatArg {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    #[arg(long)]
-    pub ledger: PathBuf,
+    #[arg(long, required_unless_present = "run_dir", conflicts_with = "run_dir")]
+    pub ledger: Option<PathBuf>,
+    /// A many-tenant run directory: one export with tenant_id and tenant_name columns first.
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "csv")]
     pub format: FormatArg,
     /// Output file (default: stdout).
@@ -238,8 +269,11 @@ pub struct ExportArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    #[arg(long)]
-    pub ledger: PathBuf,
+    #[arg(long, required_unless_present = "run_dir", conflicts_with = "run_dir")]
+    pub ledger: Option<PathBuf>,
+    /// A many-tenant run directory: every tenant's ledger, each with its own sign-in.
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
     /// Repeat until every device is done or failed, or the timeout passes.
     #[arg(long)]
     pub watch: bool,
@@ -276,6 +310,10 @@ pub struct DevicesArgs {
     pub action: ActionArg,
     #[command(flatten)]
     pub source: SourceArgs,
+    /// List the devices of every tenant of this CSV (tenant_id[,name][,cloud]); the output gains
+    /// tenant_id and tenant_name columns first.
+    #[arg(long, value_name = "FILE")]
+    pub tenants: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "csv")]
     pub format: FormatArg,
     /// Output file (default: stdout).
@@ -286,7 +324,7 @@ pub struct DevicesArgs {
 }
 
 /// Where the devices come from: exactly one kind per run.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct SourceArgs {
     /// CSV with a header (Intune's device export accepted as is), JSON lines, or - for stdin.
     #[arg(long)]

@@ -10,6 +10,9 @@ use crate::exit_status::ExitStatus;
 use std::io::Write;
 
 pub async fn run(a: DevicesArgs) -> Result<ExitStatus, Failure> {
+    if let Some(tenants) = &a.tenants {
+        return super::fleet::devices(tenants, &a).await;
+    }
     let action = action_of(a.action);
     let source = Source::parse(&a.source)?;
     let connection = if source.lists_devices() {

@@ -4,6 +4,7 @@
 mod demo;
 mod devices;
 mod export;
+mod fleet;
 mod resume;
 mod rotate;
 mod source;

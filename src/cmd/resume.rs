@@ -8,6 +8,18 @@ use crate::progress::{Logs, reporter};
 use rotation::InDoubt;
 
 pub async fn run(a: ResumeArgs, logs: Logs) -> Result<ExitStatus, Failure> {
+    if let Some(dir) = &a.run_dir {
+        return super::fleet::resume(
+            dir,
+            &a.connection,
+            &a.dispatch,
+            a.in_doubt,
+            a.tenant_concurrency,
+            logs,
+        )
+        .await;
+    }
+    let ledger_path = a.ledger.clone().expect("clap: --ledger without --run-dir");
     let stop = stop_on_ctrl_c();
     let in_doubt = match a.in_doubt {
         InDoubtArg::Resend => InDoubt::Resend,
@@ -15,7 +27,7 @@ pub async fn run(a: ResumeArgs, logs: Logs) -> Result<ExitStatus, Failure> {
         InDoubtArg::Verify => InDoubt::Verify,
     };
     // Opening takes the lock: a second process on the same ledger is refused here, before any connection.
-    let (ledger, state) = rotation::Ledger::open(&a.ledger)?;
+    let (ledger, state) = rotation::Ledger::open(&ledger_path)?;
     drop(ledger);
     let header = state.header.clone();
     if let Some(t) = &a.connection.tenant
@@ -23,7 +35,7 @@ pub async fn run(a: ResumeArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     {
         return Err(usage(anyhow::anyhow!(
             "the ledger {} belongs to tenant {}, not {t}; refusing to resume it against another tenant",
-            a.ledger.display(),
+            ledger_path.display(),
             header.tenant
         )));
     }
@@ -43,7 +55,7 @@ pub async fn run(a: ResumeArgs, logs: Logs) -> Result<ExitStatus, Failure> {
         &format!(
             "About to resume {} on {open} device(s) for tenant {tenant} from {}.",
             action.graph_name(),
-            a.ledger.display()
+            ledger_path.display()
         ),
     )
     .map_err(usage)?;
@@ -55,7 +67,7 @@ pub async fn run(a: ResumeArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     let _enter = span.enter();
     let outcome = rotation::resume(
         &c.client,
-        &a.ledger,
+        &ledger_path,
         &options(&a.dispatch, in_doubt),
         progress,
         stop,

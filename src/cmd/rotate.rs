@@ -17,7 +17,7 @@ pub fn action_of(a: ActionArg) -> Action {
     }
 }
 
-fn policy(action: Action, a: &PolicyArgs) -> Result<Policy, Failure> {
+pub(super) fn policy(action: Action, a: &PolicyArgs) -> Result<Policy, Failure> {
     let mut p = Policy::for_action(action);
     if let Some(r) = a.require_encrypted {
         p.require_encrypted = r;
@@ -37,6 +37,10 @@ fn policy(action: Action, a: &PolicyArgs) -> Result<Policy, Failure> {
 }
 
 pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
+    if a.tenants.tenants.is_some() {
+        return super::fleet::rotate(a, logs).await;
+    }
+    let ledger = a.ledger.clone().expect("clap: --ledger without --run-dir");
     // First of all: a Ctrl-C during the pre-flight or the plan is seen, not fatal.
     let stop = stop_on_ctrl_c();
     let action = action_of(a.action);
@@ -134,7 +138,7 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
         header,
         source: checked,
         policy,
-        ledger: a.ledger.clone(),
+        ledger,
         options: options(&a.dispatch, InDoubt::Resend),
         dry_run: a.dry_run,
         confirm,

@@ -6,7 +6,11 @@ use crate::exit_status::ExitStatus;
 use rotation::DeviceState;
 
 pub fn run(a: LedgerArg) -> Result<ExitStatus, Failure> {
-    let (state, _) = rotation::ledger_replay(&a.ledger)?;
+    if let Some(dir) = &a.run_dir {
+        return super::fleet::status(dir, a.json);
+    }
+    let ledger = a.ledger.clone().expect("clap: --ledger without --run-dir");
+    let (state, _) = rotation::ledger_replay(&ledger)?;
     let states = [
         DeviceState::Rotated,
         DeviceState::Failed,
@@ -22,7 +26,7 @@ pub fn run(a: LedgerArg) -> Result<ExitStatus, Failure> {
         doc["skip_reasons"] = serde_json::json!(state.skip_reasons);
         println!("{doc}");
     } else {
-        println!("ledger   {}", a.ledger.display());
+        println!("ledger   {}", ledger.display());
         println!("tenant   {}", state.header.tenant);
         println!("action   {}", state.header.action);
         println!("devices  {}", state.ids.len());

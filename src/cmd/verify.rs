@@ -7,7 +7,18 @@ use crate::exit_status::ExitStatus;
 use rotation::{VerifyOptions, VerifyReport};
 
 pub async fn run(a: VerifyArgs) -> Result<ExitStatus, Failure> {
-    let (ledger, state) = rotation::Ledger::open(&a.ledger)?;
+    let options = VerifyOptions {
+        rate: a.rate,
+        watch: a.watch,
+        interval: a.interval.into(),
+        timeout: Some(a.timeout.into()),
+        result_names: a.result_names.clone(),
+    };
+    if let Some(dir) = &a.run_dir {
+        return super::fleet::verify(dir, &a.connection, &options).await;
+    }
+    let ledger_path = a.ledger.clone().expect("clap: --ledger without --run-dir");
+    let (ledger, state) = rotation::Ledger::open(&ledger_path)?;
     drop(ledger);
     let action = state.header.action;
     let c = connect::client(
@@ -18,18 +29,11 @@ pub async fn run(a: VerifyArgs) -> Result<ExitStatus, Failure> {
     )?;
     connect::preflight_read(&c).await?;
     drop(state);
-    let options = VerifyOptions {
-        rate: a.rate,
-        watch: a.watch,
-        interval: a.interval.into(),
-        timeout: Some(a.timeout.into()),
-        result_names: a.result_names.clone(),
-    };
-    let report = run_verify(&c.client, &a.ledger, &options).await?;
+    let report = run_verify(&c.client, &ledger_path, &options).await?;
     match a.format {
         TextOrJson::Json => {
             let doc = serde_json::json!({
-                "ledger": a.ledger,
+                "ledger": ledger_path,
                 "action": action.graph_name(),
                 "counts": report.counts,
                 "unrecognised": report.unrecognised,
@@ -38,7 +42,11 @@ pub async fn run(a: VerifyArgs) -> Result<ExitStatus, Failure> {
             println!("{}", serde_json::to_string_pretty(&doc).map_err(failed)?);
         }
         TextOrJson::Text => {
-            println!("verified {} ({}):", a.ledger.display(), action.graph_name());
+            println!(
+                "verified {} ({}):",
+                ledger_path.display(),
+                action.graph_name()
+            );
             for (state, n) in &report.counts {
                 println!("  {state:<12}{n:>8}");
             }

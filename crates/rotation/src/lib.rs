@@ -21,6 +21,7 @@ mod rate_gate;
 mod reads;
 mod retry;
 mod run;
+mod run_dir;
 mod sliding_window;
 mod verify;
 
@@ -42,7 +43,7 @@ pub use graph_source::{FetchReport, GraphSource, QueryFilter, ScriptKind};
 pub use group_source::GroupMembers;
 pub use ledger::{
     DeviceState, Evidence, IdHasher, LEDGER_VERSION, Ledger, LedgerState, Outcome, Row, RunHeader,
-    Step, VerifiedState, for_each_row as ledger_rows, replay_file as ledger_replay,
+    Step, VerifiedState, for_each_row as ledger_rows, now_iso, replay_file as ledger_replay,
 };
 pub use match_by::{MatchBy, MatchReport, resolve};
 pub use plan::{CheckedSource, Plan, PlanReport, Policy};
@@ -52,4 +53,5 @@ pub use run::{
     Confirm, Counters, DispatchOptions, InDoubt, LOST_ANSWER_RECHECK, Progress, RotateRequest,
     RunOutcome, StopSignal, resume, rotate,
 };
+pub use run_dir::{Manifest, RunDir, TenantEntry, TenantRecord, TenantState, read_tenants};
 pub use verify::{SKEW, UnrecognisedName, VerifyCounts, VerifyOptions, VerifyReport, verify};

@@ -474,7 +474,7 @@ pub(crate) fn parse_ms(at: &str) -> Option<u64> {
         .map(|d| d.as_millis() as u64)
 }
 
-pub(crate) fn now_iso() -> String {
+pub fn now_iso() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 

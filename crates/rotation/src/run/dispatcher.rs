@@ -337,8 +337,13 @@ impl<'o> Dispatcher<'o> {
             && !self.ready.is_empty()
             && self.inflight.len() < self.max_in_flight
         {
-            let g = self.gate.clone();
-            self.acquiring = Some(Box::pin(async move { g.acquire_batch().await }));
+            let (g, global) = (self.gate.clone(), self.o.global_gate.clone());
+            self.acquiring = Some(Box::pin(async move {
+                g.acquire_batch().await;
+                if let Some(global) = global {
+                    global.acquire_batch().await;
+                }
+            }));
         }
     }
 

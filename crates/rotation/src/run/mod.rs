@@ -50,6 +50,9 @@ pub struct DispatchOptions {
     pub lost_answer_recheck: Duration,
     /// Look up throttled items before sending them again, for every action (BitLocker always).
     pub strict_once: bool,
+    /// A gate shared by every tenant of a many-tenant run: Graph's per-app limit across tenants.
+    /// Each batch passes the tenant's own gate, then this one.
+    pub global_gate: Option<Arc<RateGate>>,
     /// Names of our action's results given for this invocation (`--result-name`).
     pub result_names: Vec<String>,
     /// The tenant-wide limit shared with other apps (`None`: twice `rate`, as Intune documents
@@ -103,6 +106,7 @@ impl Default for DispatchOptions {
             in_doubt_check_delay: Duration::from_secs(2),
             lost_answer_recheck: LOST_ANSWER_RECHECK,
             strict_once: false,
+            global_gate: None,
             result_names: Vec::new(),
             tenant_rate: None,
             cold_start: None,
