@@ -7,6 +7,7 @@ mod faults;
 mod result_names;
 mod sources;
 mod targeting;
+mod tenants;
 mod util;
 
 use graph_sim::RetryAfterStyle;

@@ -30,6 +30,54 @@ impl Env {
         }
     }
 
+    /// A simulator serving many tenants, one per config.
+    pub async fn fleet(configs: Vec<SimConfig>) -> Env {
+        Env {
+            sim: graph_sim::start_fleet("127.0.0.1:0".parse().expect("address"), configs)
+                .await
+                .expect("simulator starts"),
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// The simulator's tenants as a tenants file (`tenant_id,name`).
+    pub fn tenants_csv(&self) -> PathBuf {
+        let p = self.path("tenants.csv");
+        let mut text = String::from("tenant_id,name\n");
+        for (id, name, _) in self.sim.tenants() {
+            text.push_str(&format!("{id},{name}\n"));
+        }
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// Starts `intune-rotate ARGS` (with the connection options) and kills it with SIGKILL once
+    /// `at` says so, or at the limit; returns whether it was killed.
+    pub async fn run_killed(
+        &self,
+        args: &[&str],
+        at: impl Fn(Duration) -> bool + Send + 'static,
+    ) -> bool {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend(self.connection_args());
+        let secret = self.sim.config().client_secret.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut child = command(&all, Some(secret)).spawn().expect("binary runs");
+            let start = std::time::Instant::now();
+            while start.elapsed() < KILL_POINT_LIMIT && !at(start.elapsed()) {
+                if child.try_wait().expect("wait").is_some() {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reaped");
+            true
+        })
+        .await
+        .expect("join")
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }

@@ -1,0 +1,316 @@
+//! Many tenants in one run (`--tenants FILE --run-dir DIR`): every consented tenant rotated once,
+//! the others blocked with Entra's reason and advice, a crash resumed across tenants, and one
+//! tenant's storm leaving the others' pace alone.
+
+use crate::util::*;
+use graph_sim::{Quota, SimConfig};
+use std::time::Duration;
+
+const ACTION: &str = "rotateFileVaultKey";
+
+/// A tenant of the simulator: its own id, name and seed.
+fn tenant(i: u64, base: SimConfig) -> SimConfig {
+    SimConfig {
+        tenant: format!("7e0a{i:04x}-5e1f-4c8e-9a61-{i:012x}"),
+        tenant_name: format!("Customer {i:02}"),
+        seed: 100 + i,
+        ..base
+    }
+}
+
+/// Every device of a consented tenant rotated exactly once.
+fn assert_each_rotated_once(env: &Env, what: &str) {
+    for (id, _, consented) in env.sim.tenants() {
+        let t = env.sim.tenant_of(&id).unwrap();
+        let stats = env.sim.stats_of(&id).unwrap();
+        for d in t.devices.iter().filter(|d| sendable(d, "filevault")) {
+            let want = u64::from(consented);
+            assert_eq!(
+                stats.accepted(ACTION, &d.id),
+                want,
+                "{what}: tenant {id}, device {}",
+                d.id
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_tenants_two_unconsented_all_others_rotated_once_and_the_two_blocked() {
+    let configs: Vec<SimConfig> = (0..20)
+        .map(|i| {
+            tenant(
+                i,
+                SimConfig {
+                    consented: i < 18,
+                    p429: 0.03,
+                    p503: 0.03,
+                    drop: 0.03,
+                    ..fast(40)
+                },
+            )
+        })
+        .collect();
+    let env = Env::fleet(configs).await;
+    let (tenants, run_dir, summary) =
+        (env.tenants_csv(), env.path("run"), env.path("summary.json"));
+    let o = env
+        .run(&[
+            "rotate",
+            "--query",
+            "--tenants",
+            &s(&tenants),
+            "--run-dir",
+            &s(&run_dir),
+            "--yes",
+            "--rate",
+            "4000/1s",
+            "--max-attempts",
+            "20",
+            "--summary-json",
+            &s(&summary),
+        ])
+        .await;
+    assert_eq!(code(&o), 1, "two tenants blocked is exit 1: {}", stderr(&o));
+    assert_each_rotated_once(&env, "rotate");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("AADSTS7000229"), "{out}");
+    assert!(
+        out.contains("/adminconsent?client_id=sim-client"),
+        "the advice names the consent URL: {out}"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let tenants_doc = doc["tenants"].as_array().unwrap();
+    assert_eq!(tenants_doc.len(), 20);
+    let blocked: Vec<_> = tenants_doc
+        .iter()
+        .filter(|t| t["state"] == "blocked")
+        .collect();
+    assert_eq!(blocked.len(), 2, "{doc}");
+    assert!(
+        blocked
+            .iter()
+            .all(|t| t["advice"].as_str().unwrap().contains("adminconsent"))
+    );
+    let st = env
+        .run(&["status", "--run-dir", &s(&run_dir), "--json"])
+        .await;
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    let rotated = st["rotated"].as_u64().unwrap();
+    assert_eq!(
+        rotated,
+        env.sim.stats().devices_accepted(ACTION) as u64,
+        "{st}"
+    );
+    let csv = env.path("all.csv");
+    let e = env
+        .run(&["export", "--run-dir", &s(&run_dir), "--out", &s(&csv)])
+        .await;
+    assert_eq!(code(&e), 0, "{}", stderr(&e));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(
+        text.starts_with("tenant_id,tenant_name,device_id,"),
+        "{}",
+        &text[..80]
+    );
+    let rows = text.lines().count() - 1;
+    assert_eq!(
+        rows as u64,
+        st["devices"].as_u64().unwrap(),
+        "every planned device of every tenant"
+    );
+    assert_eq!(text.matches(",rotated,").count() as u64, rotated);
+    // Each tenant's ledger stands on its own.
+    let (id, ..) = &env.sim.tenants()[0];
+    let one = env
+        .run(&[
+            "status",
+            "--ledger",
+            &s(&run_dir.join("tenants").join(format!("{id}.jsonl"))),
+            "--json",
+        ])
+        .await;
+    assert_eq!(code(&one), 0, "{}", stderr(&one));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_ten_tenant_run_resumes_with_nobody_lost_and_nobody_rotated_twice() {
+    let configs: Vec<SimConfig> = (0..10)
+        .map(|i| {
+            tenant(
+                i,
+                SimConfig {
+                    post_limit: Quota::new(60, Duration::from_secs(1)),
+                    tenant_post_limit: Quota::new(120, Duration::from_secs(1)),
+                    latency: Duration::from_millis(30),
+                    ..fast(200)
+                },
+            )
+        })
+        .collect();
+    let env = Env::fleet(configs).await;
+    let (tenants, run_dir) = (env.tenants_csv(), env.path("run"));
+    let dir = run_dir.join("tenants");
+    // Killed once a few hundred requests have left, across tenants: some tenants part-way.
+    let killed = env
+        .run_killed(
+            &[
+                "rotate",
+                "--query",
+                "--tenants",
+                &s(&tenants),
+                "--run-dir",
+                &s(&run_dir),
+                "--yes",
+                "--rate",
+                "60/1s",
+            ],
+            move |_| {
+                let sent: usize = std::fs::read_dir(&dir)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter_map(|f| std::fs::read(f.path()).ok())
+                    .map(|b| {
+                        b.split(|&c| c == b'\n')
+                            .filter(|l| l.starts_with(br#"{"type":"sent""#))
+                            .count()
+                    })
+                    .sum();
+                sent >= 300
+            },
+        )
+        .await;
+    assert!(killed, "the run was killed part-way");
+    let before = env
+        .run(&["status", "--run-dir", &s(&run_dir), "--json"])
+        .await;
+    assert_eq!(
+        code(&before),
+        0,
+        "every ledger parses after kill -9: {}",
+        stderr(&before)
+    );
+    let r = env
+        .run(&[
+            "resume",
+            "--run-dir",
+            &s(&run_dir),
+            "--yes",
+            "--rate",
+            "60/1s",
+            // No late actions here: a short second look-up keeps the test short.
+            "--lost-answer-recheck",
+            "3s",
+        ])
+        .await;
+    assert_eq!(
+        code(&r),
+        0,
+        "{}\n{}",
+        String::from_utf8_lossy(&r.stdout),
+        stderr(&r)
+    );
+    assert_each_rotated_once(&env, "after resume");
+    let st = env
+        .run(&["status", "--run-dir", &s(&run_dir), "--json"])
+        .await;
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(
+        (st["pending"].as_u64(), st["in_doubt"].as_u64()),
+        (Some(0), Some(0)),
+        "{st}"
+    );
+    assert!(
+        st["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["state"] == "done"),
+        "{st}"
+    );
+}
+
+/// The send rate of a ledger, items per second, between its first and last `sent` rows.
+fn send_rate(ledger: &std::path::Path) -> f64 {
+    let mut sent: Vec<u64> = Vec::new();
+    rotation::ledger_rows(ledger, |row| {
+        if let rotation::Row::Sent { at, .. } = row {
+            sent.push(
+                humantime::parse_rfc3339(&at)
+                    .unwrap()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis() as u64,
+            );
+        }
+    })
+    .unwrap();
+    sent.sort_unstable();
+    let span = (sent[sent.len() - 1] - sent[0]) as f64 / 1000.0;
+    (sent.len() - 1) as f64 / span.max(1e-3)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_throttled_tenant_does_not_slow_another() {
+    // The quiet tenant paced by its own ceiling: 40/s, warm (paced evenly from the start), so the
+    // rate is the ceiling's whatever the run's length. Measured alone, then beside a tenant with
+    // ten times the latency and a 429 storm; the second must keep 0.95 of the first.
+    let quiet = |i| {
+        tenant(
+            i,
+            SimConfig {
+                post_limit: Quota::new(40, Duration::from_secs(1)),
+                tenant_post_limit: Quota::new(80, Duration::from_secs(1)),
+                latency: Duration::from_millis(20),
+                ..fast(300)
+            },
+        )
+    };
+    let stormy = tenant(
+        9,
+        SimConfig {
+            post_limit: Quota::new(40, Duration::from_secs(1)),
+            tenant_post_limit: Quota::new(80, Duration::from_secs(1)),
+            latency: Duration::from_millis(200),
+            p429: 0.5,
+            ..fast(300)
+        },
+    );
+    let mut rates = Vec::new();
+    for configs in [vec![quiet(1)], vec![quiet(1), stormy]] {
+        let env = Env::fleet(configs).await;
+        let (tenants, run_dir) = (env.tenants_csv(), env.path("run"));
+        let o = env
+            .run(&[
+                "rotate",
+                "--query",
+                "--tenants",
+                &s(&tenants),
+                "--run-dir",
+                &s(&run_dir),
+                "--yes",
+                "--rate",
+                "40/1s",
+                "--no-cold-start",
+                "--max-attempts",
+                "50",
+            ])
+            .await;
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let (id, ..) = &env.sim.tenants()[0];
+        rates.push(send_rate(
+            &run_dir.join("tenants").join(format!("{id}.jsonl")),
+        ));
+    }
+    eprintln!(
+        "quiet tenant: alone {:.1}/s, beside the storm {:.1}/s",
+        rates[0], rates[1]
+    );
+    assert!(
+        rates[1] >= 0.95 * rates[0],
+        "the quiet tenant alone {:.1}/s, beside the storm {:.1}/s",
+        rates[0],
+        rates[1]
+    );
+}
