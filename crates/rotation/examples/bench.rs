@@ -735,7 +735,7 @@ async fn fault_cost(
 /// look-up before resending a throttled item.
 async fn faults() {
     let limit = Quota::new(2000, Duration::from_secs(20));
-    let n = 6000;
+    let n = 3000;
     let none = SimConfig::default();
     let late = SimConfig {
         late: 0.01,
@@ -782,6 +782,132 @@ async fn faults() {
         let (secs, twice, reads) = fault_cost(n, limit, faults.clone(), recheck, strict).await;
         println!("| {what} | {secs:.1} s | {twice} | {reads} |");
     }
+}
+
+/// `tenants T N`: the shipped binary rotating N Macs in each of T tenants of one in-process
+/// simulator, each tenant at its own scaled ceiling, paced evenly from the start. The sum of the
+/// tenants' send rates against the sum of their ceilings, peak RSS and CPU per 1,000 devices
+/// (`/usr/bin/time -v`).
+async fn tenants_bench(count: usize, per_tenant: usize) {
+    let Some(bin) = binary() else {
+        println!("skipped: needs /usr/bin/time and target/release/intune-rotate");
+        return;
+    };
+    // A multiple of the batch of 20, as Intune's 200/20s is: half its count in the same window.
+    let ceiling = Quota::new(100, Duration::from_secs(20));
+    let configs: Vec<SimConfig> = (0..count)
+        .map(|i| SimConfig {
+            tenant: format!("7e0a{i:04x}-5e1f-4c8e-9a61-{i:012x}"),
+            tenant_name: format!("Customer {i:03}"),
+            seed: 1000 + i as u64,
+            devices: per_tenant * 2 + 100,
+            mac_share: 1.0,
+            post_limit: ceiling,
+            tenant_post_limit: Quota::new(ceiling.count * 2, ceiling.window),
+            latency: Duration::from_millis(50),
+            ..SimConfig::default()
+        })
+        .collect();
+    let sim = graph_sim::start_fleet("127.0.0.1:0".parse().unwrap(), configs)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (tenants_csv, input) = (dir.path().join("tenants.csv"), dir.path().join("macs.csv"));
+    let mut t = String::from("tenant_id,name\n");
+    let mut m = String::from("tenant_id,id,operatingSystem,isEncrypted,managedDeviceOwnerType\n");
+    let now = std::time::SystemTime::now();
+    for (id, name, _) in sim.tenants() {
+        t.push_str(&format!("{id},{name}\n"));
+        let macs: Vec<String> = sim
+            .tenant_of(&id)
+            .unwrap()
+            .devices
+            .iter()
+            .filter(|d| {
+                d.os == "macOS"
+                    && d.encrypted
+                    && d.owner == "company"
+                    && d.filevault_state == "success"
+                    && !d.action_results.iter().any(|r| r.completes > now)
+            })
+            .take(per_tenant)
+            .map(|d| d.id.clone())
+            .collect();
+        assert_eq!(macs.len(), per_tenant, "enough eligible Macs in {id}");
+        for mac in macs {
+            m.push_str(&format!("{id},{mac},macOS,true,company\n"));
+        }
+    }
+    std::fs::write(&tenants_csv, t).unwrap();
+    std::fs::write(&input, m).unwrap();
+    let run_dir = dir.path().join("run");
+    let args: Vec<String> = [
+        "rotate", "--input", &input.display().to_string(), "--tenants",
+        &tenants_csv.display().to_string(), "--run-dir", &run_dir.display().to_string(),
+        "--yes", "--rate", &ceiling.to_string(), "--no-cold-start", "--client-id", "sim-client",
+        "--graph-url", &sim.base_url, "--login-url", &sim.base_url,
+    ]
+    .map(String::from)
+    .to_vec();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("/usr/bin/time")
+            .arg("-v")
+            .arg(bin)
+            .args(&args)
+            .env("RUST_LOG", "warn")
+            .env("AZURE_CLIENT_SECRET", "sim-secret")
+            .stdout(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let report = String::from_utf8_lossy(&out.stderr);
+    let field = |name: &str| -> f64 {
+        report
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .map_or(f64::NAN, |v| {
+                v.trim().split(':').fold(0.0, |acc, p| acc * 60.0 + p.parse::<f64>().unwrap_or(f64::NAN))
+            })
+    };
+    let (rss_mb, user, system, wall) = (
+        field("Maximum resident set size (kbytes):") / 1024.0,
+        field("User time (seconds):"),
+        field("System time (seconds):"),
+        field("Elapsed (wall clock) time (h:mm:ss or m:ss):"),
+    );
+    // Each tenant's long-run rate from its own ledger, summed, against the sum of the ceilings.
+    let mut rates = 0.0;
+    let mut rotated = 0;
+    let mut each: Vec<f64> = Vec::new();
+    for (id, ..) in sim.tenants() {
+        let ledger = run_dir.join("tenants").join(format!("{id}.jsonl"));
+        let r = window_rate(&ledger, ceiling);
+        each.push(r / ceiling.per_second());
+        rates += r;
+        rotated += sim.stats_of(&id).unwrap().devices_accepted("rotateFileVaultKey");
+    }
+    each.sort_by(f64::total_cmp);
+    eprintln!(
+        "per tenant, rate ÷ ceiling: min {:.3}, median {:.3}, max {:.3}",
+        each[0],
+        each[each.len() / 2],
+        each[each.len() - 1]
+    );
+    let sum_ceilings = ceiling.per_second() * count as f64;
+    let twice = sim.stats().devices_accepted_twice("rotateFileVaultKey");
+    println!(
+        "| tenants × devices | rotated | twice | Σ tenant send rates ÷ Σ ceilings | wall time | peak RSS | CPU (user + system) | CPU per 1,000 devices | exit |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {count} × {per_tenant} at {ceiling} each, 50 ms | {rotated} | {twice} | {:.3} ({rates:.0}/s of {sum_ceilings:.0}/s) | {wall:.1} s | {rss_mb:.0} MB | {:.1} s | {:.2} s | {} |",
+        rates / sum_ceilings,
+        user + system,
+        (user + system) / (rotated.max(1) as f64 / 1000.0),
+        out.status.code().unwrap_or(-1)
+    );
 }
 
 /// Our ride at a scaled ceiling, our wall time for 296 Macs, and the 20-worker script's, under
@@ -841,6 +967,13 @@ async fn main() {
         for (what, r) in readers(n) {
             println!("{what}: {r:?} (seconds, peak MB)");
         }
+        return;
+    }
+    // `tenants T N`: many tenants in one process (issue #16).
+    if args.get(1).map(String::as_str) == Some("tenants") {
+        let count = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(300);
+        let per = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(500);
+        tenants_bench(count, per).await;
         return;
     }
     // `faults`: the cost of the answers to late actions and 429s for actions that ran.
