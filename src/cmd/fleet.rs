@@ -191,7 +191,7 @@ pub async fn resume(
     let global_rate: graph_batch::Quota = run.manifest().options["global_rate"]
         .as_str()
         .and_then(|q| q.parse().ok())
-        .unwrap_or_else(|| rotate.tenants.global_rate);
+        .unwrap_or(rotate.tenants.global_rate);
     let options = DispatchOptions {
         global_gate: Some(global_gate(global_rate, dispatch)),
         ..options(dispatch, in_doubt)

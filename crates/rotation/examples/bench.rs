@@ -842,10 +842,23 @@ async fn tenants_bench(count: usize, per_tenant: usize) {
     std::fs::write(&input, m).unwrap();
     let run_dir = dir.path().join("run");
     let args: Vec<String> = [
-        "rotate", "--input", &input.display().to_string(), "--tenants",
-        &tenants_csv.display().to_string(), "--run-dir", &run_dir.display().to_string(),
-        "--yes", "--rate", &ceiling.to_string(), "--no-cold-start", "--client-id", "sim-client",
-        "--graph-url", &sim.base_url, "--login-url", &sim.base_url,
+        "rotate",
+        "--input",
+        &input.display().to_string(),
+        "--tenants",
+        &tenants_csv.display().to_string(),
+        "--run-dir",
+        &run_dir.display().to_string(),
+        "--yes",
+        "--rate",
+        &ceiling.to_string(),
+        "--no-cold-start",
+        "--client-id",
+        "sim-client",
+        "--graph-url",
+        &sim.base_url,
+        "--login-url",
+        &sim.base_url,
     ]
     .map(String::from)
     .to_vec();
@@ -868,7 +881,9 @@ async fn tenants_bench(count: usize, per_tenant: usize) {
             .lines()
             .find_map(|l| l.trim().strip_prefix(name))
             .map_or(f64::NAN, |v| {
-                v.trim().split(':').fold(0.0, |acc, p| acc * 60.0 + p.parse::<f64>().unwrap_or(f64::NAN))
+                v.trim().split(':').fold(0.0, |acc, p| {
+                    acc * 60.0 + p.parse::<f64>().unwrap_or(f64::NAN)
+                })
             })
     };
     let (rss_mb, user, system, wall) = (
@@ -886,7 +901,10 @@ async fn tenants_bench(count: usize, per_tenant: usize) {
         let r = window_rate(&ledger, ceiling);
         each.push(r / ceiling.per_second());
         rates += r;
-        rotated += sim.stats_of(&id).unwrap().devices_accepted("rotateFileVaultKey");
+        rotated += sim
+            .stats_of(&id)
+            .unwrap()
+            .devices_accepted("rotateFileVaultKey");
     }
     each.sort_by(f64::total_cmp);
     eprintln!(
