@@ -39,6 +39,11 @@ pub enum Command {
         after_help = "Example:\n  intune-rotate verify --ledger run1.jsonl --watch --timeout 2h --interval 5m"
     )]
     Verify(VerifyArgs),
+    /// One self-contained HTML page of a run: outcomes, pace against the limit, errors, devices.
+    #[command(
+        after_help = "Example:\n  intune-rotate report --ledger run1.jsonl --out report.html\n  intune-rotate report --run-dir runs/nov --out report.html"
+    )]
+    Report(ReportArgs),
     /// List the devices a source yields, to review and feed back with --input.
     #[command(after_help = "Example:\n  intune-rotate devices --query > macs.csv")]
     Devices(DevicesArgs),
@@ -295,6 +300,21 @@ pub struct VerifyArgs {
     pub format: TextOrJson,
     #[command(flatten)]
     pub connection: Connection,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[arg(long, required_unless_present = "run_dir", conflicts_with = "run_dir")]
+    pub ledger: Option<PathBuf>,
+    /// A many-tenant run directory: a table of tenants and a section per tenant.
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+    /// The HTML file to write (default: report.html; with --format json, only when given).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// json: print the page's figures as one JSON document (docs/report.md).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: TextOrJson,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

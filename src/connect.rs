@@ -199,6 +199,16 @@ async fn can_read_devices(c: &Connected) -> Result<bool, ConnectError> {
     }
 }
 
+/// Who the connection signs in as, for the ledger and reports: the person, or the app.
+pub async fn signed_in_as(c: &Connected) -> Option<String> {
+    let token = c.client.tokens().token().await.ok()?;
+    let claims = TokenClaims::decode(token.expose_secret())?;
+    claims
+        .upn
+        .map(|u| format!("user {u}"))
+        .or(claims.appid.map(|a| format!("app {a}")))
+}
+
 /// Permissions a delegated sign-in asks for: the action's, reading devices (the source's listing
 /// and the plan's look at pending actions), the encryption report for FileVault, and what else the
 /// source reads (`extra`: groups, scripts).

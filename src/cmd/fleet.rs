@@ -526,6 +526,7 @@ async fn plan(
         .map_err(classify)?;
     policy.facts = facts.devices;
     let header = RunHeader {
+        signed_in_as: connect::signed_in_as(c).await,
         client_id: c.client_id.clone(),
         cloud: shared
             .connection

@@ -5,6 +5,7 @@ mod demo;
 mod devices;
 mod export;
 mod fleet;
+mod report;
 mod resume;
 mod rotate;
 mod source;
@@ -23,6 +24,7 @@ pub async fn run(command: Command, logs: Logs) -> ExitStatus {
         Command::Resume(a) => resume::run(a, logs).await,
         Command::Status(a) => status::run(a),
         Command::Export(a) => export::run(a),
+        Command::Report(a) => report::run(a),
         #[cfg(feature = "demo")]
         Command::Demo(a) => demo::run(a, logs).await,
         Command::Whoami(a) => whoami::run(a).await,

@@ -99,7 +99,12 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
         .map(|c| c.tenant.clone())
         .or(a.connection.tenant.clone())
         .unwrap_or_default();
+    let signed_in_as = match &connection {
+        Some(c) => connect::signed_in_as(c).await,
+        None => None,
+    };
     let header = RunHeader {
+        signed_in_as,
         client_id: connection
             .as_ref()
             .and_then(|c| c.client_id.clone())

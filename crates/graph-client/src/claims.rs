@@ -18,6 +18,9 @@ pub struct TokenClaims {
     pub scp: Option<String>,
     #[serde(default)]
     pub exp: Option<u64>,
+    /// The signed-in person's user name, in delegated tokens.
+    #[serde(default)]
+    pub upn: Option<String>,
 }
 
 impl TokenClaims {

@@ -20,6 +20,9 @@ pub struct Claims {
     /// Delegated permissions (device code sign-in), space separated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scp: Option<String>,
+    /// The signed-in person, in delegated tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upn: Option<String>,
     pub exp: u64,
     pub nbf: u64,
     pub iat: u64,
@@ -392,6 +395,7 @@ impl Auth {
                 self.roles.clone()
             },
             scp: delegated.map(str::to_string),
+            upn: delegated.map(|_| SIGNED_IN_USER.1.to_string()),
             exp: unix(now) + self.lifetime.as_secs(),
             nbf: unix(now),
             iat: unix(now),

@@ -19,6 +19,7 @@ mod plan;
 mod preflight;
 mod rate_gate;
 mod reads;
+mod report;
 mod retry;
 mod run;
 mod run_dir;
@@ -49,6 +50,11 @@ pub use match_by::{MatchBy, MatchReport, resolve};
 pub use plan::{CheckedSource, Plan, PlanReport, Policy};
 pub use preflight::{TokenProblem, check_token};
 pub use rate_gate::RateGate;
+pub use report::{
+    DeviceRow, FailureGroup, FleetReport, Page as ReportPage, Report, ResumePoint, Window,
+    build as build_report, build_fleet as build_fleet_report, render as render_report,
+    summary_json as report_summary_json,
+};
 pub use run::{
     Confirm, Counters, DispatchOptions, InDoubt, LOST_ANSWER_RECHECK, Progress, RotateRequest,
     RunOutcome, StopSignal, resume, rotate,

@@ -68,6 +68,7 @@ mod tests {
 
     fn app(roles: &[&str]) -> TokenClaims {
         TokenClaims {
+            upn: None,
             tid: Some("6d1f0000-0000-4000-8000-0000000000aa".into()),
             roles: roles.iter().map(|r| r.to_string()).collect(),
             ..TokenClaims::default()

@@ -42,6 +42,9 @@ pub struct RunHeader {
     /// use them beside their own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub result_names: Vec<String>,
+    /// Who the run signed in as: the app (its id) or the person (their user name), for reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_in_as: Option<String>,
 }
 
 impl RunHeader {
@@ -65,6 +68,7 @@ impl RunHeader {
             rate,
             created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             result_names: Vec::new(),
+            signed_in_as: None,
         }
     }
 }

@@ -1,0 +1,481 @@
+//! `report`: what a run did, for people who will not read a ledger. The figures are gathered from
+//! the ledger in two streaming passes and compact per-device arrays (a few bytes a device), never
+//! one full row per device; `html.rs` renders them as one self-contained page.
+
+mod html;
+
+pub use html::{Page, render};
+
+use crate::ledger::{DeviceState, Outcome, Row, Step, VerifiedState, parse_ms};
+use crate::{RotationError, RunHeader, ledger_rows};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use uuid::Uuid;
+
+/// The width of the timeline's windows: Intune's own throttling window.
+pub const WINDOW_MS: u64 = 20_000;
+/// The device table shows every device up to this many; above, the failures and a sample.
+pub const TABLE_LIMIT: usize = 10_000;
+/// Devices of the sample shown beside the failures of a large run.
+const SAMPLE: usize = 1_000;
+
+/// One 20 s window of the timeline.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Window {
+    /// Start, Unix milliseconds.
+    pub start_ms: u64,
+    pub sent: u64,
+    pub throttled: u64,
+    pub server_errors: u64,
+    pub network_errors: u64,
+    /// Round trips of answers received in the window (milliseconds): count, sum and max.
+    pub rtt_count: u64,
+    pub rtt_sum_ms: u64,
+    pub rtt_max_ms: u64,
+}
+
+/// Final failures of one kind.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureGroup {
+    pub code: String,
+    pub count: u64,
+    pub sample_message: String,
+    pub request_ids: Vec<String>,
+    pub advice: String,
+}
+
+/// A row of the device table.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceRow {
+    pub id: Uuid,
+    pub name: String,
+    pub serial: String,
+    pub outcome: String,
+    pub verified: String,
+    pub attempts: u32,
+    pub last_error: String,
+}
+
+/// A `resume` (or other session) that continued the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResumePoint {
+    pub at: String,
+    pub command: String,
+    pub in_doubt: u64,
+    pub policy: String,
+}
+
+/// Everything the page shows of one ledger.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub ledger: PathBuf,
+    pub rows: u64,
+    pub header: RunHeader,
+    /// The tenant's name where a run directory gives one.
+    pub tenant_name: Option<String>,
+    pub started: Option<String>,
+    pub finished: Option<String>,
+    pub devices: u64,
+    /// Final states: rotated, failed, skipped, pending, in_doubt.
+    pub states: BTreeMap<String, u64>,
+    pub skip_reasons: BTreeMap<String, u64>,
+    /// The latest verified state of each verified device, by state.
+    pub verified: BTreeMap<String, u64>,
+    pub windows: Vec<Window>,
+    /// The quota per window (the run's rate scaled to 20 s).
+    pub quota_per_window: f64,
+    pub resumes: Vec<ResumePoint>,
+    pub failures: Vec<FailureGroup>,
+    /// Retries by what caused them (429, 503, network …): where the errors came from.
+    pub retry_causes: BTreeMap<String, u64>,
+    pub table: Vec<DeviceRow>,
+    /// The table holds every device (else: the failures and a sample).
+    pub table_complete: bool,
+}
+
+/// What a device's answer was, for the timeline.
+fn cause(status: Option<u16>, message: Option<&str>) -> Option<&'static str> {
+    match status {
+        Some(429) => Some("429 throttled"),
+        Some(s) if s >= 500 => Some("5xx server error"),
+        Some(401) => Some("401 token refused"),
+        None if message.is_some_and(|m| m.contains("lost")) => Some("network (answer lost)"),
+        _ => None,
+    }
+}
+
+/// What to do about a failure, by Graph's code.
+fn advice(code: &str, message: &str) -> String {
+    let m = message.to_ascii_lowercase();
+    match code {
+        "ResourceNotFound" | "NotFound" => "the device is no longer in Intune (retired or deleted): remove it from the source".into(),
+        "Forbidden" | "Authorization_RequestDenied" => "the app lacks the action's permission in this tenant: grant it and admin consent, then `resume`".into(),
+        "RetriesExhausted" => "transient errors outlasted the attempts: `resume` once the service recovers".into(),
+        "BadRequest" if m.contains("not supported") => "the device's platform does not support this action: leave it out (the plan's eligibility rules skip such devices)".into(),
+        _ => "see the message; Microsoft support asks for the request id and the date".into(),
+    }
+}
+
+fn verified_name(v: VerifiedState) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{v:?}"))
+}
+
+/// Per device, while reading.
+#[derive(Clone, Copy)]
+struct Slot {
+    state: DeviceState,
+    attempts: u32,
+    verified: Option<VerifiedState>,
+    /// When the last request left and no answer came yet (ms; 0: none waiting).
+    waiting_since: u64,
+}
+
+/// Reads `ledger` into a report, in bounded memory.
+pub fn build(ledger: &Path) -> Result<Report, RotationError> {
+    let mut header: Option<RunHeader> = None;
+    let mut index: HashMap<Uuid, u32, crate::IdHasher> = HashMap::default();
+    let mut slots: Vec<Slot> = Vec::new();
+    let mut first_at: Option<String> = None;
+    let mut last_at: Option<String> = None;
+    let mut windows: BTreeMap<u64, Window> = BTreeMap::new();
+    let mut skip_reasons: BTreeMap<String, u64> = BTreeMap::new();
+    let mut failures: BTreeMap<String, FailureGroup> = BTreeMap::new();
+    let mut retry_causes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut resumes = Vec::new();
+    let mut rows = 0u64;
+    let window_of = |ms: u64| ms - ms % WINDOW_MS;
+    ledger_rows(ledger, |row| {
+        rows += 1;
+        let at = row_at(&row).map(str::to_string);
+        if let Some(at) = &at {
+            first_at.get_or_insert_with(|| at.clone());
+            last_at = Some(at.clone());
+        }
+        let slot =
+            |id: &Uuid, index: &mut HashMap<Uuid, u32, crate::IdHasher>, slots: &mut Vec<Slot>| {
+                *index.entry(*id).or_insert_with(|| {
+                    slots.push(Slot {
+                        state: DeviceState::Pending,
+                        attempts: 0,
+                        verified: None,
+                        waiting_since: 0,
+                    });
+                    slots.len() as u32 - 1
+                }) as usize
+            };
+        match &row {
+            Row::Run(h) => {
+                header.get_or_insert_with(|| h.clone());
+            }
+            Row::Planned { id, .. } => {
+                slot(id, &mut index, &mut slots);
+            }
+            Row::Skipped { id, reason } => {
+                let i = slot(id, &mut index, &mut slots);
+                slots[i].state = DeviceState::Skipped;
+                let kind = reason
+                    .split(':')
+                    .next()
+                    .unwrap_or(reason)
+                    .trim()
+                    .to_string();
+                *skip_reasons.entry(kind).or_default() += 1;
+            }
+            Row::Sent { id, attempt, at } => {
+                let i = slot(id, &mut index, &mut slots);
+                let ms = parse_ms(at).unwrap_or(0);
+                slots[i].state = slots[i].state.after(Step::Sent);
+                slots[i].attempts = slots[i].attempts.max(*attempt);
+                slots[i].waiting_since = ms;
+                let w = windows.entry(window_of(ms)).or_default();
+                w.start_ms = window_of(ms);
+                w.sent += 1;
+            }
+            Row::Outcome {
+                id,
+                result,
+                status,
+                code,
+                message,
+                request_id,
+                at,
+                ..
+            } => {
+                let i = slot(id, &mut index, &mut slots);
+                slots[i].state = slots[i].state.after(Step::Outcome(*result));
+                let ms = parse_ms(at).unwrap_or(0);
+                let w = windows.entry(window_of(ms)).or_default();
+                w.start_ms = window_of(ms);
+                if slots[i].waiting_since > 0 && status.is_some() {
+                    let rtt = ms.saturating_sub(slots[i].waiting_since);
+                    w.rtt_count += 1;
+                    w.rtt_sum_ms += rtt;
+                    w.rtt_max_ms = w.rtt_max_ms.max(rtt);
+                }
+                slots[i].waiting_since = 0;
+                match cause(*status, message.as_deref()) {
+                    Some("429 throttled") => w.throttled += 1,
+                    Some("5xx server error") => w.server_errors += 1,
+                    Some("network (answer lost)") => w.network_errors += 1,
+                    _ => {}
+                }
+                if *result == Outcome::Retry {
+                    let c = cause(*status, message.as_deref())
+                        .map(str::to_string)
+                        .unwrap_or_else(|| status.map_or("other".into(), |s| format!("HTTP {s}")));
+                    *retry_causes.entry(c).or_default() += 1;
+                }
+                if matches!(result, Outcome::Failed | Outcome::Abandoned) {
+                    let code = code
+                        .clone()
+                        .filter(|c| !c.is_empty())
+                        .or_else(|| status.map(|s| format!("HTTP {s}")))
+                        .unwrap_or_else(|| "no code".into());
+                    let message = message.clone().unwrap_or_default();
+                    let g = failures
+                        .entry(code.clone())
+                        .or_insert_with(|| FailureGroup {
+                            advice: advice(&code, &message),
+                            code: code.clone(),
+                            count: 0,
+                            sample_message: message.clone(),
+                            request_ids: Vec::new(),
+                        });
+                    g.count += 1;
+                    if let Some(r) = request_id
+                        && g.request_ids.len() < 3
+                    {
+                        g.request_ids.push(r.clone());
+                    }
+                }
+            }
+            Row::Verified { id, state, .. } => {
+                let i = slot(id, &mut index, &mut slots);
+                slots[i].verified = Some(*state);
+            }
+            Row::Session {
+                at,
+                command,
+                in_doubt,
+                in_doubt_policy,
+            } => resumes.push(ResumePoint {
+                at: at.clone(),
+                command: command.clone(),
+                in_doubt: *in_doubt,
+                policy: in_doubt_policy.clone(),
+            }),
+            Row::PlanDone {
+                skip_reasons: reasons,
+                ..
+            } => {
+                if !reasons.is_empty() {
+                    skip_reasons = reasons.clone();
+                }
+            }
+        }
+    })?;
+    let header = header.ok_or_else(|| RotationError::ledger(ledger, None, "no run header"))?;
+    let mut states: BTreeMap<String, u64> = BTreeMap::new();
+    let mut verified: BTreeMap<String, u64> = BTreeMap::new();
+    for s in &slots {
+        *states.entry(s.state.name().to_string()).or_default() += 1;
+        if let Some(v) = s.verified {
+            *verified.entry(verified_name(v)).or_default() += 1;
+        }
+    }
+    for name in ["rotated", "failed", "skipped", "pending", "in_doubt"] {
+        states.entry(name.to_string()).or_default();
+    }
+    // The windows in between, empty ones included, so the chart's time axis is even.
+    let mut timeline = Vec::new();
+    if let (Some(&first), Some(&last)) = (windows.keys().next(), windows.keys().next_back()) {
+        let mut t = first;
+        while t <= last {
+            let mut w = windows.remove(&t).unwrap_or_default();
+            w.start_ms = t;
+            timeline.push(w);
+            t += WINDOW_MS;
+        }
+    }
+    let table_complete = slots.len() <= TABLE_LIMIT;
+    let shown: Vec<bool> = if table_complete {
+        vec![true; slots.len()]
+    } else {
+        let mut sample = 0;
+        slots
+            .iter()
+            .map(|s| {
+                if s.state == DeviceState::Failed {
+                    true
+                } else if sample < SAMPLE {
+                    sample += 1;
+                    true
+                } else {
+                    false
+                }
+            })
+            .collect()
+    };
+    let table = table_rows(ledger, &index, &slots, &shown)?;
+    let q = header.rate;
+    let quota_per_window =
+        f64::from(q.count) * WINDOW_MS as f64 / q.window.as_millis().max(1) as f64;
+    Ok(Report {
+        ledger: ledger.to_path_buf(),
+        rows,
+        header,
+        tenant_name: None,
+        started: first_at,
+        finished: last_at,
+        devices: slots.len() as u64,
+        states,
+        skip_reasons,
+        verified,
+        windows: timeline,
+        quota_per_window,
+        resumes,
+        failures: {
+            let mut f: Vec<FailureGroup> = failures.into_values().collect();
+            f.sort_by(|a, b| b.count.cmp(&a.count));
+            f
+        },
+        retry_causes,
+        table,
+        table_complete,
+    })
+}
+
+/// The second pass: names, serials and last errors of the devices the table shows, up to
+/// `TABLE_LIMIT` + `SAMPLE` of them at most, failures first.
+fn table_rows(
+    ledger: &Path,
+    index: &HashMap<Uuid, u32, crate::IdHasher>,
+    slots: &[Slot],
+    shown: &[bool],
+) -> Result<Vec<DeviceRow>, RotationError> {
+    let mut rows: BTreeMap<u32, DeviceRow> = BTreeMap::new();
+    let cap = TABLE_LIMIT + SAMPLE;
+    ledger_rows(ledger, |row| {
+        let (id, name, serial, error) = match &row {
+            Row::Planned {
+                id, name, serial, ..
+            } => (id, name.clone(), serial.clone(), None),
+            Row::Skipped { id, reason } => (id, None, None, Some(reason.clone())),
+            Row::Outcome {
+                id,
+                result,
+                code,
+                message,
+                status,
+                ..
+            } if *result != Outcome::Rotated => {
+                let what = [
+                    status.map(|s| s.to_string()),
+                    code.clone().filter(|c| !c.is_empty()),
+                    message.clone(),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+                (id, None, None, Some(what))
+            }
+            _ => return,
+        };
+        let Some(&i) = index.get(id) else { return };
+        if !shown[i as usize] || (!rows.contains_key(&i) && rows.len() >= cap) {
+            return;
+        }
+        let s = slots[i as usize];
+        let r = rows.entry(i).or_insert_with(|| DeviceRow {
+            id: *id,
+            name: String::new(),
+            serial: String::new(),
+            outcome: s.state.name().to_string(),
+            verified: s.verified.map(verified_name).unwrap_or_default(),
+            attempts: s.attempts,
+            last_error: String::new(),
+        });
+        if let Some(n) = name {
+            r.name = n;
+        }
+        if let Some(n) = serial {
+            r.serial = n;
+        }
+        if let Some(e) = error {
+            r.last_error = e;
+        }
+    })?;
+    let mut out: Vec<DeviceRow> = rows.into_values().collect();
+    // Failures first, then in plan order.
+    out.sort_by_key(|r| r.outcome != "failed");
+    Ok(out)
+}
+
+fn row_at(row: &Row) -> Option<&str> {
+    match row {
+        Row::Run(h) => Some(&h.created_at),
+        Row::PlanDone { at, .. }
+        | Row::Sent { at, .. }
+        | Row::Outcome { at, .. }
+        | Row::Verified { at, .. }
+        | Row::Session { at, .. } => Some(at),
+        _ => None,
+    }
+}
+
+/// A run directory's report: one report per tenant ledger, and the tenants that have none.
+#[derive(Debug, Clone)]
+pub struct FleetReport {
+    pub dir: PathBuf,
+    pub tenants: Vec<(crate::TenantRecord, Option<Report>)>,
+}
+
+/// Reads every tenant's ledger of a run directory.
+pub fn build_fleet(dir: &Path) -> Result<FleetReport, RotationError> {
+    let run = crate::RunDir::open(dir)?;
+    let mut tenants = Vec::new();
+    for t in &run.manifest().tenants {
+        let ledger = run.ledger(t.tenant.tenant_id);
+        let report = if ledger.exists() {
+            let mut r = build(&ledger)?;
+            r.tenant_name = Some(t.tenant.name.clone());
+            Some(r)
+        } else {
+            None
+        };
+        tenants.push((t.clone(), report));
+    }
+    Ok(FleetReport {
+        dir: dir.to_path_buf(),
+        tenants,
+    })
+}
+
+/// The figures `report --format json` prints: the page's numbers without its tables.
+pub fn summary_json(r: &Report) -> serde_json::Value {
+    serde_json::json!({
+        "ledger": r.ledger,
+        "rows": r.rows,
+        "tenant": r.header.tenant,
+        "tenant_name": r.tenant_name,
+        "action": r.header.action.to_string(),
+        "source": r.header.source,
+        "signed_in_as": r.header.signed_in_as,
+        "started": r.started,
+        "finished": r.finished,
+        "devices": r.devices,
+        "states": r.states,
+        "skip_reasons": r.skip_reasons,
+        "verified": r.verified,
+        "failures": r.failures,
+        "retry_causes": r.retry_causes,
+        "resumes": r.resumes,
+        "windows": r.windows.len(),
+        "quota_per_window": r.quota_per_window,
+    })
+}
