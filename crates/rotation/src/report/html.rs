@@ -301,7 +301,7 @@ fn timeline(h: &mut String, r: &Report) {
     );
     let _ = write!(
         h,
-        "<figure><svg id=\"chart-pace\" viewBox=\"0 0 {w} {ht}\" role=\"img\" aria-labelledby=\"pace-t pace-d\" data-windows=\"{}\" data-items=\"{total}\" data-throttled=\"{t429}\"><title id=\"pace-t\">Items sent per 20 s window</title><desc id=\"pace-d\">{}</desc>\n",
+        "<figure><svg id=\"chart-pace\" viewBox=\"0 0 {w} {ht}\" role=\"img\" aria-labelledby=\"pace-t pace-d\" data-windows=\"{}\" data-items=\"{total}\" data-throttled=\"{t429}\"><title id=\"pace-t\">Items sent per 20 s window</title><desc id=\"pace-d\">{}</desc>",
         r.windows.len(),
         esc(&desc)
     );
@@ -394,7 +394,7 @@ fn latency(h: &mut String, r: &Report) {
     let desc = format!("Mean round trip {mean:.0} ms across the run; the longest {longest:.0} ms.");
     let _ = write!(
         h,
-        "<figure><svg id=\"chart-latency\" viewBox=\"0 0 {w} {ht}\" role=\"img\" aria-labelledby=\"lat-t lat-d\"><title id=\"lat-t\">Round trip per 20 s window</title><desc id=\"lat-d\">{}</desc>\n",
+        "<figure><svg id=\"chart-latency\" viewBox=\"0 0 {w} {ht}\" role=\"img\" aria-labelledby=\"lat-t lat-d\"><title id=\"lat-t\">Round trip per 20 s window</title><desc id=\"lat-d\">{}</desc>",
         esc(&desc)
     );
     let line = |sel: fn(&(usize, f64, f64)) -> f64| {

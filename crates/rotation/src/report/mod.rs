@@ -340,7 +340,7 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
         resumes,
         failures: {
             let mut f: Vec<FailureGroup> = failures.into_values().collect();
-            f.sort_by(|a, b| b.count.cmp(&a.count));
+            f.sort_by_key(|g| std::cmp::Reverse(g.count));
             f
         },
         retry_causes,
