@@ -1,7 +1,7 @@
 # The two commands that matter: `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test test-loaded lint fmt bench deny soak fuzz build interop
+.PHONY: demo test test-loaded lint fmt bench deny soak fuzz build interop report-check
 
 build:
 	$(CARGO) build --release
@@ -83,3 +83,11 @@ interop:
 	$(INTEROP_VENV)/bin/pip install --quiet --disable-pip-version-check -r interop/requirements.txt
 	timeout $(INTEROP_SECONDS) $(INTEROP_VENV)/bin/python interop/check.py --graph-sim target/debug/graph-sim --mode tls
 	timeout $(INTEROP_SECONDS) $(INTEROP_VENV)/bin/python interop/check.py --graph-sim target/debug/graph-sim --mode plain
+
+# The report of a demo run rendered in headless Chromium (`apt-get install chromium`): no console
+# error, both charts drawn, and the screenshot the README shows (docs/report.png) written again.
+report-check:
+	$(CARGO) build --locked
+	rm -rf target/report-demo
+	target/debug/intune-rotate demo --devices 3000 --out-dir target/report-demo
+	python3 tools/report_check.py target/report-demo/report.html docs/report.png

@@ -15,7 +15,8 @@ pub async fn run(a: crate::cli::DemoArgs, logs: Logs) -> Result<ExitStatus, Fail
     let ledger = a.out_dir.join("ledger.jsonl");
     let devices_csv = a.out_dir.join("devices.csv");
     let export_csv = a.out_dir.join("result.csv");
-    for p in [&ledger, &devices_csv, &export_csv] {
+    let report_html = a.out_dir.join("report.html");
+    for p in [&ledger, &devices_csv, &export_csv, &report_html] {
         let _ = std::fs::remove_file(p);
     }
     let demo_rate = Quota::new(300, Duration::from_secs(2));
@@ -54,8 +55,10 @@ pub async fn run(a: crate::cli::DemoArgs, logs: Logs) -> Result<ExitStatus, Fail
         client_id: Some(config.client_id.clone()),
     };
     crate::connect::preflight(&connected, rotation::Action::FileVault, false).await?;
+    let signed_in_as = crate::connect::signed_in_as(&connected).await;
     let client = connected.client;
     let header = RunHeader {
+        signed_in_as,
         client_id: Some(config.client_id.clone()),
         ..RunHeader::new(
             config.tenant.clone(),
@@ -98,8 +101,29 @@ pub async fn run(a: crate::cli::DemoArgs, logs: Logs) -> Result<ExitStatus, Fail
     let mut out = std::fs::File::create(&export_csv).map_err(err)?;
     rotation::export(&ledger, rotation::ExportFormat::Csv, &mut out)?;
     let code = summarize(&outcome, None)?;
+    // What the Macs report, watched until done (the simulated ones finish in seconds).
+    let watch = rotation::VerifyOptions {
+        watch: true,
+        timeout: Some(Duration::from_secs(20)),
+        interval: Duration::from_secs(2),
+        ..rotation::VerifyOptions::default()
+    };
+    let verified = super::verify::run_verify(&client, &ledger, &watch).await?;
+    let line: Vec<String> = verified
+        .counts
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    println!("verified: {}", line.join(", "));
+    let report = rotation::build_report(&ledger)?;
+    let page = rotation::render_report(
+        rotation::ReportPage::One(&report),
+        env!("CARGO_PKG_VERSION"),
+    );
+    std::fs::write(&report_html, page).map_err(err)?;
     let stats = sim.stats();
     println!("  export    {}", export_csv.display());
+    println!("  report    {}", report_html.display());
     println!(
         "simulator: {} HTTP requests, {} Graph requests, {} answered 429, {} Macs accepted the rotation ({} more than once)",
         stats.http_requests,

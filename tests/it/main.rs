@@ -4,6 +4,7 @@ mod auth;
 mod disk;
 mod eligibility;
 mod faults;
+mod report;
 mod result_names;
 mod sources;
 mod targeting;

@@ -3,7 +3,7 @@
 //! (landmarks, tables with headers, figures with captions), charts with text alternatives, and a
 //! print style so it reads as a PDF.
 
-use super::{FleetReport, Report, TABLE_LIMIT, WINDOW_MS};
+use super::{FleetReport, Report, TABLE_LIMIT};
 use std::fmt::Write;
 
 /// What the page is of: one ledger, or a run directory of many tenants.
@@ -269,7 +269,8 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-/// Items sent per 20 s window against the quota, with 429s, 5xx and network errors marked.
+/// Items sent per window of the quota (20 s at Intune's) against it, with 429s, 5xx and network
+/// errors marked.
 fn timeline(h: &mut String, r: &Report) {
     h.push_str(
         "<section aria-labelledby=\"pace\"><h2 id=\"pace\">Pace against the tenant's limit</h2>\n",
@@ -295,13 +296,14 @@ fn timeline(h: &mut String, r: &Report) {
     });
     let peak = r.windows.iter().map(|x| x.sent).max().unwrap_or(0);
     let desc = format!(
-        "{total} items sent over {} windows of 20 s; at most {peak} in one window against a quota of {:.0}; {t429} answered 429, {t5xx} server errors, {tnet} lost answers.",
+        "{total} items sent over {} windows of {} s; at most {peak} in one window against a quota of {:.0}; {t429} answered 429, {t5xx} server errors, {tnet} lost answers.",
         r.windows.len(),
+        r.window_ms as f64 / 1000.0,
         r.quota_per_window
     );
     let _ = write!(
         h,
-        "<figure><svg id=\"chart-pace\" viewBox=\"0 0 {w} {ht}\" role=\"img\" aria-labelledby=\"pace-t pace-d\" data-windows=\"{}\" data-items=\"{total}\" data-throttled=\"{t429}\"><title id=\"pace-t\">Items sent per 20 s window</title><desc id=\"pace-d\">{}</desc>",
+        "<figure><svg id=\"chart-pace\" viewBox=\"0 0 {w} {ht}\" role=\"img\" aria-labelledby=\"pace-t pace-d\" data-windows=\"{}\" data-items=\"{total}\" data-throttled=\"{t429}\"><title id=\"pace-t\">Items sent per window of the quota</title><desc id=\"pace-d\">{}</desc>",
         r.windows.len(),
         esc(&desc)
     );
@@ -342,11 +344,12 @@ fn timeline(h: &mut String, r: &Report) {
     let qy = y(r.quota_per_window);
     let _ = writeln!(
         h,
-        "<line x1=\"{pad}\" y1=\"{qy:.1}\" x2=\"{}\" y2=\"{qy:.1}\" stroke=\"#cf222e\" stroke-dasharray=\"6 4\"/><text x=\"{}\" y=\"{:.1}\" font-size=\"12\" text-anchor=\"end\" fill=\"#cf222e\">quota {:.0} per 20 s</text>",
+        "<line x1=\"{pad}\" y1=\"{qy:.1}\" x2=\"{}\" y2=\"{qy:.1}\" stroke=\"#cf222e\" stroke-dasharray=\"6 4\"/><text x=\"{}\" y=\"{:.1}\" font-size=\"12\" text-anchor=\"end\" fill=\"#cf222e\">quota {:.0} per {} s</text>",
         w - pad,
         w - pad,
         qy - 4.0,
-        r.quota_per_window
+        r.quota_per_window,
+        r.window_ms as f64 / 1000.0
     );
     let _ = writeln!(
         h,
@@ -355,11 +358,11 @@ fn timeline(h: &mut String, r: &Report) {
         iso(r.windows[0].start_ms),
         w - pad,
         ht - 10.0,
-        iso(r.windows[r.windows.len() - 1].start_ms + WINDOW_MS)
+        iso(r.windows[r.windows.len() - 1].start_ms + r.window_ms)
     );
     let _ = writeln!(
         h,
-        "</svg><figcaption>{} Bars: items sent in each 20 s window; dashed line: the quota; dots: red 429, amber 5xx, purple lost answers.</figcaption></figure>\n</section>",
+        "</svg><figcaption>{} Bars: items sent in each window; dashed line: the quota; dots: red 429, amber 5xx, purple lost answers.</figcaption></figure>\n</section>",
         esc(&desc)
     );
 }
@@ -394,7 +397,7 @@ fn latency(h: &mut String, r: &Report) {
     let desc = format!("Mean round trip {mean:.0} ms across the run; the longest {longest:.0} ms.");
     let _ = write!(
         h,
-        "<figure><svg id=\"chart-latency\" viewBox=\"0 0 {w} {ht}\" role=\"img\" aria-labelledby=\"lat-t lat-d\"><title id=\"lat-t\">Round trip per 20 s window</title><desc id=\"lat-d\">{}</desc>",
+        "<figure><svg id=\"chart-latency\" viewBox=\"0 0 {w} {ht}\" role=\"img\" aria-labelledby=\"lat-t lat-d\"><title id=\"lat-t\">Round trip per window</title><desc id=\"lat-d\">{}</desc>",
         esc(&desc)
     );
     let line = |sel: fn(&(usize, f64, f64)) -> f64| {

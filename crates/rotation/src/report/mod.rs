@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
-/// The width of the timeline's windows: Intune's own throttling window.
+/// The width of the timeline's windows when the ledger does not say: Intune's own 20 s.
 pub const WINDOW_MS: u64 = 20_000;
 /// The device table shows every device up to this many; above, the failures and a sample.
 pub const TABLE_LIMIT: usize = 10_000;
@@ -83,7 +83,9 @@ pub struct Report {
     /// The latest verified state of each verified device, by state.
     pub verified: BTreeMap<String, u64>,
     pub windows: Vec<Window>,
-    /// The quota per window (the run's rate scaled to 20 s).
+    /// The width of a window: the window of the run's quota (20 s at Intune's 200/20s).
+    pub window_ms: u64,
+    /// The quota per window.
     pub quota_per_window: f64,
     pub resumes: Vec<ResumePoint>,
     pub failures: Vec<FailureGroup>,
@@ -147,8 +149,9 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
     let mut retry_causes: BTreeMap<String, u64> = BTreeMap::new();
     let mut resumes = Vec::new();
     let mut rows = 0u64;
-    let window_of = |ms: u64| ms - ms % WINDOW_MS;
+    let mut window_ms = WINDOW_MS;
     ledger_rows(ledger, |row| {
+        let window_of = |ms: u64| ms - ms % window_ms;
         rows += 1;
         let at = row_at(&row).map(str::to_string);
         if let Some(at) = &at {
@@ -170,6 +173,7 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
         match &row {
             Row::Run(h) => {
                 header.get_or_insert_with(|| h.clone());
+                window_ms = (h.rate.window.as_millis() as u64).max(1000);
             }
             Row::Planned { id, .. } => {
                 slot(id, &mut index, &mut slots);
@@ -298,7 +302,7 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
             let mut w = windows.remove(&t).unwrap_or_default();
             w.start_ms = t;
             timeline.push(w);
-            t += WINDOW_MS;
+            t += window_ms;
         }
     }
     let table_complete = slots.len() <= TABLE_LIMIT;
@@ -323,7 +327,7 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
     let table = table_rows(ledger, &index, &slots, &shown)?;
     let q = header.rate;
     let quota_per_window =
-        f64::from(q.count) * WINDOW_MS as f64 / q.window.as_millis().max(1) as f64;
+        f64::from(q.count) * window_ms as f64 / q.window.as_millis().max(1) as f64;
     Ok(Report {
         ledger: ledger.to_path_buf(),
         rows,
@@ -336,6 +340,7 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
         skip_reasons,
         verified,
         windows: timeline,
+        window_ms,
         quota_per_window,
         resumes,
         failures: {
@@ -476,6 +481,7 @@ pub fn summary_json(r: &Report) -> serde_json::Value {
         "retry_causes": r.retry_causes,
         "resumes": r.resumes,
         "windows": r.windows.len(),
+        "window_seconds": r.window_ms as f64 / 1000.0,
         "quota_per_window": r.quota_per_window,
     })
 }
