@@ -12,6 +12,15 @@ use std::path::PathBuf;
     after_help = "Examples:\n  intune-rotate demo\n  AZURE_CLIENT_SECRET=... intune-rotate rotate --tenant $TENANT --client-id $APP --input macs.csv --ledger run1.jsonl\n  intune-rotate status --ledger run1.jsonl\n  intune-rotate resume --ledger run1.jsonl --yes\n  intune-rotate export --ledger run1.jsonl --out result.csv"
 )]
 pub struct Cli {
+    /// A named profile of the configuration file (docs/configuration.md): tenant, client id,
+    /// certificate, cloud, rate, ledger directory. Flags and the environment override it.
+    #[arg(
+        long,
+        global = true,
+        env = "INTUNE_ROTATE_PROFILE",
+        value_name = "NAME"
+    )]
+    pub profile: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -53,6 +62,19 @@ pub enum Command {
         after_help = "Example:\n  intune-rotate whoami --tenant $TENANT --client-id $APP"
     )]
     Whoami(WhoamiArgs),
+    /// Show the effective settings and where each came from (flag, environment, profile, default).
+    #[command(after_help = "Example:\n  intune-rotate --profile contoso config show")]
+    Config(ConfigArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    #[command(
+        after_help = "Example:\n  intune-rotate completions bash > ~/.local/share/bash-completion/completions/intune-rotate"
+    )]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff).
+    #[command(
+        after_help = "Example:\n  intune-rotate man > ~/.local/share/man/man1/intune-rotate.1"
+    )]
+    Man,
     /// Rotate the Macs of a simulated tenant, end to end, in under a minute.
     #[cfg(feature = "demo")]
     #[command(after_help = "Example:\n  intune-rotate demo --devices 3000")]
@@ -247,9 +269,12 @@ pub struct LedgerArg {
     /// A many-tenant run directory: one line per tenant and the total.
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
-    /// Print the counts as JSON.
+    /// The same as --format json (kept for older scripts).
     #[arg(long)]
     pub json: bool,
+    /// The counts as text, or one JSON document (docs/scripting.md).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: TextOrJson,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -270,6 +295,10 @@ pub struct ExportArgs {
     /// Output file (default: stdout).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// CSV for Excel: a UTF-8 byte order mark and CRLF line ends, so names in any language open
+    /// correctly when the file is double-clicked on Windows.
+    #[arg(long)]
+    pub excel: bool,
 }
 
 #[derive(Debug, Args)]
@@ -300,6 +329,28 @@ pub struct VerifyArgs {
     pub format: TextOrJson,
     #[command(flatten)]
     pub connection: Connection,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ConfigWhat {
+    /// The effective settings and their origins.
+    Show,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[arg(value_enum)]
+    pub what: ConfigWhat,
+    #[arg(long, default_value = "200/20s")]
+    pub rate: graph_batch::Quota,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -448,6 +499,9 @@ pub enum EligibilityArg {
 
 #[derive(Debug, Args)]
 pub struct WhoamiArgs {
+    /// The identity and what it allows as text, or one JSON document (docs/scripting.md).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: TextOrJson,
     #[command(flatten)]
     pub connection: Connection,
 }

@@ -2,16 +2,30 @@
 
 mod cli;
 mod cmd;
+mod config;
 mod connect;
 mod env;
 mod exit_status;
 mod progress;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let matches = cli::Cli::command().get_matches();
+    let mut cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // A profile fills what neither a flag nor the environment gave; a bad file is exit 2.
+    let settings = match config::apply(&mut cli, &matches) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return exit_status::ExitStatus::Usage.into();
+        }
+    };
+    if let cli::Command::Config(_) = &cli.command {
+        config::show(&settings);
+        return exit_status::ExitStatus::Success.into();
+    }
     let logs = progress::init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

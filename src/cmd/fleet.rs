@@ -156,6 +156,7 @@ pub async fn resume(
     let rotate = match <crate::cli::Cli as clap::Parser>::try_parse_from(&argv) {
         Ok(crate::cli::Cli {
             command: crate::cli::Command::Rotate(r),
+            ..
         }) => *r,
         _ => {
             return Err(usage(anyhow::anyhow!(
@@ -899,6 +900,7 @@ pub fn status(dir: &Path, json: bool) -> Result<ExitStatus, Failure> {
             "run_dir": dir,
             "action": run.manifest().action,
             "tenants": tenants,
+            "total": devices,
             "devices": devices,
         });
         for s in states {
@@ -958,9 +960,10 @@ pub fn export(
     dir: &Path,
     format: rotation::ExportFormat,
     out: Option<&Path>,
+    excel: bool,
 ) -> Result<ExitStatus, Failure> {
     let run = RunDir::open(dir)?;
-    let mut w = open_output(out)?;
+    let mut w = super::export::ForExcel::wrap(open_output(out)?, excel).map_err(failed)?;
     let mut n = 0;
     let mut header_written = false;
     if format == rotation::ExportFormat::Json {

@@ -1,5 +1,6 @@
 //! One file per subcommand; each returns the process exit code.
 
+mod completions;
 #[cfg(feature = "demo")]
 mod demo;
 mod devices;
@@ -25,6 +26,9 @@ pub async fn run(command: Command, logs: Logs) -> ExitStatus {
         Command::Status(a) => status::run(a),
         Command::Export(a) => export::run(a),
         Command::Report(a) => report::run(a),
+        Command::Completions(a) => completions::completions(a),
+        Command::Man => completions::man(),
+        Command::Config(_) => Ok(ExitStatus::Success),
         #[cfg(feature = "demo")]
         Command::Demo(a) => demo::run(a, logs).await,
         Command::Whoami(a) => whoami::run(a).await,

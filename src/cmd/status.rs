@@ -6,8 +6,9 @@ use crate::exit_status::ExitStatus;
 use rotation::DeviceState;
 
 pub fn run(a: LedgerArg) -> Result<ExitStatus, Failure> {
+    let json = a.json || a.format == crate::cli::TextOrJson::Json;
     if let Some(dir) = &a.run_dir {
-        return super::fleet::status(dir, a.json);
+        return super::fleet::status(dir, json);
     }
     let ledger = a.ledger.clone().expect("clap: --ledger without --run-dir");
     let (state, _) = rotation::ledger_replay(&ledger)?;
@@ -18,8 +19,8 @@ pub fn run(a: LedgerArg) -> Result<ExitStatus, Failure> {
         DeviceState::Pending,
         DeviceState::InDoubt,
     ];
-    if a.json {
-        let mut doc = serde_json::json!({"tenant": state.header.tenant, "action": state.header.action.to_string(), "devices": state.ids.len(), "plan_done": state.plan_done});
+    if json {
+        let mut doc = serde_json::json!({"tenant": state.header.tenant, "action": state.header.action.to_string(), "total": state.ids.len(), "devices": state.ids.len(), "plan_done": state.plan_done});
         for s in states {
             doc[s.name()] = serde_json::json!(state.count(s));
         }

@@ -1,7 +1,7 @@
 //! `intune-rotate whoami`: who the credentials sign in as and what they may do, before a run.
 
 use super::Failure;
-use crate::cli::WhoamiArgs;
+use crate::cli::{TextOrJson, WhoamiArgs};
 use crate::connect;
 use crate::exit_status::ExitStatus;
 use graph_client::{ExposeSecret, TokenClaims};
@@ -28,87 +28,62 @@ pub async fn run(a: WhoamiArgs) -> Result<ExitStatus, Failure> {
         .await
         .map_err(|e| Failure(ExitStatus::Auth, e.into()))?;
     let claims = TokenClaims::decode(token.expose_secret()).unwrap_or_default();
-    println!("cloud        {}", a.connection.cloud);
-    println!("graph        {}", c.client.endpoints().graph);
-    println!(
-        "tenant       {}",
-        claims.tid.as_deref().unwrap_or(&c.tenant)
-    );
-    println!(
-        "app          {}",
-        claims
-            .appid
-            .as_deref()
-            .or(c.client_id.as_deref())
-            .unwrap_or("?")
-    );
-    println!(
-        "kind         {}",
-        if claims.scp.is_some() {
-            "delegated (signed-in admin)"
-        } else {
-            "application"
-        }
-    );
-    if let Some(exp) = claims.exp {
+    let tenant = claims.tid.clone().unwrap_or_else(|| c.tenant.clone());
+    let app = claims
+        .appid
+        .clone()
+        .or(c.client_id.clone())
+        .unwrap_or_else(|| "?".into());
+    let kind = if claims.scp.is_some() {
+        "delegated (signed-in admin)"
+    } else {
+        "application"
+    };
+    let minutes_left = claims.exp.map(|exp| {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        println!("token left   {} min", exp.saturating_sub(now) / 60);
-    }
+        exp.saturating_sub(now) / 60
+    });
     let perms = claims.permissions();
-    println!(
-        "permissions  {}",
-        if perms.is_empty() {
-            "none found in the token".into()
-        } else {
-            perms.join(", ")
-        }
-    );
+    // What the token allows: each capability, allowed, or what is missing (and what it costs).
+    let mut can: Vec<(String, Result<(), String>)> = Vec::new();
     for action in Action::ALL {
         let ok = claims.has(action.permission())
             || claims.has("DeviceManagementManagedDevices.PrivilegedOperations.All");
-        println!(
-            "  {:<14} {}",
-            action.cli_name(),
+        can.push((
+            action.cli_name().to_string(),
             if ok {
-                "allowed".to_string()
+                Ok(())
             } else {
-                format!("missing {}", action.permission())
-            }
-        );
+                Err(format!("missing {}", action.permission()))
+            },
+        ));
     }
-    let reads = claims.has("DeviceManagementManagedDevices.Read.All")
-        || claims.has("DeviceManagementManagedDevices.ReadWrite.All");
-    println!(
-        "  {:<14} {}",
-        "list devices",
-        if reads {
-            "allowed"
-        } else {
-            "missing DeviceManagementManagedDevices.Read.All"
-        }
-    );
+    let any = |ps: &[&str]| ps.iter().any(|p| claims.has(p));
+    let rule = |ok: bool, missing: &str| if ok { Ok(()) } else { Err(missing.to_string()) };
+    can.push((
+        "list devices".into(),
+        rule(
+            any(&[
+                "DeviceManagementManagedDevices.Read.All",
+                "DeviceManagementManagedDevices.ReadWrite.All",
+            ]),
+            "missing DeviceManagementManagedDevices.Read.All",
+        ),
+    ));
     // --group reads members with one permission and their Entra device ids with another.
-    let members = [
-        "GroupMember.Read.All",
-        "Group.Read.All",
-        "Directory.Read.All",
-    ]
-    .iter()
-    .any(|p| claims.has(p));
-    let device_ids = ["Device.Read.All", "Directory.Read.All"]
-        .iter()
-        .any(|p| claims.has(p));
-    println!(
-        "  {:<14} {}",
-        "group members",
-        if members {
-            "allowed"
-        } else {
-            "missing GroupMember.Read.All (for --group)"
-        }
-    );
+    can.push((
+        "group members".into(),
+        rule(
+            any(&[
+                "GroupMember.Read.All",
+                "Group.Read.All",
+                "Directory.Read.All",
+            ]),
+            "missing GroupMember.Read.All (for --group)",
+        ),
+    ));
     // What the plan reads beyond the listing, and what is left unchecked without it.
     for (what, permissions, without) in [
         (
@@ -133,25 +108,69 @@ pub async fn run(a: WhoamiArgs) -> Result<ExitStatus, Failure> {
             "--skip-rotated-within for laps exits 3; verify confirms from action results only",
         ),
     ] {
-        let ok = permissions.iter().any(|p| claims.has(p));
+        can.push((
+            what.into(),
+            rule(
+                any(permissions),
+                &format!("missing {} ({without})", permissions[0]),
+            ),
+        ));
+    }
+    can.push((
+        "group devices".into(),
+        rule(
+            any(&["Device.Read.All", "Directory.Read.All"]),
+            "missing Device.Read.All (for --group device members; user members still work)",
+        ),
+    ));
+    if a.format == TextOrJson::Json {
+        let capabilities: serde_json::Map<String, serde_json::Value> = can
+            .iter()
+            .map(|(name, r)| {
+                (
+                    name.clone(),
+                    serde_json::json!({"allowed": r.is_ok(), "missing": r.as_ref().err()}),
+                )
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "cloud": a.connection.cloud,
+            "graph": c.client.endpoints().graph.to_string(),
+            "tenant": tenant,
+            "app": app,
+            "kind": if claims.scp.is_some() { "delegated" } else { "application" },
+            "token_minutes_left": minutes_left,
+            "permissions": perms,
+            "capabilities": capabilities,
+        });
+        println!("{doc}");
+        return Ok(ExitStatus::Success);
+    }
+    println!("cloud        {}", a.connection.cloud);
+    println!("graph        {}", c.client.endpoints().graph);
+    println!("tenant       {tenant}");
+    println!("app          {app}");
+    println!("kind         {kind}");
+    if let Some(m) = minutes_left {
+        println!("token left   {m} min");
+    }
+    println!(
+        "permissions  {}",
+        if perms.is_empty() {
+            "none found in the token".into()
+        } else {
+            perms.join(", ")
+        }
+    );
+    for (name, r) in &can {
         println!(
             "  {:<14} {}",
-            what,
-            if ok {
-                "allowed".to_string()
-            } else {
-                format!("missing {} ({without})", permissions[0])
+            name,
+            match r {
+                Ok(()) => "allowed",
+                Err(why) => why,
             }
         );
     }
-    println!(
-        "  {:<14} {}",
-        "group devices",
-        if device_ids {
-            "allowed"
-        } else {
-            "missing Device.Read.All (for --group device members; user members still work)"
-        }
-    );
     Ok(ExitStatus::Success)
 }

@@ -1,6 +1,7 @@
 //! End-to-end behaviour of the binaries against the simulated tenant.
 
 mod auth;
+mod cli;
 mod disk;
 mod eligibility;
 mod faults;

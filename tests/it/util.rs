@@ -303,6 +303,8 @@ fn command_under(
         .env_remove("GRAPH_ACCESS_TOKEN")
         .env_remove("AZURE_TENANT_ID")
         .env_remove("AZURE_CLIENT_ID")
+        .env_remove("INTUNE_ROTATE_PROFILE")
+        .env_remove("INTUNE_ROTATE_CONFIG")
         .env("RUST_LOG", "warn");
     match secret {
         Some(s) => cmd.env("AZURE_CLIENT_SECRET", s),
