@@ -508,15 +508,22 @@ fn binary() -> Option<std::path::PathBuf> {
 
 /// Runs the binary with `args` under `/usr/bin/time -v`: wall seconds and peak RSS in MB.
 fn timed(args: &[&std::ffi::OsStr]) -> Option<(f64, f64)> {
+    timed_ending(args, true)
+}
+
+/// As [`timed`]; `must_succeed: false` times a command that is expected to stop with an error (a
+/// reader's planning step before a connection that is refused).
+fn timed_ending(args: &[&std::ffi::OsStr], must_succeed: bool) -> Option<(f64, f64)> {
     let out = std::process::Command::new("/usr/bin/time")
         .arg("-v")
         .arg(binary()?)
         .args(args)
         .env("RUST_LOG", "warn")
+        .env("AZURE_CLIENT_SECRET", "unused")
         .stdout(std::process::Stdio::null())
         .output()
         .ok()?;
-    if !out.status.success() {
+    if must_succeed && !out.status.success() {
         eprintln!(
             "binary run failed: {}",
             String::from_utf8_lossy(&out.stderr)
@@ -642,6 +649,31 @@ fn readers(n: usize) -> Vec<(&'static str, Option<(f64, f64)>)> {
                 s("--out"),
                 out.as_os_str(),
             ]),
+        ),
+        (
+            "report (HTML; failures and a sample in the table)",
+            timed(&[s("report"), s("--ledger"), l, s("--out"), out.as_os_str()]),
+        ),
+        (
+            // Opening the ledger and choosing the devices to read, up to the connection (here
+            // refused: nothing listens on port 9).
+            "verify, its planning step",
+            timed_ending(
+                &[
+                    s("verify"),
+                    s("--ledger"),
+                    l,
+                    s("--tenant"),
+                    s("7e0a0001-5e1f-4c8e-9a61-000000000001"),
+                    s("--client-id"),
+                    s("bench"),
+                    s("--graph-url"),
+                    s("http://127.0.0.1:9"),
+                    s("--login-url"),
+                    s("http://127.0.0.1:9"),
+                ],
+                false,
+            ),
         ),
     ]
 }
