@@ -1063,14 +1063,24 @@ pub async fn verify(
             Ok(c) => c,
             Err(e) => {
                 let Failure(_, e) = Failure::from(e);
-                println!("{} ({}): blocked: {e:#}", t.tenant.name, t.tenant.tenant_id);
+                println!(
+                    "{} ({}): blocked: {}",
+                    t.tenant.name,
+                    t.tenant.tenant_id,
+                    said_once(&e)
+                );
                 status = status.max(ExitStatus::Incomplete);
                 continue;
             }
         };
         if let Err(e) = connect::preflight_read(&c).await {
             let Failure(_, e) = Failure::from(e);
-            println!("{} ({}): blocked: {e:#}", t.tenant.name, t.tenant.tenant_id);
+            println!(
+                "{} ({}): blocked: {}",
+                t.tenant.name,
+                t.tenant.tenant_id,
+                said_once(&e)
+            );
             status = status.max(ExitStatus::Incomplete);
             continue;
         }
@@ -1140,7 +1150,7 @@ pub async fn devices(
         let buf = match listed {
             Ok(b) => b,
             Err(Failure(_, e)) => {
-                eprintln!("{} ({}): {e:#}", t.name, t.tenant_id);
+                eprintln!("{} ({}): {}", t.name, t.tenant_id, said_once(&e));
                 status = ExitStatus::Incomplete;
                 continue;
             }

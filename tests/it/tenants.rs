@@ -120,6 +120,36 @@ async fn twenty_tenants_two_unconsented_all_others_rotated_once_and_the_two_bloc
         "every planned device of every tenant"
     );
     assert_eq!(text.matches(",rotated,").count() as u64, rotated);
+    // The report of the run directory: a row per tenant, the blocked ones with their reason.
+    let page = env.path("report.html");
+    let r = env
+        .run(&["report", "--run-dir", &s(&run_dir), "--out", &s(&page)])
+        .await;
+    assert_eq!(code(&r), 0, "{}", stderr(&r));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert_eq!(html.matches("<tr data-tenant=").count(), 20);
+    assert_eq!(
+        html.matches("AADSTS7000229").count(),
+        2,
+        "the two blocked tenants' reasons"
+    );
+    // `devices --tenants`: every readable tenant's devices, tenant columns first; exit 1 for the two.
+    let d = env
+        .run(&["devices", "--query", "--tenants", &s(&tenants)])
+        .await;
+    assert_eq!(code(&d), 1, "{}", stderr(&d));
+    let listed = String::from_utf8_lossy(&d.stdout);
+    assert!(
+        listed.starts_with("tenant_id,tenant_name,"),
+        "{}",
+        &listed[..60.min(listed.len())]
+    );
+    assert_eq!(
+        stderr(&d).matches("AADSTS7000229").count(),
+        2,
+        "{}",
+        stderr(&d)
+    );
     // Each tenant's ledger stands on its own.
     let (id, ..) = &env.sim.tenants()[0];
     let one = env

@@ -419,20 +419,24 @@ fn render(
             w.flush().map_err(|e| output(e.to_string()))?;
         }
         ExportFormat::Json => {
-            for (i, p) in slice.iter().enumerate() {
-                if i > 0 {
-                    text.extend_from_slice(b",\n");
-                }
-                let element =
-                    serde_json::to_vec_pretty(&row_of(p)?).map_err(|e| output(e.to_string()))?;
-                // One level deeper, as inside the array.
-                text.extend_from_slice(b"  ");
-                for &c in &element {
-                    text.push(c);
-                    if c == b'\n' {
-                        text.extend_from_slice(b"  ");
-                    }
-                }
+            // The slice as a pretty array, streamed element by element, without its brackets:
+            // its elements come out indented as inside the whole array, joined by `,\n`.
+            use serde::ser::{SerializeSeq, Serializer};
+            let formatter = serde_json::ser::PrettyFormatter::with_indent(b"  ");
+            let mut ser = serde_json::Serializer::with_formatter(&mut text, formatter);
+            let mut seq = ser
+                .serialize_seq(Some(slice.len()))
+                .map_err(|e| output(e.to_string()))?;
+            for p in slice {
+                seq.serialize_element(&row_of(p)?)
+                    .map_err(|e| output(e.to_string()))?;
+            }
+            seq.end().map_err(|e| output(e.to_string()))?;
+            if text.starts_with(b"[\n") && text.ends_with(b"\n]") {
+                text.truncate(text.len() - 2);
+                text.drain(..2);
+            } else {
+                text.clear();
             }
         }
     }
