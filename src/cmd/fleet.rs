@@ -979,22 +979,7 @@ pub fn export(
         let (id, name) = (t.tenant.tenant_id.to_string(), t.tenant.name.clone());
         match format {
             rotation::ExportFormat::Csv => {
-                let mut r = csv::Reader::from_reader(buf.as_slice());
-                let mut cw = csv::WriterBuilder::new().from_writer(&mut w);
-                if !header_written {
-                    let mut h = csv::StringRecord::from(vec!["tenant_id", "tenant_name"]);
-                    h.extend(r.headers().map_err(failed)?.iter());
-                    cw.write_record(&h).map_err(failed)?;
-                    header_written = true;
-                }
-                for record in r.records() {
-                    let record = record.map_err(failed)?;
-                    let mut row = csv::StringRecord::from(vec![id.as_str(), name.as_str()]);
-                    row.extend(record.iter());
-                    cw.write_record(&row).map_err(failed)?;
-                    n += 1;
-                }
-                cw.flush().map_err(failed)?;
+                n += with_tenant_columns(&buf, &mut w, &id, &name, &mut header_written)?;
             }
             rotation::ExportFormat::Json => {
                 let rows: Vec<serde_json::Map<String, serde_json::Value>> =
@@ -1026,6 +1011,35 @@ pub fn export(
         );
     }
     Ok(ExitStatus::Success)
+}
+
+/// Copies one tenant's CSV into `out` with `tenant_id` and `tenant_name` first (the header once,
+/// before the first tenant's rows); returns the rows copied.
+fn with_tenant_columns(
+    csv_text: &[u8],
+    out: &mut dyn Write,
+    id: &str,
+    name: &str,
+    header_written: &mut bool,
+) -> Result<usize, Failure> {
+    let mut r = csv::Reader::from_reader(csv_text);
+    let mut w = csv::WriterBuilder::new().from_writer(out);
+    if !*header_written {
+        let mut h = csv::StringRecord::from(vec!["tenant_id", "tenant_name"]);
+        h.extend(r.headers().map_err(failed)?.iter());
+        w.write_record(&h).map_err(failed)?;
+        *header_written = true;
+    }
+    let mut n = 0;
+    for record in r.records() {
+        let record = record.map_err(failed)?;
+        let mut row = csv::StringRecord::from(vec![id, name]);
+        row.extend(record.iter());
+        w.write_record(&row).map_err(failed)?;
+        n += 1;
+    }
+    w.flush().map_err(failed)?;
+    Ok(n)
 }
 
 /// `verify --run-dir`: each tenant's ledger, each with its own sign-in.
@@ -1155,23 +1169,8 @@ pub async fn devices(
                 continue;
             }
         };
-        let mut r = csv::Reader::from_reader(buf.as_slice());
-        let mut w = csv::WriterBuilder::new().from_writer(&mut out);
-        if !header_written {
-            let mut h = csv::StringRecord::from(vec!["tenant_id", "tenant_name"]);
-            h.extend(r.headers().map_err(failed)?.iter());
-            w.write_record(&h).map_err(failed)?;
-            header_written = true;
-        }
-        for record in r.records() {
-            let record = record.map_err(failed)?;
-            let id = t.tenant_id.to_string();
-            let mut row = csv::StringRecord::from(vec![id.as_str(), t.name.as_str()]);
-            row.extend(record.iter());
-            w.write_record(&row).map_err(failed)?;
-            n += 1;
-        }
-        w.flush().map_err(failed)?;
+        let id = t.tenant_id.to_string();
+        n += with_tenant_columns(&buf, &mut out, &id, &t.name, &mut header_written)?;
     }
     out.flush().map_err(failed)?;
     eprintln!("{n} device(s) from {} tenant(s)", tenants.len());

@@ -234,6 +234,25 @@ async fn sweep_ours(n: usize, limit: Quota, latency_ms: u64, model: ThrottleMode
     (outcome.counters.elapsed_secs, sim.stats().throttled)
 }
 
+/// Up to `n` Macs of `tenant` a FileVault plan sends to: encrypted, corporate, escrow working,
+/// nothing of ours pending.
+fn sendable_macs(tenant: &graph_sim::Tenant, n: usize) -> Vec<String> {
+    let now = std::time::SystemTime::now();
+    tenant
+        .devices
+        .iter()
+        .filter(|d| {
+            d.os == "macOS"
+                && d.encrypted
+                && d.owner == "company"
+                && d.filevault_state == "success"
+                && !d.action_results.iter().any(|r| r.completes > now)
+        })
+        .take(n)
+        .map(|d| d.id.clone())
+        .collect()
+}
+
 /// A fresh tenant of `n` encrypted Macs under `model`, and their list.
 async fn sweep_tenant(
     n: usize,
@@ -253,22 +272,7 @@ async fn sweep_tenant(
         ..SimConfig::default()
     };
     let sim = graph_sim::start(config.clone()).await.unwrap();
-    // Macs the plan sends to: encrypted, corporate, escrow working, nothing of ours pending.
-    let now = std::time::SystemTime::now();
-    let macs: Vec<String> = sim
-        .tenant()
-        .devices
-        .iter()
-        .filter(|d| {
-            d.os == "macOS"
-                && d.encrypted
-                && d.owner == "company"
-                && d.filevault_state == "success"
-                && !d.action_results.iter().any(|r| r.completes > now)
-        })
-        .take(n)
-        .map(|d| d.id.clone())
-        .collect();
+    let macs = sendable_macs(&sim.tenant(), n);
     assert_eq!(macs.len(), n, "enough eligible Macs");
     let csv = dir.join("macs.csv");
     let mut text = String::from("id,operatingSystem,isEncrypted,managedDeviceOwnerType\n");
@@ -847,24 +851,9 @@ async fn tenants_bench(count: usize, per_tenant: usize) {
     let (tenants_csv, input) = (dir.path().join("tenants.csv"), dir.path().join("macs.csv"));
     let mut t = String::from("tenant_id,name\n");
     let mut m = String::from("tenant_id,id,operatingSystem,isEncrypted,managedDeviceOwnerType\n");
-    let now = std::time::SystemTime::now();
     for (id, name, _) in sim.tenants() {
         t.push_str(&format!("{id},{name}\n"));
-        let macs: Vec<String> = sim
-            .tenant_of(&id)
-            .unwrap()
-            .devices
-            .iter()
-            .filter(|d| {
-                d.os == "macOS"
-                    && d.encrypted
-                    && d.owner == "company"
-                    && d.filevault_state == "success"
-                    && !d.action_results.iter().any(|r| r.completes > now)
-            })
-            .take(per_tenant)
-            .map(|d| d.id.clone())
-            .collect();
+        let macs = sendable_macs(&sim.tenant_of(&id).unwrap(), per_tenant);
         assert_eq!(macs.len(), per_tenant, "enough eligible Macs in {id}");
         for mac in macs {
             m.push_str(&format!("{id},{mac},macOS,true,company\n"));
