@@ -385,6 +385,10 @@ pub struct DevicesArgs {
     /// tenant_id and tenant_name columns first.
     #[arg(long, value_name = "FILE")]
     pub tenants: Option<PathBuf>,
+    /// With --tenants: also keep each tenant's list as DIR/devices/<tenant id>.csv (to review,
+    /// edit and feed back per tenant).
+    #[arg(long, value_name = "DIR", requires = "tenants")]
+    pub run_dir: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "csv")]
     pub format: FormatArg,
     /// Output file (default: stdout).

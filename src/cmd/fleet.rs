@@ -346,6 +346,18 @@ fn auth_advice(c: &Connection, tenant: &Uuid, why: &str) -> String {
 
 /// One tenant: resumed if its plan is done, else signed in, listed, planned and sent.
 async fn one_tenant(shared: &Shared, entry: TenantEntry) -> TenantResult {
+    // After Ctrl-C no tenant starts: those waiting stay waiting for `resume --run-dir`.
+    if shared.stop.requested() {
+        return TenantResult {
+            entry,
+            state: TenantState::Waiting,
+            reason: None,
+            advice: None,
+            auth: false,
+            counters: None,
+            interrupted: true,
+        };
+    }
     let id = entry.tenant_id;
     let ledger = shared
         .run
@@ -1170,6 +1182,12 @@ pub async fn devices(
             }
         };
         let id = t.tenant_id.to_string();
+        if let Some(dir) = &a.run_dir {
+            let path = dir.join("devices").join(format!("{id}.csv"));
+            std::fs::create_dir_all(dir.join("devices"))
+                .and_then(|()| std::fs::write(&path, &buf))
+                .map_err(|e| failed(anyhow::anyhow!("{}: {e}", path.display())))?;
+        }
         n += with_tenant_columns(&buf, &mut out, &id, &t.name, &mut header_written)?;
     }
     out.flush().map_err(failed)?;

@@ -134,8 +134,16 @@ async fn twenty_tenants_two_unconsented_all_others_rotated_once_and_the_two_bloc
         "the two blocked tenants' reasons"
     );
     // `devices --tenants`: every readable tenant's devices, tenant columns first; exit 1 for the two.
+    let lists = env.path("lists");
     let d = env
-        .run(&["devices", "--query", "--tenants", &s(&tenants)])
+        .run(&[
+            "devices",
+            "--query",
+            "--tenants",
+            &s(&tenants),
+            "--run-dir",
+            &s(&lists),
+        ])
         .await;
     assert_eq!(code(&d), 1, "{}", stderr(&d));
     let listed = String::from_utf8_lossy(&d.stdout);
@@ -149,6 +157,11 @@ async fn twenty_tenants_two_unconsented_all_others_rotated_once_and_the_two_bloc
         2,
         "{}",
         stderr(&d)
+    );
+    assert_eq!(
+        std::fs::read_dir(lists.join("devices")).unwrap().count(),
+        18,
+        "a list per readable tenant"
     );
     // Each tenant's ledger stands on its own.
     let (id, ..) = &env.sim.tenants()[0];
