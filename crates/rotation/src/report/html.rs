@@ -106,7 +106,7 @@ pub fn render(page: Page<'_>, version: &str) -> String {
         Page::One(r) => {
             meta(&mut h, r, version);
             h.push_str("</header>\n<main>\n");
-            body(&mut h, r, true);
+            body(&mut h, r, true, "");
         }
         Page::Fleet(f) => {
             let _ = write!(
@@ -175,8 +175,12 @@ fn tiles(h: &mut String, label: &str, items: &[(String, u64)]) {
     h.push_str("</ul>\n");
 }
 
-fn body(h: &mut String, r: &Report, with_devices: bool) {
-    h.push_str("<section aria-labelledby=\"outcomes\"><h2 id=\"outcomes\">Outcomes</h2>\n");
+/// A report's sections; `p` prefixes their ids, unique per tenant on a run directory's page.
+fn body(h: &mut String, r: &Report, with_devices: bool, p: &str) {
+    let _ = writeln!(
+        h,
+        "<section aria-labelledby=\"{p}outcomes\"><h2 id=\"{p}outcomes\">Outcomes</h2>"
+    );
     let order = ["rotated", "failed", "skipped", "pending", "in_doubt"];
     let items: Vec<(String, u64)> = order
         .iter()
@@ -207,10 +211,14 @@ fn body(h: &mut String, r: &Report, with_devices: bool) {
         h.push_str("</tbody></table>\n");
     }
     h.push_str("</section>\n");
-    timeline(h, r);
-    latency(h, r);
+    timeline(h, r, p);
+    latency(h, r, p);
     if !r.resumes.is_empty() {
-        h.push_str("<section aria-labelledby=\"resumes\"><h2 id=\"resumes\">Interruptions and resumes</h2>\n<table><thead><tr><th>at</th><th>command</th><th class=\"num\">devices in doubt</th><th>treated by</th></tr></thead><tbody>\n");
+        let _ = writeln!(
+            h,
+            "<section aria-labelledby=\"{p}resumes\"><h2 id=\"{p}resumes\">Interruptions and resumes</h2>"
+        );
+        h.push_str("<table><thead><tr><th>at</th><th>command</th><th class=\"num\">devices in doubt</th><th>treated by</th></tr></thead><tbody>\n");
         for p in &r.resumes {
             let _ = writeln!(
                 h,
@@ -223,7 +231,10 @@ fn body(h: &mut String, r: &Report, with_devices: bool) {
         }
         h.push_str("</tbody></table></section>\n");
     }
-    h.push_str("<section aria-labelledby=\"failures\"><h2 id=\"failures\">Failures, by Graph's error code</h2>\n");
+    let _ = writeln!(
+        h,
+        "<section aria-labelledby=\"{p}failures\"><h2 id=\"{p}failures\">Failures, by Graph's error code</h2>"
+    );
     if r.failures.is_empty() {
         h.push_str("<p>No device failed.</p>\n");
     } else {
@@ -271,9 +282,10 @@ fn truncate(s: &str, n: usize) -> String {
 
 /// Items sent per window of the quota (20 s at Intune's) against it, with 429s, 5xx and network
 /// errors marked.
-fn timeline(h: &mut String, r: &Report) {
-    h.push_str(
-        "<section aria-labelledby=\"pace\"><h2 id=\"pace\">Pace against the tenant's limit</h2>\n",
+fn timeline(h: &mut String, r: &Report, p: &str) {
+    let _ = writeln!(
+        h,
+        "<section aria-labelledby=\"{p}pace\"><h2 id=\"{p}pace\">Pace against the tenant's limit</h2>"
     );
     if r.windows.is_empty() {
         h.push_str("<p>Nothing was sent.</p></section>\n");
@@ -303,7 +315,7 @@ fn timeline(h: &mut String, r: &Report) {
     );
     let _ = write!(
         h,
-        "<figure><svg id=\"chart-pace\" viewBox=\"0 0 {w} {ht}\" role=\"img\" aria-labelledby=\"pace-t pace-d\" data-windows=\"{}\" data-items=\"{total}\" data-throttled=\"{t429}\"><title id=\"pace-t\">Items sent per window of the quota</title><desc id=\"pace-d\">{}</desc>",
+        "<figure><svg id=\"{p}chart-pace\" viewBox=\"0 0 {w} {ht}\" role=\"img\" aria-labelledby=\"{p}pace-t {p}pace-d\" data-windows=\"{}\" data-items=\"{total}\" data-throttled=\"{t429}\"><title id=\"{p}pace-t\">Items sent per window of the quota</title><desc id=\"{p}pace-d\">{}</desc>",
         r.windows.len(),
         esc(&desc)
     );
@@ -368,7 +380,7 @@ fn timeline(h: &mut String, r: &Report) {
 }
 
 /// Mean and longest round trip per window.
-fn latency(h: &mut String, r: &Report) {
+fn latency(h: &mut String, r: &Report, p: &str) {
     let points: Vec<(usize, f64, f64)> = r
         .windows
         .iter()
@@ -382,7 +394,10 @@ fn latency(h: &mut String, r: &Report) {
             )
         })
         .collect();
-    h.push_str("<section aria-labelledby=\"latency\"><h2 id=\"latency\">Round trips</h2>\n");
+    let _ = writeln!(
+        h,
+        "<section aria-labelledby=\"{p}latency\"><h2 id=\"{p}latency\">Round trips</h2>"
+    );
     if points.is_empty() {
         h.push_str("<p>No answer was timed.</p></section>\n");
         return;
@@ -397,7 +412,7 @@ fn latency(h: &mut String, r: &Report) {
     let desc = format!("Mean round trip {mean:.0} ms across the run; the longest {longest:.0} ms.");
     let _ = write!(
         h,
-        "<figure><svg id=\"chart-latency\" viewBox=\"0 0 {w} {ht}\" role=\"img\" aria-labelledby=\"lat-t lat-d\"><title id=\"lat-t\">Round trip per window</title><desc id=\"lat-d\">{}</desc>",
+        "<figure><svg id=\"{p}chart-latency\" viewBox=\"0 0 {w} {ht}\" role=\"img\" aria-labelledby=\"{p}lat-t {p}lat-d\"><title id=\"{p}lat-t\">Round trip per window</title><desc id=\"{p}lat-d\">{}</desc>",
         esc(&desc)
     );
     let line = |sel: fn(&(usize, f64, f64)) -> f64| {
@@ -511,7 +526,7 @@ fn fleet(h: &mut String, f: &FleetReport) {
         let _ = writeln!(h, "<td>{}</td></tr>", esc(&truncate(&why, 400)));
     }
     h.push_str("</tbody></table></section>\n");
-    for (t, r) in &f.tenants {
+    for (k, (t, r)) in f.tenants.iter().enumerate() {
         if let Some(r) = r {
             let _ = writeln!(
                 h,
@@ -519,7 +534,7 @@ fn fleet(h: &mut String, f: &FleetReport) {
                 esc(&t.tenant.name),
                 t.tenant.tenant_id
             );
-            body(h, r, false);
+            body(h, r, false, &format!("t{k}-"));
             h.push_str("</section>\n");
         }
     }
