@@ -79,7 +79,8 @@ INTEROP_VENV ?= target/interop-venv
 INTEROP_SECONDS ?= 600
 interop:
 	$(CARGO) build --locked -p graph-sim
-	@test -x $(INTEROP_VENV)/bin/python || python3 -m venv $(INTEROP_VENV)
+	@test -x $(INTEROP_VENV)/bin/python || python3 -m venv $(INTEROP_VENV) || \
+		{ python3 -m pip install --quiet --user virtualenv && python3 -m virtualenv $(INTEROP_VENV); }
 	$(INTEROP_VENV)/bin/pip install --quiet --disable-pip-version-check -r interop/requirements.txt
 	timeout $(INTEROP_SECONDS) $(INTEROP_VENV)/bin/python interop/check.py --graph-sim target/debug/graph-sim --mode tls
 	timeout $(INTEROP_SECONDS) $(INTEROP_VENV)/bin/python interop/check.py --graph-sim target/debug/graph-sim --mode plain
