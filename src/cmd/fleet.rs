@@ -428,7 +428,7 @@ async fn one_tenant(shared: &Shared, entry: TenantEntry) -> TenantResult {
             )
             .await
         }
-        Some(source) => match plan(shared, &c, source, &ledger).await {
+        Some(source) => match plan(shared, &conn, id, &c, source, &ledger).await {
             Ok(req) => rotation::rotate(Some(&c.client), req, progress, shared.stop.clone()).await,
             Err(r) => return r.into_result(entry),
         },
@@ -484,46 +484,43 @@ impl NotPlanned {
     }
 }
 
+/// Why a tenant stops before its plan: nothing of the source there (a name it does not have, no
+/// devices) skips it; anything else blocks it, with the consent advice where sign-in failed.
+fn not_planned(conn: &Connection, tenant: &Uuid, Failure(status, e): Failure) -> NotPlanned {
+    let why = said_once(&e);
+    let nothing_there = matches!(
+        e.downcast_ref::<rotation::RotationError>(),
+        Some(rotation::RotationError::BadName { .. } | rotation::RotationError::EmptySource(_))
+    );
+    if nothing_there {
+        return NotPlanned::Skipped(why);
+    }
+    let auth = status == ExitStatus::Auth;
+    let advice = if auth {
+        auth_advice(conn, tenant, &why)
+    } else {
+        "see the reason; `resume --run-dir` tries this tenant again".into()
+    };
+    NotPlanned::Blocked(why, advice, auth)
+}
+
 /// The tenant's devices from the source, its facts read, ready to plan into its ledger.
 async fn plan(
     shared: &Shared,
+    conn: &Connection,
+    tenant: Uuid,
     c: &connect::Connected,
     source: Source,
     ledger: &Path,
 ) -> Result<RotateRequest, NotPlanned> {
     let a = &shared.rotate;
     let action = shared.action;
-    let classify = |e: rotation::RotationError| match &e {
-        rotation::RotationError::BadName { .. } | rotation::RotationError::EmptySource(_) => {
-            NotPlanned::Skipped(e.to_string())
-        }
-        _ => {
-            let auth = ExitStatus::of_error(&e) == ExitStatus::Auth;
-            let why = e.to_string();
-            let advice = if auth {
-                auth_advice(&shared.connection, &Uuid::nil(), &why)
-            } else {
-                "see the reason; `resume --run-dir` tries this tenant again".into()
-            };
-            NotPlanned::Blocked(why, advice, auth)
-        }
-    };
+    // Every failure before the plan is judged by one rule (`not_planned`).
+    let classify = |e: rotation::RotationError| not_planned(conn, &tenant, Failure::from(e));
     let list = source
         .materialize(Some(&c.client), action, a.source.allow_partial_source)
         .await
-        .map_err(|Failure(status, e)| {
-            let why = said_once(&e);
-            if why.contains("is named") || why.contains("no devices") {
-                NotPlanned::Skipped(why)
-            } else {
-                let auth = status == ExitStatus::Auth;
-                NotPlanned::Blocked(
-                    why,
-                    "see the reason; `resume --run-dir` tries this tenant again".into(),
-                    auth,
-                )
-            }
-        })?;
+        .map_err(|f| not_planned(conn, &tenant, f))?;
     let checked = Plan::check(list).map_err(classify)?;
     let mut policy = policy(action, &a.policy).map_err(|Failure(_, e)| {
         NotPlanned::Blocked(format!("{e:#}"), "fix the policy options".into(), false)
