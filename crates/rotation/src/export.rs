@@ -3,6 +3,7 @@
 use crate::RotationError;
 use crate::ledger::{DeviceState, Evidence, IdHasher, Row, Step, VerifiedState};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
@@ -14,163 +15,101 @@ pub enum ExportFormat {
     Json,
 }
 
-/// One device's history, folded.
+/// One device's history, folded: its export row, borrowing its text from the ledger lines read
+/// for it (written out at once, so no row outlives its device's turn).
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ExportRow {
-    pub device_id: String,
+pub struct ExportRow<'a> {
+    pub device_id: Uuid,
     pub state: DeviceState,
     pub attempts: u32,
     pub last_status: Option<u16>,
-    pub error_code: Option<String>,
-    pub error_message: Option<String>,
-    pub request_id: Option<String>,
-    pub client_request_id: Option<String>,
-    pub response_date: Option<String>,
-    pub first_sent_at: Option<String>,
-    pub last_event_at: Option<String>,
-    pub skip_reason: Option<String>,
+    pub error_code: Option<&'a str>,
+    pub error_message: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+    pub client_request_id: Option<&'a str>,
+    pub response_date: Option<&'a str>,
+    pub first_sent_at: Option<&'a str>,
+    pub last_event_at: Option<&'a str>,
+    pub skip_reason: Option<&'a str>,
     /// What `verify` last found in `deviceActionResults`.
     pub verified_state: Option<VerifiedState>,
-    pub verified_at: Option<String>,
-    pub action_started_at: Option<String>,
-    pub device_name: Option<String>,
-    pub serial_number: Option<String>,
-    pub user_principal_name: Option<String>,
-    pub operating_system: Option<String>,
+    pub verified_at: Option<&'a str>,
+    pub action_started_at: Option<&'a str>,
+    pub device_name: Option<&'a str>,
+    pub serial_number: Option<&'a str>,
+    pub user_principal_name: Option<&'a str>,
+    pub operating_system: Option<&'a str>,
     /// What proved `verified_state` (`action-result`, `recovery-key`, `laps-backup`).
     pub evidence: Option<Evidence>,
 }
 
-impl ExportRow {
-    fn planned(id: Uuid) -> Self {
-        ExportRow {
-            device_id: id.hyphenated().to_string(),
-            state: DeviceState::Pending,
-            attempts: 0,
-            last_status: None,
-            error_code: None,
-            error_message: None,
-            request_id: None,
-            client_request_id: None,
-            response_date: None,
-            first_sent_at: None,
-            last_event_at: None,
-            skip_reason: None,
-            verified_state: None,
-            verified_at: None,
-            action_started_at: None,
-            device_name: None,
-            serial_number: None,
-            user_principal_name: None,
-            operating_system: None,
-            evidence: None,
-        }
+/// A line's byte offset in five bytes (ledgers up to a terabyte): a million devices' places take
+/// 60 MB, not 96.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct At([u8; 5]);
+
+impl At {
+    /// No line: the field was never set.
+    const NONE: At = At([0xff; 5]);
+    /// One past the last offset a place holds.
+    const LIMIT: u64 = (1 << 40) - 1;
+
+    fn new(offset: u64) -> At {
+        debug_assert!(offset < At::LIMIT, "checked by the first pass");
+        let b = offset.to_le_bytes();
+        At([b[0], b[1], b[2], b[3], b[4]])
     }
 
-    /// Folds one row about this device in: the state through [`DeviceState::after`], the rest
-    /// as the latest word on each column. The reference the bounded export is held to.
-    #[cfg(test)]
-    fn fold(&mut self, row: Row) {
-        self.state = self.state.after(row.step());
-        match row {
-            Row::Planned {
-                name,
-                serial,
-                user,
-                os,
-                ..
-            } => {
-                self.device_name = name;
-                self.serial_number = serial;
-                self.user_principal_name = user;
-                self.operating_system = os;
-            }
-            Row::Skipped { reason, .. } => self.skip_reason = Some(reason),
-            Row::Sent { attempt, at, .. } => {
-                self.attempts = self.attempts.max(attempt);
-                self.first_sent_at.get_or_insert(at.clone());
-                self.last_event_at = Some(at);
-            }
-            Row::Outcome {
-                status,
-                code,
-                message,
-                request_id,
-                client_request_id,
-                date,
-                at,
-                ..
-            } => {
-                self.last_status = status.or(self.last_status);
-                self.error_code = code;
-                self.error_message = message;
-                self.request_id = request_id.or(self.request_id.take());
-                self.client_request_id = client_request_id.or(self.client_request_id.take());
-                self.response_date = date.or(self.response_date.take());
-                self.last_event_at = Some(at);
-            }
-            Row::Verified {
-                state,
-                action_started_at,
-                evidence,
-                at,
-                ..
-            } => {
-                self.verified_state = Some(state);
-                self.evidence = evidence;
-                self.verified_at = Some(at);
-                self.action_started_at = action_started_at.or(self.action_started_at.take());
-            }
-            Row::Run(_) | Row::PlanDone { .. } | Row::Session { .. } => {}
-        }
+    fn get(self) -> Option<u64> {
+        (self != At::NONE).then(|| {
+            let [a, b, c, d, e] = self.0;
+            u64::from_le_bytes([a, b, c, d, e, 0, 0, 0])
+        })
     }
 }
 
-/// No line: the field was never set.
-const NONE: u64 = u64::MAX;
-
 /// Where one device's export row comes from: the byte offset of the ledger line that last set each
-/// field, and the little kept as values. About 100 bytes a device, where a whole row would be 800.
+/// field, and the little kept as values. 60 bytes a device, where a whole row would be 800.
 #[derive(Debug, Clone)]
 struct Places {
-    planned: u64,
-    skipped: u64,
-    first_sent: u64,
-    last_event: u64,
-    last_outcome: u64,
-    status: u64,
-    request_id: u64,
-    client_request_id: u64,
-    date: u64,
-    verified: u64,
-    started: u64,
+    planned: At,
+    skipped: At,
+    first_sent: At,
+    last_event: At,
+    last_outcome: At,
+    status: At,
+    request_id: At,
+    client_request_id: At,
+    date: At,
+    verified: At,
+    started: At,
     attempts: u32,
     state: DeviceState,
 }
 
 impl Places {
-    fn new(planned: u64) -> Self {
+    fn new(planned: At) -> Self {
         Places {
             planned,
-            skipped: NONE,
-            first_sent: NONE,
-            last_event: NONE,
-            last_outcome: NONE,
-            status: NONE,
-            request_id: NONE,
-            client_request_id: NONE,
-            date: NONE,
-            verified: NONE,
-            started: NONE,
+            skipped: At::NONE,
+            first_sent: At::NONE,
+            last_event: At::NONE,
+            last_outcome: At::NONE,
+            status: At::NONE,
+            request_id: At::NONE,
+            client_request_id: At::NONE,
+            date: At::NONE,
+            verified: At::NONE,
+            started: At::NONE,
             attempts: 0,
             state: DeviceState::Pending,
         }
     }
 
-    /// Notes the row at `offset`, as [`ExportRow::fold`] would fold it.
-    fn note(&mut self, offset: u64, row: &Presence) {
+    /// Notes the row at `offset`, as folding the whole row into the device's row would.
+    fn note(&mut self, offset: At, row: &Presence) {
         self.state = self.state.after(row.step);
-        let set = |place: &mut u64, present: bool| {
+        let set = |place: &mut At, present: bool| {
             if present {
                 *place = offset;
             }
@@ -180,7 +119,7 @@ impl Places {
             Step::Skipped => self.skipped = offset,
             Step::Sent => {
                 self.attempts = self.attempts.max(row.attempt);
-                let first = self.first_sent == NONE;
+                let first = self.first_sent == At::NONE;
                 set(&mut self.first_sent, first);
                 self.last_event = offset;
             }
@@ -200,9 +139,9 @@ impl Places {
         }
     }
 
-    /// The lines to read, each once, in file order.
-    fn lines(&self) -> Vec<u64> {
-        let mut v: Vec<u64> = [
+    /// The lines to read, each once, in file order: `n` offsets at the front of the array.
+    fn lines(&self) -> ([u64; PLACES], usize) {
+        let mut v = [
             self.planned,
             self.skipped,
             self.first_sent,
@@ -215,12 +154,58 @@ impl Places {
             self.verified,
             self.started,
         ]
-        .into_iter()
-        .filter(|&o| o != NONE)
-        .collect();
+        .map(|at| at.get().unwrap_or(u64::MAX));
         v.sort_unstable();
-        v.dedup();
-        v
+        let mut n = 0;
+        for k in 0..PLACES {
+            if v[k] != u64::MAX && (n == 0 || v[n - 1] != v[k]) {
+                v[n] = v[k];
+                n += 1;
+            }
+        }
+        (v, n)
+    }
+}
+
+/// The lines a device's row can come from.
+const PLACES: usize = 11;
+
+/// The devices' [`Places`] in plan order, in fixed chunks: growing never copies them all, so the
+/// peak is the places themselves, not twice them.
+#[derive(Debug, Default)]
+struct Chunked {
+    chunks: Vec<Vec<Places>>,
+    len: u32,
+}
+
+/// Devices a chunk holds (a multiple of [`EXPORT_SLICE`], so slices never straddle chunks).
+const CHUNK: usize = 1 << 16;
+
+impl Chunked {
+    fn len(&self) -> u32 {
+        self.len
+    }
+
+    fn push(&mut self, p: Places) {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < CHUNK => c.push(p),
+            _ => {
+                let mut c = Vec::with_capacity(CHUNK);
+                c.push(p);
+                self.chunks.push(c);
+            }
+        }
+        self.len += 1;
+    }
+
+    fn get_mut(&mut self, i: u32) -> &mut Places {
+        let i = i as usize;
+        &mut self.chunks[i / CHUNK][i % CHUNK]
+    }
+
+    /// The places in order, `n` at a time.
+    fn slices(&self, n: usize) -> impl Iterator<Item = &[Places]> {
+        self.chunks.iter().flat_map(move |c| c.chunks(n))
     }
 }
 
@@ -309,19 +294,23 @@ pub fn export(
     format: ExportFormat,
     out: &mut dyn Write,
 ) -> Result<usize, RotationError> {
-    let mut places: Vec<Places> = Vec::new();
+    let threads = crate::ledger::reading_threads();
+    let mut places = Chunked::default();
     let mut index: HashMap<Uuid, u32, IdHasher> = HashMap::default();
     let mut header = false;
-    crate::ledger::for_each_line(ledger, |offset, line| {
-        let p = presence(line)?;
+    crate::ledger::for_each_line(ledger, threads, presence, |offset, p| {
         header = true;
         let Some(id) = p.id else { return Ok(()) };
+        if offset >= At::LIMIT {
+            return Err("the ledger is longer than export reads (1 TiB)".into());
+        }
+        let offset = At::new(offset);
         match (index.get(&id), p.step) {
             // A device planned twice keeps its first place and what it was planned with.
             (Some(_), Step::Planned) => {}
-            (Some(&i), _) => places[i as usize].note(offset, &p),
+            (Some(&i), _) => places.get_mut(i).note(offset, &p),
             (None, Step::Planned) => {
-                index.insert(id, places.len() as u32);
+                index.insert(id, places.len());
                 let mut pl = Places::new(offset);
                 pl.note(offset, &p);
                 places.push(pl);
@@ -339,45 +328,35 @@ pub fn export(
     }
     drop(index);
     let io = |e: std::io::Error| RotationError::io(ledger, e);
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 4);
     if format == ExportFormat::Json {
-        out.write_all(if places.is_empty() { b"[" } else { b"[\n" })
+        out.write_all(if places.len() == 0 { b"[" } else { b"[\n" })
             .map_err(io)?;
     }
-    // Rounds of `threads` slices of devices, each slice written to its own buffer by its own
-    // thread, the buffers then written in order: parallel, and never more than a round in memory.
+    // Slices of devices rendered on every core, each to its own buffer, written in order as they
+    // come: never more than a few slices in memory.
     let mut first = true;
-    for round in places.chunks(EXPORT_SLICE * threads) {
-        let texts: Vec<Result<Vec<u8>, RotationError>> = std::thread::scope(|s| {
-            let workers: Vec<_> = round
-                .chunks(EXPORT_SLICE)
-                .enumerate()
-                .map(|(k, slice)| {
-                    let header = first && k == 0;
-                    s.spawn(move || render(ledger, slice, format, header))
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| w.join().expect("an export thread panicked"))
-                .collect()
-        });
-        for text in texts {
+    crate::ordered::in_order(
+        threads,
+        places
+            .slices(EXPORT_SLICE)
+            .enumerate()
+            .map(Ok::<_, RotationError>),
+        |(k, slice)| render(ledger, slice, format, k == 0),
+        |text| {
             let text = text?;
             if format == ExportFormat::Json && !first {
                 out.write_all(b",\n").map_err(io)?;
             }
             out.write_all(&text).map_err(io)?;
             first = false;
-        }
-    }
+            Ok(())
+        },
+    )?;
     if format == ExportFormat::Json {
-        out.write_all(if places.is_empty() { b"]\n" } else { b"\n]\n" })
+        out.write_all(if places.len() == 0 { b"]\n" } else { b"\n]\n" })
             .map_err(io)?;
     }
-    Ok(places.len())
+    Ok(places.len() as usize)
 }
 
 /// Devices one export thread renders at a time.
@@ -391,17 +370,10 @@ fn render(
     format: ExportFormat,
     header: bool,
 ) -> Result<Vec<u8>, RotationError> {
-    let mut lines = crate::ledger::LineAt::open(ledger)?;
-    let mut row_of = |p: &Places| -> Result<ExportRow, RotationError> {
-        let mut rows: HashMap<u64, Flat> = HashMap::with_capacity(8);
-        for offset in p.lines() {
-            let line = lines.line(offset)?;
-            let flat = serde_json::from_slice(line).map_err(|e| {
-                RotationError::ledger(ledger, None, format!("at byte {offset}: {e}"))
-            })?;
-            rows.insert(offset, flat);
-        }
-        Ok(assemble(p, &rows))
+    let mut lines = DeviceLines {
+        lines: crate::ledger::LineAt::open(ledger)?,
+        scratch: Vec::with_capacity(4096),
+        ledger,
     };
     let output = |e: String| RotationError::Output {
         what: "the export".into(),
@@ -414,7 +386,9 @@ fn render(
                 .has_headers(header)
                 .from_writer(&mut text);
             for p in slice {
-                w.serialize(row_of(p)?).map_err(|e| output(e.to_string()))?;
+                let flats = lines.read(p)?;
+                w.serialize(assemble(p, &flats))
+                    .map_err(|e| output(e.to_string()))?;
             }
             w.flush().map_err(|e| output(e.to_string()))?;
         }
@@ -428,7 +402,8 @@ fn render(
                 .serialize_seq(Some(slice.len()))
                 .map_err(|e| output(e.to_string()))?;
             for p in slice {
-                seq.serialize_element(&row_of(p)?)
+                let flats = lines.read(p)?;
+                seq.serialize_element(&assemble(p, &flats))
                     .map_err(|e| output(e.to_string()))?;
             }
             seq.end().map_err(|e| output(e.to_string()))?;
@@ -443,79 +418,140 @@ fn render(
     Ok(text)
 }
 
+/// Reads a device's lines for its row.
+struct DeviceLines<'p> {
+    lines: crate::ledger::LineAt,
+    /// The device's lines side by side, so its row can borrow from all of them at once.
+    scratch: Vec<u8>,
+    ledger: &'p Path,
+}
+
+impl DeviceLines<'_> {
+    /// Each line `p` points at, read flat, with its offset.
+    fn read(&mut self, p: &Places) -> Result<Vec<(u64, Flat<'_>)>, RotationError> {
+        let (offsets, n) = p.lines();
+        let mut spans = [(0u64, 0usize, 0usize); PLACES];
+        self.scratch.clear();
+        for (span, &offset) in spans.iter_mut().zip(&offsets[..n]) {
+            let start = self.scratch.len();
+            self.scratch.extend_from_slice(self.lines.line(offset)?);
+            *span = (offset, start, self.scratch.len());
+        }
+        let (scratch, ledger) = (&self.scratch, self.ledger);
+        spans[..n]
+            .iter()
+            .map(|&(offset, start, end)| {
+                serde_json::from_slice::<Flat>(&scratch[start..end])
+                    .map(|flat| (offset, flat))
+                    .map_err(|e| {
+                        RotationError::ledger(ledger, None, format!("at byte {offset}: {e}"))
+                    })
+            })
+            .collect()
+    }
+}
+
 /// The columns of a ledger line, whatever its type: the first pass knows which line sets what, so
-/// the second reads each flat, without the tagged enum's buffering.
+/// the second reads each flat, without the tagged enum's buffering, borrowing its text.
 #[derive(Debug, Default, serde::Deserialize)]
-struct Flat {
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    serial: Option<String>,
-    #[serde(default)]
-    user: Option<String>,
-    #[serde(default)]
-    os: Option<String>,
-    #[serde(default)]
-    reason: Option<String>,
-    #[serde(default)]
-    at: Option<String>,
+struct Flat<'a> {
+    #[serde(default, borrow)]
+    id: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    name: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    serial: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    user: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    os: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    reason: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    at: Option<Text<'a>>,
     #[serde(default)]
     status: Option<u16>,
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    request_id: Option<String>,
-    #[serde(default)]
-    client_request_id: Option<String>,
-    #[serde(default)]
-    date: Option<String>,
+    #[serde(default, borrow)]
+    code: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    message: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    request_id: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    client_request_id: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    date: Option<Text<'a>>,
     #[serde(default)]
     state: Option<VerifiedState>,
-    #[serde(default)]
-    action_started_at: Option<String>,
+    #[serde(default, borrow)]
+    action_started_at: Option<Text<'a>>,
     #[serde(default)]
     evidence: Option<Evidence>,
 }
 
+/// A string of a ledger line: borrowed from it, owned only when it had escapes to undo.
+#[derive(Debug, serde::Deserialize)]
+#[serde(transparent)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// The text of a field, if the line had it.
+fn text<'a>(field: &'a Option<Text<'_>>) -> Option<&'a str> {
+    field.as_ref().map(|t| &*t.0)
+}
+
 /// One device's export row from the lines its [`Places`] point at.
-fn assemble(p: &Places, rows: &HashMap<u64, Flat>) -> ExportRow {
-    let none = Flat::default();
-    let at = |o: u64| rows.get(&o).unwrap_or(&none);
-    let planned = at(p.planned);
-    let id = planned
-        .id
-        .as_deref()
-        .and_then(crate::parse_id)
-        .expect("the first pass read this planned row's id");
-    let mut r = ExportRow {
-        device_name: planned.name.clone(),
-        serial_number: planned.serial.clone(),
-        user_principal_name: planned.user.clone(),
-        operating_system: planned.os.clone(),
-        ..ExportRow::planned(id)
+fn assemble<'a>(p: &Places, rows: &'a [(u64, Flat<'_>)]) -> ExportRow<'a> {
+    static NONE_READ: Flat<'static> = Flat {
+        id: None,
+        name: None,
+        serial: None,
+        user: None,
+        os: None,
+        reason: None,
+        at: None,
+        status: None,
+        code: None,
+        message: None,
+        request_id: None,
+        client_request_id: None,
+        date: None,
+        state: None,
+        action_started_at: None,
+        evidence: None,
     };
-    r.state = p.state;
-    r.attempts = p.attempts;
-    r.skip_reason = at(p.skipped).reason.clone();
-    r.first_sent_at = at(p.first_sent).at.clone();
-    r.last_event_at = at(p.last_event).at.clone();
+    let at = |o: At| -> &'a Flat<'_> {
+        let o = o.get();
+        rows.iter()
+            .find(|(offset, _)| Some(*offset) == o)
+            .map_or(&NONE_READ, |(_, flat)| flat)
+    };
+    let planned = at(p.planned);
     let last = at(p.last_outcome);
-    r.error_code = last.code.clone();
-    r.error_message = last.message.clone();
-    r.last_status = at(p.status).status;
-    r.request_id = at(p.request_id).request_id.clone();
-    r.client_request_id = at(p.client_request_id).client_request_id.clone();
-    r.response_date = at(p.date).date.clone();
     let verified = at(p.verified);
-    r.verified_state = verified.state;
-    r.verified_at = verified.at.clone();
-    r.evidence = verified.evidence;
-    r.action_started_at = at(p.started).action_started_at.clone();
-    r
+    ExportRow {
+        device_id: text(&planned.id)
+            .and_then(crate::parse_id)
+            .expect("the first pass read this planned row's id"),
+        state: p.state,
+        attempts: p.attempts,
+        last_status: at(p.status).status,
+        error_code: text(&last.code),
+        error_message: text(&last.message),
+        request_id: text(&at(p.request_id).request_id),
+        client_request_id: text(&at(p.client_request_id).client_request_id),
+        response_date: text(&at(p.date).date),
+        first_sent_at: text(&at(p.first_sent).at),
+        last_event_at: text(&at(p.last_event).at),
+        skip_reason: text(&at(p.skipped).reason),
+        verified_state: verified.state,
+        verified_at: text(&verified.at),
+        action_started_at: text(&at(p.started).action_started_at),
+        device_name: text(&planned.name),
+        serial_number: text(&planned.serial),
+        user_principal_name: text(&planned.user),
+        operating_system: text(&planned.os),
+        evidence: verified.evidence,
+    }
 }
 
 #[cfg(test)]
@@ -525,9 +561,120 @@ mod tests {
     use crate::{Action, MatchRule};
     use rand::{Rng, SeedableRng};
 
+    /// A device's row as the earlier release folded it, whole and in memory: the reference.
+    #[derive(Debug, Clone, Serialize, PartialEq)]
+    struct InMemoryRow {
+        pub device_id: String,
+        pub state: DeviceState,
+        pub attempts: u32,
+        pub last_status: Option<u16>,
+        pub error_code: Option<String>,
+        pub error_message: Option<String>,
+        pub request_id: Option<String>,
+        pub client_request_id: Option<String>,
+        pub response_date: Option<String>,
+        pub first_sent_at: Option<String>,
+        pub last_event_at: Option<String>,
+        pub skip_reason: Option<String>,
+        /// What `verify` last found in `deviceActionResults`.
+        pub verified_state: Option<VerifiedState>,
+        pub verified_at: Option<String>,
+        pub action_started_at: Option<String>,
+        pub device_name: Option<String>,
+        pub serial_number: Option<String>,
+        pub user_principal_name: Option<String>,
+        pub operating_system: Option<String>,
+        /// What proved `verified_state` (`action-result`, `recovery-key`, `laps-backup`).
+        pub evidence: Option<Evidence>,
+    }
+
+    impl InMemoryRow {
+        fn planned(id: Uuid) -> Self {
+            InMemoryRow {
+                device_id: id.hyphenated().to_string(),
+                state: DeviceState::Pending,
+                attempts: 0,
+                last_status: None,
+                error_code: None,
+                error_message: None,
+                request_id: None,
+                client_request_id: None,
+                response_date: None,
+                first_sent_at: None,
+                last_event_at: None,
+                skip_reason: None,
+                verified_state: None,
+                verified_at: None,
+                action_started_at: None,
+                device_name: None,
+                serial_number: None,
+                user_principal_name: None,
+                operating_system: None,
+                evidence: None,
+            }
+        }
+
+        /// Folds one row about this device in: the state through [`DeviceState::after`], the rest
+        /// as the latest word on each column.
+        fn fold(&mut self, row: Row) {
+            self.state = self.state.after(row.step());
+            match row {
+                Row::Planned {
+                    name,
+                    serial,
+                    user,
+                    os,
+                    ..
+                } => {
+                    self.device_name = name;
+                    self.serial_number = serial;
+                    self.user_principal_name = user;
+                    self.operating_system = os;
+                }
+                Row::Skipped { reason, .. } => self.skip_reason = Some(reason),
+                Row::Sent { attempt, at, .. } => {
+                    self.attempts = self.attempts.max(attempt);
+                    self.first_sent_at.get_or_insert(at.clone());
+                    self.last_event_at = Some(at);
+                }
+                Row::Outcome {
+                    status,
+                    code,
+                    message,
+                    request_id,
+                    client_request_id,
+                    date,
+                    at,
+                    ..
+                } => {
+                    self.last_status = status.or(self.last_status);
+                    self.error_code = code;
+                    self.error_message = message;
+                    self.request_id = request_id.or(self.request_id.take());
+                    self.client_request_id = client_request_id.or(self.client_request_id.take());
+                    self.response_date = date.or(self.response_date.take());
+                    self.last_event_at = Some(at);
+                }
+                Row::Verified {
+                    state,
+                    action_started_at,
+                    evidence,
+                    at,
+                    ..
+                } => {
+                    self.verified_state = Some(state);
+                    self.evidence = evidence;
+                    self.verified_at = Some(at);
+                    self.action_started_at = action_started_at.or(self.action_started_at.take());
+                }
+                Row::Run(_) | Row::PlanDone { .. } | Row::Session { .. } => {}
+            }
+        }
+    }
+
     /// The export as the earlier release wrote it: every row folded in memory, then written.
     fn export_in_memory(ledger: &Path, format: ExportFormat) -> Vec<u8> {
-        let mut rows: Vec<ExportRow> = Vec::new();
+        let mut rows: Vec<InMemoryRow> = Vec::new();
         let mut index: HashMap<Uuid, usize> = HashMap::new();
         crate::ledger::for_each_row(ledger, |row| {
             let Some(id) = row.device() else { return };
@@ -536,7 +683,7 @@ mod tests {
                 (Some(&i), _) => rows[i].fold(row),
                 (None, Row::Planned { .. }) => {
                     index.insert(id, rows.len());
-                    let mut r = ExportRow::planned(id);
+                    let mut r = InMemoryRow::planned(id);
                     r.fold(row);
                     rows.push(r);
                 }

@@ -15,6 +15,7 @@ mod group_source;
 mod ledger;
 mod match_by;
 mod named;
+mod ordered;
 mod plan;
 mod preflight;
 mod rate_gate;
