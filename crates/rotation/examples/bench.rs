@@ -1008,6 +1008,12 @@ async fn main() {
         }
         return;
     }
+    // `ledger N PATH`: only write the finished ledger the readers are measured on, to profile one.
+    if args.get(1).map(String::as_str) == Some("ledger") {
+        let n: usize = args[2].parse().unwrap();
+        finished_ledger(Path::new(&args[3]), n);
+        return;
+    }
     // `tenants T N`: many tenants in one process (issue #16).
     if args.get(1).map(String::as_str) == Some("tenants") {
         let count = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(300);
