@@ -661,14 +661,7 @@ fn finish(
     }
     for r in results {
         if let Some(c) = &r.counters {
-            total.total += c.total;
-            total.rotated += c.rotated;
-            total.failed += c.failed;
-            total.skipped += c.skipped;
-            total.pending += c.pending;
-            total.in_doubt += c.in_doubt;
-            total.items_sent += c.items_sent;
-            total.throttled += c.throttled;
+            total.add(c);
         }
     }
     println!(

@@ -145,6 +145,29 @@ pub struct Counters {
     pub first_batch_items: usize,
 }
 
+impl Counters {
+    /// Adds the counts of another run beside this one (the tenants of a run directory). Times are
+    /// each run's own clock and are not added.
+    pub fn add(&mut self, o: &Counters) {
+        self.total += o.total;
+        self.rotated += o.rotated;
+        self.failed += o.failed;
+        self.skipped += o.skipped;
+        self.pending += o.pending;
+        self.in_doubt += o.in_doubt;
+        self.to_send += o.to_send;
+        self.items_sent += o.items_sent;
+        self.batches_sent += o.batches_sent;
+        self.retries += o.retries;
+        self.throttled += o.throttled;
+        self.server_errors += o.server_errors;
+        self.network_errors += o.network_errors;
+        self.brakes += o.brakes;
+        self.finished += o.finished;
+        self.first_batch_items += o.first_batch_items;
+    }
+}
+
 /// Asks a run to stop sending (Ctrl-C).
 #[derive(Debug, Clone)]
 pub struct StopSignal(tokio::sync::watch::Receiver<bool>);
