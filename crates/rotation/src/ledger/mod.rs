@@ -636,19 +636,16 @@ fn unfinished_plan(path: &Path) -> bool {
 /// complete lines. A checkpoint of this very ledger saves reading what it covers.
 pub fn replay_file(path: &Path) -> Result<(LedgerState, u64), RotationError> {
     let file = File::open(path).map_err(|e| RotationError::io(path, e))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    if let Some(header) = read_header(&mut reader, path)?
-        && let Some((state, covered)) = checkpoint::read(path, &header)
-    {
-        reader
-            .seek(std::io::SeekFrom::Start(covered))
-            .map_err(|e| RotationError::io(path, e))?;
-        return replay(reader, path, Some(state), covered);
-    }
-    reader
-        .seek(std::io::SeekFrom::Start(0))
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let (from, covered) =
+        match read_header(&mut reader, path)?.and_then(|header| checkpoint::read(path, &header)) {
+            Some((state, covered)) => (Some(state), covered),
+            None => (None, 0),
+        };
+    let mut file = reader.into_inner();
+    file.seek(std::io::SeekFrom::Start(covered))
         .map_err(|e| RotationError::io(path, e))?;
-    replay(reader, path, None, 0)
+    replay(file, path, from, covered)
 }
 
 /// The run header, from the first line; `None` when it is not one (replay then says why).
@@ -686,7 +683,7 @@ pub(crate) fn reading_threads() -> usize {
 }
 
 /// Calls `parse` on every complete, non-blank line and `f` with its byte offset and what `parse`
-/// made of it, in file order (export's first pass). Parsing, the costly part, runs on up to
+/// made of it, in file order (export's first pass, the report). Parsing, the costly part, runs on up to
 /// `threads` threads, a block of the file each, while the file is read and `f` runs on the
 /// caller's thread. An error from either names the line. A torn last line is ignored, as replay
 /// ignores it.
@@ -694,43 +691,73 @@ pub(crate) fn for_each_line<T: Send>(
     path: &Path,
     threads: usize,
     parse: impl Fn(&[u8]) -> Result<T, String> + Sync,
-    f: impl FnMut(u64, T) -> Result<(), String>,
-) -> Result<(), RotationError> {
-    for_each_line_in_blocks(path, threads, PARSE_BLOCK, parse, f)
-}
-
-fn for_each_line_in_blocks<T: Send>(
-    path: &Path,
-    threads: usize,
-    block: usize,
-    parse: impl Fn(&[u8]) -> Result<T, String> + Sync,
     mut f: impl FnMut(u64, T) -> Result<(), String>,
 ) -> Result<(), RotationError> {
     let file = File::open(path).map_err(|e| RotationError::io(path, e))?;
+    read_blocks(
+        path,
+        file,
+        0,
+        threads,
+        PARSE_BLOCK,
+        parse,
+        |offset, line, item| {
+            f(offset, item).map_err(|e| {
+                RotationError::ledger(path, Some(line), format!("not a ledger row: {e}"))
+            })
+        },
+    )?;
+    Ok(())
+}
+
+/// What reading a ledger's lines found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LinesRead {
+    /// Bytes of complete lines, blank ones included.
+    good: u64,
+    /// A torn last line was left unread.
+    torn: bool,
+    /// Non-blank lines passed on.
+    rows: u64,
+}
+
+/// Reads `file` from `start` (where it stands) in blocks of whole lines, parses each block on
+/// one of `threads` threads, and calls `f` with each non-blank line's offset, line number (from
+/// `start`) and parse, in file order. A parse error names its line, after `f` saw every line
+/// before it.
+fn read_blocks<T: Send>(
+    path: &Path,
+    file: File,
+    start: u64,
+    threads: usize,
+    block: usize,
+    parse: impl Fn(&[u8]) -> Result<T, String> + Sync,
+    mut f: impl FnMut(u64, u64, T) -> Result<(), RotationError>,
+) -> Result<LinesRead, RotationError> {
+    let torn = std::sync::atomic::AtomicBool::new(false);
     let blocks = Blocks {
         file,
         path,
         size: block,
         carry: Vec::new(),
-        at: 0,
+        at: start,
         ended: false,
+        torn: &torn,
     };
-    let (mut base, mut lines_before) = (0u64, 0u64);
+    let (mut base, mut lines_before, mut rows) = (0u64, 0u64, 0u64);
     crate::ordered::in_order(
         threads,
         blocks,
         |b| parse_block(&b, &parse),
         |parsed| {
-            let at = |k: u64| Some(lines_before + k + 1);
             for (offset, k, item) in parsed.items {
-                f(base + offset, item).map_err(|e| {
-                    RotationError::ledger(path, at(k), format!("not a ledger row: {e}"))
-                })?;
+                f(start + base + offset, lines_before + k + 1, item)?;
+                rows += 1;
             }
             if let Some((k, e)) = parsed.error {
                 return Err(RotationError::ledger(
                     path,
-                    at(k),
+                    Some(lines_before + k + 1),
                     format!("not a ledger row: {e}"),
                 ));
             }
@@ -738,7 +765,12 @@ fn for_each_line_in_blocks<T: Send>(
             lines_before += parsed.lines;
             Ok(())
         },
-    )
+    )?;
+    Ok(LinesRead {
+        good: base,
+        torn: torn.into_inner(),
+        rows,
+    })
 }
 
 /// Bytes of the ledger a reading thread parses at a time.
@@ -790,6 +822,8 @@ struct Blocks<'p> {
     /// The offset of `carry`.
     at: u64,
     ended: bool,
+    /// Set when the file ends in a torn line.
+    torn: &'p std::sync::atomic::AtomicBool,
 }
 
 impl Iterator for Blocks<'_> {
@@ -827,6 +861,7 @@ impl Iterator for Blocks<'_> {
         if !buf.is_empty() {
             // A torn last line: the write that was cut by the crash. Nothing after it.
             tracing::warn!(offset = self.at, "ledger ends in a torn line; ignoring it");
+            self.torn.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         None
     }
@@ -937,69 +972,29 @@ impl LineAt {
     }
 }
 
-/// Reads complete, non-blank lines in order, each through `parse` (with its byte offset), and
-/// calls `f` with the result and the line number. Returns (complete length, torn tail?, rows).
-fn read_lines<T>(
-    mut reader: impl BufRead,
-    path: &Path,
-    mut parse: impl FnMut(u64, &[u8]) -> Result<T, String>,
-    mut f: impl FnMut(T, u64) -> Result<(), RotationError>,
-) -> Result<(u64, bool, u64), RotationError> {
-    let mut buf = Vec::with_capacity(256);
-    let (mut line, mut good, mut rows) = (0u64, 0u64, 0u64);
-    loop {
-        buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| RotationError::io(path, e))?;
-        if n == 0 {
-            return Ok((good, false, rows));
-        }
-        line += 1;
-        if buf.last() != Some(&b'\n') {
-            // A torn last line: the write that was cut by the crash. Nothing after it.
-            tracing::warn!(line, "ledger ends in a torn line; ignoring it");
-            return Ok((good, true, rows));
-        }
-        if buf.iter().all(u8::is_ascii_whitespace) {
-            good += n as u64;
-            continue;
-        }
-        match parse(good, &buf) {
-            Ok(row) => {
-                f(row, line)?;
-                good += n as u64;
-                rows += 1;
-            }
-            Err(e) => {
-                return Err(RotationError::ledger(
-                    path,
-                    Some(line),
-                    format!("not a ledger row: {e}"),
-                ));
-            }
-        }
-    }
-}
-
 /// A whole row.
 fn full_row(line: &[u8]) -> Result<Row, String> {
     serde_json::from_slice(line).map_err(|e| e.to_string())
 }
 
+/// Replays `file` from `offset` (where it stands) onto the state `from` a checkpoint, or from
+/// nothing; lines are parsed on every core and applied in order.
 fn replay(
-    reader: impl BufRead,
+    file: File,
     path: &Path,
     from: Option<LedgerState>,
     offset: u64,
 ) -> Result<(LedgerState, u64), RotationError> {
     let before = from.as_ref().map_or(0, |s| s.rows);
     let mut state = from;
-    let (good, torn, rows) = read_lines(
-        reader,
+    let read = read_blocks(
         path,
-        |_, line| replay::event(line),
-        |row, line| match (&mut state, row) {
+        file,
+        offset,
+        reading_threads(),
+        PARSE_BLOCK,
+        replay::event,
+        |_, line, row| match (&mut state, row) {
             (None, Event::Header(header)) => {
                 let header = *header;
                 let plan_done = header.version < 2;
@@ -1037,9 +1032,9 @@ fn replay(
     )?;
     let mut state =
         state.ok_or_else(|| RotationError::ledger(path, None, "empty ledger: no run header"))?;
-    state.rows = before + rows;
-    state.torn_tail = torn;
-    Ok((state, offset + good))
+    state.rows = before + read.rows;
+    state.torn_tail = read.torn;
+    Ok((state, offset + read.good))
 }
 
 #[cfg(test)]
@@ -1438,19 +1433,68 @@ mod arbitrary_ledgers {
         }
     }
 
-    /// What the serial line reader makes of `bytes`: (offset, line) of each row it passes on, or
-    /// the line its error names.
-    fn serial_lines(path: &Path) -> Result<Vec<(u64, Vec<u8>)>, Option<u64>> {
-        let file = File::open(path).unwrap();
+    /// The reference: reads complete, non-blank lines in order, one at a time, each through `parse` (with its byte offset), and
+    /// calls `f` with the result and the line number. Returns (complete length, torn tail?, rows).
+    fn read_lines<T>(
+        mut reader: impl BufRead,
+        path: &Path,
+        mut parse: impl FnMut(u64, &[u8]) -> Result<T, String>,
+        mut f: impl FnMut(T, u64) -> Result<(), RotationError>,
+    ) -> Result<(u64, bool, u64), RotationError> {
+        let mut buf = Vec::with_capacity(256);
+        let (mut line, mut good, mut rows) = (0u64, 0u64, 0u64);
+        loop {
+            buf.clear();
+            let n = reader
+                .read_until(b'\n', &mut buf)
+                .map_err(|e| RotationError::io(path, e))?;
+            if n == 0 {
+                return Ok((good, false, rows));
+            }
+            line += 1;
+            if buf.last() != Some(&b'\n') {
+                // A torn last line: the write that was cut by the crash. Nothing after it.
+                tracing::warn!(line, "ledger ends in a torn line; ignoring it");
+                return Ok((good, true, rows));
+            }
+            if buf.iter().all(u8::is_ascii_whitespace) {
+                good += n as u64;
+                continue;
+            }
+            match parse(good, &buf) {
+                Ok(row) => {
+                    f(row, line)?;
+                    good += n as u64;
+                    rows += 1;
+                }
+                Err(e) => {
+                    return Err(RotationError::ledger(
+                        path,
+                        Some(line),
+                        format!("not a ledger row: {e}"),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// What the serial line reader makes of the file from `start`: (offset, line) of each row it
+    /// passes on and what it read, or the line its error names.
+    fn serial_lines(
+        path: &Path,
+        start: u64,
+    ) -> Result<(Vec<(u64, Vec<u8>)>, LinesRead), Option<u64>> {
+        let mut file = File::open(path).unwrap();
+        file.seek(std::io::SeekFrom::Start(start)).unwrap();
         let mut seen = Vec::new();
-        read_lines(
+        let (good, torn, rows) = read_lines(
             BufReader::new(file),
             path,
             |offset, line| {
                 if line.starts_with(b"!") {
                     Err("bad".to_string())
                 } else {
-                    Ok((offset, line.to_vec()))
+                    Ok((start + offset, line.to_vec()))
                 }
             },
             |row, _| {
@@ -1462,7 +1506,7 @@ mod arbitrary_ledgers {
             RotationError::Ledger { line, .. } => line,
             other => panic!("{other}"),
         })?;
-        Ok(seen)
+        Ok((seen, LinesRead { good, torn, rows }))
     }
 
     proptest! {
@@ -1475,35 +1519,47 @@ mod arbitrary_ledgers {
         fn the_block_reader_reads_what_the_line_reader_reads(
             lines in proptest::collection::vec("(!?[a-z]{0,40}|[ \t]{0,3})", 0..60),
             torn in "[a-z]{0,12}",
+            skip in 0usize..60,
             block in 1usize..64,
             threads in 1usize..5,
         ) {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("l.jsonl");
             let mut bytes = String::new();
-            for l in &lines {
+            let mut start = 0;
+            for (k, l) in lines.iter().enumerate() {
+                if k == skip {
+                    start = bytes.len() as u64;
+                }
                 bytes.push_str(l);
                 bytes.push('\n');
             }
+            if skip >= lines.len() {
+                start = bytes.len() as u64;
+            }
             bytes.push_str(&torn);
             std::fs::write(&path, &bytes).unwrap();
+            let mut file = File::open(&path).unwrap();
+            file.seek(std::io::SeekFrom::Start(start)).unwrap();
             let mut seen = Vec::new();
-            let parallel = for_each_line_in_blocks(
+            let parallel = read_blocks(
                 &path,
+                file,
+                start,
                 threads,
                 block,
                 |line| if line.starts_with(b"!") { Err("bad".to_string()) } else { Ok(line.to_vec()) },
-                |offset, line| {
+                |offset, _, line| {
                     seen.push((offset, line));
                     Ok(())
                 },
             )
-            .map(|()| seen)
+            .map(|read| (seen, read))
             .map_err(|e| match e {
                 RotationError::Ledger { line, .. } => line,
                 other => panic!("{other}"),
             });
-            prop_assert_eq!(parallel, serial_lines(&path));
+            prop_assert_eq!(parallel, serial_lines(&path, start));
         }
     }
 }
