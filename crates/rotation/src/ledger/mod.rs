@@ -972,6 +972,38 @@ impl LineAt {
     }
 }
 
+/// An error naming a line counted from `offset` (after a checkpoint), made to name its line in
+/// the whole file: the lines before are counted only on this path.
+fn whole_file_line(e: RotationError, path: &Path, offset: u64) -> RotationError {
+    match e {
+        RotationError::Ledger {
+            path: p,
+            line: Some(line),
+            message,
+        } if offset > 0 => {
+            let before = File::open(path).and_then(|f| {
+                let mut r = BufReader::with_capacity(1 << 20, std::io::Read::take(f, offset));
+                let mut n = 0u64;
+                loop {
+                    let buf = r.fill_buf()?;
+                    if buf.is_empty() {
+                        return Ok(n);
+                    }
+                    n += memchr::memchr_iter(b'\n', buf).count() as u64;
+                    let len = buf.len();
+                    r.consume(len);
+                }
+            });
+            RotationError::Ledger {
+                path: p,
+                line: before.ok().map(|n| n + line),
+                message,
+            }
+        }
+        e => e,
+    }
+}
+
 /// A whole row.
 fn full_row(line: &[u8]) -> Result<Row, String> {
     serde_json::from_slice(line).map_err(|e| e.to_string())
@@ -1029,7 +1061,8 @@ fn replay(
             )),
             (Some(s), row) => s.apply(row, line, path),
         },
-    )?;
+    )
+    .map_err(|e| whole_file_line(e, path, offset))?;
     let mut state =
         state.ok_or_else(|| RotationError::ledger(path, None, "empty ledger: no run header"))?;
     state.rows = before + read.rows;
@@ -1148,6 +1181,26 @@ mod tests {
         drop(f);
         let err = replay_file(&path).unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_line_after_a_checkpoint_is_named_by_its_line_in_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.jsonl");
+        let mut l = Ledger::create(&path, &header()).unwrap();
+        for row in [planned(A), planned(B), plan_done()] {
+            l.append(&row).unwrap();
+        }
+        l.checkpoint().unwrap();
+        l.append(&outcome(A, Outcome::Rotated)).unwrap();
+        l.sync().unwrap();
+        drop(l);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"\ngarbage\n").unwrap();
+        drop(f);
+        // header, two planned, plan_done, outcome, a blank line: the garbage is line 7.
+        let err = replay_file(&path).unwrap_err().to_string();
+        assert!(err.contains("line 7"), "{err}");
     }
 
     #[test]
@@ -1478,12 +1531,12 @@ mod arbitrary_ledgers {
         }
     }
 
+    /// Lines passed on, with their offsets.
+    type Lines = Vec<(u64, Vec<u8>)>;
+
     /// What the serial line reader makes of the file from `start`: (offset, line) of each row it
     /// passes on and what it read, or the line its error names.
-    fn serial_lines(
-        path: &Path,
-        start: u64,
-    ) -> Result<(Vec<(u64, Vec<u8>)>, LinesRead), Option<u64>> {
+    fn serial_lines(path: &Path, start: u64) -> Result<(Lines, LinesRead), Option<u64>> {
         let mut file = File::open(path).unwrap();
         file.seek(std::io::SeekFrom::Start(start)).unwrap();
         let mut seen = Vec::new();
