@@ -441,16 +441,14 @@ impl DeviceLines<'_> {
             *span = (offset, start, self.scratch.len());
         }
         let (scratch, ledger) = (&self.scratch, self.ledger);
-        spans[..n]
-            .iter()
-            .map(|&(offset, start, end)| {
-                serde_json::from_slice::<Flat>(&scratch[start..end])
-                    .map(|flat| (offset, flat))
-                    .map_err(|e| {
-                        RotationError::ledger(ledger, None, format!("at byte {offset}: {e}"))
-                    })
-            })
-            .collect()
+        let mut flats = Vec::with_capacity(n);
+        for &(offset, start, end) in &spans[..n] {
+            let flat = serde_json::from_slice::<Flat>(&scratch[start..end]).map_err(|e| {
+                RotationError::ledger(ledger, None, format!("at byte {offset}: {e}"))
+            })?;
+            flats.push((offset, flat));
+        }
+        Ok(flats)
     }
 }
 
