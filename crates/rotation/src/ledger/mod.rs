@@ -642,10 +642,7 @@ pub fn replay_file(path: &Path) -> Result<(LedgerState, u64), RotationError> {
             Some((state, covered)) => (Some(state), covered),
             None => (None, 0),
         };
-    let mut file = reader.into_inner();
-    file.seek(std::io::SeekFrom::Start(covered))
-        .map_err(|e| RotationError::io(path, e))?;
-    replay(file, path, from, covered)
+    replay(reader.into_inner(), path, from, covered)
 }
 
 /// The run header, from the first line; `None` when it is not one (replay then says why).
@@ -683,8 +680,8 @@ pub(crate) fn reading_threads() -> usize {
 }
 
 /// Calls `parse` on every complete, non-blank line and `f` with its byte offset and what `parse`
-/// made of it, in file order (export's first pass, the report). Parsing, the costly part, runs on up to
-/// `threads` threads, a block of the file each, while the file is read and `f` runs on the
+/// made of it, in file order (export's first pass, the report). Parsing, the costly part, runs on
+/// up to `threads` threads, a block of the file each, while the file is read and `f` runs on the
 /// caller's thread. An error from either names the line. A torn last line is ignored, as replay
 /// ignores it.
 pub(crate) fn for_each_line<T: Send>(
@@ -721,19 +718,20 @@ struct LinesRead {
     rows: u64,
 }
 
-/// Reads `file` from `start` (where it stands) in blocks of whole lines, parses each block on
-/// one of `threads` threads, and calls `f` with each non-blank line's offset, line number (from
-/// `start`) and parse, in file order. A parse error names its line, after `f` saw every line
-/// before it.
+/// Reads `file` from `start` in blocks of whole lines, parses each block on one of `threads`
+/// threads, and calls `f` with each non-blank line's offset, line number (from `start`) and
+/// parse, in file order. A parse error names its line, after `f` saw every line before it.
 fn read_blocks<T: Send>(
     path: &Path,
-    file: File,
+    mut file: File,
     start: u64,
     threads: usize,
     block: usize,
     parse: impl Fn(&[u8]) -> Result<T, String> + Sync,
     mut f: impl FnMut(u64, u64, T) -> Result<(), RotationError>,
 ) -> Result<LinesRead, RotationError> {
+    file.seek(std::io::SeekFrom::Start(start))
+        .map_err(|e| RotationError::io(path, e))?;
     let torn = std::sync::atomic::AtomicBool::new(false);
     let blocks = Blocks {
         file,
@@ -1009,8 +1007,8 @@ fn full_row(line: &[u8]) -> Result<Row, String> {
     serde_json::from_slice(line).map_err(|e| e.to_string())
 }
 
-/// Replays `file` from `offset` (where it stands) onto the state `from` a checkpoint, or from
-/// nothing; lines are parsed on every core and applied in order.
+/// Replays `file` from `offset` onto the state `from` a checkpoint, or from nothing; lines are
+/// parsed on every core and applied in order.
 fn replay(
     file: File,
     path: &Path,
@@ -1154,10 +1152,7 @@ mod tests {
         l.append(&plan_done()).unwrap();
         l.sync().unwrap();
         drop(l);
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(br#"{"type":"sent","id":"00000000-0000-4000-80"#)
-            .unwrap();
-        drop(f);
+        append_raw(&path, br#"{"type":"sent","id":"00000000-0000-4000-80"#);
         let (mut l, s) = Ledger::open(&path).unwrap();
         assert!(s.torn_tail);
         assert_eq!(s.states, vec![DeviceState::Pending]);
@@ -1169,6 +1164,12 @@ mod tests {
         assert!(!s.torn_tail);
     }
 
+    /// Bytes written after the ledger's own rows, as a crash or a hand edit leaves them.
+    fn append_raw(path: &Path, bytes: &[u8]) {
+        let mut f = OpenOptions::new().append(true).open(path).unwrap();
+        f.write_all(bytes).unwrap();
+    }
+
     #[test]
     fn a_bad_line_in_the_middle_is_an_error_naming_the_line() {
         let dir = tempfile::tempdir().unwrap();
@@ -1176,9 +1177,7 @@ mod tests {
         let mut l = Ledger::create(&path, &header()).unwrap();
         l.sync().unwrap();
         drop(l);
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b"garbage\n").unwrap();
-        drop(f);
+        append_raw(&path, b"garbage\n");
         let err = replay_file(&path).unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");
     }
@@ -1195,9 +1194,7 @@ mod tests {
         l.append(&outcome(A, Outcome::Rotated)).unwrap();
         l.sync().unwrap();
         drop(l);
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b"\ngarbage\n").unwrap();
-        drop(f);
+        append_raw(&path, b"\ngarbage\n");
         // header, two planned, plan_done, outcome, a blank line: the garbage is line 7.
         let err = replay_file(&path).unwrap_err().to_string();
         assert!(err.contains("line 7"), "{err}");
@@ -1486,8 +1483,9 @@ mod arbitrary_ledgers {
         }
     }
 
-    /// The reference: reads complete, non-blank lines in order, one at a time, each through `parse` (with its byte offset), and
-    /// calls `f` with the result and the line number. Returns (complete length, torn tail?, rows).
+    /// The reference: reads complete, non-blank lines in order, one at a time, each through
+    /// `parse` (with its byte offset), and calls `f` with the result and the line number.
+    /// Returns (complete length, torn tail?, rows).
     fn read_lines<T>(
         mut reader: impl BufRead,
         path: &Path,
@@ -1592,12 +1590,10 @@ mod arbitrary_ledgers {
             }
             bytes.push_str(&torn);
             std::fs::write(&path, &bytes).unwrap();
-            let mut file = File::open(&path).unwrap();
-            file.seek(std::io::SeekFrom::Start(start)).unwrap();
             let mut seen = Vec::new();
             let parallel = read_blocks(
                 &path,
-                file,
+                File::open(&path).unwrap(),
                 start,
                 threads,
                 block,
