@@ -93,6 +93,7 @@ impl GraphClient {
         method: reqwest::Method,
         url: &str,
         json: Option<&BatchRequestBody>,
+        consistency: Consistency,
     ) -> Result<(reqwest::Response, ReplyMeta), GraphClientError> {
         for attempt in 0..2 {
             let token = self.tokens.token().await?;
@@ -103,6 +104,9 @@ impl GraphClient {
                 .bearer_auth(token.expose_secret())
                 .header("Accept", "application/json")
                 .header("client-request-id", &crid);
+            if consistency == Consistency::Eventual {
+                req = req.header("ConsistencyLevel", "eventual");
+            }
             req = match json {
                 Some(body) => req.json(body),
                 None if method == reqwest::Method::POST => req.header("Content-Length", "0"),
@@ -137,9 +141,10 @@ impl GraphClient {
         method: reqwest::Method,
         url: &str,
         json: Option<&BatchRequestBody>,
+        consistency: Consistency,
         ok: impl Fn(u16) -> bool,
     ) -> Result<(ReplyMeta, bytes::Bytes), GraphClientError> {
-        let (resp, meta) = self.send(method, url, json).await?;
+        let (resp, meta) = self.send(method, url, json, consistency).await?;
         let headers = collect_headers(&resp);
         let bytes = resp.bytes().await.map_err(|e| {
             GraphClientError::Network(format!("reading the answer: {}", e.without_url()))
@@ -163,7 +168,13 @@ impl GraphClient {
     ) -> Result<BatchReply, GraphClientError> {
         let url = self.endpoints.graph_url(&self.version, "/$batch");
         let (meta, bytes) = self
-            .exchange(reqwest::Method::POST, &url, Some(body), |s| s == 200)
+            .exchange(
+                reqwest::Method::POST,
+                &url,
+                Some(body),
+                Consistency::Default,
+                |s| s == 200,
+            )
             .await?;
         let response = BatchResponse::parse(&bytes).map_err(|e| GraphClientError::Unreadable {
             status: 200,
@@ -176,13 +187,24 @@ impl GraphClient {
     pub async fn post_action(&self, path: &str) -> Result<ReplyMeta, GraphClientError> {
         let url = self.endpoints.graph_url(&self.version, path);
         let ok = |s| (200..300).contains(&s);
-        let (meta, _) = self.exchange(reqwest::Method::POST, &url, None, ok).await?;
+        let (meta, _) = self
+            .exchange(reqwest::Method::POST, &url, None, Consistency::Default, ok)
+            .await?;
         Ok(meta)
     }
 
     /// GETs a JSON document; `url` is a path under the version or an absolute nextLink (which must
     /// point at the configured Graph host).
     pub async fn get_json(&self, url: &str) -> Result<Value, GraphClientError> {
+        self.get_json_as(url, Consistency::Default).await
+    }
+
+    /// [`GraphClient::get_json`] under a chosen consistency level.
+    pub async fn get_json_as(
+        &self,
+        url: &str,
+        consistency: Consistency,
+    ) -> Result<Value, GraphClientError> {
         let full = if url.starts_with("http://") || url.starts_with("https://") {
             let u = crate::cloud::checked_url(url)?;
             if u.host_str() != self.endpoints.graph.host_str()
@@ -198,7 +220,7 @@ impl GraphClient {
             self.endpoints.graph_url(&self.version, url)
         };
         let (_, bytes) = self
-            .exchange(reqwest::Method::GET, &full, None, |s| s == 200)
+            .exchange(reqwest::Method::GET, &full, None, consistency, |s| s == 200)
             .await?;
         serde_json::from_slice(&bytes).map_err(|e| GraphClientError::Unreadable {
             status: 200,
@@ -211,7 +233,15 @@ impl GraphClient {
     /// ends the run quickly (nothing has been sent yet). Retry-After is honoured; the last error,
     /// Graph's body included, is what the caller sees.
     pub async fn get_json_retrying(&self, url: &str) -> Result<Value, GraphClientError> {
-        (|| self.get_json(url))
+        self.get_json_retrying_as(url, Consistency::Default).await
+    }
+
+    async fn get_json_retrying_as(
+        &self,
+        url: &str,
+        consistency: Consistency,
+    ) -> Result<Value, GraphClientError> {
+        (|| self.get_json_as(url, consistency))
             .retry(
                 ExponentialBuilder::default()
                     .with_min_delay(Duration::from_millis(500))
@@ -229,9 +259,19 @@ impl GraphClient {
         &self,
         first: String,
     ) -> impl Stream<Item = Result<Vec<Value>, GraphClientError>> + '_ {
+        self.pages_as(first, Consistency::Default)
+    }
+
+    /// [`GraphClient::pages`] with every page asked under `consistency` (an advanced query sends
+    /// `ConsistencyLevel: eventual` on its next pages too).
+    pub fn pages_as(
+        &self,
+        first: String,
+        consistency: Consistency,
+    ) -> impl Stream<Item = Result<Vec<Value>, GraphClientError>> + '_ {
         futures::stream::try_unfold(Some(first), move |next| async move {
             let Some(url) = next else { return Ok(None) };
-            let page = self.get_json_retrying(&url).await?;
+            let page = self.get_json_retrying_as(&url, consistency).await?;
             let next = page
                 .get("@odata.nextLink")
                 .and_then(Value::as_str)
@@ -243,6 +283,15 @@ impl GraphClient {
             Ok(Some((items, next)))
         })
     }
+}
+
+/// The consistency level a directory read asks for. Entra serves casts, `$count`, `$search` and
+/// some `$filter`s only as advanced queries, under `ConsistencyLevel: eventual` (graph-facts §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    #[default]
+    Default,
+    Eventual,
 }
 
 fn collect_headers(resp: &reqwest::Response) -> Headers {

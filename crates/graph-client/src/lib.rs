@@ -14,7 +14,7 @@ mod error;
 
 pub use certificate::{AssertionStyle, ClientCertificate};
 pub use claims::TokenClaims;
-pub use client::{BatchReply, GraphClient, ReplyMeta};
+pub use client::{BatchReply, Consistency, GraphClient, ReplyMeta};
 pub use cloud::{Cloud, Endpoints};
 pub use credential::{Credential, DeviceCodePrompt, TokenProvider};
 pub use error::{GraphClientError, TokenError};

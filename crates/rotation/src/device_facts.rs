@@ -306,21 +306,25 @@ pub(crate) fn second_source_request(action: Action, entra_id: &str) -> Request {
     match action {
         Action::BitLocker => {
             let filter = format!("deviceId eq '{entra_id}'");
-            let mut r = Request::get(format!(
+            with_user_agent(Request::get(format!(
                 "/informationProtection/bitlocker/recoveryKeys?$filter={}&$select=id,createdDateTime,deviceId",
                 crate::graph_source::enc(&filter)
-            ));
-            // The recovery key listing refuses requests without a User-Agent.
-            r.headers.insert(
-                "User-Agent".into(),
-                concat!("intune-rotate/", env!("CARGO_PKG_VERSION")).into(),
-            );
-            r
+            )))
         }
-        _ => Request::get(format!(
+        _ => with_user_agent(Request::get(format!(
             "/directory/deviceLocalCredentials/{entra_id}?$select=id,deviceName,lastBackupDateTime"
-        )),
+        ))),
     }
+}
+
+/// Both reads document `User-Agent` as required (graph-facts §11): a `$batch` item carries only
+/// the headers it is given, so each item names the tool.
+fn with_user_agent(mut r: Request) -> Request {
+    r.headers.insert(
+        "User-Agent".into(),
+        concat!("intune-rotate/", env!("CARGO_PKG_VERSION")).into(),
+    );
+    r
 }
 
 /// The newest key's creation (and the key count), or the last LAPS backup.

@@ -11,7 +11,7 @@ use crate::graph_source::{FetchReport, enc};
 use crate::named::{self, Collection, Named};
 use crate::{GraphClientError, RotationError};
 use futures::StreamExt;
-use graph_client::GraphClient;
+use graph_client::{Consistency, GraphClient};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 
@@ -135,11 +135,12 @@ async fn read_device_members(
     members: &mut Members,
 ) -> Result<(), RotationError> {
     let url = format!(
-        "/groups/{}/transitiveMembers/microsoft.graph.device?$select=id,deviceId,displayName&$top=999",
+        "/groups/{}/transitiveMembers/microsoft.graph.device?$select=id,deviceId,displayName&$top=999&$count=true",
         enc(&group.id)
     );
     let mut without_device_id = 0usize;
-    let mut pages = std::pin::pin!(client.pages(url));
+    // A cast is an advanced query: Entra refuses it without `$count` and `ConsistencyLevel`.
+    let mut pages = std::pin::pin!(client.pages_as(url, Consistency::Eventual));
     while let Some(page) = pages.next().await {
         for item in page.map_err(|e| RotationError::listing("group members", e))? {
             members.device_members += 1;
@@ -170,10 +171,10 @@ async fn read_user_members(
     members: &mut Members,
 ) -> Result<(), RotationError> {
     let url = format!(
-        "/groups/{}/transitiveMembers/microsoft.graph.user?$select=id,userPrincipalName&$top=999",
+        "/groups/{}/transitiveMembers/microsoft.graph.user?$select=id,userPrincipalName&$top=999&$count=true",
         enc(&group.id)
     );
-    let mut pages = std::pin::pin!(client.pages(url));
+    let mut pages = std::pin::pin!(client.pages_as(url, Consistency::Eventual));
     while let Some(page) = pages.next().await {
         for item in page.map_err(|e| RotationError::listing("group members", e))? {
             if let Some(id) = item.get("id").and_then(Value::as_str) {

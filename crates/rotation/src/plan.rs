@@ -105,8 +105,11 @@ impl Policy {
             return Some(why);
         }
         if let (Some(limit), Some(seen)) = (self.stale_after, d.last_sync.as_deref())
-            && let Ok(at) = humantime::parse_rfc3339_weak(seen.trim().trim_end_matches('Z'))
-            && self.now.duration_since(at).is_ok_and(|age| age > limit)
+            && let Some(ms) = crate::ledger::parse_ms(seen)
+            && self
+                .now
+                .duration_since(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+                .is_ok_and(|age| age > limit)
         {
             return Some(format!(
                 "stale: last check-in {seen} is older than {}",

@@ -86,6 +86,17 @@ async fn read_chunk<K: Copy>(
     done.into_inner().expect("not poisoned")
 }
 
+/// A single entity as Graph's documentation shows some of them, `{"value": {…}}`, is read as the
+/// entity itself (graph-facts §11); a collection's `value` array is left as it is.
+pub(crate) fn unwrapped(body: Value) -> Value {
+    match body {
+        Value::Object(mut map) if map.get("value").is_some_and(Value::is_object) => {
+            map.remove("value").expect("checked")
+        }
+        other => other,
+    }
+}
+
 type Pass<K> = (Vec<(K, Read)>, Vec<(K, Request)>, Option<Duration>);
 
 async fn read_once<K: Copy>(
@@ -138,7 +149,8 @@ async fn read_once<K: Copy>(
         match (r.status, r.classify(SystemTime::now())) {
             (404, _) => read.push((*key, Read::NotFound)),
             (_, ItemClass::Success) => {
-                read.push((*key, Read::Body(r.body.clone().unwrap_or(Value::Null))));
+                let body = r.body.clone().unwrap_or(Value::Null);
+                read.push((*key, Read::Body(unwrapped(body))));
             }
             // A 401 on one item is a token turning over: read it again with the next one.
             (401, class @ ItemClass::Auth)
@@ -159,4 +171,24 @@ async fn read_once<K: Copy>(
         }
     }
     (read, again, wait)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unwrapped;
+    use serde_json::json;
+
+    #[test]
+    fn a_wrapped_single_entity_is_read_as_the_entity() {
+        let wrapped = json!({"@odata.context": "x", "value": {"id": "a", "lastBackupDateTime": "t"}});
+        assert_eq!(unwrapped(wrapped), json!({"id": "a", "lastBackupDateTime": "t"}));
+    }
+
+    #[test]
+    fn an_entity_at_the_top_level_and_a_collection_stay_as_they_are() {
+        let top = json!({"id": "a", "lastBackupDateTime": "t"});
+        assert_eq!(unwrapped(top.clone()), top);
+        let list = json!({"value": [{"id": "a"}]});
+        assert_eq!(unwrapped(list.clone()), list);
+    }
 }

@@ -96,9 +96,7 @@ pub fn our_result(device: &Value, matcher: &ResultMatcher, sent_ms: u64) -> Foun
         .flatten();
     for r in results {
         let text = |k: &str| r.get(k).and_then(Value::as_str);
-        let Some(ms) = text("startDateTime").and_then(|s| {
-            parse_ms(s).or_else(|| parse_ms(&format!("{}Z", s.trim_end_matches('Z'))))
-        }) else {
+        let Some(ms) = text("startDateTime").and_then(parse_ms) else {
             continue;
         };
         if ms < since {

@@ -472,10 +472,28 @@ pub(crate) fn parse_ms(at: &str) -> Option<u64> {
     if let Some(ms) = replay::fast_ms(at) {
         return Some(ms);
     }
-    let t = humantime::parse_rfc3339(at).ok()?;
-    t.duration_since(std::time::UNIX_EPOCH)
-        .ok()
-        .map(|d| d.as_millis() as u64)
+    graph_time_ms(at)
+}
+
+/// Unix milliseconds of any timestamp Graph or an export writes: `Z` or an offset
+/// (`2016-12-31T23:58:46.7156189-08:00`), up to nine fraction digits, or no zone at all (taken as
+/// UTC), with `T` or a space between date and time.
+pub(crate) fn graph_time_ms(at: &str) -> Option<u64> {
+    use time::format_description::well_known::Rfc3339;
+    let at = at.trim();
+    let mut text = at.to_string();
+    if text.len() > 10 && text.as_bytes()[10] == b' ' {
+        text.replace_range(10..11, "T");
+    }
+    let zoned = text.len() > 19 && {
+        let tail = &text[19..];
+        tail.ends_with(['Z', 'z']) || tail.contains(['+', '-'])
+    };
+    if !zoned {
+        text.push('Z');
+    }
+    let t = time::OffsetDateTime::parse(&text, &Rfc3339).ok()?;
+    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 pub fn now_iso() -> String {
@@ -1070,6 +1088,17 @@ fn replay(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn graph_times_with_an_offset_and_seven_fraction_digits_are_read_as_the_instant_they_name() {
+        let utc = parse_ms("2017-01-01T07:58:46.715Z").unwrap();
+        assert_eq!(parse_ms("2016-12-31T23:58:46.7156189-08:00"), Some(utc));
+        assert_eq!(parse_ms("2017-01-01T07:58:46.7156189Z"), Some(utc));
+        assert_eq!(parse_ms("2017-01-01T07:58:46.7156189"), Some(utc));
+        assert_eq!(parse_ms("2017-01-01 07:58:46.715"), Some(utc));
+        assert_eq!(parse_ms("2017-01-01T09:58:46.715+02:00"), Some(utc));
+        assert_eq!(parse_ms("yesterday"), None);
+    }
     use super::*;
 
     fn header() -> RunHeader {
