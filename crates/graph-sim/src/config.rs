@@ -60,14 +60,18 @@ impl ResultNames {
                 (name.to_string(), None)
             }
             // As the schema names them: `rotateBitLockerKeysDeviceActionResult`,
-            // `locateDeviceActionResult`.
-            ResultNames::Typed => {
-                let stem = action.strip_suffix("Device").unwrap_or(action);
-                (
-                    "deviceAction".to_string(),
-                    Some(format!("#microsoft.graph.{stem}DeviceActionResult")),
-                )
-            }
+            // `locateDeviceActionResult`. Of the rotate actions only BitLocker's has a type of
+            // its own (graph-facts §11); the others are plain results under their name.
+            ResultNames::Typed => match action {
+                "rotateBitLockerKeys" | "locateDevice" => {
+                    let stem = action.strip_suffix("Device").unwrap_or(action);
+                    (
+                        "deviceAction".to_string(),
+                        Some(format!("#microsoft.graph.{stem}DeviceActionResult")),
+                    )
+                }
+                _ => (action.to_string(), None),
+            },
             ResultNames::Other(name) => (name.clone(), None),
         }
     }
@@ -155,6 +159,8 @@ pub struct SimConfig {
     pub filter_mode: crate::FilterMode,
     /// Serve https with a certificate made at start (`SimHandle::ca_pem` is its CA).
     pub tls: bool,
+    /// How answers are shaped where real tenants differ from the simple reading (graph-facts §11).
+    pub shapes: crate::Shapes,
 }
 
 pub const DEFAULT_TENANT: &str = "5e1f0c2a-7d3b-4c8e-9a61-0b2d4f6e8a10";
@@ -201,6 +207,7 @@ impl Default for SimConfig {
             decoy_results: false,
             filter_mode: crate::FilterMode::Ignore,
             tls: false,
+            shapes: crate::Shapes::default(),
         }
     }
 }

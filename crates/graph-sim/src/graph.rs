@@ -7,7 +7,10 @@ use crate::directory::Directory;
 use crate::filter::{self, FieldValue, Op, Supported};
 use crate::odata::{self, Shape};
 use crate::stats::Stats;
-use crate::tenant::{ActionResult, DEVICE_FILTERS, ScriptKind, Tenant};
+use crate::shapes::{ActionPermissions, DeviceFilters, EntityForm, MemberCasts};
+use crate::tenant::{
+    ActionResult, Answer, DEVICE_FILTERS, DOCUMENTED_DEVICE_FILTERS, ScriptKind, Tenant,
+};
 use crate::throttle::{Throttle, Verdict};
 use base64::Engine;
 use rand::rngs::StdRng;
@@ -117,29 +120,22 @@ fn has_any(claims: &Claims, roles: &[&str]) -> bool {
         .any(|r| roles.iter().any(|x| x.eq_ignore_ascii_case(r)))
 }
 
-/// Whether the token's roles allow `action` (graph-facts §1; LAPS accepts the documented pair too).
-fn may_run<'a>(claims: &Claims, action: &'a str) -> Result<(), &'a str> {
-    let ok = match action {
-        "rotateFileVaultKey" => has_any(
-            claims,
-            &["DeviceManagementManagedDevices.PrivilegedOperations.All"],
-        ),
-        "rotateLocalAdminPassword" => {
-            has_any(
-                claims,
-                &[
-                    "DeviceManagementManagedDevices.PrivilegedOperations.All",
-                    "DeviceManagementManagedDevices.ReadWrite.All",
-                ],
-            ) || (has_any(claims, READ_CONFIG) && has_any(claims, READ_DEVICES))
+/// Whether the token's roles allow `action`: as each action's page lists them (graph-facts §11),
+/// or, in the broad form, as a service that takes either write permission would.
+fn may_run<'a>(claims: &Claims, action: &'a str, form: ActionPermissions) -> Result<(), &'a str> {
+    const PRIVILEGED: &str = "DeviceManagementManagedDevices.PrivilegedOperations.All";
+    const READ_WRITE: &str = "DeviceManagementManagedDevices.ReadWrite.All";
+    let ok = match (action, form) {
+        ("rotateFileVaultKey", _) => has_any(claims, &[PRIVILEGED]),
+        ("rotateLocalAdminPassword", ActionPermissions::AsDocumented) => {
+            has_any(claims, &[PRIVILEGED, READ_WRITE])
         }
-        _ => has_any(
-            claims,
-            &[
-                "DeviceManagementManagedDevices.ReadWrite.All",
-                "DeviceManagementManagedDevices.PrivilegedOperations.All",
-            ],
-        ),
+        ("rotateLocalAdminPassword", ActionPermissions::Broad) => {
+            has_any(claims, &[PRIVILEGED, READ_WRITE])
+                || (has_any(claims, READ_CONFIG) && has_any(claims, READ_DEVICES))
+        }
+        (_, ActionPermissions::AsDocumented) => has_any(claims, &[READ_WRITE]),
+        (_, ActionPermissions::Broad) => has_any(claims, &[READ_WRITE, PRIVILEGED]),
     };
     if ok { Ok(()) } else { Err(action) }
 }
@@ -212,12 +208,13 @@ fn no_segment(segment: &str) -> SimResponse {
 
 impl Sim {
     pub fn new(config: SimConfig, base_url: String) -> Self {
-        let tenant = Tenant::generate(
+        let mut tenant = Tenant::generate(
             config.devices,
             config.mac_share,
             config.seed,
             SystemTime::now(),
         );
+        tenant.shapes = config.shapes;
         let throttle = Throttle::new(
             config.post_limit,
             config.tenant_post_limit,
@@ -339,7 +336,7 @@ impl Sim {
         };
         let allowed = match &route {
             Route::Action { action, .. } => {
-                may_run(&claims, action).map_err(|a| format!("the {a} action"))
+                may_run(&claims, action, self.config.shapes.action_permissions).map_err(|a| format!("the {a} action"))
             }
             Route::List(Listing::RunStates(..)) => {
                 if has_any(&claims, READ_CONFIG) {
@@ -576,6 +573,7 @@ impl Sim {
                         let rs = t.scripts[script]
                             .run_states
                             .iter()
+                            .filter(|r| t.devices[r.device].runs(kind, &t.shapes))
                             .find(|r| eq(&r.id, rid))
                             .ok_or_else(|| not_found(&format!("deviceRunState {rid}")))?;
                         match tail {
@@ -677,6 +675,18 @@ impl Sim {
                         {
                             return Err(no_segment(c));
                         }
+                        // A cast is an advanced query (graph-facts §11).
+                        if cast.is_some()
+                            && self.config.shapes.member_casts == MemberCasts::AdvancedQuery
+                            && !(eventual(req) && wants_count(req))
+                        {
+                            return Err(graph_error(
+                                400,
+                                "Request_UnsupportedQuery",
+                                "Unsupported Query. An OData cast on a member listing is an advanced query: it needs the ConsistencyLevel: eventual header and $count=true.",
+                                None,
+                            ));
+                        }
                         let items = dir
                             .members(g, eq(members, "transitiveMembers"))
                             .into_iter()
@@ -755,8 +765,9 @@ impl Sim {
                             .enumerate()
                             .filter(move |(_, at)| **at <= now)
                             .map(move |(k, at)| json!({
-                                "id": format!("{}-{k:03}", &d.id[..8]),
-                                "createdDateTime": crate::time::iso(*at),
+                                // A GUID of its own per key, as Entra's key ids are.
+                                "id": format!("{}{:03x}", &d.id[..33], k % 4096),
+                                "createdDateTime": t.shapes.time(*at),
                                 "volumeType": "operatingSystemVolume",
                                 "deviceId": d.azure_ad_device_id,
                             }))
@@ -782,8 +793,8 @@ impl Sim {
                     item: json!({
                         "id": d.azure_ad_device_id,
                         "deviceName": d.name,
-                        "lastBackupDateTime": crate::time::iso(backup),
-                        "refreshDateTime": crate::time::iso(backup + Duration::from_secs(30 * 86_400)),
+                        "lastBackupDateTime": t.shapes.time(backup),
+                        "refreshDateTime": t.shapes.time(backup + Duration::from_secs(30 * 86_400)),
                     }),
                     entity: "deviceLocalCredentials",
                     need: READ_LAPS,
@@ -826,18 +837,30 @@ impl Sim {
         }
         match route {
             Route::Get(i) | Route::GetRunStateDevice(i) => {
-                let mut v = inner.tenant.devices[i].to_json(now);
-                v["@odata.context"] = json!(format!(
+                let t = &inner.tenant;
+                let v = t.devices[i].to_json(now, &t.shapes, Answer::Single);
+                let context = format!(
                     "{}/{}/$metadata#deviceManagement/managedDevices/$entity",
                     self.base_url, req.version
-                ));
-                SimResponse::json(200, select(v, query(req, "$select")))
+                );
+                SimResponse::json(200, self.entity(select(v, query(req, "$select")), context))
             }
-            Route::Object { mut item, .. } => {
-                item["@odata.context"] = json!(format!(
-                    "{}/{}/$metadata#directoryObjects/$entity",
-                    self.base_url, req.version
-                ));
+            Route::Object {
+                mut item, entity, ..
+            } => {
+                let context = match entity {
+                    "deviceLocalCredentials" => "directory/deviceLocalCredentials/$entity",
+                    "groups" => "groups/$entity",
+                    _ => "directoryObjects/$entity",
+                };
+                let context = format!("{}/{}/$metadata#{context}", self.base_url, req.version);
+                if entity == "deviceLocalCredentials" {
+                    return SimResponse::json(
+                        200,
+                        self.entity(select(item, query(req, "$select")), context),
+                    );
+                }
+                item["@odata.context"] = json!(context);
                 SimResponse::json(200, select(item, query(req, "$select")))
             }
             Route::Action { device, action } => {
@@ -957,7 +980,11 @@ impl Sim {
         };
         match listing {
             Listing::Devices(list) => {
-                let applied = match self.filter(req, DEVICE_FILTERS) {
+                let supported = match self.config.shapes.device_filters {
+                    DeviceFilters::Documented => DOCUMENTED_DEVICE_FILTERS,
+                    DeviceFilters::Practice => DEVICE_FILTERS,
+                };
+                let applied = match self.filter(req, supported) {
                     Ok(f) => f,
                     Err(resp) => return resp,
                 };
@@ -999,7 +1026,7 @@ impl Sim {
                     .iter()
                     .skip(skip)
                     .take(top)
-                    .map(|d| select(d.to_json(now), query(req, "$select")))
+                    .map(|d| select(d.to_json(now, &t.shapes, Answer::List), query(req, "$select")))
                     .collect();
                 // As Graph writes it: the navigation path, `deviceManagement/managedDevices`.
                 let entity = req.path.trim_start_matches('/').to_string();
@@ -1010,26 +1037,26 @@ impl Sim {
                 let expand =
                     query(req, "$expand").is_some_and(|e| e.eq_ignore_ascii_case("managedDevice"));
                 let script = &t.scripts[s];
-                let v = script
+                let states: Vec<_> = script
                     .run_states
+                    .iter()
+                    .filter(|rs| t.devices[rs.device].runs(kind, &t.shapes))
+                    .collect();
+                let v = states
                     .iter()
                     .skip(skip)
                     .take(top)
                     .map(|rs| {
-                        let mut v = json!({"id": rs.id, kind.state_field(): rs.state, "lastStateUpdateDateTime": crate::time::iso(now)});
+                        let mut v = json!({"id": rs.id, kind.state_field(): rs.state, "lastStateUpdateDateTime": t.shapes.time(now)});
                         if expand {
-                            v["managedDevice"] = t.devices[rs.device].to_json(now);
+                            v["managedDevice"] =
+                                t.devices[rs.device].to_json(now, &t.shapes, Answer::List);
                         }
                         v
                     })
                     .collect();
-                self.page(
-                    req,
-                    v,
-                    script.run_states.len(),
-                    skip + top,
-                    "deviceRunStates",
-                )
+                let entity = format!("deviceManagement/{}('{}')/deviceRunStates", kind.collection(), script.id);
+                self.page(req, v, states.len(), skip + top, &entity)
             }
             Listing::Objects {
                 items,
@@ -1110,6 +1137,17 @@ impl Sim {
     ) -> Result<filter::Applied, SimResponse> {
         filter::read(query(req, "$filter"), supported, self.config.filter_mode)
             .map_err(|message| graph_error(400, "BadRequest", &message, None))
+    }
+
+    /// A single Intune entity in this tenant's form: wrapped in `value`, or at the top level.
+    fn entity(&self, mut v: Value, context: String) -> Value {
+        match self.config.shapes.entities {
+            EntityForm::Wrapped => json!({"@odata.context": context, "value": v}),
+            EntityForm::TopLevel => {
+                v["@odata.context"] = json!(context);
+                v
+            }
+        }
     }
 
     /// One page of a listing of `total` items; the next starts at `next`.
@@ -1209,6 +1247,13 @@ fn check_options(req: &SimRequest, route: &Route) -> Result<(), SimResponse> {
     };
     let emitted: Vec<&str> = emitted.iter().map(String::as_str).collect();
     odata::check(req, shape, &emitted)
+}
+
+/// `ConsistencyLevel: eventual`, the header of an advanced query.
+fn eventual(req: &SimRequest) -> bool {
+    req.headers
+        .get("consistencylevel")
+        .is_some_and(|v| v.eq_ignore_ascii_case("eventual"))
 }
 
 /// `$count=true`.

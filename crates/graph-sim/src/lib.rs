@@ -15,6 +15,7 @@ mod fleet;
 mod graph;
 mod odata;
 mod server;
+mod shapes;
 mod stats;
 mod tenant;
 mod throttle;
@@ -28,7 +29,11 @@ pub use filter::FilterMode;
 pub use graph_batch::{Quota, QuotaParseError};
 pub use server::{SimHandle, start, start_fleet, start_on};
 pub use stats::Stats;
-pub use tenant::{DEVICE_FILTERS, Device, Tenant};
+pub use shapes::{
+    ActionPermissions, DeviceFilters, EntityForm, ListResults, MemberCasts, OsVersionForm,
+    ScriptPlatforms, Shapes, ShapesPreset, TimeForm, UnknownMembers,
+};
+pub use tenant::{Answer, DEVICE_FILTERS, DOCUMENTED_DEVICE_FILTERS, Device, Tenant};
 pub use throttle::ThrottleModel;
 
 /// Every Graph permission the simulator knows; tokens carry all of them unless told otherwise.

@@ -142,6 +142,62 @@ struct Args {
     /// with more, as Intune does; an unsupported `or` returns everything) or refuse (400).
     #[arg(long, value_enum, default_value = "ignore")]
     filter_mode: graph_sim::FilterMode,
+    #[command(flatten)]
+    shapes: ShapeArgs,
+}
+
+/// How answers are shaped where real tenants differ from the simple reading (docs/graph-sim.md,
+/// "Real shapes"). Each defaults to what real tenants answer; `--shapes simple` is every kinder
+/// form at once, and a flag of its own chooses one form over the preset.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Real shapes (graph-facts §11)")]
+struct ShapeArgs {
+    /// Every form at once: real (what tenants answer) or simple (the plain reading of the docs).
+    #[arg(long, value_enum, default_value = "real")]
+    shapes: graph_sim::ShapesPreset,
+    /// macOS osVersion with its build, `14.5 (23F79)`, or plain, `14.5`.
+    #[arg(long, value_enum)]
+    os_versions: Option<graph_sim::OsVersionForm>,
+    /// deviceActionResults in device listings: omitted (filled on a single-device GET only) or included.
+    #[arg(long, value_enum)]
+    list_results: Option<graph_sim::ListResults>,
+    /// Which devices script run states hold: as-modelled (Macs in shell scripts only) or any.
+    #[arg(long, value_enum)]
+    script_platforms: Option<graph_sim::ScriptPlatforms>,
+    /// Member listings with a cast: advanced-query (400 without ConsistencyLevel and $count) or plain.
+    #[arg(long, value_enum)]
+    member_casts: Option<graph_sim::MemberCasts>,
+    /// Single Intune entities (a device, a LAPS credential): wrapped in `value`, or top-level.
+    #[arg(long, value_enum)]
+    entities: Option<graph_sim::EntityForm>,
+    /// Timestamps: offset (`…46.7156189-08:00`) or utc (`…46Z`).
+    #[arg(long, value_enum)]
+    times: Option<graph_sim::TimeForm>,
+    /// Permissions of the rotate actions: as-documented (per action page) or broad.
+    #[arg(long, value_enum)]
+    action_permissions: Option<graph_sim::ActionPermissions>,
+    /// `unknown` join type and ownership on some devices: present or absent.
+    #[arg(long, value_enum)]
+    unknown_members: Option<graph_sim::UnknownMembers>,
+    /// managedDevices $filter properties: documented (the SDK's few) or practice (operatingSystem too).
+    #[arg(long, value_enum)]
+    device_filters: Option<graph_sim::DeviceFilters>,
+}
+
+impl ShapeArgs {
+    fn shapes(&self) -> graph_sim::Shapes {
+        let mut s = graph_sim::Shapes::preset(self.shapes);
+        s.os_versions = self.os_versions.unwrap_or(s.os_versions);
+        s.list_results = self.list_results.unwrap_or(s.list_results);
+        s.script_platforms = self.script_platforms.unwrap_or(s.script_platforms);
+        s.member_casts = self.member_casts.unwrap_or(s.member_casts);
+        s.entities = self.entities.unwrap_or(s.entities);
+        s.times = self.times.unwrap_or(s.times);
+        s.action_permissions = self.action_permissions.unwrap_or(s.action_permissions);
+        s.unknown_members = self.unknown_members.unwrap_or(s.unknown_members);
+        s.device_filters = self.device_filters.unwrap_or(s.device_filters);
+        s
+    }
 }
 
 const fn graph_sim_default_tenant() -> &'static str {
@@ -198,6 +254,7 @@ fn config(a: Args) -> Result<SimConfig, String> {
         decoy_results: a.decoy_results,
         filter_mode: a.filter_mode,
         tls: a.tls,
+        shapes: a.shapes.shapes(),
         ..SimConfig::default()
     };
     if let Some(roles) = a.roles {

@@ -2,7 +2,7 @@
 
 use crate::directory::Directory;
 use crate::filter::{FieldValue, Op};
-use crate::time::iso;
+use crate::shapes::{ListResults, OsVersionForm, ScriptPlatforms, Shapes, UnknownMembers};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -29,7 +29,7 @@ impl ActionResult {
         }
     }
 
-    fn to_json(&self, now: SystemTime) -> Value {
+    fn to_json(&self, now: SystemTime, shapes: &Shapes) -> Value {
         let updated = if now >= self.completes {
             self.completes
         } else {
@@ -38,8 +38,8 @@ impl ActionResult {
         let mut v = json!({
             "actionName": self.action_name,
             "actionState": self.state(now),
-            "startDateTime": iso(self.started),
-            "lastUpdatedDateTime": iso(updated),
+            "startDateTime": shapes.time(self.started),
+            "lastUpdatedDateTime": shapes.time(updated),
         });
         if let Some(t) = &self.odata_type {
             v["@odata.type"] = json!(t);
@@ -57,7 +57,10 @@ pub struct Device {
     pub user_id: String,
     pub upn: String,
     pub os: &'static str,
+    /// The version as a number (`14.5`, `10.0.22631.3155`); `osVersion` adds a Mac's build.
     pub os_version: String,
+    /// A Mac's build (`23F79`), which real tenants write after the version.
+    pub os_build: Option<String>,
     pub encrypted: bool,
     pub last_sync: SystemTime,
     pub management_agent: &'static str,
@@ -68,8 +71,11 @@ pub struct Device {
     pub owner: &'static str,
     /// `joinType`: `azureADJoined`, `hybridAzureADJoined`, `azureADRegistered` or `unknown`.
     pub join_type: &'static str,
+    /// The service does not know the join type or ownership it really has, and says `unknown`
+    /// (where `UnknownMembers::Present`).
+    pub reports_unknown: bool,
     pub supervised: bool,
-    /// `processorArchitecture`: `arm64` or `x64`.
+    /// The processor, `arm64` or `x64`; Graph writes the first as its enum member `arM64`.
     pub architecture: &'static str,
     /// FileVault's state in the encryption report (`fileVaultStates`): `success`, or a flag such
     /// as `escrowNotEnabled`, `driveEncryptedByUser`, `userDeferredEncryption`.
@@ -84,7 +90,11 @@ pub struct Device {
     pub action_results: Vec<ActionResult>,
 }
 
-/// The `$filter` clauses the service applies to device listings; others are dropped or refused.
+/// The `$filter` clauses the SDK documents for device listings (of those a device here has).
+pub const DOCUMENTED_DEVICE_FILTERS: crate::filter::Supported =
+    &[("deviceName", Op::Eq), ("lastSyncDateTime", Op::Lt)];
+
+/// The `$filter` clauses device listings are seen to apply in practice; others are dropped or refused.
 pub const DEVICE_FILTERS: crate::filter::Supported = &[
     ("id", Op::Eq),
     ("operatingSystem", Op::Eq),
@@ -108,7 +118,7 @@ impl Device {
                 .unwrap_or(0)
         };
         let mac = |v: &str| {
-            let mut p = v.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
+            let mut p = v.split('.').map(|x| x.trim().parse::<u32>().unwrap_or(0));
             (p.next().unwrap_or(0), p.next().unwrap_or(0))
         };
         match action {
@@ -141,8 +151,28 @@ impl Device {
         self.management_agent.starts_with("configurationManager")
     }
 
-    /// The device as Graph lists it; `deviceActionResults` included.
-    pub fn to_json(&self, now: SystemTime) -> Value {
+    /// `osVersion` as this tenant writes it.
+    pub fn os_version_text(&self, shapes: &Shapes) -> String {
+        match (&self.os_build, shapes.os_versions) {
+            (Some(build), OsVersionForm::WithBuild) => format!("{} ({build})", self.os_version),
+            _ => self.os_version.clone(),
+        }
+    }
+
+    /// The device as Graph answers it: in a listing, or on a GET of this one device, where
+    /// `deviceActionResults` may be all a listing leaves out.
+    pub fn to_json(&self, now: SystemTime, shapes: &Shapes, answer: Answer) -> Value {
+        let unknown = self.reports_unknown && shapes.unknown_members == UnknownMembers::Present;
+        let results: Vec<Value> = match (answer, shapes.list_results) {
+            (Answer::List, ListResults::Omitted) => Vec::new(),
+            // An action carried out late is not there until it starts.
+            _ => self
+                .action_results
+                .iter()
+                .filter(|r| r.started <= now)
+                .map(|r| r.to_json(now, shapes))
+                .collect(),
+        };
         json!({
             "id": self.id,
             "deviceName": self.name,
@@ -150,9 +180,9 @@ impl Device {
             "userId": self.user_id,
             "userPrincipalName": self.upn,
             "operatingSystem": self.os,
-            "osVersion": self.os_version,
+            "osVersion": self.os_version_text(shapes),
             "isEncrypted": self.encrypted,
-            "lastSyncDateTime": iso(self.last_sync),
+            "lastSyncDateTime": shapes.time(self.last_sync),
             "managementAgent": self.management_agent,
             "azureADDeviceId": self.azure_ad_device_id,
             "deviceEnrollmentType": self.enrollment_type,
@@ -164,16 +194,40 @@ impl Device {
                 "Windows" => "Contoso Laptop 7",
                 _ => "Contoso Phone",
             },
-            "enrolledDateTime": "2025-01-01T00:00:00Z",
+            "enrolledDateTime": shapes.time(SystemTime::UNIX_EPOCH + Duration::from_secs(1_735_689_600)),
             "complianceState": if self.encrypted { "compliant" } else { "noncompliant" },
-            "managedDeviceOwnerType": self.owner,
-            "joinType": self.join_type,
+            "managedDeviceOwnerType": if unknown { "unknown" } else { self.owner },
+            "joinType": if unknown { "unknown" } else { self.join_type },
             "isSupervised": self.supervised,
-            "processorArchitecture": self.architecture,
-            // An action carried out late is not there until it starts.
-            "deviceActionResults": self.action_results.iter().filter(|r| r.started <= now).map(|r| r.to_json(now)).collect::<Vec<_>>(),
+            "processorArchitecture": architecture_member(self.architecture),
+            "deviceActionResults": results,
         })
     }
+
+    /// Whether a script of `kind` runs on this device (the SDK's models: PowerShell on Windows,
+    /// shell scripts on Macs).
+    pub fn runs(&self, kind: ScriptKind, shapes: &Shapes) -> bool {
+        if shapes.script_platforms == ScriptPlatforms::Any {
+            return true;
+        }
+        match kind {
+            ScriptKind::Health | ScriptKind::Management => self.os == "Windows",
+            ScriptKind::Compliance => matches!(self.os, "Windows" | "macOS" | "Linux"),
+            ScriptKind::Shell | ScriptKind::CustomAttribute => self.os == "macOS",
+        }
+    }
+}
+
+/// `processorArchitecture` as Graph's enum spells it: `x86, x64, arm, arM64, unknown`.
+fn architecture_member(a: &str) -> &str {
+    if a.eq_ignore_ascii_case("arm64") { "arM64" } else { a }
+}
+
+/// Which answer a device is part of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    List,
+    Single,
 }
 
 /// Which script collection a script lives in; each has its own run-state field name.
@@ -182,6 +236,10 @@ pub enum ScriptKind {
     Health,
     Management,
     Compliance,
+    /// macOS shell scripts.
+    Shell,
+    /// macOS custom attributes, also shell scripts.
+    CustomAttribute,
 }
 
 impl ScriptKind {
@@ -190,6 +248,8 @@ impl ScriptKind {
             ScriptKind::Health => "deviceHealthScripts",
             ScriptKind::Management => "deviceManagementScripts",
             ScriptKind::Compliance => "deviceComplianceScripts",
+            ScriptKind::Shell => "deviceShellScripts",
+            ScriptKind::CustomAttribute => "deviceCustomAttributeShellScripts",
         }
     }
 
@@ -198,16 +258,19 @@ impl ScriptKind {
             ScriptKind::Health,
             ScriptKind::Management,
             ScriptKind::Compliance,
+            ScriptKind::Shell,
+            ScriptKind::CustomAttribute,
         ]
         .into_iter()
         .find(|k| k.collection().eq_ignore_ascii_case(name))
     }
 
-    /// Health and compliance scripts report `detectionState`; management scripts report `runState`.
+    /// Health and compliance scripts report `detectionState`; management, shell and
+    /// custom-attribute scripts (`deviceManagementScriptDeviceState`) report `runState`.
     pub fn state_field(self) -> &'static str {
         match self {
-            ScriptKind::Management => "runState",
-            _ => "detectionState",
+            ScriptKind::Health | ScriptKind::Compliance => "detectionState",
+            ScriptKind::Management | ScriptKind::Shell | ScriptKind::CustomAttribute => "runState",
         }
     }
 }
@@ -244,6 +307,8 @@ pub struct Tenant {
     pub apps: Vec<DetectedApp>,
     /// Entra device objects, users and groups.
     pub directory: Directory,
+    /// How the tenant's answers are shaped (set from the config when the simulator starts).
+    pub shapes: Shapes,
 }
 
 fn guid(rng: &mut StdRng) -> String {
@@ -274,6 +339,8 @@ fn script_name(kind: ScriptKind, k: usize) -> String {
         ScriptKind::Health => &["FileVault escrow check", "Battery report", "Battery report"],
         ScriptKind::Management => &["Set computer name", "Install support agent"],
         ScriptKind::Compliance => &["Firewall discovery", "Disk encryption discovery"],
+        ScriptKind::Shell => &["FileVault escrow check", "Rosetta check"],
+        ScriptKind::CustomAttribute => &["FileVault status"],
     };
     names.get(k).map_or_else(
         || format!("{} {}", kind.collection(), k + 1),
@@ -297,13 +364,24 @@ fn enrollment_type(os: &str, n: usize) -> &'static str {
         "iOS" => &["appleBulkWithUser", "appleUserEnrollment"],
         _ => &[
             "androidEnterpriseFullyManaged",
-            "androidEnterpriseWorkProfile",
+            "androidEnterpriseCorporateWorkProfile",
         ],
     };
     kinds[n % kinds.len()]
 }
 
 const RUN_STATES: [&str; 5] = ["success", "fail", "scriptError", "pending", "notApplicable"];
+/// `runState` of `deviceManagementScriptDeviceState` (shell and custom-attribute scripts).
+const MAC_RUN_STATES: [&str; 4] = ["success", "fail", "pending", "error"];
+
+/// A build for a macOS version, in Apple's form (`23F79` for 14.5): the major release's
+/// code, a letter for the minor release, a number.
+fn mac_build(version: &str, n: usize) -> String {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    let letter = (b'A' + (minor.min(25) as u8)) as char;
+    format!("{}{letter}{}", major + 9, 30 + (n * 37) % 300)
+}
 
 impl Tenant {
     /// The same seed and sizes give the same tenant, to the byte.
@@ -336,9 +414,14 @@ impl Tenant {
                     } else {
                         "mdm"
                     };
+                    // Four parts, as Windows reports them: `10.0.22631.3155`.
                     (
                         format!("DESKTOP-{n:06}"),
-                        format!("10.0.2{}", rng.random_range(2261..2631)),
+                        format!(
+                            "10.0.2{}.{}",
+                            rng.random_range(2261..2631),
+                            1000 + (n * 7919) % 3000
+                        ),
                         agent,
                     )
                 }
@@ -371,6 +454,7 @@ impl Tenant {
                 user_id,
                 upn,
                 os,
+                os_build: None,
                 os_version,
                 encrypted,
                 last_sync: now.checked_sub(age).unwrap_or(now),
@@ -379,6 +463,7 @@ impl Tenant {
                 // From the index, not the generator, so every other field stays as it was.
                 enrollment_type: enrollment_type(os, n),
                 owner: if n % 13 == 7 { "personal" } else { "company" },
+                reports_unknown: n % 37 == 9,
                 join_type: match (os, n % 7) {
                     ("Windows", 2) => "azureADRegistered",
                     ("Windows", 5) => "hybridAzureADJoined",
@@ -411,6 +496,9 @@ impl Tenant {
                 "macOS" if n % 17 == 3 => d.os_version = "11.4".into(),
                 "Windows" if n % 19 == 5 => d.os_version = "10.0.17763.5329".into(),
                 _ => {}
+            }
+            if d.os == "macOS" {
+                d.os_build = Some(mac_build(&d.os_version, n));
             }
         }
         let day = Duration::from_secs(86_400);
@@ -483,6 +571,30 @@ impl Tenant {
                 });
             }
         }
+        // macOS scripts from a generator of their own, so every other part stays as it was.
+        let mut mac_rng = StdRng::seed_from_u64(seed ^ 0x5de11);
+        for (kind, count) in [(ScriptKind::Shell, 2), (ScriptKind::CustomAttribute, 1)] {
+            for k in 0..count {
+                let id = guid(&mut mac_rng);
+                let mut run_states = Vec::new();
+                for (device, d) in list.iter().enumerate() {
+                    if d.os == "macOS" && mac_rng.random_bool(0.4) {
+                        let state = MAC_RUN_STATES[mac_rng.random_range(0..MAC_RUN_STATES.len())];
+                        run_states.push(RunState {
+                            id: format!("{id}:{}", d.id),
+                            device,
+                            state,
+                        });
+                    }
+                }
+                scripts.push(Script {
+                    id,
+                    kind,
+                    name: script_name(kind, k),
+                    run_states,
+                });
+            }
+        }
         // Two versions of one app are two detected apps with one display name.
         let apps = [
             ("Company Portal", "5.2411.0"),
@@ -506,6 +618,7 @@ impl Tenant {
             scripts,
             apps,
             directory,
+            shapes: Shapes::default(),
         }
     }
 
@@ -546,7 +659,7 @@ impl Tenant {
                 id = d.id,
                 name = d.name,
                 aad = d.azure_ad_device_id,
-                osv = d.os_version,
+                osv = d.os_version_text(&self.shapes),
                 serial = d.serial,
                 uid = d.user_id,
                 upn = d.upn,
