@@ -14,6 +14,15 @@ fn http() -> reqwest::Client {
         .unwrap()
 }
 
+/// A tenant in the simple forms the tests of other behaviours were written against; the real
+/// forms are tried one by one in the tests of graph-facts §11 below.
+fn simple(devices: usize) -> SimConfig {
+    SimConfig {
+        shapes: graph_sim::Shapes::simple(),
+        ..config(devices)
+    }
+}
+
 fn config(devices: usize) -> SimConfig {
     SimConfig {
         devices,
@@ -303,7 +312,7 @@ async fn paging_returns_every_device_exactly_once() {
 async fn filters_match_the_tenant_and_unsupported_ones_are_refused_in_refuse_mode() {
     let t = T::new(SimConfig {
         filter_mode: graph_sim::FilterMode::Refuse,
-        ..config(600)
+        ..simple(600)
     })
     .await;
     let token = t.token().await;
@@ -352,7 +361,7 @@ async fn filters_match_the_tenant_and_unsupported_ones_are_refused_in_refuse_mod
 
 #[tokio::test]
 async fn by_default_unsupported_clauses_are_dropped_and_an_or_returns_everything() {
-    let t = T::new(config(600)).await;
+    let t = T::new(simple(600)).await;
     let token = t.token().await;
     let truth = t.sim.tenant();
     let macs = truth.devices.iter().filter(|d| d.os == "macOS").count();
@@ -389,7 +398,7 @@ async fn by_default_unsupported_clauses_are_dropped_and_an_or_returns_everything
 
 #[tokio::test]
 async fn groups_list_their_transitive_members_with_casts_and_paging() {
-    let t = T::new(config(300)).await;
+    let t = T::new(simple(300)).await;
     let token = t.token().await;
     let dir = t.sim.tenant().directory;
     let (status, groups) = t
@@ -441,7 +450,7 @@ async fn without_device_read_members_carry_only_id_and_type() {
             "DeviceManagementManagedDevices.Read.All".into(),
             "GroupMember.Read.All".into(),
         ],
-        ..config(300)
+        ..simple(300)
     })
     .await;
     let token = t.token().await;
@@ -464,7 +473,7 @@ async fn without_device_read_members_carry_only_id_and_type() {
     );
     let no_groups = T::new(SimConfig {
         roles: vec!["DeviceManagementManagedDevices.Read.All".into()],
-        ..config(300)
+        ..simple(300)
     })
     .await;
     let token = no_groups.token().await;
@@ -493,7 +502,7 @@ async fn scripts_and_detected_apps_list_by_display_name() {
 
 #[tokio::test]
 async fn every_navigation_source_lists_the_simulators_truth() {
-    let t = T::new(config(300)).await;
+    let t = T::new(simple(300)).await;
     let token = t.token().await;
     let truth = t.sim.tenant();
     let user = &truth.devices[0];
@@ -547,7 +556,7 @@ async fn every_navigation_source_lists_the_simulators_truth() {
 
 #[tokio::test]
 async fn actions_run_on_every_path_and_refuse_the_wrong_platform() {
-    let t = T::new(config(400)).await;
+    let t = T::new(simple(400)).await;
     let token = t.token().await;
     let truth = t.sim.tenant();
     let mac = truth.devices.iter().find(|d| d.os == "macOS").unwrap();
@@ -1681,7 +1690,8 @@ async fn ghost_429_and_late_actions_are_carried_out_all_the_same() {
     assert!(lost, "the answer is lost");
     // Every request of this simulator loses its answer, reads too: look at the tenant itself.
     let listed = |at: std::time::SystemTime| {
-        t.sim.tenant().devices[0].to_json(at)["deviceActionResults"]
+        let tenant = t.sim.tenant();
+        tenant.devices[0].to_json(at, &tenant.shapes, graph_sim::Answer::Single)["deviceActionResults"]
             .as_array()
             .unwrap()
             .len()
@@ -1851,4 +1861,339 @@ async fn many_tenants_each_sign_in_list_and_count_on_their_own() {
         (Some(2), Some(3)),
         "{all}"
     );
+}
+
+// graph-facts §11: what real tenants answer. Each fact in its real form (the default) and in the
+// kinder form behind its flag.
+
+fn real(devices: usize) -> SimConfig {
+    config(devices)
+}
+
+async fn first_mac(t: &T, token: &str) -> Value {
+    let (status, page) = t
+        .get(token, "/beta/deviceManagement/managedDevices?$top=1000")
+        .await;
+    assert_eq!(status, 200, "{page}");
+    page["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["operatingSystem"] == "macOS")
+        .cloned()
+        .expect("a Mac")
+}
+
+#[tokio::test]
+async fn real_mac_versions_carry_the_build_and_windows_versions_have_four_parts() {
+    let t = T::new(real(200)).await;
+    let token = t.token().await;
+    let all = t
+        .all(&token, "/beta/deviceManagement/managedDevices?$top=1000")
+        .await;
+    for d in &all {
+        let v = d["osVersion"].as_str().unwrap();
+        match d["operatingSystem"].as_str().unwrap() {
+            "macOS" => {
+                let (number, build) = v.split_once(" (").expect("a build in brackets");
+                assert!(number.split('.').all(|p| p.parse::<u32>().is_ok()), "{v}");
+                assert!(build.ends_with(')') && build.len() > 3, "{v}");
+            }
+            "Windows" => assert_eq!(v.split('.').count(), 4, "{v}"),
+            _ => {}
+        }
+    }
+    let t = T::new(SimConfig {
+        shapes: graph_sim::Shapes {
+            os_versions: graph_sim::OsVersionForm::Plain,
+            ..Default::default()
+        },
+        ..real(200)
+    })
+    .await;
+    let token = t.token().await;
+    let mac = first_mac(&t, &token).await;
+    assert!(!mac["osVersion"].as_str().unwrap().contains('('), "{mac}");
+}
+
+#[tokio::test]
+async fn real_list_answers_leave_action_results_out_and_a_single_get_fills_them() {
+    for (form, listed) in [
+        (graph_sim::ListResults::Omitted, false),
+        (graph_sim::ListResults::Included, true),
+    ] {
+        let t = T::new(SimConfig {
+            shapes: graph_sim::Shapes {
+                list_results: form,
+                ..Default::default()
+            },
+            ..real(100)
+        })
+        .await;
+        let token = t.token().await;
+        let mac = first_mac(&t, &token).await;
+        let id = mac["id"].as_str().unwrap().to_string();
+        let (status, _) = t
+            .post(
+                &token,
+                &format!("/beta/deviceManagement/managedDevices/{id}/rotateFileVaultKey"),
+            )
+            .await;
+        assert_eq!(status, 204);
+        let again = t
+            .all(&token, "/beta/deviceManagement/managedDevices?$top=1000")
+            .await;
+        let in_list = again.iter().find(|d| d["id"] == id.as_str()).unwrap()["deviceActionResults"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(in_list > 0, listed, "{form:?}");
+        let (status, one) = t
+            .get(&token, &format!("/beta/deviceManagement/managedDevices/{id}"))
+            .await;
+        assert_eq!(status, 200);
+        let one = if one["value"].is_object() { &one["value"] } else { &one };
+        assert!(!one["deviceActionResults"].as_array().unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn real_script_run_states_hold_macs_in_shell_scripts_only() {
+    for (form, macs_in_health) in [
+        (graph_sim::ScriptPlatforms::AsModelled, false),
+        (graph_sim::ScriptPlatforms::Any, true),
+    ] {
+        let t = T::new(SimConfig {
+            shapes: graph_sim::Shapes {
+                script_platforms: form,
+                ..Default::default()
+            },
+            ..real(300)
+        })
+        .await;
+        let token = t.token().await;
+        let os_in = |coll: &'static str| {
+            let (t, token) = (&t, token.clone());
+            async move {
+                let scripts = t.all(&token, &format!("/beta/deviceManagement/{coll}")).await;
+                let mut seen = std::collections::BTreeSet::new();
+                for s in scripts {
+                    let id = s["id"].as_str().unwrap();
+                    let states = t
+                        .all(
+                            &token,
+                            &format!("/beta/deviceManagement/{coll}/{id}/deviceRunStates?$expand=managedDevice"),
+                        )
+                        .await;
+                    for r in states {
+                        seen.insert(r["managedDevice"]["operatingSystem"].as_str().unwrap().to_string());
+                    }
+                }
+                seen
+            }
+        };
+        let health = os_in("deviceHealthScripts").await;
+        assert_eq!(health.contains("macOS"), macs_in_health, "{form:?}: {health:?}");
+        let shell = os_in("deviceShellScripts").await;
+        assert_eq!(shell.iter().collect::<Vec<_>>(), ["macOS"], "{form:?}");
+        let attributes = os_in("deviceCustomAttributeShellScripts").await;
+        assert_eq!(attributes.iter().collect::<Vec<_>>(), ["macOS"], "{form:?}");
+    }
+}
+
+#[tokio::test]
+async fn real_member_casts_are_advanced_queries() {
+    for (form, plain_ok) in [
+        (graph_sim::MemberCasts::AdvancedQuery, false),
+        (graph_sim::MemberCasts::Plain, true),
+    ] {
+        let t = T::new(SimConfig {
+            shapes: graph_sim::Shapes {
+                member_casts: form,
+                ..Default::default()
+            },
+            ..real(200)
+        })
+        .await;
+        let token = t.token().await;
+        let gid = t.sim.tenant().directory.groups[0].id.clone();
+        let path = format!("/v1.0/groups/{gid}/transitiveMembers/microsoft.graph.device");
+        let (status, body) = t.get(&token, &path).await;
+        if plain_ok {
+            assert_eq!(status, 200, "{body}");
+        } else {
+            assert_eq!(status, 400, "{body}");
+            assert_eq!(body["error"]["code"], "Request_UnsupportedQuery");
+        }
+        let r = t
+            .http
+            .get(t.url(&format!("{path}?$count=true")))
+            .bearer_auth(&token)
+            .header("ConsistencyLevel", "eventual")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{form:?}: the advanced query is served");
+    }
+}
+
+#[tokio::test]
+async fn real_join_type_and_ownership_may_be_unknown_and_arm_is_arm64_as_graph_spells_it() {
+    for (form, unknown) in [
+        (graph_sim::UnknownMembers::Present, true),
+        (graph_sim::UnknownMembers::Absent, false),
+    ] {
+        let t = T::new(SimConfig {
+            shapes: graph_sim::Shapes {
+                unknown_members: form,
+                ..Default::default()
+            },
+            ..real(300)
+        })
+        .await;
+        let token = t.token().await;
+        let all = t
+            .all(&token, "/beta/deviceManagement/managedDevices?$top=1000")
+            .await;
+        let windows_unknown = all
+            .iter()
+            .any(|d| d["operatingSystem"] == "Windows" && d["joinType"] == "unknown");
+        let owner_unknown = all.iter().any(|d| d["managedDeviceOwnerType"] == "unknown");
+        assert_eq!((windows_unknown, owner_unknown), (unknown, unknown), "{form:?}");
+        assert!(all.iter().any(|d| d["processorArchitecture"] == "arM64"));
+        assert!(!all.iter().any(|d| d["processorArchitecture"] == "arm64"));
+        assert!(!all
+            .iter()
+            .any(|d| d["deviceEnrollmentType"] == "androidEnterpriseWorkProfile"));
+    }
+}
+
+#[tokio::test]
+async fn real_single_entities_come_wrapped_with_offset_times() {
+    for (entities, times) in [
+        (graph_sim::EntityForm::Wrapped, graph_sim::TimeForm::Offset),
+        (graph_sim::EntityForm::TopLevel, graph_sim::TimeForm::Utc),
+    ] {
+        let t = T::new(SimConfig {
+            shapes: graph_sim::Shapes {
+                entities,
+                times,
+                ..Default::default()
+            },
+            ..real(100)
+        })
+        .await;
+        let token = t.token().await;
+        let entra = {
+            let tenant = t.sim.tenant();
+            tenant
+                .devices
+                .iter()
+                .find(|d| !d.laps_backups.is_empty())
+                .unwrap()
+                .azure_ad_device_id
+                .clone()
+        };
+        let (status, body) = t
+            .get(&token, &format!("/beta/directory/deviceLocalCredentials/{entra}"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let entity = match entities {
+            graph_sim::EntityForm::Wrapped => &body["value"],
+            graph_sim::EntityForm::TopLevel => &body,
+        };
+        let at = entity["lastBackupDateTime"].as_str().expect("the entity's field");
+        match times {
+            graph_sim::TimeForm::Offset => {
+                assert!(at.ends_with("-08:00") && at.len() == 33, "{at}")
+            }
+            graph_sim::TimeForm::Utc => assert!(at.ends_with('Z'), "{at}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn real_action_permissions_are_those_each_page_lists() {
+    for (form, bitlocker_with_privileged) in [
+        (graph_sim::ActionPermissions::AsDocumented, 403),
+        (graph_sim::ActionPermissions::Broad, 204),
+    ] {
+        let t = T::new(SimConfig {
+            roles: vec![
+                "DeviceManagementManagedDevices.PrivilegedOperations.All".into(),
+                "DeviceManagementManagedDevices.Read.All".into(),
+            ],
+            shapes: graph_sim::Shapes {
+                action_permissions: form,
+                ..Default::default()
+            },
+            ..real(100)
+        })
+        .await;
+        let token = t.token().await;
+        let pc = {
+            let tenant = t.sim.tenant();
+            tenant
+                .devices
+                .iter()
+                .find(|d| d.os == "Windows")
+                .unwrap()
+                .id
+                .clone()
+        };
+        let (status, body) = t
+            .post(
+                &token,
+                &format!("/beta/deviceManagement/managedDevices/{pc}/rotateBitLockerKeys"),
+            )
+            .await;
+        assert_eq!(status, bitlocker_with_privileged, "{form:?}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn real_device_listings_apply_only_the_documented_filters() {
+    for (form, status) in [
+        (graph_sim::DeviceFilters::Documented, 400),
+        (graph_sim::DeviceFilters::Practice, 200),
+    ] {
+        let t = T::new(SimConfig {
+            filter_mode: graph_sim::FilterMode::Refuse,
+            shapes: graph_sim::Shapes {
+                device_filters: form,
+                ..Default::default()
+            },
+            ..real(100)
+        })
+        .await;
+        let token = t.token().await;
+        let (got, body) = t
+            .get(
+                &token,
+                "/beta/deviceManagement/managedDevices?$filter=operatingSystem%20eq%20%27macOS%27",
+            )
+            .await;
+        assert_eq!(got, status, "{form:?}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn recovery_key_ids_are_guids() {
+    let t = T::new(real(100)).await;
+    let token = t.token().await;
+    let r = t
+        .http
+        .get(t.url("/beta/informationProtection/bitlocker/recoveryKeys"))
+        .bearer_auth(&token)
+        .header("User-Agent", "sim-test")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    let keys = body["value"].as_array().unwrap();
+    assert!(!keys.is_empty());
+    for k in keys {
+        let id = k["id"].as_str().unwrap();
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+    }
 }
