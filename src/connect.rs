@@ -130,8 +130,11 @@ pub async fn preflight(
     match TokenClaims::decode(token.expose_secret()) {
         None => tracing::warn!("the access token is not a JWT; skipping the permission pre-check"),
         Some(claims) => {
-            rotation::check_token(&claims, &c.tenant, action)
+            let allowed = rotation::check_token(&claims, &c.tenant, action)
                 .map_err(|e| ConnectError::Auth(e.into()))?;
+            if let Some(w) = allowed.warning(action) {
+                tracing::warn!("{w}");
+            }
             if let Some(exp) = claims.exp {
                 let left = exp.saturating_sub(
                     std::time::SystemTime::now()

@@ -540,8 +540,12 @@ async fn plan(
     let facts = rotation::read_facts(&c.client, checked.source(), action, &wanted)
         .await
         .map_err(classify)?;
+    for note in &facts.notes {
+        tracing::info!(tenant = %c.tenant, "{note}");
+    }
     policy.facts = facts.devices;
     let header = RunHeader {
+        action_results: facts.results_read,
         signed_in_as: connect::signed_in_as(c).await,
         client_id: c.client_id.clone(),
         cloud: shared

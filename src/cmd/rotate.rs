@@ -78,6 +78,7 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
         Some(rows) => Plan::checked(list, rows),
         None => Plan::check(list)?,
     };
+    let mut results_read = None;
     if let Some(c) = &connection {
         let wanted = rotation::FactsWanted {
             rotated_within: policy.rotated_within,
@@ -90,6 +91,7 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
             eprintln!("{note}");
         }
         policy.facts = facts.devices;
+        results_read = facts.results_read;
     }
     if stop.requested() {
         return interrupted_before_sending();
@@ -104,6 +106,7 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
         None => None,
     };
     let header = RunHeader {
+        action_results: results_read,
         signed_in_as,
         client_id: connection
             .as_ref()

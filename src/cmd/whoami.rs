@@ -47,21 +47,22 @@ pub async fn run(a: WhoamiArgs) -> Result<ExitStatus, Failure> {
     });
     let perms = claims.permissions();
     // What the token allows: each capability, allowed, or what is missing (and what it costs).
-    let mut can: Vec<(String, Result<(), String>)> = Vec::new();
+    // Each capability: allowed (by which permission, where that is worth saying), or what is
+    // missing.
+    let mut can: Vec<(String, Result<Option<String>, String>)> = Vec::new();
     for action in Action::ALL {
-        let ok = claims.has(action.permission())
-            || claims.has("DeviceManagementManagedDevices.PrivilegedOperations.All");
+        // Per action, the permission its page lists that allows it (graph-facts §11).
         can.push((
             action.cli_name().to_string(),
-            if ok {
-                Ok(())
-            } else {
-                Err(format!("missing {}", action.permission()))
+            match rotation::Allowed::of(&claims, action) {
+                Some(rotation::Allowed::Listed(p)) => Ok(Some(format!("by {p}"))),
+                Some(a @ rotation::Allowed::Doubtful(_)) => Ok(a.warning(action)),
+                None => Err(format!("missing {}", action.permissions().join(" or "))),
             },
         ));
     }
     let any = |ps: &[&str]| ps.iter().any(|p| claims.has(p));
-    let rule = |ok: bool, missing: &str| if ok { Ok(()) } else { Err(missing.to_string()) };
+    let rule = |ok: bool, missing: &str| if ok { Ok(None) } else { Err(missing.to_string()) };
     can.push((
         "list devices".into(),
         rule(
@@ -129,7 +130,11 @@ pub async fn run(a: WhoamiArgs) -> Result<ExitStatus, Failure> {
             .map(|(name, r)| {
                 (
                     name.clone(),
-                    serde_json::json!({"allowed": r.is_ok(), "missing": r.as_ref().err()}),
+                    serde_json::json!({
+                        "allowed": r.is_ok(),
+                        "by": r.as_ref().ok().cloned().flatten(),
+                        "missing": r.as_ref().err(),
+                    }),
                 )
             })
             .collect();
@@ -167,8 +172,9 @@ pub async fn run(a: WhoamiArgs) -> Result<ExitStatus, Failure> {
             "  {:<14} {}",
             name,
             match r {
-                Ok(()) => "allowed",
-                Err(why) => why,
+                Ok(None) => "allowed".to_string(),
+                Ok(Some(how)) => format!("allowed {how}"),
+                Err(why) => why.clone(),
             }
         );
     }

@@ -401,10 +401,13 @@ pub fn sendable(d: &graph_sim::Device, action: &str) -> bool {
                 && r.started + std::time::Duration::from_secs(3600) < now
         })
     };
+    // Graph's `unknown` (join type, ownership) is skipped under strict eligibility.
+    let known = !d.reports_unknown;
     match action {
         "filevault" => {
             d.os == "macOS"
                 && d.encrypted
+                && known
                 && d.owner == "company"
                 && d.filevault_state == "success"
                 && !pending("rotateFileVaultKey")
@@ -415,8 +418,8 @@ pub fn sendable(d: &graph_sim::Device, action: &str) -> bool {
                 && d.architecture == "arm64"
                 && (part(0), part(1)) >= (11, 5)
         }
-        "bitlocker" => d.os == "Windows" && d.encrypted && joined && part(2) >= 18363,
-        "laps" => d.os == "Windows" && joined,
+        "bitlocker" => d.os == "Windows" && d.encrypted && known && joined && part(2) >= 18363,
+        "laps" => d.os == "Windows" && known && joined,
         other => panic!("unknown action {other}"),
     }
 }

@@ -215,6 +215,11 @@ impl Sim {
             SystemTime::now(),
         );
         tenant.shapes = config.shapes;
+        if config.shapes.unknown_members == crate::UnknownMembers::Absent {
+            for d in &mut tenant.devices {
+                d.reports_unknown = false;
+            }
+        }
         let throttle = Throttle::new(
             config.post_limit,
             config.tenant_post_limit,

@@ -2,7 +2,7 @@
 
 use crate::directory::Directory;
 use crate::filter::{FieldValue, Op};
-use crate::shapes::{ListResults, OsVersionForm, ScriptPlatforms, Shapes, UnknownMembers};
+use crate::shapes::{ListResults, OsVersionForm, ScriptPlatforms, Shapes};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -72,7 +72,7 @@ pub struct Device {
     /// `joinType`: `azureADJoined`, `hybridAzureADJoined`, `azureADRegistered` or `unknown`.
     pub join_type: &'static str,
     /// The service does not know the join type or ownership it really has, and says `unknown`
-    /// (where `UnknownMembers::Present`).
+    /// (cleared on every device where `UnknownMembers::Absent`).
     pub reports_unknown: bool,
     pub supervised: bool,
     /// The processor, `arm64` or `x64`; Graph writes the first as its enum member `arM64`.
@@ -162,7 +162,7 @@ impl Device {
     /// The device as Graph answers it: in a listing, or on a GET of this one device, where
     /// `deviceActionResults` may be all a listing leaves out.
     pub fn to_json(&self, now: SystemTime, shapes: &Shapes, answer: Answer) -> Value {
-        let unknown = self.reports_unknown && shapes.unknown_members == UnknownMembers::Present;
+        let unknown = self.reports_unknown;
         let results: Vec<Value> = match (answer, shapes.list_results) {
             (Answer::List, ListResults::Omitted) => Vec::new(),
             // An action carried out late is not there until it starts.

@@ -12,6 +12,11 @@ pub enum Action {
     Laps,
 }
 
+/// `DeviceManagementManagedDevices.PrivilegedOperations.All`.
+pub const PRIVILEGED_OPERATIONS: &str = "DeviceManagementManagedDevices.PrivilegedOperations.All";
+/// `DeviceManagementManagedDevices.ReadWrite.All`.
+pub const MANAGED_DEVICES_READ_WRITE: &str = "DeviceManagementManagedDevices.ReadWrite.All";
+
 impl Action {
     pub const ALL: [Action; 4] = [
         Action::FileVault,
@@ -76,14 +81,32 @@ impl Action {
         }
     }
 
-    /// The application permission the action needs (graph-facts §1).
+    /// The application permission the action needs, the first its page lists (graph-facts §11).
     pub fn permission(self) -> &'static str {
+        self.permissions()[0]
+    }
+
+    /// The permissions that carry the action out, as its page lists them (graph-facts §11):
+    /// FileVault `PrivilegedOperations.All` alone, BitLocker and Recovery Lock
+    /// `ManagedDevices.ReadWrite.All` alone (a token with only `PrivilegedOperations.All` is
+    /// refused with 403 on every device), LAPS either.
+    pub fn permissions(self) -> &'static [&'static str] {
         match self {
-            Action::FileVault => "DeviceManagementManagedDevices.PrivilegedOperations.All",
-            Action::RecoveryLock | Action::BitLocker => {
-                "DeviceManagementManagedDevices.ReadWrite.All"
-            }
-            Action::Laps => "DeviceManagementManagedDevices.PrivilegedOperations.All",
+            Action::FileVault => &[PRIVILEGED_OPERATIONS],
+            Action::RecoveryLock | Action::BitLocker => &[MANAGED_DEVICES_READ_WRITE],
+            Action::Laps => &[PRIVILEGED_OPERATIONS, MANAGED_DEVICES_READ_WRITE],
+        }
+    }
+
+    /// Permissions a page lists that look like a documentation error: the LAPS page lists read
+    /// permissions only. A token holding only these is let through with a warning.
+    pub fn doubtful_permissions(self) -> &'static [&'static str] {
+        match self {
+            Action::Laps => &[
+                "DeviceManagementManagedDevices.Read.All",
+                "DeviceManagementConfiguration.Read.All",
+            ],
+            _ => &[],
         }
     }
 

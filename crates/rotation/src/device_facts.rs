@@ -6,7 +6,11 @@
 use crate::device_id::{NO_ENTRA_DEVICE, parse_id};
 use crate::ledger::parse_ms;
 use crate::reads::{Read, read_all};
-use crate::{Action, DeviceList, Recognised, ResultMatcher, RotationError, VerifiedState};
+use crate::results_read::{ResultsRead, ResultsReason, ResultsSource};
+use crate::{
+    Action, DeviceList, RateGate, Recognised, ResultMatcher, RotationError, VerifiedState,
+};
+use std::sync::Arc;
 use futures::StreamExt;
 use graph_batch::Request;
 use graph_client::GraphClient;
@@ -49,6 +53,8 @@ pub struct DeviceFacts {
 pub struct Facts {
     pub devices: HashMap<Uuid, DeviceFacts>,
     pub notes: Vec<String>,
+    /// How devices' action results were read, where they were.
+    pub results_read: Option<ResultsRead>,
 }
 
 /// Entra keeps at most 200 BitLocker recovery keys per device; warn before a run nears the cap.
@@ -110,90 +116,249 @@ pub async fn read_facts(
     }
     let from_results = wanted.skip_pending
         || (wants_age && matches!(action, Action::FileVault | Action::RecoveryLock));
+    // One gate for every read of the plan: they share the service's window.
+    let gate = crate::reads::plan_reads_gate();
     if from_results {
-        action_results(client, action, wanted, &mut facts).await?;
+        action_results(client, action, wanted, &gate, &mut facts).await?;
     }
     if action == Action::FileVault {
         encryption_report(client, wanted.allow_partial, &mut facts).await?;
     }
     if reads_second_source {
-        second_source(client, action, &entra, &mut facts).await?;
+        second_source(client, action, &entra, &gate, &mut facts).await?;
     }
     Ok(facts)
 }
 
-/// One listing of the platform's devices with `deviceActionResults`.
+/// Devices read by GET to test whether the listing carries their results: one `$batch`.
+pub const RESULTS_SAMPLE: usize = 20;
+
+/// Devices' `deviceActionResults`: one listing of the platform, tested against a sample of
+/// single-device GETs; where the listing leaves results out (or shows none at all), one GET per
+/// device in paced `$batch`es (graph-facts §11).
 async fn action_results(
     client: &GraphClient,
     action: Action,
     wanted: &FactsWanted,
+    gate: &Arc<RateGate>,
     facts: &mut Facts,
 ) -> Result<(), RotationError> {
     let matcher = ResultMatcher::new(action, &wanted.result_names);
-    let url = format!(
+    let Some(listed) = results_listing(client, action, wanted, &matcher, facts).await? else {
+        return Ok(());
+    };
+    // The sample: devices the listing showed nothing for first, since those are what a listing
+    // that leaves results out gets wrong.
+    let mut ids: Vec<Uuid> = facts.devices.keys().copied().collect();
+    ids.sort_unstable_by_key(|id| (listed.get(id).copied().unwrap_or(0) > 0, *id));
+    let sample: Vec<Uuid> = ids.iter().take(RESULTS_SAMPLE).copied().collect();
+    let mut read = ResultsRead {
+        source: ResultsSource::Listing,
+        reason: ResultsReason::SampleAgreed,
+        sampled: sample.len(),
+        read: 0,
+        unread: 0,
+    };
+    let omitted = results_by_get(client, action, wanted, gate, &matcher, &sample, &listed, &mut read, facts).await?;
+    let listing_empty = listed.values().all(|&n| n == 0);
+    if omitted || listing_empty {
+        read.source = ResultsSource::PerDevice;
+        read.reason = if omitted {
+            ResultsReason::ListingOmits
+        } else {
+            ResultsReason::ListingEmpty
+        };
+        let rest: Vec<Uuid> = ids.iter().skip(RESULTS_SAMPLE).copied().collect();
+        results_by_get(client, action, wanted, gate, &matcher, &rest, &listed, &mut read, facts).await?;
+    }
+    facts.notes.push(read.describe());
+    facts.results_read = Some(read);
+    Ok(())
+}
+
+/// One listing of the platform's devices with `deviceActionResults`, folded into `facts`; how
+/// many results it showed per device. `None` when it could not be read and a note says so.
+async fn results_listing(
+    client: &GraphClient,
+    action: Action,
+    wanted: &FactsWanted,
+    matcher: &ResultMatcher,
+    facts: &mut Facts,
+) -> Result<Option<HashMap<Uuid, usize>>, RotationError> {
+    let filtered = format!(
         "/deviceManagement/managedDevices?$filter={}&$select=id,deviceActionResults&$top=1000",
         crate::graph_source::enc(&format!("operatingSystem eq '{}'", action.platform()))
     );
-    let mut pages = std::pin::pin!(client.pages(url));
-    while let Some(page) = pages.next().await {
-        let items = match page {
-            Ok(items) => items,
-            // Pending actions are a courtesy check; key age asked for is not.
-            Err(e) if e.is_auth() && wanted.rotated_within.is_none() => {
-                facts.notes.push(format!(
-                    "devices' action results could not be read ({e}); actions still pending were not checked (DeviceManagementManagedDevices.Read.All reads them)"
-                ));
-                return Ok(());
-            }
-            Err(e) if e.is_auth() => {
-                return Err(RotationError::MissingPermission {
-                    permission: "DeviceManagementManagedDevices.Read.All".into(),
-                    what: format!("--skip-rotated-within reads devices' action results ({e})"),
-                });
-            }
-            Err(e) if wanted.allow_partial => {
-                facts.notes.push(format!(
-                    "warning: reading devices' action results failed part-way ({e}); pending actions and key age were not checked for the rest (--allow-partial-source)"
-                ));
-                return Ok(());
-            }
-            Err(e) => return Err(RotationError::listing("devices' action results", e)),
-        };
-        for item in items {
-            let Some(f) = item
-                .get("id")
-                .and_then(Value::as_str)
-                .and_then(parse_id)
-                .and_then(|id| facts.devices.get_mut(&id))
-            else {
-                continue;
-            };
-            let results = item.get("deviceActionResults").and_then(Value::as_array);
-            for r in results.into_iter().flatten() {
-                let text = |k: &str| r.get(k).and_then(Value::as_str);
-                if !matches!(
-                    matcher.recognise(text("actionName"), text("@odata.type")),
-                    Recognised::Ours(_)
-                ) {
-                    continue;
+    let mut listed = HashMap::new();
+    let mut url = filtered.clone();
+    'listing: loop {
+        let mut pages = std::pin::pin!(client.pages(url.clone()));
+        let mut first = true;
+        while let Some(page) = pages.next().await {
+            let items = match page {
+                Ok(items) => items,
+                // A service that refuses the platform filter lists every device; only those of
+                // the plan are read.
+                Err(graph_client::GraphClientError::Http { status: 400, .. })
+                    if first && url == filtered =>
+                {
+                    facts.notes.push(
+                        "the service refused the platform filter on devices' action results; every device was listed and those of the plan read".to_string(),
+                    );
+                    url = "/deviceManagement/managedDevices?$select=id,deviceActionResults&$top=1000".to_string();
+                    continue 'listing;
                 }
-                let Some(started) = text("startDateTime") else {
+                Err(e) => return results_unreadable(e, wanted, facts).map(|()| None),
+            };
+            first = false;
+            for item in items {
+                let Some(id) = item.get("id").and_then(Value::as_str).and_then(parse_id) else {
                     continue;
                 };
-                let state =
-                    text("actionState").map_or(VerifiedState::Unknown, VerifiedState::from_graph);
-                let at = text("lastUpdatedDateTime").unwrap_or(started);
-                match state {
-                    VerifiedState::Done => newest(&mut f.last_rotated, at),
-                    VerifiedState::Pending | VerifiedState::Active => {
-                        newest(&mut f.pending_since, started)
-                    }
-                    _ => {}
-                }
+                let Some(f) = facts.devices.get_mut(&id) else {
+                    continue;
+                };
+                listed.insert(id, fold_results(f, &item, matcher));
+            }
+        }
+        return Ok(Some(listed));
+    }
+}
+
+/// What to do when devices' action results cannot be read: a note where only pending actions
+/// were asked for, an error where key age was.
+fn results_unreadable(
+    e: graph_client::GraphClientError,
+    wanted: &FactsWanted,
+    facts: &mut Facts,
+) -> Result<(), RotationError> {
+    match e {
+        // Pending actions are a courtesy check; key age asked for is not.
+        e if e.is_auth() && wanted.rotated_within.is_none() => {
+            facts.notes.push(format!(
+                "devices' action results could not be read ({e}); actions still pending were not checked (DeviceManagementManagedDevices.Read.All reads them)"
+            ));
+            Ok(())
+        }
+        e if e.is_auth() => Err(RotationError::MissingPermission {
+            permission: "DeviceManagementManagedDevices.Read.All".into(),
+            what: format!("key age reads devices' action results ({e})"),
+        }),
+        e if wanted.allow_partial => {
+            facts.notes.push(format!(
+                "warning: reading devices' action results failed part-way ({e}); pending actions and key age were not checked for the rest"
+            ));
+            Ok(())
+        }
+        e => Err(RotationError::listing("devices' action results", e)),
+    }
+}
+
+/// Reads `ids` by GET and folds what each shows; whether any showed a result its listing entry
+/// did not.
+#[allow(clippy::too_many_arguments)]
+async fn results_by_get(
+    client: &GraphClient,
+    action: Action,
+    wanted: &FactsWanted,
+    gate: &Arc<RateGate>,
+    matcher: &ResultMatcher,
+    ids: &[Uuid],
+    listed: &HashMap<Uuid, usize>,
+    read: &mut ResultsRead,
+    facts: &mut Facts,
+) -> Result<bool, RotationError> {
+    let requests: Vec<(usize, Request)> = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| {
+            (
+                n,
+                Request::get(format!(
+                    "/deviceManagement/managedDevices/{id}?$select=id,deviceActionResults"
+                )),
+            )
+        })
+        .collect();
+    let mut answered = vec![false; ids.len()];
+    let mut omitted = false;
+    for (n, r) in read_all(client, gate, requests).await {
+        answered[n] = true;
+        let id = ids[n];
+        let f = facts.devices.get_mut(&id).expect("planned");
+        match r {
+            Read::Body(body) => {
+                read.read += 1;
+                let shown = fold_results(f, &body, matcher);
+                omitted |= shown > listed.get(&id).copied().unwrap_or(0);
+            }
+            // Gone since it was listed: the plan finds it gone too when it sends.
+            Read::NotFound => read.read += 1,
+            Read::Refused {
+                status: 401 | 403,
+                message,
+            } => {
+                let e = graph_client::GraphClientError::Http {
+                    status: 403,
+                    retry_after: None,
+                    error: None,
+                    request_id: None,
+                };
+                tracing::debug!("reading a device's action results was refused: {message}");
+                return results_unreadable(e, wanted, facts).map(|()| false);
+            }
+            Read::Refused { message, .. } => {
+                tracing::warn!(device = %id, "the action results could not be read: {message}");
+                unread(f, wanted, action);
+                read.unread += 1;
             }
         }
     }
-    Ok(())
+    for (n, done) in answered.iter().enumerate() {
+        if !done {
+            unread(facts.devices.get_mut(&ids[n]).expect("planned"), wanted, action);
+            read.unread += 1;
+        }
+    }
+    Ok(omitted)
+}
+
+/// A device whose results could not be read: its key age is unknown where it was asked for.
+fn unread(f: &mut DeviceFacts, wanted: &FactsWanted, action: Action) {
+    if wanted.rotated_within.is_some() && matches!(action, Action::FileVault | Action::RecoveryLock)
+    {
+        f.age_unknown = true;
+    }
+}
+
+/// Folds one device's `deviceActionResults` into its facts; how many results it showed (ours or
+/// not), which is what a listing that leaves them out gets wrong.
+fn fold_results(f: &mut DeviceFacts, device: &Value, matcher: &ResultMatcher) -> usize {
+    let results = device
+        .get("deviceActionResults")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for r in results {
+        let text = |k: &str| r.get(k).and_then(Value::as_str);
+        if !matches!(
+            matcher.recognise(text("actionName"), text("@odata.type")),
+            Recognised::Ours(_)
+        ) {
+            continue;
+        }
+        let Some(started) = text("startDateTime") else {
+            continue;
+        };
+        let state = text("actionState").map_or(VerifiedState::Unknown, VerifiedState::from_graph);
+        let at = text("lastUpdatedDateTime").unwrap_or(started);
+        match state {
+            VerifiedState::Done => newest(&mut f.last_rotated, at),
+            VerifiedState::Pending | VerifiedState::Active => newest(&mut f.pending_since, started),
+            _ => {}
+        }
+    }
+    results.len()
 }
 
 /// The encryption report, where the token may read it; otherwise a note and no check.
@@ -241,16 +406,16 @@ async fn second_source(
     client: &GraphClient,
     action: Action,
     entra: &[(Uuid, String)],
+    gate: &Arc<RateGate>,
     facts: &mut Facts,
 ) -> Result<(), RotationError> {
-    let gate = crate::reads::reads_gate();
     let requests: Vec<(usize, Request)> = entra
         .iter()
         .enumerate()
         .map(|(n, (_, e))| (n, second_source_request(action, e)))
         .collect();
     let mut near_cap = Vec::new();
-    for (n, read) in read_all(client, &gate, requests).await {
+    for (n, read) in read_all(client, gate, requests).await {
         let (id, _) = &entra[n];
         let f = facts.devices.get_mut(id).expect("planned");
         match read {

@@ -21,14 +21,18 @@ mod preflight;
 mod rate_gate;
 mod reads;
 mod report;
+mod results_read;
 mod retry;
 mod run;
 mod run_dir;
 mod sliding_window;
 mod verify;
 
-pub use action::{Action, MatchRule, Recognised, ResultMatcher};
-pub use device_facts::{DeviceFacts, Facts, FactsWanted, read_facts};
+pub use action::{
+    Action, MANAGED_DEVICES_READ_WRITE, MatchRule, PRIVILEGED_OPERATIONS, Recognised, ResultMatcher,
+};
+pub use device_facts::{DeviceFacts, Facts, FactsWanted, RESULTS_SAMPLE, read_facts};
+pub use results_read::{ResultsRead, ResultsReason, ResultsSource};
 pub use device_id::parse_id;
 pub use device_list::{
     DEVICE_COLUMNS, DeviceCsvWriter, DeviceList, KeyColumn, SourceDevice, device_select,
@@ -49,7 +53,7 @@ pub use ledger::{
 };
 pub use match_by::{MatchBy, MatchReport, resolve};
 pub use plan::{CheckedSource, Plan, PlanReport, Policy};
-pub use preflight::{TokenProblem, check_token};
+pub use preflight::{Allowed, TokenProblem, check_token};
 pub use rate_gate::RateGate;
 pub use report::{
     DeviceRow, FailureGroup, FleetReport, Page as ReportPage, Report, ResumePoint, Window,

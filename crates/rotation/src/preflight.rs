@@ -8,8 +8,42 @@ use thiserror::Error;
 /// The tenant id personal Microsoft accounts sign in under; the rotate actions refuse them.
 const CONSUMER_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 
-/// Covers the ReadWrite actions too.
-const PRIVILEGED: &str = "DeviceManagementManagedDevices.PrivilegedOperations.All";
+#[cfg(test)]
+use crate::action::{MANAGED_DEVICES_READ_WRITE, PRIVILEGED_OPERATIONS as PRIVILEGED};
+
+/// The permission of a token that allows an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allowed {
+    /// One the action's page lists.
+    Listed(&'static str),
+    /// Only those a page lists doubtfully: let through, with a warning that it may be refused.
+    Doubtful(&'static [&'static str]),
+}
+
+impl Allowed {
+    /// What a token's claims allow for `action`, if anything.
+    pub fn of(claims: &TokenClaims, action: Action) -> Option<Allowed> {
+        if let Some(p) = action.permissions().iter().find(|p| claims.has(p)) {
+            return Some(Allowed::Listed(p));
+        }
+        let doubtful = action.doubtful_permissions();
+        (!doubtful.is_empty() && doubtful.iter().all(|p| claims.has(p)))
+            .then_some(Allowed::Doubtful(doubtful))
+    }
+
+    /// The warning a doubtful grant deserves.
+    pub fn warning(self, action: Action) -> Option<String> {
+        match self {
+            Allowed::Listed(_) => None,
+            Allowed::Doubtful(ps) => Some(format!(
+                "the token holds only {} for the {} action: its page lists these, which looks like a documentation error; if every device answers 403, grant {}",
+                ps.join(" and "),
+                action.graph_name(),
+                action.permissions().join(" or ")
+            )),
+        }
+    }
+}
 
 /// Why a token cannot carry the run, with what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -34,8 +68,12 @@ pub enum TokenProblem {
     },
 }
 
-/// Checks a token's claims for `action` in `tenant` (empty: any tenant).
-pub fn check_token(claims: &TokenClaims, tenant: &str, action: Action) -> Result<(), TokenProblem> {
+/// Checks a token's claims for `action` in `tenant` (empty: any tenant): what allows it.
+pub fn check_token(
+    claims: &TokenClaims,
+    tenant: &str,
+    action: Action,
+) -> Result<Allowed, TokenProblem> {
     if let Some(tid) = &claims.tid {
         if tid.eq_ignore_ascii_case(CONSUMER_TENANT) {
             return Err(TokenProblem::PersonalAccount);
@@ -47,8 +85,8 @@ pub fn check_token(claims: &TokenClaims, tenant: &str, action: Action) -> Result
             });
         }
     }
-    if claims.has(action.permission()) || claims.has(PRIVILEGED) {
-        return Ok(());
+    if let Some(allowed) = Allowed::of(claims, action) {
+        return Ok(allowed);
     }
     Err(TokenProblem::MissingPermission {
         permission: action.permission(),
@@ -76,10 +114,37 @@ mod tests {
     }
 
     #[test]
-    fn the_privileged_permission_covers_every_action() {
-        for action in Action::ALL {
-            assert_eq!(check_token(&app(&[PRIVILEGED]), "", action), Ok(()));
+    fn filevault_takes_the_privileged_permission_alone() {
+        assert_eq!(
+            check_token(&app(&[PRIVILEGED]), "", Action::FileVault),
+            Ok(Allowed::Listed(PRIVILEGED))
+        );
+        assert!(check_token(&app(&[MANAGED_DEVICES_READ_WRITE]), "", Action::FileVault).is_err());
+    }
+
+    #[test]
+    fn bitlocker_and_recovery_lock_never_pass_on_the_privileged_permission() {
+        for action in [Action::BitLocker, Action::RecoveryLock] {
+            assert!(check_token(&app(&[PRIVILEGED]), "", action).is_err(), "{action:?}");
+            assert_eq!(
+                check_token(&app(&[MANAGED_DEVICES_READ_WRITE]), "", action),
+                Ok(Allowed::Listed(MANAGED_DEVICES_READ_WRITE))
+            );
         }
+    }
+
+    #[test]
+    fn laps_takes_either_write_permission_and_its_pages_read_pair_with_a_warning() {
+        for p in [PRIVILEGED, MANAGED_DEVICES_READ_WRITE] {
+            assert_eq!(check_token(&app(&[p]), "", Action::Laps), Ok(Allowed::Listed(p)));
+        }
+        let read = app(&[
+            "DeviceManagementManagedDevices.Read.All",
+            "DeviceManagementConfiguration.Read.All",
+        ]);
+        let allowed = check_token(&read, "", Action::Laps).unwrap();
+        assert!(matches!(allowed, Allowed::Doubtful(_)));
+        assert!(allowed.warning(Action::Laps).unwrap().contains("403"));
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub struct RunHeader {
     /// Who the run signed in as: the app (its id) or the person (their user name), for reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signed_in_as: Option<String>,
+    /// How the plan read devices' action results (pending actions, key age), where it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_results: Option<crate::ResultsRead>,
 }
 
 impl RunHeader {
@@ -69,6 +72,7 @@ impl RunHeader {
             created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             result_names: Vec::new(),
             signed_in_as: None,
+            action_results: None,
         }
     }
 }
