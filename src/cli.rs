@@ -421,6 +421,13 @@ pub struct SourceArgs {
     /// Devices where this compliance discovery script ran: its id or display name.
     #[arg(long, value_name = "ID|NAME")]
     pub compliance_script: Option<String>,
+    /// Macs where this macOS shell script ran (Devices > macOS > Shell scripts): its id or display
+    /// name. Health and management scripts are PowerShell and hold Windows devices only.
+    #[arg(long, value_name = "ID|NAME")]
+    pub shell_script: Option<String>,
+    /// Macs where this macOS custom attribute script ran: its id or display name.
+    #[arg(long, value_name = "ID|NAME")]
+    pub custom_attribute_script: Option<String>,
     /// Only script devices in these states (e.g. fail scriptError).
     #[arg(long, num_args = 1..)]
     pub run_state: Vec<String>,

@@ -238,6 +238,8 @@ fn source_text(s: &SourceArgs) -> String {
         .as_ref()
         .or(s.management_script.as_ref())
         .or(s.compliance_script.as_ref())
+        .or(s.shell_script.as_ref())
+        .or(s.custom_attribute_script.as_ref())
     {
         format!("script {sc}")
     } else if let Some(app) = &s.detected_app {

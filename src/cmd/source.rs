@@ -61,6 +61,10 @@ impl Source {
         kinds.extend(script(ScriptKind::Health, &a.health_script).map(Source::Graph));
         kinds.extend(script(ScriptKind::Management, &a.management_script).map(Source::Graph));
         kinds.extend(script(ScriptKind::Compliance, &a.compliance_script).map(Source::Graph));
+        kinds.extend(script(ScriptKind::Shell, &a.shell_script).map(Source::Graph));
+        kinds.extend(
+            script(ScriptKind::CustomAttribute, &a.custom_attribute_script).map(Source::Graph),
+        );
         if !users.is_empty() {
             kinds.push(Source::Graph(GraphSource::Users(users)));
         }
@@ -89,13 +93,13 @@ impl Source {
                 .any(|k| matches!(k, Source::Graph(GraphSource::Script { .. })))
         {
             return Err(usage(anyhow::anyhow!(
-                "--run-state goes with --health-script, --management-script or --compliance-script"
+                "--run-state goes with --health-script, --management-script, --compliance-script, --shell-script or --custom-attribute-script"
             )));
         }
         match kinds.len() {
             1 => Ok(kinds.pop().expect("one")),
             0 => Err(usage(anyhow::anyhow!(
-                "a device source is required: --input FILE, --query [FILTER], --group NAME|ID, --health-script, --management-script or --compliance-script ID|NAME, --user UPN, --users-file FILE or --detected-app ID|NAME"
+                "a device source is required: --input FILE, --query [FILTER], --group NAME|ID, --health-script, --management-script, --compliance-script, --shell-script or --custom-attribute-script ID|NAME, --user UPN, --users-file FILE or --detected-app ID|NAME"
             ))),
             _ => Err(usage(anyhow::anyhow!(
                 "give exactly one kind of device source per run"

@@ -14,17 +14,43 @@ use serde_json::Value;
 /// The script collections that record per-device run states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScriptKind {
+    /// Remediations: PowerShell, Windows only.
     Health,
+    /// Platform scripts: PowerShell, Windows only.
     Management,
+    /// Compliance discovery scripts: Windows, macOS and Linux.
     Compliance,
+    /// macOS shell scripts.
+    Shell,
+    /// macOS custom attribute scripts.
+    CustomAttribute,
 }
 
 impl ScriptKind {
-    fn collection(self) -> &'static str {
+    pub const ALL: [ScriptKind; 5] = [
+        ScriptKind::Health,
+        ScriptKind::Management,
+        ScriptKind::Compliance,
+        ScriptKind::Shell,
+        ScriptKind::CustomAttribute,
+    ];
+
+    /// The collection under `/deviceManagement`.
+    pub fn collection(self) -> &'static str {
         match self {
             ScriptKind::Health => "deviceHealthScripts",
             ScriptKind::Management => "deviceManagementScripts",
             ScriptKind::Compliance => "deviceComplianceScripts",
+            ScriptKind::Shell => "deviceShellScripts",
+            ScriptKind::CustomAttribute => "deviceCustomAttributeShellScripts",
+        }
+    }
+
+    /// The run state's field: remediations and compliance scripts detect, the others run.
+    fn state_field(self) -> &'static str {
+        match self {
+            ScriptKind::Health | ScriptKind::Compliance => "detectionState",
+            ScriptKind::Management | ScriptKind::Shell | ScriptKind::CustomAttribute => "runState",
         }
     }
 
@@ -41,6 +67,11 @@ impl ScriptKind {
             ScriptKind::Compliance => (
                 "compliance script",
                 "/deviceManagement/deviceComplianceScripts",
+            ),
+            ScriptKind::Shell => ("shell script", "/deviceManagement/deviceShellScripts"),
+            ScriptKind::CustomAttribute => (
+                "custom attribute script",
+                "/deviceManagement/deviceCustomAttributeShellScripts",
             ),
         };
         Collection {
@@ -228,12 +259,7 @@ impl GraphSource {
                 .is_none_or(|f| f.matches(item))
                 .then(|| SourceDevice::from_graph(item, line)),
             GraphSource::Script { kind, states, .. } => {
-                let field = if *kind == ScriptKind::Management {
-                    "runState"
-                } else {
-                    "detectionState"
-                };
-                let state = item.get(field).and_then(Value::as_str).unwrap_or("");
+                let state = item.get(kind.state_field()).and_then(Value::as_str).unwrap_or("");
                 if !states.is_empty() && !states.iter().any(|s| s.eq_ignore_ascii_case(state)) {
                     return None;
                 }
@@ -274,6 +300,17 @@ impl GraphSource {
             .await?;
         }
         report.devices = out.finish()?;
+        if let GraphSource::Script {
+            kind: kind @ (ScriptKind::Health | ScriptKind::Management),
+            ..
+        } = self
+            && action.platform() == "macOS"
+        {
+            report.notes.push(format!(
+                "warning: {} scripts run PowerShell on Windows only and hold no Mac on a real tenant; macOS scripts are shell scripts (deviceShellScripts) and custom attribute scripts",
+                kind.named().kind
+            ));
+        }
         if let Some(f) = &filter
             && report.listed != report.devices
             && report.partial.is_none()

@@ -50,6 +50,9 @@ impl DeviceList {
         if !p.is_file() {
             return Err(RotationError::NoSuchInput(path.to_string()));
         }
+        if let Some(encoding) = utf16(p)? {
+            return DeviceList::spooled(transcoded(p, encoding)?, path);
+        }
         Ok(DeviceList {
             path: p.to_path_buf(),
             format: detect(p)?,
@@ -318,6 +321,52 @@ impl LineCounter {
     }
 }
 
+/// The UTF-16 a file is written in, by its byte-order mark: what Windows PowerShell 5.1's `>` and
+/// `Out-File` write, and Excel's "Unicode Text". A file that looks like UTF-16 without a mark is
+/// refused, naming it, since its byte order cannot be known for sure.
+fn utf16(path: &Path) -> Result<Option<&'static encoding_rs::Encoding>, RotationError> {
+    let mut head = [0u8; 512];
+    let mut f = File::open(path).map_err(|e| RotationError::io(path, e))?;
+    let n = f.read(&mut head).map_err(|e| RotationError::io(path, e))?;
+    let head = &head[..n];
+    if let Some((encoding, _)) = encoding_rs::Encoding::for_bom(head)
+        && encoding != encoding_rs::UTF_8
+    {
+        return Ok(Some(encoding));
+    }
+    let zeros = head.iter().filter(|&&b| b == 0).count();
+    if n >= 4 && zeros * 3 >= n {
+        return Err(RotationError::bad_input(
+            &path.display().to_string(),
+            Some(1),
+            "the file looks like UTF-16 without a byte-order mark, so its byte order is unknown: save it as UTF-8 (Excel: \"CSV UTF-8\"; PowerShell: Export-Csv -Encoding utf8) or as UTF-16 with its mark (\"Unicode Text\")",
+        ));
+    }
+    Ok(None)
+}
+
+/// The file decoded from `encoding` into a UTF-8 spool, line for line, so everything after reads
+/// it as it reads any other list.
+fn transcoded(
+    path: &Path,
+    encoding: &'static encoding_rs::Encoding,
+) -> Result<tempfile::TempPath, RotationError> {
+    let file = File::open(path).map_err(|e| RotationError::io(path, e))?;
+    let mut decoded = encoding_rs_io::DecodeReaderBytesBuilder::new()
+        .encoding(Some(encoding))
+        .bom_override(true)
+        .build(BufReader::with_capacity(1 << 16, file));
+    let mut tmp = tempfile::NamedTempFile::new().map_err(|e| RotationError::io("device spool", e))?;
+    std::io::copy(&mut decoded, &mut tmp).map_err(|e| {
+        RotationError::bad_input(
+            &path.display().to_string(),
+            None,
+            format!("cannot be read as {}: {e}", encoding.name()),
+        )
+    })?;
+    Ok(tmp.into_temp_path())
+}
+
 /// JSON lines when the first non-blank byte opens an object; CSV otherwise, delimited by whichever
 /// of `,` `;` tab the header line holds most of.
 fn detect(path: &Path) -> Result<Format, RotationError> {
@@ -455,5 +504,58 @@ mod arbitrary_input {
                 let _ = s.for_each_keyed(KeyColumn::Serial, |_| Ok(()));
             }
         }
+    }
+
+    fn from_bytes(bytes: &[u8]) -> (tempfile::NamedTempFile, Result<DeviceList, RotationError>) {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(bytes).unwrap();
+        let s = DeviceList::open(f.path().to_str().unwrap());
+        (f, s)
+    }
+
+    fn rows(list: &DeviceList) -> Vec<SourceDevice> {
+        let mut out = Vec::new();
+        list.for_each(|d| {
+            out.push(d);
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    fn utf16le(text: &str) -> Vec<u8> {
+        let mut b = vec![0xff, 0xfe];
+        b.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+        b
+    }
+
+    const POWERSHELL: &str = "\"id\",\"deviceName\",\"operatingSystem\"\r\n\"6f1c2a3b-0000-4000-8000-00000000a001\",\"MAC-Zoë\",\"macOS\"\r\n\"6f1c2a3b-0000-4000-8000-00000000a002\",\"MAC-2\",\"macOS\"\r\n";
+
+    #[test]
+    fn a_utf16_export_from_windows_powershell_reads_as_its_utf8_twin() {
+        let (_a, utf8) = from_bytes(POWERSHELL.as_bytes());
+        let (_b, utf16) = from_bytes(&utf16le(POWERSHELL));
+        let (utf8, utf16) = (rows(&utf8.unwrap()), rows(&utf16.unwrap()));
+        assert_eq!(utf16.len(), 2);
+        assert_eq!(utf16, utf8);
+        assert_eq!(utf16[0].name.as_deref(), Some("MAC-Zoë"));
+    }
+
+    #[test]
+    fn excels_unicode_text_is_utf16_and_tab_separated() {
+        let text = POWERSHELL.replace("\",\"", "\t").replace('"', "");
+        let (_a, utf8) = from_bytes(text.as_bytes());
+        let mut be = vec![0xfe, 0xff];
+        be.extend(text.encode_utf16().flat_map(u16::to_be_bytes));
+        let (_b, utf16) = from_bytes(&be);
+        assert_eq!(rows(&utf16.unwrap()), rows(&utf8.unwrap()));
+    }
+
+    #[test]
+    fn utf16_without_its_mark_is_refused_naming_the_encoding_and_what_to_do() {
+        let bare: Vec<u8> = POWERSHELL.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let (_f, r) = from_bytes(&bare);
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains("UTF-16") && e.contains("UTF-8"), "{e}");
     }
 }
