@@ -57,11 +57,13 @@ pub enum Command {
     #[command(after_help = "Example:\n  intune-rotate devices --query > macs.csv")]
     Devices(DevicesArgs),
     /// Show who the credentials sign in as, the token's permissions, and which actions they allow.
-    #[command(
-        alias = "doctor",
-        after_help = "Example:\n  intune-rotate whoami --tenant $TENANT --client-id $APP"
-    )]
+    #[command(after_help = "Example:\n  intune-rotate whoami --tenant $TENANT --client-id $APP")]
     Whoami(WhoamiArgs),
+    /// Before a first run: what whoami shows, then each belief the engine relies on, what the
+    /// tenant answered and what the engine will do (read-only; exit 1 when a run would miss
+    /// something).
+    #[command(after_help = "Example:\n  intune-rotate doctor --tenant $TENANT --client-id $APP")]
+    Doctor(DoctorArgs),
     /// Show the effective settings and where each came from (flag, environment, profile, default).
     #[command(after_help = "Example:\n  intune-rotate --profile contoso config show")]
     Config(ConfigArgs),
@@ -511,6 +513,15 @@ pub enum EligibilityArg {
 #[derive(Debug, Args)]
 pub struct WhoamiArgs {
     /// The identity and what it allows as text, or one JSON document (docs/scripting.md).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: TextOrJson,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The table as text, or one JSON document with the identity and every finding.
     #[arg(long, value_enum, default_value = "text")]
     pub format: TextOrJson,
     #[command(flatten)]

@@ -4,6 +4,7 @@ mod completions;
 #[cfg(feature = "demo")]
 mod demo;
 mod devices;
+mod doctor;
 mod export;
 mod fleet;
 mod report;
@@ -32,6 +33,7 @@ pub async fn run(command: Command, logs: Logs) -> ExitStatus {
         #[cfg(feature = "demo")]
         Command::Demo(a) => demo::run(a, logs).await,
         Command::Whoami(a) => whoami::run(a).await,
+        Command::Doctor(a) => doctor::run(a).await,
         Command::Verify(a) => verify::run(a).await,
         Command::Devices(a) => devices::run(a).await,
     };

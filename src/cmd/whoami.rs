@@ -8,6 +8,26 @@ use graph_client::{ExposeSecret, TokenClaims};
 use rotation::Action;
 
 pub async fn run(a: WhoamiArgs) -> Result<ExitStatus, Failure> {
+    let (c, who) = identity(&a.connection).await?;
+    drop(c);
+    match a.format {
+        TextOrJson::Json => println!("{}", who.json),
+        TextOrJson::Text => print!("{}", who.text),
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// Who signed in and what the token allows, as JSON and as text.
+pub struct Identity {
+    pub json: serde_json::Value,
+    pub text: String,
+    pub claims: Option<TokenClaims>,
+}
+
+/// Signs in and reads the token: the connection and what it allows.
+pub async fn identity(
+    connection: &crate::cli::Connection,
+) -> Result<(connect::Connected, Identity), Failure> {
     let scopes: Vec<&str> = Action::ALL
         .iter()
         .map(|x| x.permission())
@@ -20,14 +40,15 @@ pub async fn run(a: WhoamiArgs) -> Result<ExitStatus, Failure> {
             "DeviceLocalCredential.ReadBasic.All",
         ])
         .collect();
-    let c = connect::client(&a.connection, None, None, &scopes)?;
+    let c = connect::client(connection, None, None, &scopes)?;
     let token = c
         .client
         .tokens()
         .token()
         .await
         .map_err(|e| Failure(ExitStatus::Auth, e.into()))?;
-    let claims = TokenClaims::decode(token.expose_secret()).unwrap_or_default();
+    let decoded = TokenClaims::decode(token.expose_secret());
+    let claims = decoded.clone().unwrap_or_default();
     let tenant = claims.tid.clone().unwrap_or_else(|| c.tenant.clone());
     let app = claims
         .appid
@@ -124,42 +145,41 @@ pub async fn run(a: WhoamiArgs) -> Result<ExitStatus, Failure> {
             "missing Device.Read.All (for --group device members; user members still work)",
         ),
     ));
-    if a.format == TextOrJson::Json {
-        let capabilities: serde_json::Map<String, serde_json::Value> = can
-            .iter()
-            .map(|(name, r)| {
-                (
-                    name.clone(),
-                    serde_json::json!({
-                        "allowed": r.is_ok(),
-                        "by": r.as_ref().ok().cloned().flatten(),
-                        "missing": r.as_ref().err(),
-                    }),
-                )
-            })
-            .collect();
-        let doc = serde_json::json!({
-            "cloud": a.connection.cloud,
-            "graph": c.client.endpoints().graph.to_string(),
-            "tenant": tenant,
-            "app": app,
-            "kind": if claims.scp.is_some() { "delegated" } else { "application" },
-            "token_minutes_left": minutes_left,
-            "permissions": perms,
-            "capabilities": capabilities,
-        });
-        println!("{doc}");
-        return Ok(ExitStatus::Success);
-    }
-    println!("cloud        {}", a.connection.cloud);
-    println!("graph        {}", c.client.endpoints().graph);
-    println!("tenant       {tenant}");
-    println!("app          {app}");
-    println!("kind         {kind}");
+    let capabilities: serde_json::Map<String, serde_json::Value> = can
+        .iter()
+        .map(|(name, r)| {
+            (
+                name.clone(),
+                serde_json::json!({
+                    "allowed": r.is_ok(),
+                    "by": r.as_ref().ok().cloned().flatten(),
+                    "missing": r.as_ref().err(),
+                }),
+            )
+        })
+        .collect();
+    let json = serde_json::json!({
+        "cloud": connection.cloud,
+        "graph": c.client.endpoints().graph.to_string(),
+        "tenant": tenant,
+        "app": app,
+        "kind": if claims.scp.is_some() { "delegated" } else { "application" },
+        "token_minutes_left": minutes_left,
+        "permissions": perms,
+        "capabilities": capabilities,
+    });
+    use std::fmt::Write;
+    let mut text = String::new();
+    let _ = writeln!(text, "cloud        {}", connection.cloud);
+    let _ = writeln!(text, "graph        {}", c.client.endpoints().graph);
+    let _ = writeln!(text, "tenant       {tenant}");
+    let _ = writeln!(text, "app          {app}");
+    let _ = writeln!(text, "kind         {kind}");
     if let Some(m) = minutes_left {
-        println!("token left   {m} min");
+        let _ = writeln!(text, "token left   {m} min");
     }
-    println!(
+    let _ = writeln!(
+        text,
         "permissions  {}",
         if perms.is_empty() {
             "none found in the token".into()
@@ -168,15 +188,19 @@ pub async fn run(a: WhoamiArgs) -> Result<ExitStatus, Failure> {
         }
     );
     for (name, r) in &can {
-        println!(
-            "  {:<14} {}",
-            name,
-            match r {
-                Ok(None) => "allowed".to_string(),
-                Ok(Some(how)) => format!("allowed {how}"),
-                Err(why) => why.clone(),
-            }
-        );
+        let how = match r {
+            Ok(None) => "allowed".to_string(),
+            Ok(Some(how)) => format!("allowed {how}"),
+            Err(why) => why.clone(),
+        };
+        let _ = writeln!(text, "  {name:<14} {how}");
     }
-    Ok(ExitStatus::Success)
+    Ok((
+        c,
+        Identity {
+            json,
+            text,
+            claims: decoded,
+        },
+    ))
 }

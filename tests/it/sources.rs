@@ -72,9 +72,11 @@ async fn each_source_lists_exactly_the_simulators_devices() {
         co
     );
     let script = &t.scripts[0];
+    // A health script runs PowerShell: its run states hold Windows devices only (graph-facts §11).
     let failed: BTreeSet<String> = script
         .run_states
         .iter()
+        .filter(|r| t.devices[r.device].runs(script.kind, &t.shapes))
         .filter(|r| r.state == "fail" || r.state == "scriptError")
         .map(|r| t.devices[r.device].id.clone())
         .collect();
@@ -100,11 +102,29 @@ async fn each_source_lists_exactly_the_simulators_devices() {
     let all_runs: BTreeSet<String> = mscript
         .run_states
         .iter()
+        .filter(|r| t.devices[r.device].runs(mscript.kind, &t.shapes))
         .map(|r| t.devices[r.device].id.clone())
         .collect();
     assert_eq!(
         devices(&env, &["--management-script", &mscript.id]).await,
         all_runs
+    );
+    // Mac scripts are shell scripts: their run states hold Macs, and --shell-script lists them.
+    let shell = t
+        .scripts
+        .iter()
+        .find(|s| s.kind.collection() == "deviceShellScripts")
+        .unwrap();
+    let macs_run: BTreeSet<String> = shell
+        .run_states
+        .iter()
+        .map(|r| t.devices[r.device].id.clone())
+        .collect();
+    assert!(!macs_run.is_empty());
+    assert!(macs_run.iter().all(|id| t.device(id).unwrap().os == "macOS"));
+    assert_eq!(
+        devices(&env, &["--shell-script", "FileVault escrow check"]).await,
+        macs_run
     );
     let (u1, u2) = (t.devices[0].upn.clone(), t.devices[1].user_id.clone());
     let theirs = set(&mut t.devices.iter().filter(|d| d.upn == u1 || d.user_id == u2));
@@ -361,9 +381,10 @@ async fn serial_numbers_are_matched_through_one_listing_and_misses_are_named() {
     }
     assert_eq!(stats.devices_accepted("rotateFileVaultKey"), 5);
     // pre-flight + one listing page to match, one of action results, one of the encryption
-    // report + one batch: not one request per row
+    // report + one batch, and a GET of each planned Mac's action results (the listing leaves
+    // them out): not one request per row
     assert!(
-        stats.requests - before <= 4 + 5,
+        stats.requests - before <= 4 + 5 + 5,
         "{} requests",
         stats.requests - before
     );

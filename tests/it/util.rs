@@ -18,6 +18,10 @@ pub fn fast(devices: usize) -> SimConfig {
         post_limit: q(4000, 1),
         tenant_post_limit: q(8000, 1),
         any_limit: q(20000, 1),
+        shapes: graph_sim::Shapes {
+            times: graph_sim::TimeForm::Utc,
+            ..Default::default()
+        },
         ..SimConfig::default()
     }
 }

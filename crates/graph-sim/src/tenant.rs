@@ -665,9 +665,13 @@ impl Tenant {
                 upn = d.upn,
                 enc = if d.encrypted { "Yes" } else { "No" },
                 os = d.os,
-                owner = if d.owner == "company" { "Corporate" } else { "Personal" },
+                owner = match (d.reports_unknown, d.owner) {
+                    (true, _) => "Unknown",
+                    (false, "company") => "Corporate",
+                    (false, _) => "Personal",
+                },
                 supervised = if d.supervised { "Yes" } else { "No" },
-                join = d.join_type,
+                join = if d.reports_unknown { "unknown" } else { d.join_type },
                 arch = d.architecture,
             ));
         }

@@ -370,15 +370,20 @@ async fn encryption_report(
     let url =
         "/deviceManagement/managedDeviceEncryptionStates?$select=id,fileVaultStates".to_string();
     let mut pages = std::pin::pin!(client.pages(url));
+    let (mut rows, mut matched) = (0usize, 0usize);
     while let Some(page) = pages.next().await {
         match page {
             Ok(items) => {
                 for item in items {
+                    rows += 1;
+                    // The report's `id` is documented only as its key: it is joined to the
+                    // managed device's id, and a join that finds nobody is said (graph-facts §11).
                     let id = item.get("id").and_then(Value::as_str).and_then(parse_id);
-                    if let (Some(f), Some(states)) = (
-                        id.and_then(|id| facts.devices.get_mut(&id)),
-                        item.get("fileVaultStates").and_then(Value::as_str),
-                    ) {
+                    let Some(f) = id.and_then(|id| facts.devices.get_mut(&id)) else {
+                        continue;
+                    };
+                    matched += 1;
+                    if let Some(states) = item.get("fileVaultStates").and_then(Value::as_str) {
                         f.filevault_states = Some(states.to_string());
                     }
                 }
@@ -397,6 +402,11 @@ async fn encryption_report(
             }
             Err(e) => return Err(RotationError::listing("the encryption report", e)),
         }
+    }
+    if rows > 0 && matched == 0 {
+        facts.notes.push(format!(
+            "warning: the encryption report could not be matched: none of its {rows} row(s) has the id of a planned device, so FileVault escrow checks are off"
+        ));
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ mod action;
 mod device_facts;
 mod device_id;
 mod device_list;
+mod doctor;
 mod eligibility;
 mod error;
 mod exclude;
@@ -38,6 +39,7 @@ pub use device_list::{
     DEVICE_COLUMNS, DeviceCsvWriter, DeviceList, KeyColumn, SourceDevice, device_select,
     write_devices_csv, write_devices_json,
 };
+pub use doctor::{Belief, Finding, Verdict, examine as doctor};
 pub use eligibility::{Eligibility, Ineligible};
 pub use error::RotationError;
 pub use exclude::read_exclusions;

@@ -4,7 +4,7 @@
 
 use crate::RotationError;
 use futures::StreamExt;
-use graph_client::GraphClient;
+use graph_client::{GraphClient, GraphClientError};
 use serde_json::Value;
 
 /// What a name resolved to.
@@ -50,9 +50,29 @@ pub async fn resolve_name(
         crate::graph_source::enc(&filter)
     );
     let mut found: Vec<(Named, Option<String>)> = Vec::new();
+    let unfiltered = format!("{}?$select={select}", collection.path);
     let mut pages = std::pin::pin!(client.pages(url));
-    while let Some(page) = pages.next().await {
-        for item in page.map_err(|e| RotationError::listing(collection.kind, e))? {
+    let mut first = true;
+    loop {
+        let Some(page) = pages.next().await else {
+            break;
+        };
+        let items = match page {
+            // A collection that refuses the name filter is listed whole; the name is checked
+            // here, as it always is (graph-facts §11).
+            Err(GraphClientError::Http { status: 400, .. }) if first => {
+                tracing::info!(
+                    "the service refused a name filter on {}s; listing them all and matching the name here",
+                    collection.kind
+                );
+                first = false;
+                pages.set(client.pages(unfiltered.clone()));
+                continue;
+            }
+            page => page.map_err(|e| RotationError::listing(collection.kind, e))?,
+        };
+        first = false;
+        for item in items {
             let display = item
                 .get("displayName")
                 .and_then(Value::as_str)
