@@ -83,7 +83,13 @@ pub async fn identity(
         ));
     }
     let any = |ps: &[&str]| ps.iter().any(|p| claims.has(p));
-    let rule = |ok: bool, missing: &str| if ok { Ok(None) } else { Err(missing.to_string()) };
+    let rule = |ok: bool, missing: &str| {
+        if ok {
+            Ok(None)
+        } else {
+            Err(missing.to_string())
+        }
+    };
     can.push((
         "list devices".into(),
         rule(

@@ -3,6 +3,7 @@
 mod auth;
 mod cli;
 mod disk;
+mod doctor;
 mod eligibility;
 mod faults;
 mod report;

@@ -121,7 +121,11 @@ async fn each_source_lists_exactly_the_simulators_devices() {
         .map(|r| t.devices[r.device].id.clone())
         .collect();
     assert!(!macs_run.is_empty());
-    assert!(macs_run.iter().all(|id| t.device(id).unwrap().os == "macOS"));
+    assert!(
+        macs_run
+            .iter()
+            .all(|id| t.device(id).unwrap().os == "macOS")
+    );
     assert_eq!(
         devices(&env, &["--shell-script", "FileVault escrow check"]).await,
         macs_run

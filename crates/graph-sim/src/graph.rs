@@ -6,8 +6,8 @@ use crate::config::{RetryAfterStyle, SimConfig};
 use crate::directory::Directory;
 use crate::filter::{self, FieldValue, Op, Supported};
 use crate::odata::{self, Shape};
-use crate::stats::Stats;
 use crate::shapes::{ActionPermissions, DeviceFilters, EntityForm, MemberCasts};
+use crate::stats::Stats;
 use crate::tenant::{
     ActionResult, Answer, DEVICE_FILTERS, DOCUMENTED_DEVICE_FILTERS, ScriptKind, Tenant,
 };
@@ -341,7 +341,8 @@ impl Sim {
         };
         let allowed = match &route {
             Route::Action { action, .. } => {
-                may_run(&claims, action, self.config.shapes.action_permissions).map_err(|a| format!("the {a} action"))
+                may_run(&claims, action, self.config.shapes.action_permissions)
+                    .map_err(|a| format!("the {a} action"))
             }
             Route::List(Listing::RunStates(..)) => {
                 if has_any(&claims, READ_CONFIG) {
@@ -1031,7 +1032,12 @@ impl Sim {
                     .iter()
                     .skip(skip)
                     .take(top)
-                    .map(|d| select(d.to_json(now, &t.shapes, Answer::List), query(req, "$select")))
+                    .map(|d| {
+                        select(
+                            d.to_json(now, &t.shapes, Answer::List),
+                            query(req, "$select"),
+                        )
+                    })
                     .collect();
                 // As Graph writes it: the navigation path, `deviceManagement/managedDevices`.
                 let entity = req.path.trim_start_matches('/').to_string();
@@ -1060,7 +1066,11 @@ impl Sim {
                         v
                     })
                     .collect();
-                let entity = format!("deviceManagement/{}('{}')/deviceRunStates", kind.collection(), script.id);
+                let entity = format!(
+                    "deviceManagement/{}('{}')/deviceRunStates",
+                    kind.collection(),
+                    script.id
+                );
                 self.page(req, v, states.len(), skip + top, &entity)
             }
             Listing::Objects {

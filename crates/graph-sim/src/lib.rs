@@ -28,11 +28,11 @@ pub use directory::{Directory, EntraDevice, Group, Member, User, ZERO_ID};
 pub use filter::FilterMode;
 pub use graph_batch::{Quota, QuotaParseError};
 pub use server::{SimHandle, start, start_fleet, start_on};
-pub use stats::Stats;
 pub use shapes::{
     ActionPermissions, DeviceFilters, EntityForm, ListResults, MemberCasts, OsVersionForm,
     ScriptPlatforms, Shapes, ShapesPreset, TimeForm, UnknownMembers,
 };
+pub use stats::Stats;
 pub use tenant::{Answer, DEVICE_FILTERS, DOCUMENTED_DEVICE_FILTERS, Device, Tenant};
 pub use throttle::ThrottleModel;
 

@@ -220,7 +220,11 @@ impl Device {
 
 /// `processorArchitecture` as Graph's enum spells it: `x86, x64, arm, arM64, unknown`.
 fn architecture_member(a: &str) -> &str {
-    if a.eq_ignore_ascii_case("arm64") { "arM64" } else { a }
+    if a.eq_ignore_ascii_case("arm64") {
+        "arM64"
+    } else {
+        a
+    }
 }
 
 /// Which answer a device is part of.

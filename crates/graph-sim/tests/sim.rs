@@ -1949,10 +1949,17 @@ async fn real_list_answers_leave_action_results_out_and_a_single_get_fills_them(
             .len();
         assert_eq!(in_list > 0, listed, "{form:?}");
         let (status, one) = t
-            .get(&token, &format!("/beta/deviceManagement/managedDevices/{id}"))
+            .get(
+                &token,
+                &format!("/beta/deviceManagement/managedDevices/{id}"),
+            )
             .await;
         assert_eq!(status, 200);
-        let one = if one["value"].is_object() { &one["value"] } else { &one };
+        let one = if one["value"].is_object() {
+            &one["value"]
+        } else {
+            &one
+        };
         assert!(!one["deviceActionResults"].as_array().unwrap().is_empty());
     }
 }
@@ -1975,7 +1982,9 @@ async fn real_script_run_states_hold_macs_in_shell_scripts_only() {
         let os_in = |coll: &'static str| {
             let (t, token) = (&t, token.clone());
             async move {
-                let scripts = t.all(&token, &format!("/beta/deviceManagement/{coll}")).await;
+                let scripts = t
+                    .all(&token, &format!("/beta/deviceManagement/{coll}"))
+                    .await;
                 let mut seen = std::collections::BTreeSet::new();
                 for s in scripts {
                     let id = s["id"].as_str().unwrap();
@@ -1986,14 +1995,23 @@ async fn real_script_run_states_hold_macs_in_shell_scripts_only() {
                         )
                         .await;
                     for r in states {
-                        seen.insert(r["managedDevice"]["operatingSystem"].as_str().unwrap().to_string());
+                        seen.insert(
+                            r["managedDevice"]["operatingSystem"]
+                                .as_str()
+                                .unwrap()
+                                .to_string(),
+                        );
                     }
                 }
                 seen
             }
         };
         let health = os_in("deviceHealthScripts").await;
-        assert_eq!(health.contains("macOS"), macs_in_health, "{form:?}: {health:?}");
+        assert_eq!(
+            health.contains("macOS"),
+            macs_in_health,
+            "{form:?}: {health:?}"
+        );
         let shell = os_in("deviceShellScripts").await;
         assert_eq!(shell.iter().collect::<Vec<_>>(), ["macOS"], "{form:?}");
         let attributes = os_in("deviceCustomAttributeShellScripts").await;
@@ -2033,7 +2051,11 @@ async fn real_member_casts_are_advanced_queries() {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status().as_u16(), 200, "{form:?}: the advanced query is served");
+        assert_eq!(
+            r.status().as_u16(),
+            200,
+            "{form:?}: the advanced query is served"
+        );
     }
 }
 
@@ -2059,12 +2081,17 @@ async fn real_join_type_and_ownership_may_be_unknown_and_arm_is_arm64_as_graph_s
             .iter()
             .any(|d| d["operatingSystem"] == "Windows" && d["joinType"] == "unknown");
         let owner_unknown = all.iter().any(|d| d["managedDeviceOwnerType"] == "unknown");
-        assert_eq!((windows_unknown, owner_unknown), (unknown, unknown), "{form:?}");
+        assert_eq!(
+            (windows_unknown, owner_unknown),
+            (unknown, unknown),
+            "{form:?}"
+        );
         assert!(all.iter().any(|d| d["processorArchitecture"] == "arM64"));
         assert!(!all.iter().any(|d| d["processorArchitecture"] == "arm64"));
-        assert!(!all
-            .iter()
-            .any(|d| d["deviceEnrollmentType"] == "androidEnterpriseWorkProfile"));
+        assert!(
+            !all.iter()
+                .any(|d| d["deviceEnrollmentType"] == "androidEnterpriseWorkProfile")
+        );
     }
 }
 
@@ -2095,14 +2122,19 @@ async fn real_single_entities_come_wrapped_with_offset_times() {
                 .clone()
         };
         let (status, body) = t
-            .get(&token, &format!("/beta/directory/deviceLocalCredentials/{entra}"))
+            .get(
+                &token,
+                &format!("/beta/directory/deviceLocalCredentials/{entra}"),
+            )
             .await;
         assert_eq!(status, 200, "{body}");
         let entity = match entities {
             graph_sim::EntityForm::Wrapped => &body["value"],
             graph_sim::EntityForm::TopLevel => &body,
         };
-        let at = entity["lastBackupDateTime"].as_str().expect("the entity's field");
+        let at = entity["lastBackupDateTime"]
+            .as_str()
+            .expect("the entity's field");
         match times {
             graph_sim::TimeForm::Offset => {
                 assert!(at.ends_with("-08:00") && at.len() == 33, "{at}")

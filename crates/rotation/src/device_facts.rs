@@ -10,12 +10,12 @@ use crate::results_read::{ResultsRead, ResultsReason, ResultsSource};
 use crate::{
     Action, DeviceList, RateGate, Recognised, ResultMatcher, RotationError, VerifiedState,
 };
-use std::sync::Arc;
 use futures::StreamExt;
 use graph_batch::Request;
 use graph_client::GraphClient;
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -159,7 +159,10 @@ async fn action_results(
         read: 0,
         unread: 0,
     };
-    let omitted = results_by_get(client, action, wanted, gate, &matcher, &sample, &listed, &mut read, facts).await?;
+    let omitted = results_by_get(
+        client, action, wanted, gate, &matcher, &sample, &listed, &mut read, facts,
+    )
+    .await?;
     let listing_empty = listed.values().all(|&n| n == 0);
     if omitted || listing_empty {
         read.source = ResultsSource::PerDevice;
@@ -169,7 +172,10 @@ async fn action_results(
             ResultsReason::ListingEmpty
         };
         let rest: Vec<Uuid> = ids.iter().skip(RESULTS_SAMPLE).copied().collect();
-        results_by_get(client, action, wanted, gate, &matcher, &rest, &listed, &mut read, facts).await?;
+        results_by_get(
+            client, action, wanted, gate, &matcher, &rest, &listed, &mut read, facts,
+        )
+        .await?;
     }
     facts.notes.push(read.describe());
     facts.results_read = Some(read);
@@ -205,7 +211,9 @@ async fn results_listing(
                     facts.notes.push(
                         "the service refused the platform filter on devices' action results; every device was listed and those of the plan read".to_string(),
                     );
-                    url = "/deviceManagement/managedDevices?$select=id,deviceActionResults&$top=1000".to_string();
+                    url =
+                        "/deviceManagement/managedDevices?$select=id,deviceActionResults&$top=1000"
+                            .to_string();
                     continue 'listing;
                 }
                 Err(e) => return results_unreadable(e, wanted, facts).map(|()| None),
@@ -316,7 +324,11 @@ async fn results_by_get(
     }
     for (n, done) in answered.iter().enumerate() {
         if !done {
-            unread(facts.devices.get_mut(&ids[n]).expect("planned"), wanted, action);
+            unread(
+                facts.devices.get_mut(&ids[n]).expect("planned"),
+                wanted,
+                action,
+            );
             read.unread += 1;
         }
     }

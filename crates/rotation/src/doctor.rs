@@ -398,7 +398,10 @@ async fn second_sources(
         .enumerate()
         .flat_map(|(n, e)| {
             [
-                (2 * n, crate::device_facts::second_source_request(Action::Laps, e)),
+                (
+                    2 * n,
+                    crate::device_facts::second_source_request(Action::Laps, e),
+                ),
                 (
                     2 * n + 1,
                     crate::device_facts::second_source_request(Action::BitLocker, e),
@@ -460,15 +463,16 @@ async fn device_filters(client: &GraphClient) -> Finding {
         Ok(items) => {
             let other = items
                 .iter()
-                .filter(|d| {
-                    d.get("operatingSystem").and_then(Value::as_str) != Some("macOS")
-                })
+                .filter(|d| d.get("operatingSystem").and_then(Value::as_str) != Some("macOS"))
                 .count();
             if other > 0 {
                 finding(
                     belief,
                     Verdict::Adapted,
-                    format!("operatingSystem eq: ignored ({other} of {} not Macs)", items.len()),
+                    format!(
+                        "operatingSystem eq: ignored ({other} of {} not Macs)",
+                        items.len()
+                    ),
                     "applies the whole filter on the client: a clause the service ignores never widens a run",
                 )
             } else {
@@ -516,7 +520,10 @@ async fn mac_scripts(client: &GraphClient) -> Finding {
                     .count();
             }
         }
-        seen.push(format!("{coll}: {} script(s), {macs} Mac run(s)", scripts.len()));
+        seen.push(format!(
+            "{coll}: {} script(s), {macs} Mac run(s)",
+            scripts.len()
+        ));
     }
     finding(
         belief,

@@ -88,7 +88,9 @@ impl Action {
         (mode == Eligibility::Strict).then(|| {
             Ineligible::new(
                 &format!("unknown-{what}"),
-                format!("the source does not say the device's {what}, so the rule cannot be checked"),
+                format!(
+                    "the source does not say the device's {what}, so the rule cannot be checked"
+                ),
             )
         })
     }
@@ -187,7 +189,13 @@ pub(crate) fn mac_version(v: &str) -> Option<(u32, u32)> {
 
 /// `10.0.19045.4291` → 19045; `10.0.22631` → 22631.
 pub(crate) fn windows_build(v: &str) -> Option<u32> {
-    v.trim().split([' ', '(']).next()?.split('.').nth(2)?.parse().ok()
+    v.trim()
+        .split([' ', '('])
+        .next()?
+        .split('.')
+        .nth(2)?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -336,8 +344,17 @@ mod tests {
         );
     }
 
-    fn rl(version: &str, supervised: Option<bool>, arch: &str, mode: Eligibility) -> Option<String> {
-        code(Action::RecoveryLock, &mac(None, version, supervised, arch), mode)
+    fn rl(
+        version: &str,
+        supervised: Option<bool>,
+        arch: &str,
+        mode: Eligibility,
+    ) -> Option<String> {
+        code(
+            Action::RecoveryLock,
+            &mac(None, version, supervised, arch),
+            mode,
+        )
     }
 
     #[test]
@@ -386,7 +403,10 @@ mod tests {
             rl("unreadable", Some(true), "arM64", Eligibility::Strict).as_deref(),
             Some("unknown-os-version")
         );
-        assert_eq!(rl("unreadable", Some(true), "arM64", Eligibility::Lenient), None);
+        assert_eq!(
+            rl("unreadable", Some(true), "arM64", Eligibility::Lenient),
+            None
+        );
     }
 
     #[test]

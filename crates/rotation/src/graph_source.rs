@@ -259,7 +259,10 @@ impl GraphSource {
                 .is_none_or(|f| f.matches(item))
                 .then(|| SourceDevice::from_graph(item, line)),
             GraphSource::Script { kind, states, .. } => {
-                let state = item.get(kind.state_field()).and_then(Value::as_str).unwrap_or("");
+                let state = item
+                    .get(kind.state_field())
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
                 if !states.is_empty() && !states.iter().any(|s| s.eq_ignore_ascii_case(state)) {
                     return None;
                 }

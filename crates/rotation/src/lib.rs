@@ -33,7 +33,6 @@ pub use action::{
     Action, MANAGED_DEVICES_READ_WRITE, MatchRule, PRIVILEGED_OPERATIONS, Recognised, ResultMatcher,
 };
 pub use device_facts::{DeviceFacts, Facts, FactsWanted, RESULTS_SAMPLE, read_facts};
-pub use results_read::{ResultsRead, ResultsReason, ResultsSource};
 pub use device_id::parse_id;
 pub use device_list::{
     DEVICE_COLUMNS, DeviceCsvWriter, DeviceList, KeyColumn, SourceDevice, device_select,
@@ -62,6 +61,7 @@ pub use report::{
     build as build_report, build_fleet as build_fleet_report, render as render_report,
     summary_json as report_summary_json,
 };
+pub use results_read::{ResultsRead, ResultsReason, ResultsSource};
 pub use run::{
     Confirm, Counters, DispatchOptions, InDoubt, LOST_ANSWER_RECHECK, Progress, RotateRequest,
     RunOutcome, StopSignal, resume, rotate,

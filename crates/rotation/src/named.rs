@@ -53,10 +53,7 @@ pub async fn resolve_name(
     let unfiltered = format!("{}?$select={select}", collection.path);
     let mut pages = std::pin::pin!(client.pages(url));
     let mut first = true;
-    loop {
-        let Some(page) = pages.next().await else {
-            break;
-        };
+    while let Some(page) = pages.next().await {
         let items = match page {
             // A collection that refuses the name filter is listed whole; the name is checked
             // here, as it always is (graph-facts §11).

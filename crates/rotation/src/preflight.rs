@@ -125,7 +125,10 @@ mod tests {
     #[test]
     fn bitlocker_and_recovery_lock_never_pass_on_the_privileged_permission() {
         for action in [Action::BitLocker, Action::RecoveryLock] {
-            assert!(check_token(&app(&[PRIVILEGED]), "", action).is_err(), "{action:?}");
+            assert!(
+                check_token(&app(&[PRIVILEGED]), "", action).is_err(),
+                "{action:?}"
+            );
             assert_eq!(
                 check_token(&app(&[MANAGED_DEVICES_READ_WRITE]), "", action),
                 Ok(Allowed::Listed(MANAGED_DEVICES_READ_WRITE))
@@ -136,7 +139,10 @@ mod tests {
     #[test]
     fn laps_takes_either_write_permission_and_its_pages_read_pair_with_a_warning() {
         for p in [PRIVILEGED, MANAGED_DEVICES_READ_WRITE] {
-            assert_eq!(check_token(&app(&[p]), "", Action::Laps), Ok(Allowed::Listed(p)));
+            assert_eq!(
+                check_token(&app(&[p]), "", Action::Laps),
+                Ok(Allowed::Listed(p))
+            );
         }
         let read = app(&[
             "DeviceManagementManagedDevices.Read.All",

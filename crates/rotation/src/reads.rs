@@ -191,8 +191,12 @@ mod tests {
 
     #[test]
     fn a_wrapped_single_entity_is_read_as_the_entity() {
-        let wrapped = json!({"@odata.context": "x", "value": {"id": "a", "lastBackupDateTime": "t"}});
-        assert_eq!(unwrapped(wrapped), json!({"id": "a", "lastBackupDateTime": "t"}));
+        let wrapped =
+            json!({"@odata.context": "x", "value": {"id": "a", "lastBackupDateTime": "t"}});
+        assert_eq!(
+            unwrapped(wrapped),
+            json!({"id": "a", "lastBackupDateTime": "t"})
+        );
     }
 
     #[test]

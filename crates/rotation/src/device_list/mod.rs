@@ -337,7 +337,7 @@ fn utf16(path: &Path) -> Result<Option<&'static encoding_rs::Encoding>, Rotation
     let zeros = head.iter().filter(|&&b| b == 0).count();
     if n >= 4 && zeros * 3 >= n {
         return Err(RotationError::bad_input(
-            &path.display().to_string(),
+            path.display().to_string(),
             Some(1),
             "the file looks like UTF-16 without a byte-order mark, so its byte order is unknown: save it as UTF-8 (Excel: \"CSV UTF-8\"; PowerShell: Export-Csv -Encoding utf8) or as UTF-16 with its mark (\"Unicode Text\")",
         ));
@@ -356,10 +356,11 @@ fn transcoded(
         .encoding(Some(encoding))
         .bom_override(true)
         .build(BufReader::with_capacity(1 << 16, file));
-    let mut tmp = tempfile::NamedTempFile::new().map_err(|e| RotationError::io("device spool", e))?;
+    let mut tmp =
+        tempfile::NamedTempFile::new().map_err(|e| RotationError::io("device spool", e))?;
     std::io::copy(&mut decoded, &mut tmp).map_err(|e| {
         RotationError::bad_input(
-            &path.display().to_string(),
+            path.display().to_string(),
             None,
             format!("cannot be read as {}: {e}", encoding.name()),
         )
@@ -553,7 +554,10 @@ mod arbitrary_input {
 
     #[test]
     fn utf16_without_its_mark_is_refused_naming_the_encoding_and_what_to_do() {
-        let bare: Vec<u8> = POWERSHELL.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let bare: Vec<u8> = POWERSHELL
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
         let (_f, r) = from_bytes(&bare);
         let e = r.unwrap_err().to_string();
         assert!(e.contains("UTF-16") && e.contains("UTF-8"), "{e}");

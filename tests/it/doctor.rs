@@ -1,0 +1,64 @@
+//! `doctor` against the simulator's real shapes and its simple ones: each belief's row says what
+//! the tenant answered, and the exit code says whether a run would miss something.
+
+use crate::util::{Env, code, fast, stderr};
+use graph_sim::SimConfig;
+use serde_json::Value;
+
+async fn findings(env: &Env) -> (i32, Vec<Value>) {
+    let o = env.run(&["doctor", "--format", "json"]).await;
+    let doc: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+    assert!(doc["identity"]["tenant"].is_string(), "{doc}");
+    (code(&o), doc["findings"].as_array().unwrap().clone())
+}
+
+fn verdict<'a>(rows: &'a [Value], belief: &str) -> &'a str {
+    rows.iter()
+        .find(|r| r["belief"] == belief)
+        .and_then(|r| r["verdict"].as_str())
+        .unwrap_or_else(|| panic!("no row for {belief}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_real_shapes_every_belief_is_held_or_adapted_to() {
+    let env = Env::new(fast(300)).await;
+    let (exit, rows) = findings(&env).await;
+    assert_eq!(exit, 0, "{rows:?}");
+    assert_eq!(rows.len(), 8);
+    assert_eq!(verdict(&rows, "listed-action-results"), "adapted");
+    assert_eq!(verdict(&rows, "group-member-casts"), "adapted");
+    assert_eq!(verdict(&rows, "os-version-forms"), "adapted");
+    assert_eq!(verdict(&rows, "device-filters"), "adapted");
+    assert_eq!(verdict(&rows, "encryption-report-join"), "holds");
+    let scripts = rows.iter().find(|r| r["belief"] == "mac-scripts").unwrap();
+    let answered = scripts["answered"].as_str().unwrap();
+    assert!(
+        answered.contains("deviceHealthScripts: 3 script(s), 0 Mac run(s)"),
+        "{answered}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_simple_shapes_the_listing_and_the_casts_hold() {
+    let env = Env::new(SimConfig {
+        shapes: graph_sim::Shapes::simple(),
+        ..fast(300)
+    })
+    .await;
+    let (exit, rows) = findings(&env).await;
+    assert_eq!(exit, 0, "{rows:?}");
+    assert_eq!(verdict(&rows, "group-member-casts"), "holds");
+    assert_eq!(verdict(&rows, "os-version-forms"), "holds");
+    assert_eq!(verdict(&rows, "device-filters"), "holds");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_source_the_token_cannot_read_is_a_miss_and_exits_1() {
+    let mut config = fast(200);
+    config.roles.retain(|r| r != "BitLockerKey.ReadBasic.All");
+    let env = Env::new(config).await;
+    let (exit, rows) = findings(&env).await;
+    assert_eq!(verdict(&rows, "second-source-shapes"), "misses");
+    assert_eq!(exit, 1);
+}
