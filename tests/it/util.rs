@@ -226,6 +226,7 @@ impl Env {
             Some(&"rotate")
                 | Some(&"resume")
                 | Some(&"whoami")
+                | Some(&"doctor")
                 | Some(&"devices")
                 | Some(&"verify")
         );
