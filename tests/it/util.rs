@@ -18,14 +18,6 @@ pub fn fast(devices: usize) -> SimConfig {
         post_limit: q(4000, 1),
         tenant_post_limit: q(8000, 1),
         any_limit: q(20000, 1),
-        // Real shapes, but single entities at the top level: under the fault matrix's mix the
-        // wrapped form (`{"value": {…}}`) was seen to let a lost answer's look-up miss a late
-        // action, rotating a few devices twice, and the cause is not found yet (docs/STATUS.md).
-        // The wrapped form is tried by graph-sim's own tests, the engine's unit tests and doctor's.
-        shapes: graph_sim::Shapes {
-            entities: graph_sim::EntityForm::TopLevel,
-            ..Default::default()
-        },
         ..SimConfig::default()
     }
 }

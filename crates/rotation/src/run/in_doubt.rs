@@ -83,26 +83,29 @@ pub(crate) async fn look_up(
     items: &[(Uuid, u64)],
     looks: Looks,
 ) -> Vec<(Uuid, Decision)> {
-    let mut decided = look_once(client, reads, matcher, cause, items, looks.settle).await;
+    let (mut decided, looked_from_ms) =
+        look_once(client, reads, matcher, cause, items, looks.settle).await;
     let Some(recheck) = looks.recheck else {
         return decided;
     };
-    let now_ms = unix_ms(SystemTime::now());
     let recheck_ms = recheck.as_millis() as u64;
     let sent: HashMap<Uuid, u64> = items.iter().copied().collect();
     // Only devices whose first look came before their recheck time: a look after it has seen
-    // everything a second one would.
+    // everything a second one would. The look is dated from when its reads began, not from when
+    // its answers were in: a read answered early and handled late (a loaded machine, retries of
+    // other items) has not seen what started in between.
     let again: Vec<(Uuid, u64)> = decided
         .iter()
         .filter(|(_, d)| matches!(d, Decision::SendAgain(_)))
         .filter_map(|(id, _)| sent.get(id).map(|&ms| (*id, ms)))
-        .filter(|&(_, ms)| ms + recheck_ms > now_ms)
+        .filter(|&(_, ms)| ms + recheck_ms > looked_from_ms)
         .collect();
     if again.is_empty() {
         return decided;
     }
     let second: HashMap<Uuid, Decision> = look_once(client, reads, matcher, cause, &again, recheck)
         .await
+        .0
         .into_iter()
         .map(|(id, d)| match d {
             Decision::Rotated(why) => (
@@ -131,7 +134,8 @@ fn unix_ms(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// One look-up, once the newest request has had `settle` to show.
+/// One look-up, once the newest request has had `settle` to show; with the time (Unix ms) its
+/// reads began.
 async fn look_once(
     client: &GraphClient,
     reads: &Arc<RateGate>,
@@ -139,20 +143,22 @@ async fn look_once(
     cause: Cause,
     items: &[(Uuid, u64)],
     settle: Duration,
-) -> Vec<(Uuid, Decision)> {
+) -> (Vec<(Uuid, Decision)>, u64) {
     let newest = items.iter().map(|&(_, ms)| ms).max().unwrap_or(0);
     let show_at = UNIX_EPOCH + Duration::from_millis(newest) + settle;
     if let Ok(wait) = show_at.duration_since(SystemTime::now()) {
         tokio::time::sleep(wait).await;
     }
+    let looked_from_ms = unix_ms(SystemTime::now());
     let found: HashMap<Uuid, Found> = lookup(client, reads, matcher, items)
         .await
         .into_iter()
         .collect();
-    items
+    let decided = items
         .iter()
         .map(|(id, _)| (*id, decide(cause, found.get(id))))
-        .collect()
+        .collect();
+    (decided, looked_from_ms)
 }
 
 #[cfg(test)]
