@@ -136,8 +136,8 @@ pub struct SimConfig {
     pub p504: f64,
     pub drop: f64,
     pub truncate: f64,
-    /// Share of HTTP requests whose connection drops before the answer, and whose actions are
-    /// carried out later (between half of `late_max` and `late_max`): a look-up soon after the
+    /// Share of HTTP requests holding actions whose connection drops before the answer, and whose
+    /// actions are carried out later (between half of `late_max` and `late_max`): a look-up soon after the
     /// lost answer does not see them yet.
     pub late: f64,
     pub late_max: Duration,

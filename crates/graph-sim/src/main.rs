@@ -110,8 +110,9 @@ struct Args {
     /// Share of HTTP responses whose JSON body is cut short.
     #[arg(long, default_value_t = 0.0)]
     truncate: f64,
-    /// Share of HTTP requests whose connection drops and whose actions are carried out later
-    /// (between half of --late-max and --late-max seconds).
+    /// Share of HTTP requests holding an action (a POST, or a $batch with a POST item) whose
+    /// connection drops and whose actions are carried out later (between half of --late-max and
+    /// --late-max seconds); a read is never late, a drop of one is --drop.
     #[arg(long, default_value_t = 0.0)]
     late: f64,
     /// The longest delay of a late action, in seconds (at most 60).

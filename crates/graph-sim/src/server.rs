@@ -209,7 +209,7 @@ async fn any(
             Wire::Drop
         } else if r < c.drop + c.truncate {
             Wire::Truncate
-        } else if r < c.drop + c.truncate + c.late {
+        } else if r < c.drop + c.truncate + c.late && carries_actions(&method, &path, &body) {
             let max = c.late_max.min(Duration::from_secs(60));
             Wire::Late(max.mul_f64(inner.rng.random_range(0.5..=1.0)))
         } else {
@@ -226,6 +226,27 @@ async fn any(
     sleep(after).await;
     let crid = headers.get("client-request-id").cloned();
     render(resp, wire, crid)
+}
+
+/// Whether a request may hold an action: a POST, alone or in a `$batch` with a POST item. A late
+/// answer is a fault of actions; on a read it would be no more than a drop, which `drop` is.
+fn carries_actions(method: &Method, path: &str, body: &[u8]) -> bool {
+    if method != Method::POST {
+        return false;
+    }
+    if !path.ends_with("/$batch") {
+        return true;
+    }
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|b| b.get("requests")?.as_array().cloned())
+        .is_some_and(|items| {
+            items.iter().any(|i| {
+                i["method"]
+                    .as_str()
+                    .is_some_and(|m| m.eq_ignore_ascii_case("POST"))
+            })
+        })
 }
 
 async fn sleep(d: Duration) {
