@@ -195,42 +195,37 @@ async fn results_listing(
         "/deviceManagement/managedDevices?$filter={}&$select=id,deviceActionResults&$top=1000",
         crate::graph_source::enc(&format!("operatingSystem eq '{}'", action.platform()))
     );
+    let unfiltered = "/deviceManagement/managedDevices?$select=id,deviceActionResults&$top=1000";
     let mut listed = HashMap::new();
-    let mut url = filtered.clone();
-    'listing: loop {
-        let mut pages = std::pin::pin!(client.pages(url.clone()));
-        let mut first = true;
-        while let Some(page) = pages.next().await {
-            let items = match page {
-                Ok(items) => items,
-                // A service that refuses the platform filter lists every device; only those of
-                // the plan are read.
-                Err(graph_client::GraphClientError::Http { status: 400, .. })
-                    if first && url == filtered =>
-                {
-                    facts.notes.push(
-                        "the service refused the platform filter on devices' action results; every device was listed and those of the plan read".to_string(),
-                    );
-                    url =
-                        "/deviceManagement/managedDevices?$select=id,deviceActionResults&$top=1000"
-                            .to_string();
-                    continue 'listing;
-                }
-                Err(e) => return results_unreadable(e, wanted, facts).map(|()| None),
-            };
-            first = false;
-            for item in items {
-                let Some(id) = item.get("id").and_then(Value::as_str).and_then(parse_id) else {
-                    continue;
-                };
-                let Some(f) = facts.devices.get_mut(&id) else {
-                    continue;
-                };
-                listed.insert(id, fold_results(f, &item, matcher));
+    let mut pages = std::pin::pin!(client.pages(filtered));
+    let mut first = true;
+    while let Some(page) = pages.next().await {
+        let items = match page {
+            // A service that refuses the platform filter lists every device; only those of the
+            // plan are read.
+            Err(graph_client::GraphClientError::Http { status: 400, .. }) if first => {
+                facts.notes.push(
+                    "the service refused the platform filter on devices' action results; every device was listed and those of the plan read".to_string(),
+                );
+                first = false;
+                pages.set(client.pages(unfiltered.to_string()));
+                continue;
             }
+            Err(e) => return results_unreadable(e, wanted, facts).map(|()| None),
+            Ok(items) => items,
+        };
+        first = false;
+        for item in items {
+            let Some(id) = item.get("id").and_then(Value::as_str).and_then(parse_id) else {
+                continue;
+            };
+            let Some(f) = facts.devices.get_mut(&id) else {
+                continue;
+            };
+            listed.insert(id, fold_results(f, &item, matcher));
         }
-        return Ok(Some(listed));
     }
+    Ok(Some(listed))
 }
 
 /// What to do when devices' action results cannot be read: a note where only pending actions
@@ -241,17 +236,7 @@ fn results_unreadable(
     facts: &mut Facts,
 ) -> Result<(), RotationError> {
     match e {
-        // Pending actions are a courtesy check; key age asked for is not.
-        e if e.is_auth() && wanted.rotated_within.is_none() => {
-            facts.notes.push(format!(
-                "devices' action results could not be read ({e}); actions still pending were not checked (DeviceManagementManagedDevices.Read.All reads them)"
-            ));
-            Ok(())
-        }
-        e if e.is_auth() => Err(RotationError::MissingPermission {
-            permission: "DeviceManagementManagedDevices.Read.All".into(),
-            what: format!("key age reads devices' action results ({e})"),
-        }),
+        e if e.is_auth() => results_refused(&e.to_string(), wanted, facts),
         e if wanted.allow_partial => {
             facts.notes.push(format!(
                 "warning: reading devices' action results failed part-way ({e}); pending actions and key age were not checked for the rest"
@@ -260,6 +245,25 @@ fn results_unreadable(
         }
         e => Err(RotationError::listing("devices' action results", e)),
     }
+}
+
+/// The token may not read devices' action results (`why`, Graph's words): pending actions are a
+/// courtesy check, left with a note; key age asked for is not, and stops the run.
+fn results_refused(
+    why: &str,
+    wanted: &FactsWanted,
+    facts: &mut Facts,
+) -> Result<(), RotationError> {
+    if wanted.rotated_within.is_none() {
+        facts.notes.push(format!(
+            "devices' action results could not be read ({why}); actions still pending were not checked (DeviceManagementManagedDevices.Read.All reads them)"
+        ));
+        return Ok(());
+    }
+    Err(RotationError::MissingPermission {
+        permission: "DeviceManagementManagedDevices.Read.All".into(),
+        what: format!("key age reads devices' action results ({why})"),
+    })
 }
 
 /// Reads `ids` by GET and folds what each shows; whether any showed a result its listing entry
@@ -305,16 +309,7 @@ async fn results_by_get(
             Read::Refused {
                 status: 401 | 403,
                 message,
-            } => {
-                let e = graph_client::GraphClientError::Http {
-                    status: 403,
-                    retry_after: None,
-                    error: None,
-                    request_id: None,
-                };
-                tracing::debug!("reading a device's action results was refused: {message}");
-                return results_unreadable(e, wanted, facts).map(|()| false);
-            }
+            } => return results_refused(&message, wanted, facts).map(|()| false),
             Read::Refused { message, .. } => {
                 tracing::warn!(device = %id, "the action results could not be read: {message}");
                 unread(f, wanted, action);
