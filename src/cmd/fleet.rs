@@ -538,8 +538,9 @@ async fn plan(
         skip_pending: policy.skip_pending,
         result_names: a.dispatch.result_names.clone(),
         allow_partial: a.source.allow_partial_source,
+        read_rate: None,
     };
-    let facts = rotation::read_facts(&c.client, checked.source(), action, &wanted)
+    let facts = rotation::read_facts(&c.client, checked.source(), &policy, &wanted)
         .await
         .map_err(classify)?;
     for note in &facts.notes {

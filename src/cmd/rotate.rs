@@ -85,8 +85,9 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
             skip_pending: policy.skip_pending,
             result_names: a.dispatch.result_names.clone(),
             allow_partial: a.source.allow_partial_source,
+            read_rate: None,
         };
-        let facts = rotation::read_facts(&c.client, checked.source(), action, &wanted).await?;
+        let facts = rotation::read_facts(&c.client, checked.source(), &policy, &wanted).await?;
         for note in &facts.notes {
             eprintln!("{note}");
         }

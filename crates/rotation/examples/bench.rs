@@ -462,7 +462,8 @@ async fn facts_cost(n: usize, latency_ms: u64) -> Vec<String> {
             skip_pending: true,
             ..Default::default()
         };
-        let facts = rotation::read_facts(&c, &list, action, &wanted)
+        let policy = rotation::Policy::for_action(action);
+        let facts = rotation::read_facts(&c, &list, &policy, &wanted)
             .await
             .unwrap();
         let secs = start.elapsed().as_secs_f64();
@@ -477,6 +478,72 @@ async fn facts_cost(n: usize, latency_ms: u64) -> Vec<String> {
         ));
     }
     rows
+}
+
+/// Issue 27's cost: where the listing leaves `deviceActionResults` out (graph-sim's default), the
+/// plan reads every Mac by GET. Its read time against the run's sending time, in one run, on
+/// quotas scaled by `scale` (the ratio does not move with the scale: both are paced by their
+/// window). Returns the rows of the table in docs/BENCHMARKS.md.
+async fn results_cost(n: usize, scale: u32) -> Vec<String> {
+    let window = Duration::from_secs(20) / scale;
+    let (post, reads) = (Quota::new(200, window), Quota::new(2000, window));
+    let config = SimConfig {
+        devices: n,
+        mac_share: 1.0,
+        post_limit: post,
+        tenant_post_limit: Quota::new(400, window),
+        any_limit: reads,
+        ..SimConfig::default()
+    };
+    let sim = graph_sim::start(config.clone()).await.unwrap();
+    let c = client(&sim.base_url, "sim-client", "sim-secret", &config.tenant);
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("devices.csv");
+    std::fs::write(&csv, sim.tenant().devices_csv()).unwrap();
+    let source = Plan::check(DeviceList::open(csv.to_str().unwrap()).unwrap()).unwrap();
+    let wanted = rotation::FactsWanted {
+        skip_pending: true,
+        read_rate: Some(reads),
+        ..Default::default()
+    };
+    let before = sim.stats();
+    let start = Instant::now();
+    let mut policy = rotation::Policy::for_action(rotation::Action::FileVault);
+    let facts = rotation::read_facts(&c, source.source(), &policy, &wanted)
+        .await
+        .unwrap();
+    let reading = start.elapsed().as_secs_f64();
+    let read_stats = sim.stats();
+    let read = facts.results_read.expect("action results were read");
+    policy.facts = facts.devices;
+    let options = DispatchOptions {
+        rate: post,
+        in_doubt: InDoubt::Resend,
+        ..DispatchOptions::default()
+    };
+    let (_tx, stop) = StopSignal::new();
+    let req = RotateRequest {
+        header: header(&config.tenant, post, &csv),
+        source,
+        policy,
+        ledger: dir.path().join("l.jsonl"),
+        options,
+        dry_run: false,
+        confirm: None,
+        max_devices: None,
+    };
+    let outcome = rotation::rotate(Some(&c), req, Arc::new(|_| {}), stop)
+        .await
+        .unwrap();
+    let sending = outcome.counters.elapsed_secs;
+    vec![format!(
+        "| {n} Macs, quotas ×{scale} | {:?}, {} read by GET | {reading:.1} s | {} | {} rotated in {sending:.1} s | **{:.1} %** |",
+        read.source,
+        read.read,
+        read_stats.throttled - before.throttled,
+        outcome.counters.rotated,
+        100.0 * reading / sending,
+    )]
 }
 
 fn peak_rss_mb() -> f64 {
@@ -1037,6 +1104,19 @@ async fn main() {
         );
         println!("|---|---|---|---|---|---|---|");
         for row in facts_cost(n, 100).await {
+            println!("{row}");
+        }
+        return;
+    }
+    // `results N [SCALE]`: only the cost of reading N Macs' action results by GET, against sending.
+    if args.get(1).map(String::as_str) == Some("results") {
+        let n: usize = args[2].parse().unwrap();
+        let scale: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(100);
+        println!(
+            "| run | how results were read | reading | reads answered 429 | sending | reading / sending |"
+        );
+        println!("|---|---|---|---|---|---|");
+        for row in results_cost(n, scale).await {
             println!("{row}");
         }
         return;

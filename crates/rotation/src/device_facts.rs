@@ -8,7 +8,7 @@ use crate::ledger::parse_ms;
 use crate::reads::{Read, read_all};
 use crate::results_read::{ResultsRead, ResultsReason, ResultsSource};
 use crate::{
-    Action, DeviceList, RateGate, Recognised, ResultMatcher, RotationError, VerifiedState,
+    Action, DeviceList, Policy, RateGate, Recognised, ResultMatcher, RotationError, VerifiedState,
 };
 use futures::StreamExt;
 use graph_batch::Request;
@@ -31,6 +31,8 @@ pub struct FactsWanted {
     /// `--allow-partial-source`: a listing that fails part-way leaves its check undone, with a
     /// note, instead of stopping the run.
     pub allow_partial: bool,
+    /// The read quota the plan's reads are paced under; `None`: the service's 2,000 per 20 s.
+    pub read_rate: Option<graph_batch::Quota>,
 }
 
 /// One device's facts; `None` where the tenant said nothing.
@@ -79,13 +81,15 @@ pub const FILEVAULT_BLOCKERS: [(&str, &str, &str); 3] = [
     ),
 ];
 
-/// Reads what `wanted` needs for the devices of `list` on `action`'s platform.
+/// Reads what `wanted` needs for the devices of `list` that `policy`'s rules of the source alone
+/// leave to be sent.
 pub async fn read_facts(
     client: &GraphClient,
     list: &DeviceList,
-    action: Action,
+    policy: &Policy,
     wanted: &FactsWanted,
 ) -> Result<Facts, RotationError> {
+    let action = policy.action;
     let mut facts = Facts::default();
     let mut entra: Vec<(Uuid, String)> = Vec::new();
     let wants_age = wanted.rotated_within.is_some();
@@ -94,7 +98,9 @@ pub async fn read_facts(
         let on_platform =
             d.os.as_deref()
                 .is_none_or(|os| os.eq_ignore_ascii_case(action.platform()));
-        if let (Some(id), true) = (parse_id(&d.raw_id), on_platform) {
+        // A device the source alone rules out is skipped for that: none of its records is read.
+        let id = parse_id(&d.raw_id).filter(|id| policy.listing_reason(id, &d).is_none());
+        if let (Some(id), true) = (id, on_platform) {
             let known = match d.entra_id.as_deref().map(str::trim) {
                 Some(e) if !e.is_empty() && !e.eq_ignore_ascii_case(NO_ENTRA_DEVICE) => {
                     entra.push((id, e.to_ascii_lowercase()));
@@ -117,17 +123,25 @@ pub async fn read_facts(
     let from_results = wanted.skip_pending
         || (wants_age && matches!(action, Action::FileVault | Action::RecoveryLock));
     // One gate for every read of the plan: they share the service's window.
-    let gate = crate::reads::plan_reads_gate();
-    if from_results {
-        action_results(client, action, wanted, &gate, &mut facts).await?;
-    }
+    let gate = crate::reads::plan_reads_gate(wanted.read_rate);
+    // The listings first, each page told to the gate, so the GETs after them fit the window
+    // that the pages already took part of.
     if action == Action::FileVault {
-        encryption_report(client, wanted.allow_partial, &mut facts).await?;
+        encryption_report(client, wanted.allow_partial, &gate, &mut facts).await?;
+    }
+    if from_results {
+        action_results(client, policy, wanted, &gate, &mut facts).await?;
     }
     if reads_second_source {
         second_source(client, action, &entra, &gate, &mut facts).await?;
     }
     Ok(facts)
+}
+
+/// A listing page just read counts in the service's window as one request: the plan's read gate
+/// is told, so its `$batch`es of GETs do not overfill the window the pages took part of.
+fn counted(gate: &RateGate) {
+    gate.assume_sent(vec![(std::time::Instant::now(), 1)]);
 }
 
 /// Devices read by GET to test whether the listing carries their results: one `$batch`.
@@ -138,18 +152,25 @@ pub const RESULTS_SAMPLE: usize = 20;
 /// device in paced `$batch`es (graph-facts §11).
 async fn action_results(
     client: &GraphClient,
-    action: Action,
+    policy: &Policy,
     wanted: &FactsWanted,
     gate: &Arc<RateGate>,
     facts: &mut Facts,
 ) -> Result<(), RotationError> {
+    let action = policy.action;
     let matcher = ResultMatcher::new(action, &wanted.result_names);
-    let Some(listed) = results_listing(client, action, wanted, &matcher, facts).await? else {
+    let Some(listed) = results_listing(client, action, wanted, &matcher, gate, facts).await? else {
         return Ok(());
     };
     // The sample: devices the listing showed nothing for first, since those are what a listing
     // that leaves results out gets wrong.
-    let mut ids: Vec<Uuid> = facts.devices.keys().copied().collect();
+    // A Mac the encryption report rules out is skipped for that, whatever its results say.
+    let mut ids: Vec<Uuid> = facts
+        .devices
+        .iter()
+        .filter(|(_, f)| policy.escrow_reason(f).is_none())
+        .map(|(id, _)| *id)
+        .collect();
     ids.sort_unstable_by_key(|id| (listed.get(id).copied().unwrap_or(0) > 0, *id));
     let sample: Vec<Uuid> = ids.iter().take(RESULTS_SAMPLE).copied().collect();
     let mut read = ResultsRead {
@@ -189,6 +210,7 @@ async fn results_listing(
     action: Action,
     wanted: &FactsWanted,
     matcher: &ResultMatcher,
+    gate: &RateGate,
     facts: &mut Facts,
 ) -> Result<Option<HashMap<Uuid, usize>>, RotationError> {
     let filtered = format!(
@@ -200,6 +222,7 @@ async fn results_listing(
     let mut pages = std::pin::pin!(client.pages(filtered));
     let mut first = true;
     while let Some(page) = pages.next().await {
+        counted(gate);
         let items = match page {
             // A service that refuses the platform filter lists every device; only those of the
             // plan are read.
@@ -372,6 +395,7 @@ fn fold_results(f: &mut DeviceFacts, device: &Value, matcher: &ResultMatcher) ->
 async fn encryption_report(
     client: &GraphClient,
     allow_partial: bool,
+    gate: &RateGate,
     facts: &mut Facts,
 ) -> Result<(), RotationError> {
     let url =
@@ -379,6 +403,7 @@ async fn encryption_report(
     let mut pages = std::pin::pin!(client.pages(url));
     let (mut rows, mut matched) = (0usize, 0usize);
     while let Some(page) = pages.next().await {
+        counted(gate);
         match page {
             Ok(items) => {
                 for item in items {

@@ -163,7 +163,7 @@ async fn action_results(
             (n, Request::get(url))
         })
         .collect();
-    let gate = crate::reads::plan_reads_gate();
+    let gate = crate::reads::plan_reads_gate(None);
     let (mut in_list, mut by_get, mut more) = (0, 0, 0);
     for (n, read) in read_all(client, &gate, requests).await {
         if let Read::Body(body) = read {
@@ -410,7 +410,7 @@ async fn second_sources(
         })
         .collect();
     // Each answer as the engine reads it (a wrapped entity unwrapped).
-    let gate = crate::reads::plan_reads_gate();
+    let gate = crate::reads::plan_reads_gate(None);
     let (mut laps, mut keys, mut refused) = (0, 0, Vec::new());
     for (n, read) in read_all(client, &gate, requests).await {
         match read {

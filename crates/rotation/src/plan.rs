@@ -82,24 +82,8 @@ impl Policy {
 
     /// Why `d` is skipped, if it is. The reason's first word (before `:`) is its kind.
     fn skip_reason(&self, id: &uuid::Uuid, d: &SourceDevice) -> Option<String> {
-        let action = self.action;
-        if self.exclude.contains(id) {
-            return Some("excluded: listed in --exclude".into());
-        }
-        if let Some(os) = &d.os
-            && !os.eq_ignore_ascii_case(action.platform())
-        {
-            return Some(format!(
-                "platform: {} applies to {} only, device is {os}",
-                action.graph_name(),
-                action.platform()
-            ));
-        }
-        if self.require_encrypted && d.encrypted == Some(false) {
-            return Some("not encrypted: there is no key to rotate".into());
-        }
-        if let Some(why) = action.ineligible(d, self.eligibility) {
-            return Some(why.reason());
+        if let Some(why) = self.listing_reason(id, d) {
+            return Some(why);
         }
         if let Some(why) = self.facts.get(id).and_then(|f| self.by_facts(f)) {
             return Some(why);
@@ -118,23 +102,55 @@ impl Policy {
         }
         None
     }
+
+    /// The rules read before the tenant's records, from the source alone: a device they skip
+    /// needs none of its records read.
+    pub(crate) fn listing_reason(&self, id: &uuid::Uuid, d: &SourceDevice) -> Option<String> {
+        let action = self.action;
+        if self.exclude.contains(id) {
+            return Some("excluded: listed in --exclude".into());
+        }
+        if let Some(os) = &d.os
+            && !os.eq_ignore_ascii_case(action.platform())
+        {
+            return Some(format!(
+                "platform: {} applies to {} only, device is {os}",
+                action.graph_name(),
+                action.platform()
+            ));
+        }
+        if self.require_encrypted && d.encrypted == Some(false) {
+            return Some("not encrypted: there is no key to rotate".into());
+        }
+        action
+            .ineligible(d, self.eligibility)
+            .map(|why| why.reason())
+    }
 }
 
 impl Policy {
+    /// Why the encryption report rules a Mac out: the first of the tenant's records the plan
+    /// reads, so a Mac it rules out needs no action results read.
+    pub(crate) fn escrow_reason(&self, f: &DeviceFacts) -> Option<String> {
+        if self.action != Action::FileVault || self.eligibility == Eligibility::Off {
+            return None;
+        }
+        let states = f.filevault_states.as_deref()?;
+        let flags: Vec<&str> = states.split([',', ' ']).filter(|s| !s.is_empty()).collect();
+        FILEVAULT_BLOCKERS.iter().find_map(|(flag, code, words)| {
+            flags
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(flag))
+                .then(|| format!("{code}: {words} (encryption report: {flag})"))
+        })
+    }
+
     /// Why the tenant's own records rule the device out: the encryption report, an action still
     /// pending, a recent rotation.
     fn by_facts(&self, f: &DeviceFacts) -> Option<String> {
         let action = self.action;
-        if action == Action::FileVault
-            && self.eligibility != Eligibility::Off
-            && let Some(states) = &f.filevault_states
-        {
-            let flags: Vec<&str> = states.split([',', ' ']).filter(|s| !s.is_empty()).collect();
-            for (flag, code, words) in FILEVAULT_BLOCKERS {
-                if flags.iter().any(|s| s.eq_ignore_ascii_case(flag)) {
-                    return Some(format!("{code}: {words} (encryption report: {flag})"));
-                }
-            }
+        if let Some(why) = self.escrow_reason(f) {
+            return Some(why);
         }
         if self.skip_pending
             && let Some(at) = &f.pending_since

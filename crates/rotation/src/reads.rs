@@ -34,14 +34,11 @@ pub(crate) fn reads_gate() -> Arc<RateGate> {
 }
 
 /// The gate of the plan's reads (action results, recovery keys, LAPS backups), which go before
-/// anything is sent: the service's whole read quota, 2,000 per 20 s per app (graph-facts §3),
-/// less the gate's headroom.
-pub(crate) fn plan_reads_gate() -> Arc<RateGate> {
-    Arc::new(RateGate::new(
-        graph_batch::Quota::new(2000, Duration::from_secs(20)),
-        0.02,
-        20,
-    ))
+/// anything is sent: by default the service's whole read quota, 2,000 per 20 s per app
+/// (graph-facts §3), less the gate's headroom.
+pub(crate) fn plan_reads_gate(quota: Option<graph_batch::Quota>) -> Arc<RateGate> {
+    let quota = quota.unwrap_or(graph_batch::Quota::new(2000, Duration::from_secs(20)));
+    Arc::new(RateGate::new(quota, 0.02, 20))
 }
 
 /// Batches in flight at once.
