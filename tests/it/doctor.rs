@@ -62,3 +62,43 @@ async fn a_second_source_the_token_cannot_read_is_a_miss_and_exits_1() {
     assert_eq!(verdict(&rows, "second-source-shapes"), "misses");
     assert_eq!(exit, 1);
 }
+
+fn own_report_ids() -> SimConfig {
+    SimConfig {
+        shapes: graph_sim::Shapes {
+            report_ids: graph_sim::ReportIds::Own,
+            ..Default::default()
+        },
+        ..fast(200)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encryption_report_that_joins_no_device_is_a_miss() {
+    let env = Env::new(own_report_ids()).await;
+    let (exit, rows) = findings(&env).await;
+    assert_eq!(verdict(&rows, "encryption-report-join"), "misses");
+    assert_eq!(exit, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_says_when_the_encryption_report_matches_no_device() {
+    let env = Env::new(own_report_ids()).await;
+    let ledger = env.path("run.jsonl");
+    let o = env
+        .run(&[
+            "rotate",
+            "--query",
+            "--ledger",
+            &crate::util::s(&ledger),
+            "--dry-run",
+        ])
+        .await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the encryption report could not be matched")
+            && stderr(&o).contains("escrow checks are off"),
+        "{}",
+        stderr(&o)
+    );
+}

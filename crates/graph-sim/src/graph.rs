@@ -6,7 +6,7 @@ use crate::config::{RetryAfterStyle, SimConfig};
 use crate::directory::Directory;
 use crate::filter::{self, FieldValue, Op, Supported};
 use crate::odata::{self, Shape};
-use crate::shapes::{ActionPermissions, DeviceFilters, EntityForm, MemberCasts};
+use crate::shapes::{ActionPermissions, DeviceFilters, EntityForm, MemberCasts, ReportIds};
 use crate::stats::Stats;
 use crate::tenant::{
     ActionResult, Answer, DEVICE_FILTERS, DOCUMENTED_DEVICE_FILTERS, ScriptKind, Tenant,
@@ -733,7 +733,11 @@ impl Sim {
                         .iter()
                         .filter(|d| d.os == "macOS" || d.os == "Windows")
                         .map(|d| json!({
-                            "id": d.id,
+                            "id": match t.shapes.report_ids {
+                                ReportIds::ManagedDevice => d.id.clone(),
+                                // A key of its own: the device's id with its halves swapped.
+                                ReportIds::Own => format!("{}-{}", &d.id[24..], &d.id[..23]),
+                            },
                             "deviceName": d.name,
                             "deviceType": if d.os == "macOS" { "macMDM" } else { "windowsRT" },
                             "osVersion": d.os_version,

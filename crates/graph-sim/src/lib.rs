@@ -30,7 +30,7 @@ pub use graph_batch::{Quota, QuotaParseError};
 pub use server::{SimHandle, start, start_fleet, start_on};
 pub use shapes::{
     ActionPermissions, DeviceFilters, EntityForm, ListResults, MemberCasts, OsVersionForm,
-    ScriptPlatforms, Shapes, ShapesPreset, TimeForm, UnknownMembers,
+    ReportIds, ScriptPlatforms, Shapes, ShapesPreset, TimeForm, UnknownMembers,
 };
 pub use stats::Stats;
 pub use tenant::{Answer, DEVICE_FILTERS, DOCUMENTED_DEVICE_FILTERS, Device, Tenant};

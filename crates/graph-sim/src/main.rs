@@ -183,6 +183,9 @@ struct ShapeArgs {
     /// managedDevices $filter properties: documented (the SDK's few) or practice (operatingSystem too).
     #[arg(long, value_enum)]
     device_filters: Option<graph_sim::DeviceFilters>,
+    /// The encryption report's ids: managed-device (join to devices) or own (a key of its own).
+    #[arg(long, value_enum)]
+    report_ids: Option<graph_sim::ReportIds>,
 }
 
 impl ShapeArgs {
@@ -197,6 +200,7 @@ impl ShapeArgs {
         s.action_permissions = self.action_permissions.unwrap_or(s.action_permissions);
         s.unknown_members = self.unknown_members.unwrap_or(s.unknown_members);
         s.device_filters = self.device_filters.unwrap_or(s.device_filters);
+        s.report_ids = self.report_ids.unwrap_or(s.report_ids);
         s
     }
 }

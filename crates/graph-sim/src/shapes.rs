@@ -100,6 +100,16 @@ pub enum DeviceFilters {
     Practice,
 }
 
+/// What the encryption report's `id` is, documented only as "Key of the entity".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ReportIds {
+    /// The managed device's id, as the admin center joins it.
+    #[default]
+    ManagedDevice,
+    /// A key of the report's own, which matches no device (what the documentation leaves open).
+    Own,
+}
+
 /// Every form, chosen one by one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Shapes {
@@ -112,6 +122,7 @@ pub struct Shapes {
     pub action_permissions: ActionPermissions,
     pub unknown_members: UnknownMembers,
     pub device_filters: DeviceFilters,
+    pub report_ids: ReportIds,
 }
 
 /// A preset of every form at once.
@@ -137,6 +148,7 @@ impl Shapes {
             action_permissions: ActionPermissions::Broad,
             unknown_members: UnknownMembers::Absent,
             device_filters: DeviceFilters::Practice,
+            report_ids: ReportIds::ManagedDevice,
         }
     }
 
