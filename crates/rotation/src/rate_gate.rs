@@ -163,6 +163,11 @@ impl RateGate {
     }
 
     /// The current share of the configured rate (1.0 when not braked).
+    /// The quota the gate paces to.
+    pub fn quota(&self) -> Quota {
+        self.quota
+    }
+
     pub fn factor(&self) -> f64 {
         self.lock().factor
     }

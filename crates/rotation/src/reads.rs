@@ -41,9 +41,6 @@ pub(crate) fn plan_reads_gate(quota: Option<graph_batch::Quota>) -> Arc<RateGate
     Arc::new(RateGate::new(quota, 0.02, 20))
 }
 
-/// Batches in flight at once.
-const IN_FLIGHT: usize = 4;
-
 /// Reads every `(key, request)`; keys whose read still failed after the retries are left out.
 pub(crate) async fn read_all<K: Copy + Send + Sync>(
     client: &GraphClient,
@@ -54,9 +51,11 @@ pub(crate) async fn read_all<K: Copy + Send + Sync>(
         .chunks(graph_batch::MAX_BATCH_SIZE)
         .map(<[_]>::to_vec)
         .collect();
+    // As many in flight as the gate's rate needs through a slow round trip, as sends are.
+    let in_flight = crate::run::batches_in_flight(gate.quota(), graph_batch::MAX_BATCH_SIZE);
     futures::stream::iter(chunks)
         .map(|chunk| read_chunk(client, gate, chunk))
-        .buffer_unordered(IN_FLIGHT)
+        .buffer_unordered(in_flight)
         .flat_map(futures::stream::iter)
         .collect()
         .await

@@ -81,14 +81,20 @@ impl DispatchOptions {
     /// 200/20s in batches of 20: 10). More in flight means more devices in doubt after a crash, so
     /// it is not larger than that, and never more than 64.
     pub fn in_flight(&self) -> usize {
-        self.concurrency.unwrap_or_else(|| {
-            let batch = self.batch_size.max(1) as f64;
-            let batches_per_sec = self.rate.per_second() / batch;
-            let steady = (batches_per_sec * LATENCY_BUDGET.as_secs_f64()).ceil() as usize;
-            let window = (f64::from(self.rate.count) / batch).ceil() as usize;
-            steady.max(window).clamp(2, 64)
-        })
+        self.concurrency
+            .unwrap_or_else(|| batches_in_flight(self.rate, self.batch_size))
     }
+}
+
+/// Batches of `batch` items to keep in flight at `rate`: enough to spend an empty window's
+/// credit at once and to keep the full rate through `LATENCY_BUDGET` of round trip. The
+/// dispatcher's sends and the plan's and look-ups' reads are sized by this one rule.
+pub(crate) fn batches_in_flight(rate: Quota, batch: usize) -> usize {
+    let batch = batch.max(1) as f64;
+    let batches_per_sec = rate.per_second() / batch;
+    let steady = (batches_per_sec * LATENCY_BUDGET.as_secs_f64()).ceil() as usize;
+    let window = (f64::from(rate.count) / batch).ceil() as usize;
+    steady.max(window).clamp(2, 64)
 }
 
 impl Default for DispatchOptions {
