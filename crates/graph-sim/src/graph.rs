@@ -147,6 +147,9 @@ pub struct Inner {
     pub stats: Stats,
     pub throttle: Throttle,
     pub rng: StdRng,
+    /// Draws whether a request holding an action is late (`--late`): a stream of its own, so the
+    /// n-th such request is late or not whatever reads came between.
+    pub late_rng: StdRng,
     pub http_seq: u64,
     /// Listing pages served, for `list_fail_after_pages`.
     pub pages_served: u64,
@@ -237,6 +240,7 @@ impl Sim {
                 stats: Stats::default(),
                 throttle,
                 rng,
+                late_rng: StdRng::seed_from_u64(config.seed ^ 0x1a7e_0000),
                 http_seq: 0,
                 pages_served: 0,
                 late_by: None,

@@ -209,9 +209,10 @@ async fn any(
             Wire::Drop
         } else if r < c.drop + c.truncate {
             Wire::Truncate
-        } else if r < c.drop + c.truncate + c.late && carries_actions(&method, &path, &body) {
+        } else if carries_actions(&method, &path, &body) && inner.late_rng.random::<f64>() < c.late
+        {
             let max = c.late_max.min(Duration::from_secs(60));
-            Wire::Late(max.mul_f64(inner.rng.random_range(0.5..=1.0)))
+            Wire::Late(max.mul_f64(inner.late_rng.random_range(0.5..=1.0)))
         } else {
             Wire::Normal
         };
