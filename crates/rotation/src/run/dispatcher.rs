@@ -16,12 +16,15 @@ use futures::stream::FuturesUnordered;
 use graph_batch::{BatchBuilder, ItemClass, Request};
 use graph_client::{BatchReply, GraphClient, GraphClientError, ReplyMeta};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use uuid::Uuid;
+
+/// Look-ups of a device that could not be read before it is left for `resume`.
+const UNREAD_LOOKS: u32 = 3;
 
 /// Permits being gathered for the next batch; kept across loop turns so no permit is lost.
 type Acquire = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -118,6 +121,8 @@ pub(super) struct Dispatcher<'o> {
     doubtful: Vec<u32>,
     /// Throttled devices whose wait is over, to be looked up before they are sent again.
     refused: Vec<u32>,
+    /// Look-ups of a device that could not be read, by plan slot.
+    unread_looks: HashMap<u32, u32>,
     /// Throttled items are looked up before a resend: always for BitLocker (every needless
     /// rotation adds a key toward Entra's 200), for the others under `--strict-once`.
     look_after_429: bool,
@@ -216,6 +221,7 @@ impl<'o> Dispatcher<'o> {
             delayed: BinaryHeap::new(),
             doubtful: Vec::new(),
             refused: Vec::new(),
+            unread_looks: HashMap::new(),
             look_after_429: super::look_after_429(o, action),
             gate,
             reads: crate::reads::reads_gate(),
@@ -451,11 +457,31 @@ impl<'o> Dispatcher<'o> {
                 (Decision::SendAgain(why), Cause::LostAnswer | Cause::Crash) => {
                     self.retry_later(i, Answer::new(None, why, None), None, false)?
                 }
+                (Decision::Unread(why), cause) => self.look_again(i, cause, &why),
             }
         }
         self.ledger.flush()?;
         self.report();
         Ok(())
+    }
+
+    /// A device whose look-up could not be read is looked up again (each look-up retries its
+    /// reads under backoff), never sent blind: after `UNREAD_LOOKS` it is left as it is, in doubt
+    /// or waiting, for `resume` to look up.
+    fn look_again(&mut self, i: u32, cause: Cause, why: &str) {
+        let tries = self.unread_looks.entry(i).or_default();
+        *tries += 1;
+        if *tries >= UNREAD_LOOKS {
+            tracing::warn!(
+                device = %self.state.ids[i as usize],
+                "{why} at {UNREAD_LOOKS} look-ups: left for resume, not sent again"
+            );
+            return;
+        }
+        match cause {
+            Cause::Throttled => self.refused.push(i),
+            Cause::LostAnswer | Cause::Crash => self.doubtful.push(i),
+        }
     }
 
     fn report(&mut self) {

@@ -32,11 +32,14 @@ pub(crate) enum Cause {
 pub(crate) enum Decision {
     /// Graph shows our action: record the device rotated, with this evidence.
     Rotated(String),
-    /// No action of ours, or the device could not be read: send again, for this reason.
+    /// No action of ours: send again, for this reason.
     SendAgain(String),
+    /// The device could not be read: nothing is known of it, so nothing is sent; it is looked up
+    /// again, or left in doubt.
+    Unread(String),
 }
 
-/// The one rule: our action seen → rotated; otherwise → sent again.
+/// The one rule: our action seen → rotated; none seen → sent again; not read → never sent blind.
 pub(crate) fn decide(cause: Cause, found: Option<&Found>) -> Decision {
     let label = match cause {
         Cause::Crash => "verified-after-crash",
@@ -59,9 +62,7 @@ pub(crate) fn decide(cause: Cause, found: Option<&Found>) -> Decision {
         Some(_) => Decision::SendAgain(format!(
             "{before} and the device shows no action of ours: sending again"
         )),
-        None => Decision::SendAgain(format!(
-            "{before} and the device could not be read: sending again"
-        )),
+        None => Decision::Unread(format!("{before} and the device could not be read")),
     }
 }
 
@@ -119,6 +120,8 @@ pub(crate) async fn look_up(
                     humantime::format_duration(recheck)
                 )),
             ),
+            // Nothing seen at the first look, nothing read at the second: still not known.
+            unread @ Decision::Unread(_) => (id, unread),
         })
         .collect();
     for (id, d) in &mut decided {
@@ -196,10 +199,10 @@ mod tests {
     }
 
     #[test]
-    fn no_action_of_ours_or_no_answer_means_sending_again() {
+    fn no_action_of_ours_means_sending_again_and_no_answer_means_never_sending_blind() {
         let absent = decide(Cause::LostAnswer, Some(&found(VerifiedState::NotFound)));
         assert!(matches!(absent, Decision::SendAgain(why) if why.contains("no action of ours")));
         let unread = decide(Cause::LostAnswer, None);
-        assert!(matches!(unread, Decision::SendAgain(why) if why.contains("could not be read")));
+        assert!(matches!(unread, Decision::Unread(why) if why.contains("could not be read")));
     }
 }
