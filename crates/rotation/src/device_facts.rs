@@ -162,8 +162,6 @@ async fn action_results(
     let Some(listed) = results_listing(client, action, wanted, &matcher, gate, facts).await? else {
         return Ok(());
     };
-    // The sample: devices the listing showed nothing for first, since those are what a listing
-    // that leaves results out gets wrong.
     // A Mac the encryption report rules out is skipped for that, whatever its results say.
     let mut ids: Vec<Uuid> = facts
         .devices
@@ -171,6 +169,8 @@ async fn action_results(
         .filter(|(_, f)| policy.escrow_reason(f).is_none())
         .map(|(id, _)| *id)
         .collect();
+    // The sample: devices the listing showed nothing for first, since those are what a listing
+    // that leaves results out gets wrong.
     ids.sort_unstable_by_key(|id| (listed.get(id).copied().unwrap_or(0) > 0, *id));
     let sample: Vec<Uuid> = ids.iter().take(RESULTS_SAMPLE).copied().collect();
     let mut read = ResultsRead {
