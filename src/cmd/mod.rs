@@ -159,6 +159,12 @@ pub fn summarize(
 ) -> Result<ExitStatus, Failure> {
     let status = ExitStatus::of_run(outcome);
     let c = &outcome.counters;
+    if outcome.plan.is_none() {
+        // A resumed run has no plan of its own to print: its skips are those found at sending.
+        for (reason, n) in &outcome.skipped_at_sending {
+            println!("skipped {n} device(s) as they were about to be sent: {reason}");
+        }
+    }
     println!("summary");
     println!("  devices   {:>8}", c.total);
     println!("  rotated   {:>8}", c.rotated);

@@ -86,6 +86,12 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
             result_names: a.dispatch.result_names.clone(),
             allow_partial: a.source.allow_partial_source,
             read_rate: None,
+            // A dry run shows every skip in its plan; a run that sends reads them as it sends.
+            timing: if a.dry_run {
+                rotation::ResultsTiming::BeforePlan
+            } else {
+                rotation::ResultsTiming::BeforeSending
+            },
         };
         let facts = rotation::read_facts(&c.client, checked.source(), &policy, &wanted).await?;
         for note in &facts.notes {
@@ -169,7 +175,12 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
                 lines.join(", ")
             );
         }
-        for (reason, n) in &plan.skipped {
+        // The plan's skips and those found as devices were about to be sent, together.
+        let mut skipped = plan.skipped.clone();
+        for (reason, n) in &outcome.skipped_at_sending {
+            *skipped.entry(reason.clone()).or_default() += n;
+        }
+        for (reason, n) in &skipped {
             println!("skipped {n} device(s): {reason}");
             if reason.starts_with("unknown-") {
                 println!(

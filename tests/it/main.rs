@@ -6,6 +6,7 @@ mod disk;
 mod doctor;
 mod eligibility;
 mod faults;
+mod read_ahead;
 mod report;
 mod result_names;
 mod sources;

@@ -6,7 +6,7 @@
 use crate::device_id::{NO_ENTRA_DEVICE, parse_id};
 use crate::ledger::parse_ms;
 use crate::reads::{Read, read_all};
-use crate::results_read::{ResultsRead, ResultsReason, ResultsSource};
+use crate::results_read::{ResultsRead, ResultsReason, ResultsSource, SendTimeRules};
 use crate::{
     Action, DeviceList, Policy, RateGate, Recognised, ResultMatcher, RotationError, VerifiedState,
 };
@@ -33,6 +33,20 @@ pub struct FactsWanted {
     pub allow_partial: bool,
     /// The read quota the plan's reads are paced under; `None`: the service's 2,000 per 20 s.
     pub read_rate: Option<graph_batch::Quota>,
+    /// When the devices' action results are read where the listing leaves them out.
+    pub timing: ResultsTiming,
+}
+
+/// When devices' action results are read one by one, where the listing cannot be trusted with
+/// them (graph-facts §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResultsTiming {
+    /// Before the plan is written, so the plan shows every skip: what a dry run wants.
+    #[default]
+    BeforePlan,
+    /// Just before each device is sent, beside the sending: what a run that sends wants, since
+    /// the reads' quota is apart from the actions' and they then cost almost no time.
+    BeforeSending,
 }
 
 /// One device's facts; `None` where the tenant said nothing.
@@ -179,6 +193,7 @@ async fn action_results(
         sampled: sample.len(),
         read: 0,
         unread: 0,
+        before_sending: None,
     };
     let omitted = results_by_get(
         client, action, wanted, gate, &matcher, &sample, &listed, &mut read, facts,
@@ -192,11 +207,21 @@ async fn action_results(
         } else {
             ResultsReason::ListingEmpty
         };
-        let rest: Vec<Uuid> = ids.iter().skip(RESULTS_SAMPLE).copied().collect();
-        results_by_get(
-            client, action, wanted, gate, &matcher, &rest, &listed, &mut read, facts,
-        )
-        .await?;
+        if wanted.timing == ResultsTiming::BeforeSending {
+            // The sample's skips stand in the plan; every device planned is read as it is sent.
+            read.source = ResultsSource::BeforeSending;
+            read.before_sending = Some(SendTimeRules {
+                skip_pending: policy.skip_pending,
+                rotated_within_secs: policy.rotated_within.map(|d| d.as_secs()),
+                eligibility: policy.eligibility,
+            });
+        } else {
+            let rest: Vec<Uuid> = ids.iter().skip(RESULTS_SAMPLE).copied().collect();
+            results_by_get(
+                client, action, wanted, gate, &matcher, &rest, &listed, &mut read, facts,
+            )
+            .await?;
+        }
     }
     facts.notes.push(read.describe());
     facts.results_read = Some(read);
@@ -306,14 +331,7 @@ async fn results_by_get(
     let requests: Vec<(usize, Request)> = ids
         .iter()
         .enumerate()
-        .map(|(n, id)| {
-            (
-                n,
-                Request::get(format!(
-                    "/deviceManagement/managedDevices/{id}?$select=id,deviceActionResults"
-                )),
-            )
-        })
+        .map(|(n, id)| (n, results_request(id)))
         .collect();
     let mut answered = vec![false; ids.len()];
     let mut omitted = false;
@@ -353,11 +371,67 @@ async fn results_by_get(
     Ok(omitted)
 }
 
+/// One device's action results, by GET: what a listing may leave out.
+pub(crate) fn results_request(id: &Uuid) -> Request {
+    Request::get(format!(
+        "/deviceManagement/managedDevices/{id}?$select=id,deviceActionResults"
+    ))
+}
+
 /// A device whose results could not be read: its key age is unknown where it was asked for.
 fn unread(f: &mut DeviceFacts, wanted: &FactsWanted, action: Action) {
     if wanted.rotated_within.is_some() && matches!(action, Action::FileVault | Action::RecoveryLock)
     {
         f.age_unknown = true;
+    }
+}
+
+/// What a device's action results, read just before it is sent, make of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AtSending {
+    Send,
+    /// Skipped, for this reason (the plan's words for it).
+    Skip(String),
+    /// The token may not read them (Graph's words): nothing more is sent on it.
+    Refused(String),
+}
+
+impl SendTimeRules {
+    /// The plan's policy for these rules: only its rules of the tenant's records apply.
+    fn policy(&self, action: Action) -> Policy {
+        Policy {
+            skip_pending: self.skip_pending,
+            rotated_within: self.rotated_within_secs.map(Duration::from_secs),
+            eligibility: self.eligibility,
+            ..Policy::for_action(action)
+        }
+    }
+
+    /// Holds one device's read to the plan's rules, as the plan would have had it read first.
+    pub(crate) fn judge(&self, action: Action, matcher: &ResultMatcher, read: &Read) -> AtSending {
+        let mut f = DeviceFacts::default();
+        match read {
+            Read::Body(body) => {
+                fold_results(&mut f, body, matcher);
+            }
+            // Gone since it was listed: sending finds it gone and records so.
+            Read::NotFound => return AtSending::Send,
+            Read::Refused {
+                status: 401 | 403,
+                message,
+            } => return AtSending::Refused(message.clone()),
+            Read::Refused { message, .. } => {
+                tracing::warn!("a device's action results could not be read: {message}");
+                let wanted = FactsWanted {
+                    rotated_within: self.rotated_within_secs.map(Duration::from_secs),
+                    ..FactsWanted::default()
+                };
+                unread(&mut f, &wanted, action);
+            }
+        }
+        self.policy(action)
+            .by_facts(&f)
+            .map_or(AtSending::Send, AtSending::Skip)
     }
 }
 
@@ -564,5 +638,126 @@ fn newest(slot: &mut Option<String>, at: &str) {
     };
     if later {
         *slot = Some(at.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rules() -> SendTimeRules {
+        SendTimeRules {
+            skip_pending: true,
+            rotated_within_secs: None,
+            eligibility: crate::Eligibility::Strict,
+        }
+    }
+
+    fn judged(rules: SendTimeRules, read: Read) -> AtSending {
+        let matcher = ResultMatcher::new(Action::FileVault, &[]);
+        rules.judge(Action::FileVault, &matcher, &read)
+    }
+
+    fn device_with(state: &str, started: &str) -> Read {
+        Read::Body(json!({
+            "id": "6d1f0000-0000-4000-8000-00000000000a",
+            "deviceActionResults": [{
+                "actionName": "rotateFileVaultKey",
+                "actionState": state,
+                "startDateTime": started,
+                "lastUpdatedDateTime": started,
+            }]
+        }))
+    }
+
+    fn hours_ago(h: u64) -> String {
+        let t = std::time::SystemTime::now() - Duration::from_secs(h * 3600);
+        humantime::format_rfc3339_seconds(t).to_string()
+    }
+
+    #[test]
+    fn a_device_with_our_action_pending_is_skipped_at_sending() {
+        let verdict = judged(rules(), device_with("pending", &hours_ago(2)));
+        assert!(
+            matches!(&verdict, AtSending::Skip(why) if why.starts_with("pending:")),
+            "{verdict:?}"
+        );
+    }
+
+    #[test]
+    fn a_device_with_nothing_pending_is_sent() {
+        assert_eq!(
+            judged(rules(), device_with("done", &hours_ago(2))),
+            AtSending::Send
+        );
+        assert_eq!(
+            judged(rules(), Read::Body(json!({"deviceActionResults": []}))),
+            AtSending::Send
+        );
+    }
+
+    #[test]
+    fn pending_is_not_checked_when_the_plan_did_not_ask() {
+        let off = SendTimeRules {
+            skip_pending: false,
+            ..rules()
+        };
+        assert_eq!(
+            judged(off, device_with("pending", &hours_ago(2))),
+            AtSending::Send
+        );
+    }
+
+    #[test]
+    fn a_rotation_within_the_window_skips_the_device() {
+        let within = SendTimeRules {
+            rotated_within_secs: Some(86_400),
+            ..rules()
+        };
+        let verdict = judged(within, device_with("done", &hours_ago(2)));
+        assert!(
+            matches!(&verdict, AtSending::Skip(why) if why.starts_with("rotated-recently:")),
+            "{verdict:?}"
+        );
+        assert_eq!(
+            judged(within, device_with("done", &hours_ago(48))),
+            AtSending::Send
+        );
+    }
+
+    #[test]
+    fn a_device_gone_since_the_plan_is_sent_and_found_gone_by_the_send() {
+        assert_eq!(judged(rules(), Read::NotFound), AtSending::Send);
+    }
+
+    #[test]
+    fn a_refused_token_stops_the_sending() {
+        let read = Read::Refused {
+            status: 403,
+            message: "Forbidden".into(),
+        };
+        assert_eq!(
+            judged(rules(), read),
+            AtSending::Refused("Forbidden".into())
+        );
+    }
+
+    #[test]
+    fn an_unreadable_device_is_skipped_under_strict_key_age_and_sent_for_pending_alone() {
+        let read = || Read::Refused {
+            status: 400,
+            message: "BadRequest".into(),
+        };
+        let within = SendTimeRules {
+            rotated_within_secs: Some(86_400),
+            ..rules()
+        };
+        let verdict = judged(within, read());
+        assert!(
+            matches!(&verdict, AtSending::Skip(why) if why.starts_with("unknown-key-age:")),
+            "{verdict:?}"
+        );
+        assert_eq!(judged(rules(), read()), AtSending::Send);
     }
 }

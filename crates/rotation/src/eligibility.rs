@@ -5,7 +5,8 @@
 use crate::{Action, SourceDevice};
 
 /// How the rules treat a property the source does not report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Eligibility {
     /// Unknown → skipped with an `unknown-…` reason (the default for `rotate`).
     #[default]

@@ -48,6 +48,9 @@ pub enum RotationError {
     },
     #[error("the ledger {} is in use by another intune-rotate process (one process per ledger)", .0.display())]
     LedgerLocked(PathBuf),
+    /// `resume` (or another command that continues a run) named a ledger that is not there.
+    #[error("there is no ledger at {}: nothing to resume there (check the path; `rotate` writes a new one)", .0.display())]
+    NoLedger(PathBuf),
     /// The plan's policy was built for another action than the run header's.
     #[error("the policy is for {policy}, the run for {run}")]
     ActionMismatch { policy: Action, run: Action },
@@ -101,10 +104,11 @@ pub enum RotationError {
     /// Writing a device list or an export to `what` failed.
     #[error("writing {what}: {message}")]
     Output { what: String, message: String },
-    #[error("I/O error on {}: {source}", path.display())]
+    /// The OS error is in the message, not the chain: `{:#}` would print it twice.
+    #[error("I/O error on {}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -122,6 +126,7 @@ impl RotationError {
                 | RotationError::UnfinishedPlan(_)
                 | RotationError::Ledger { .. }
                 | RotationError::LedgerLocked(_)
+                | RotationError::NoLedger(_)
                 | RotationError::ActionMismatch { .. }
                 | RotationError::NoConnection
                 | RotationError::Declined
@@ -175,7 +180,7 @@ impl RotationError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         RotationError::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 }

@@ -32,7 +32,9 @@ mod verify;
 pub use action::{
     Action, MANAGED_DEVICES_READ_WRITE, MatchRule, PRIVILEGED_OPERATIONS, Recognised, ResultMatcher,
 };
-pub use device_facts::{DeviceFacts, Facts, FactsWanted, RESULTS_SAMPLE, read_facts};
+pub use device_facts::{
+    DeviceFacts, Facts, FactsWanted, RESULTS_SAMPLE, ResultsTiming, read_facts,
+};
 pub use device_id::parse_id;
 pub use device_list::{
     DEVICE_COLUMNS, DeviceCsvWriter, DeviceList, KeyColumn, SourceDevice, device_select,
@@ -42,7 +44,7 @@ pub use doctor::{Belief, Finding, Verdict, examine as doctor};
 pub use eligibility::{Eligibility, Ineligible};
 pub use error::RotationError;
 pub use exclude::read_exclusions;
-pub use export::{ExportFormat, ExportRow, export};
+pub use export::{ExportFormat, ExportPart, ExportRow, Tag, export, export_part};
 pub use filter::{Filter, FilterError, PROPERTIES as FILTER_PROPERTIES};
 pub use graph_batch::Quota;
 pub use graph_client::{Cloud, GraphClientError};
@@ -61,7 +63,7 @@ pub use report::{
     build as build_report, build_fleet as build_fleet_report, render as render_report,
     summary_json as report_summary_json,
 };
-pub use results_read::{ResultsRead, ResultsReason, ResultsSource};
+pub use results_read::{ResultsRead, ResultsReason, ResultsSource, SendTimeRules};
 pub use run::{
     Confirm, Counters, DispatchOptions, InDoubt, LOST_ANSWER_RECHECK, Progress, RotateRequest,
     RunOutcome, StopSignal, resume, rotate,

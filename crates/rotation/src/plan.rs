@@ -39,6 +39,11 @@ impl CheckedSource {
     }
 }
 
+/// A skip reason's kind: its first word, before `:` (`pending: a rotateFileVaultKey started…`).
+pub(crate) fn reason_kind(reason: &str) -> &str {
+    reason.split(':').next().unwrap_or(reason).trim()
+}
+
 /// Builds plans from sources.
 #[derive(Debug)]
 pub struct Plan;
@@ -147,7 +152,7 @@ impl Policy {
 
     /// Why the tenant's own records rule the device out: the encryption report, an action still
     /// pending, a recent rotation.
-    fn by_facts(&self, f: &DeviceFacts) -> Option<String> {
+    pub(crate) fn by_facts(&self, f: &DeviceFacts) -> Option<String> {
         let action = self.action;
         if let Some(why) = self.escrow_reason(f) {
             return Some(why);
@@ -261,7 +266,7 @@ impl Plan {
             })?;
             match skip {
                 Some(reason) => {
-                    let kind = reason.split(':').next().unwrap_or("").to_string();
+                    let kind = reason_kind(&reason).to_string();
                     *report.skipped.entry(kind).or_default() += 1;
                     ledger.append(&Row::Skipped { id, reason })
                 }

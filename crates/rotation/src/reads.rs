@@ -23,14 +23,11 @@ pub(crate) enum Read {
     },
 }
 
-/// The gate of reads (look-ups of devices in doubt, the plan's key-age reads), under Intune's
-/// "any request" limit.
-pub(crate) fn reads_gate() -> Arc<RateGate> {
-    Arc::new(RateGate::new(
-        crate::VerifyOptions::default().rate,
-        0.02,
-        20,
-    ))
+/// The gate of a run's reads (look-ups of devices in doubt, action results read before sending)
+/// at `quota`, or by default under half of Intune's "any request" limit, which the actions count in.
+pub(crate) fn reads_gate_at(quota: Option<graph_batch::Quota>) -> Arc<RateGate> {
+    let quota = quota.unwrap_or(crate::VerifyOptions::default().rate);
+    Arc::new(RateGate::new(quota, 0.02, 20))
 }
 
 /// The gate of the plan's reads (action results, recovery keys, LAPS backups), which go before

@@ -10,8 +10,25 @@ use serde::{Deserialize, Serialize};
 pub enum ResultsSource {
     /// The device listing, which a sample of single-device GETs agreed with.
     Listing,
-    /// One GET per device, in paced `$batch`es.
+    /// One GET per device, in paced `$batch`es, before the plan was written.
     PerDevice,
+    /// One GET per device, in paced `$batch`es, just before the device is sent: the reads run
+    /// beside the sending (their quota is apart from the actions'), so they add almost nothing to
+    /// the run's time, and `resume` reads every device not yet sent the same way.
+    BeforeSending,
+}
+
+/// The rules a device's action results are held to when they are read just before it is sent:
+/// the plan's own, kept in the ledger header so that `resume` holds unsent devices to them too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendTimeRules {
+    /// A device with one of our actions still pending or active is skipped.
+    pub skip_pending: bool,
+    /// A device whose last rotation is more recent than this many seconds is skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_within_secs: Option<u64>,
+    /// How a result that cannot be read counts.
+    pub eligibility: crate::Eligibility,
 }
 
 /// Why that source.
@@ -39,6 +56,9 @@ pub struct ResultsRead {
     /// Devices whose results could not be read at all.
     #[serde(default)]
     pub unread: usize,
+    /// Where the results are read just before each device is sent: the rules they are held to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_sending: Option<SendTimeRules>,
 }
 
 impl ResultsRead {
@@ -60,6 +80,9 @@ impl ResultsRead {
         let how = match self.source {
             ResultsSource::Listing => "read from the device listing".to_string(),
             ResultsSource::PerDevice => format!("read by GET, one per device ({} read)", self.read),
+            ResultsSource::BeforeSending => {
+                "read by GET, one per device, just before each is sent (beside the sending, under the read quota); a device found with an action pending, or rotated recently, is skipped then".to_string()
+            }
         };
         let mut s = format!("devices' action results were {how}: {why}");
         if self.unread > 0 {

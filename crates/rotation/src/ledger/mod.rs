@@ -430,7 +430,22 @@ impl LedgerState {
                 return Ok(());
             }
             Event::Other => return Ok(()),
-            Event::Device { id, step, sent } => (id, step, sent),
+            Event::Device {
+                id,
+                step,
+                sent,
+                skip_kind,
+            } => {
+                // Skipped after the plan's end (its action results read just before sending):
+                // the plan's figures per reason grow by it.
+                if let (true, Some(kind)) = (self.plan_done, skip_kind) {
+                    let before = self.index.get(&id).map(|&i| self.states[i as usize]);
+                    if before.is_some_and(|s| s != DeviceState::Skipped) {
+                        *self.skip_reasons.entry(kind).or_default() += 1;
+                    }
+                }
+                (id, step, sent)
+            }
         };
         let i = match step {
             Step::Planned | Step::Skipped => match self.index.get(&id) {
@@ -549,7 +564,10 @@ impl Ledger {
             .append(true)
             .read(true)
             .open(path)
-            .map_err(|e| RotationError::io(path, e))?;
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => RotationError::NoLedger(path.to_path_buf()),
+                _ => RotationError::io(path, e),
+            })?;
         lock(&file, path)?;
         let (state, good_len) = replay_file(path)?;
         if !state.plan_done {

@@ -14,11 +14,13 @@ use uuid::Uuid;
 #[derive(Debug)]
 pub(super) enum Event {
     Header(Box<RunHeader>),
-    /// A row about a device; a `sent` row carries its attempt and time (Unix ms).
+    /// A row about a device; a `sent` row carries its attempt and time (Unix ms), a `skipped`
+    /// row its reason's kind.
     Device {
         id: Uuid,
         step: Step,
         sent: Option<(u32, u64)>,
+        skip_kind: Option<String>,
     },
     /// The plan's end, with its skipped devices per reason kind.
     PlanDone(std::collections::BTreeMap<String, u64>),
@@ -50,6 +52,8 @@ pub(crate) struct Fields<'a> {
     pub date: Option<IgnoredAny>,
     #[serde(default)]
     pub action_started_at: Option<IgnoredAny>,
+    #[serde(default, borrow)]
+    pub reason: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// The event of one complete line.
@@ -79,7 +83,19 @@ pub(super) fn event(line: &[u8]) -> Result<Event, String> {
         }
         _ => None,
     };
-    Ok(Event::Device { id, step, sent })
+    let skip_kind = (step == Step::Skipped)
+        .then(|| {
+            f.reason
+                .as_deref()
+                .map(|r| crate::plan::reason_kind(r).to_string())
+        })
+        .flatten();
+    Ok(Event::Device {
+        id,
+        step,
+        sent,
+        skip_kind,
+    })
 }
 
 /// The slow path: a whole row, and its event.
@@ -96,14 +112,20 @@ fn whole(line: &[u8]) -> Result<Event, String> {
                 attempt,
                 super::parse_ms(&at).ok_or_else(|| format!("bad time {at:?}"))?,
             )),
+            skip_kind: None,
         },
-        ref r @ (Row::Planned { id, .. } | Row::Skipped { id, .. } | Row::Outcome { id, .. }) => {
-            Event::Device {
-                id,
-                step: r.step(),
-                sent: None,
-            }
-        }
+        Row::Skipped { id, reason } => Event::Device {
+            id,
+            step: Step::Skipped,
+            sent: None,
+            skip_kind: Some(crate::plan::reason_kind(&reason).to_string()),
+        },
+        ref r @ (Row::Planned { id, .. } | Row::Outcome { id, .. }) => Event::Device {
+            id,
+            step: r.step(),
+            sent: None,
+            skip_kind: None,
+        },
     })
 }
 

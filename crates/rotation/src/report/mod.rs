@@ -181,12 +181,7 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
             Row::Skipped { id, reason } => {
                 let i = slot(id, &mut index, &mut slots);
                 slots[i].state = DeviceState::Skipped;
-                let kind = reason
-                    .split(':')
-                    .next()
-                    .unwrap_or(reason)
-                    .trim()
-                    .to_string();
+                let kind = crate::plan::reason_kind(reason).to_string();
                 *skip_reasons.entry(kind).or_default() += 1;
             }
             Row::Sent { id, attempt, at } => {

@@ -8,7 +8,9 @@
 //! was lost until Graph says it was not carried out ([`super::in_doubt`]).
 
 use super::in_doubt::{self, Cause, Decision, Looks};
+use super::read_ahead::{ReadAhead, Reader, Unanswered};
 use super::{Counters, DispatchOptions, Progress, RunOutcome, StopSignal};
+use crate::device_facts::AtSending;
 use crate::ledger::{DeviceState, Ledger, LedgerState, Outcome, Row, now_iso, parse_ms};
 use crate::{Action, RateGate, ResultMatcher, RotationError, retry};
 use futures::StreamExt;
@@ -45,6 +47,8 @@ enum Event {
     Grant,
     /// Graph was asked about devices whose answer was lost or refused.
     LookedUp(Cause, Vec<(u32, Decision)>),
+    /// Devices' action results were read before they are sent.
+    Read(super::read_ahead::Read),
     /// A retry fell due, or the drain deadline passed.
     Timer,
 }
@@ -115,6 +119,13 @@ pub(super) struct Dispatcher<'o> {
     state: LedgerState,
     /// Devices to send, in plan order.
     ready: VecDeque<u32>,
+    /// Devices whose action results are read before they are sent, where the plan said so.
+    read_ahead: Option<ReadAhead>,
+    /// Devices past `--limit`, in plan order: one takes the place of each device the read-ahead
+    /// skips, so a canary sends as many devices as it was asked to.
+    beyond_limit: VecDeque<u32>,
+    /// Devices the read-ahead skipped, per reason kind.
+    skipped_at_sending: std::collections::BTreeMap<String, usize>,
     /// Devices waiting out a retry delay, and whether they are looked up before they are sent.
     delayed: BinaryHeap<Reverse<(Instant, u32, bool)>>,
     /// Devices whose answer was lost, to be looked up before any resend.
@@ -161,6 +172,7 @@ pub(super) async fn dispatch(
         d.release_due_retries();
         d.check_stop(&stop);
         d.start_lookups();
+        d.start_reads();
         if d.done() {
             break;
         }
@@ -177,6 +189,7 @@ pub(super) async fn dispatch(
             Event::Reply(idxs, result, rtt) => d.on_reply(idxs, result, rtt).await?,
             Event::Grant => d.on_grant()?,
             Event::LookedUp(cause, decisions) => d.on_looked_up(cause, decisions)?,
+            Event::Read(read) => d.on_read(read)?,
         }
     }
     d.into_outcome()
@@ -191,19 +204,32 @@ impl<'o> Dispatcher<'o> {
         progress: Progress,
     ) -> Self {
         let batch_size = o.batch_size.clamp(1, graph_batch::MAX_BATCH_SIZE);
-        let ready: VecDeque<u32> = (0..state.states.len() as u32)
-            .filter(|&i| {
-                matches!(
-                    state.states[i as usize],
-                    DeviceState::Pending | DeviceState::InDoubt
-                )
-            })
-            .take(o.limit.unwrap_or(usize::MAX))
-            .collect();
+        let rules = state.header.action_results.and_then(|r| r.before_sending);
+        let mut read_ahead = rules.map(ReadAhead::new);
+        let (mut ready, mut beyond_limit) = (VecDeque::new(), VecDeque::new());
+        let candidates = (0..state.states.len() as u32).filter(|&i| {
+            matches!(
+                state.states[i as usize],
+                DeviceState::Pending | DeviceState::InDoubt
+            )
+        });
+        let limit = o.limit.unwrap_or(usize::MAX);
+        for (n, i) in candidates.enumerate() {
+            if n >= limit {
+                // Only a read-ahead skips devices after the plan: without one, none is needed.
+                if read_ahead.is_none() {
+                    break;
+                }
+                beyond_limit.push_back(i);
+            } else {
+                admit(&state, read_ahead.as_mut(), &mut ready, i);
+            }
+        }
+        let to_send = ready.len() + read_ahead.as_ref().map_or(0, ReadAhead::queued);
         let gate = Arc::new(super::actions_gate(o, &state, batch_size as u32));
         let action = state.header.action;
         let mut c = Counters {
-            to_send: ready.len(),
+            to_send,
             ..Counters::default()
         };
         c.count_states(&state);
@@ -218,13 +244,16 @@ impl<'o> Dispatcher<'o> {
             ledger,
             state,
             ready,
+            read_ahead,
+            beyond_limit,
+            skipped_at_sending: Default::default(),
             delayed: BinaryHeap::new(),
             doubtful: Vec::new(),
             refused: Vec::new(),
             unread_looks: HashMap::new(),
             look_after_429: super::look_after_429(o, action),
             gate,
-            reads: crate::reads::reads_gate(),
+            reads: crate::reads::reads_gate_at(o.read_rate),
             inflight: FuturesUnordered::new(),
             checks: FuturesUnordered::new(),
             acquiring: None,
@@ -326,9 +355,89 @@ impl<'o> Dispatcher<'o> {
         }));
     }
 
+    /// Reads devices' action results a little ahead of the sending: enough to fill an empty
+    /// window of the actions, and twice that, so the sending never waits on them.
+    fn start_reads(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
+        let Some(ra) = self.read_ahead.as_mut() else {
+            return;
+        };
+        let reader = Reader {
+            client: self.client.clone(),
+            gate: self.reads.clone(),
+            matcher: self.matcher.clone(),
+            action: self.action,
+        };
+        let ahead = (2 * self.o.rate.count as usize).max(2 * self.batch_size);
+        ra.start(&reader, &self.state.ids, self.ready.len(), ahead);
+    }
+
+    /// Devices' action results were read: each is sent, or skipped with the plan's reason.
+    fn on_read(&mut self, (asked, judged): super::read_ahead::Read) -> Result<(), RotationError> {
+        let ra = self
+            .read_ahead
+            .as_mut()
+            .expect("reads come from the read-ahead");
+        ra.landed(asked.len());
+        let mut answered = std::collections::HashSet::with_capacity(judged.len());
+        for (i, verdict) in judged {
+            answered.insert(i);
+            match verdict {
+                AtSending::Send => self.ready.push_back(i),
+                AtSending::Skip(why) => self.skip(i, why)?,
+                AtSending::Refused(why) => {
+                    // Never sent unread: it stays pending, and the run stops as on a refused token.
+                    self.c.to_send -= 1;
+                    self.stopping.get_or_insert(Stopping::Auth(format!(
+                        "devices' action results could not be read before sending ({why})"
+                    )));
+                }
+            }
+        }
+        for i in asked.into_iter().filter(|i| !answered.contains(i)) {
+            let ra = self
+                .read_ahead
+                .as_mut()
+                .expect("reads come from the read-ahead");
+            if ra.unanswered(i) == Unanswered::Leave {
+                tracing::warn!(
+                    device = %self.state.ids[i as usize],
+                    "its action results went unanswered at every read: left pending for resume, not sent unread"
+                );
+                self.c.to_send -= 1;
+            }
+        }
+        self.ledger.flush()?;
+        self.report();
+        Ok(())
+    }
+
+    /// A device the read-ahead found the plan's rules skip: recorded with the plan's reason, and
+    /// its place in a canary taken by the next device past the limit.
+    fn skip(&mut self, i: u32, reason: String) -> Result<(), RotationError> {
+        let idx = i as usize;
+        let kind = crate::plan::reason_kind(&reason).to_string();
+        *self.skipped_at_sending.entry(kind).or_default() += 1;
+        let row = Row::Skipped {
+            id: self.state.ids[idx],
+            reason,
+        };
+        self.state.states[idx] = self.state.states[idx].after(row.step());
+        self.c.skipped += 1;
+        self.ledger.append(&row)?;
+        match self.beyond_limit.pop_front() {
+            Some(next) => admit(&self.state, self.read_ahead.as_mut(), &mut self.ready, next),
+            None => self.c.to_send -= 1,
+        }
+        Ok(())
+    }
+
     /// Nothing in flight, and either stopping or nothing left to send or look up.
     fn done(&self) -> bool {
         let idle = self.ready.is_empty()
+            && self.read_ahead.as_ref().is_none_or(ReadAhead::is_idle)
             && self.delayed.is_empty()
             && self.checks.is_empty()
             && self.refused.is_empty()
@@ -361,8 +470,11 @@ impl<'o> Dispatcher<'o> {
             inflight,
             checks,
             acquiring,
+            read_ahead,
             ..
         } = self;
+        let reading = read_ahead.as_mut().map(|ra| &mut ra.reading);
+        let reads_out = reading.as_ref().is_some_and(|r| !r.is_empty());
         tokio::select! {
             biased;
             _ = stop.changed(), if !stopping => Event::StopAsked,
@@ -374,6 +486,9 @@ impl<'o> Dispatcher<'o> {
             }
             Some((cause, decisions)) = checks.next(), if !checks.is_empty() && !stopping => {
                 Event::LookedUp(cause, decisions)
+            }
+            Some(read) = async { reading.expect("guarded").next().await }, if reads_out && !stopping => {
+                Event::Read(read)
             }
             _ = sleep_until_opt(wake), if wake.is_some() => Event::Timer,
         }
@@ -508,6 +623,7 @@ impl<'o> Dispatcher<'o> {
             auth_stopped,
             ledger: self.ledger.path().to_path_buf(),
             plan: None,
+            skipped_at_sending: self.skipped_at_sending,
         })
     }
 
@@ -683,6 +799,22 @@ impl<'o> Dispatcher<'o> {
             self.gate.pause(ra);
         }
         Ok(())
+    }
+}
+
+/// A device joins the sending: behind the read-ahead when its action results are still to be
+/// read (never sent before), straight to the ready queue otherwise.
+fn admit(
+    state: &LedgerState,
+    read_ahead: Option<&mut ReadAhead>,
+    ready: &mut VecDeque<u32>,
+    i: u32,
+) {
+    let unsent =
+        state.states[i as usize] == DeviceState::Pending && state.attempts[i as usize] == 0;
+    match read_ahead {
+        Some(ra) if unsent => ra.push(i),
+        _ => ready.push_back(i),
     }
 }
 
