@@ -84,6 +84,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Credentials")]
 pub struct Connection {
     /// Directory (tenant) id.
     #[arg(long, env = env::TENANT)]
@@ -125,6 +126,7 @@ pub enum ActionArg {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Pacing")]
 pub struct Dispatch {
     /// Quota as COUNT/WINDOW, counted per batch item (Intune's limit: 200 POSTs per 20 s per app).
     #[arg(long, default_value = "200/20s")]
@@ -136,23 +138,23 @@ pub struct Dispatch {
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: Option<u16>,
     /// Attempts per device before it is recorded as failed.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, help_heading = "Safety")]
     pub max_attempts: u32,
     /// Stop sending after this long (e.g. 2h); what is left stays pending for `resume`.
-    #[arg(long)]
+    #[arg(long, help_heading = "Safety")]
     pub time_budget: Option<humantime::Duration>,
     /// Rotate only the first N pending devices (a canary); the rest stay pending.
-    #[arg(long)]
+    #[arg(long, help_heading = "Safety")]
     pub limit: Option<usize>,
     /// Skip the confirmation (required when stdin is not a terminal).
-    #[arg(long, short = 'y')]
+    #[arg(long, short = 'y', help_heading = "Safety")]
     pub yes: bool,
     /// Write the run's summary as JSON to this file.
-    #[arg(long)]
+    #[arg(long, help_heading = "Run")]
     pub summary_json: Option<PathBuf>,
     /// Another name under which Intune may record this action's results (repeatable): used when
     /// answers were lost. Given to `rotate`, it is kept in the ledger for `resume` and `verify`.
-    #[arg(long = "result-name", value_name = "NAME")]
+    #[arg(long = "result-name", value_name = "NAME", help_heading = "Run")]
     pub result_names: Vec<String>,
     /// Assume the tenant's window for this app is empty: its whole credit (200 at Intune's
     /// 200/20s) goes at once. The default for a new run; `resume` also counts the sends its ledger
@@ -169,11 +171,16 @@ pub struct Dispatch {
     /// Look a throttled device up in deviceActionResults before sending it again, for every
     /// action (BitLocker always does: a 429 may come for a rotation that ran, and each needless
     /// one adds a key toward Entra's 200).
-    #[arg(long)]
+    #[arg(long, help_heading = "Safety")]
     pub strict_once: bool,
     /// A device whose answer was lost and that shows no action at the first look-up is looked up
     /// again this long after its request left, before it is sent again.
-    #[arg(long, value_name = "DURATION", default_value = "70s")]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "70s",
+        help_heading = "Safety"
+    )]
     pub lost_answer_recheck: humantime::Duration,
 }
 
@@ -197,22 +204,27 @@ pub struct RotateArgs {
     #[command(flatten)]
     pub policy: PolicyArgs,
     /// The ledger file to create (JSON Lines).
-    #[arg(long, required_unless_present = "run_dir", conflicts_with = "run_dir")]
+    #[arg(
+        long,
+        required_unless_present = "run_dir",
+        conflicts_with = "run_dir",
+        help_heading = "Run"
+    )]
     pub ledger: Option<PathBuf>,
     #[command(flatten)]
     pub tenants: TenantsArgs,
     /// Plan and print, send nothing.
-    #[arg(long)]
+    #[arg(long, help_heading = "Safety")]
     pub dry_run: bool,
     /// Refuse the plan (exit 2, nothing sent) when it would send more than N devices: the guard
     /// for scheduled runs, whatever the source turns out to hold.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help_heading = "Safety")]
     pub max_devices: Option<usize>,
     /// After the run, verify the rotated devices, watching until done or this long has passed.
-    #[arg(long)]
+    #[arg(long, help_heading = "Safety")]
     pub verify_after: Option<humantime::Duration>,
     /// Collection the action is posted through.
-    #[arg(long, default_value = "managedDevices", value_parser = ["managedDevices", "comanagedDevices"])]
+    #[arg(long, default_value = "managedDevices", value_parser = ["managedDevices", "comanagedDevices"], help_heading = "Run")]
     pub via: String,
     #[command(flatten)]
     pub dispatch: Dispatch,
@@ -222,6 +234,7 @@ pub struct RotateArgs {
 
 /// Many tenants in one run, with the same credentials (a multi-tenant app consented in each).
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Many tenants")]
 pub struct TenantsArgs {
     /// CSV of the tenants: tenant_id, and optionally name and cloud (docs/multi-tenant.md).
     #[arg(long, value_name = "FILE", requires = "run_dir")]
@@ -402,6 +415,7 @@ pub struct DevicesArgs {
 
 /// Where the devices come from: exactly one kind per run.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Source")]
 pub struct SourceArgs {
     /// CSV with a header (Intune's device export accepted as is), JSON lines, or - for stdin.
     #[arg(long)]
@@ -478,6 +492,7 @@ pub enum MatchByArg {
 
 /// What the plan leaves alone; each skip is recorded with its reason.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Selection")]
 pub struct PolicyArgs {
     /// Skip devices reported unencrypted (default: true for filevault and bitlocker).
     #[arg(long)]

@@ -38,6 +38,8 @@ struct TenantResult {
 /// What every tenant's work shares.
 struct Shared {
     action: Action,
+    /// The run's policy, its exclusions read once: each tenant plans with a copy.
+    policy: rotation::Policy,
     rotate: RotateArgs,
     connection: Connection,
     options: DispatchOptions,
@@ -62,7 +64,7 @@ pub async fn rotate(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     // Everything that can be checked before a connection is checked: nothing is sent on bad input.
     let tenants = rotation::read_tenants(&tenants_file)?;
     Source::parse(&a.source)?;
-    policy(action, &a.policy)?;
+    let run_policy = policy(action, &a.policy)?;
     if a.dry_run || a.verify_after.is_some() || a.max_devices.is_some() {
         return Err(usage(anyhow::anyhow!(
             "--dry-run, --verify-after and --max-devices apply to one tenant: run them per tenant with --tenant and --ledger"
@@ -122,6 +124,7 @@ pub async fn rotate(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     let summary_json = a.dispatch.summary_json.clone();
     let shared = Arc::new(Shared {
         action,
+        policy: run_policy,
         connection: a.connection.clone(),
         rotate: a,
         options,
@@ -205,6 +208,7 @@ pub async fn resume(
         .collect();
     let shared = Arc::new(Shared {
         action,
+        policy: policy(action, &rotate.policy)?,
         rotate,
         connection: connection.clone(),
         options,
@@ -335,16 +339,10 @@ fn consent_url(c: &Connection, tenant: &Uuid) -> String {
     )
 }
 
-fn auth_advice(c: &Connection, tenant: &Uuid, why: &str) -> String {
-    if [
-        "AADSTS7000229",
-        "AADSTS650051",
-        "AADSTS65001",
-        "AADSTS700016",
-    ]
-    .iter()
-    .any(|code| why.contains(code))
-    {
+/// What to do about a sign-in or permission failure: consent where Entra's code says the tenant
+/// has not consented to the app (found by the code, never in the message's words).
+fn auth_advice(c: &Connection, tenant: &Uuid, e: &(dyn std::error::Error + 'static)) -> String {
+    if graph_client::TokenError::in_chain(e).is_some_and(graph_client::TokenError::needs_consent) {
         format!(
             "the app is not consented in this tenant: an admin of the tenant opens {}",
             consent_url(c, tenant)
@@ -421,7 +419,7 @@ async fn one_tenant(shared: &Shared, entry: TenantEntry) -> TenantResult {
     if let Err(e) = connect::preflight(&c, shared.action, lists).await {
         let Failure(_, e) = Failure::from(e);
         let why = said_once(&e);
-        let advice = auth_advice(&conn, &id, &why);
+        let advice = auth_advice(&conn, &id, e.as_ref());
         return blocked(&entry, why, advice, true);
     }
     let progress = shared.progress.reporter(id);
@@ -463,7 +461,7 @@ async fn one_tenant(shared: &Shared, entry: TenantEntry) -> TenantResult {
         Err(e) => {
             let status = ExitStatus::of_error(&e);
             let why = e.to_string();
-            let advice = auth_advice(&conn, &id, &why);
+            let advice = auth_advice(&conn, &id, &e);
             blocked(&entry, why, advice, status == ExitStatus::Auth)
         }
     }
@@ -505,7 +503,7 @@ fn not_planned(conn: &Connection, tenant: &Uuid, Failure(status, e): Failure) ->
     }
     let auth = status == ExitStatus::Auth;
     let advice = if auth {
-        auth_advice(conn, tenant, &why)
+        auth_advice(conn, tenant, e.as_ref())
     } else {
         "see the reason; `resume --run-dir` tries this tenant again".into()
     };
@@ -530,15 +528,18 @@ async fn plan(
         .await
         .map_err(|f| not_planned(conn, &tenant, f))?;
     let checked = Plan::check(list).map_err(classify)?;
-    let mut policy = policy(action, &a.policy).map_err(|Failure(_, e)| {
-        NotPlanned::Blocked(format!("{e:#}"), "fix the policy options".into(), false)
-    })?;
+    let mut policy = rotation::Policy {
+        now: std::time::SystemTime::now(),
+        ..shared.policy.clone()
+    };
     let wanted = rotation::FactsWanted {
         rotated_within: policy.rotated_within,
         skip_pending: policy.skip_pending,
         result_names: a.dispatch.result_names.clone(),
         allow_partial: a.source.allow_partial_source,
         read_rate: None,
+        // A fleet run always sends (it has no dry run): results are read beside the sending.
+        timing: rotation::ResultsTiming::BeforeSending,
     };
     let facts = rotation::read_facts(&c.client, checked.source(), &policy, &wanted)
         .await
@@ -551,11 +552,8 @@ async fn plan(
         action_results: facts.results_read,
         signed_in_as: connect::signed_in_as(c).await,
         client_id: c.client_id.clone(),
-        cloud: shared
-            .connection
-            .cloud
-            .parse()
-            .unwrap_or(rotation::Cloud::Global),
+        // The tenant's own cloud (the tenants file's, else the run's), as it was signed in to.
+        cloud: conn.cloud.parse().unwrap_or(rotation::Cloud::Global),
         via: a.via.clone(),
         result_names: a.dispatch.result_names.clone(),
         ..RunHeader::new(
@@ -979,43 +977,29 @@ pub fn export(
 ) -> Result<ExitStatus, Failure> {
     let run = RunDir::open(dir)?;
     let mut w = super::export::ForExcel::wrap(open_output(out)?, excel).map_err(failed)?;
-    let mut n = 0;
-    let mut header_written = false;
     if format == rotation::ExportFormat::Json {
         w.write_all(b"[").map_err(failed)?;
     }
+    // Each tenant's ledger is exported straight into the output, tagged with its tenant: memory
+    // stays that of one ledger's export, whatever the number of tenants.
+    let mut n = 0;
     for t in &run.manifest().tenants {
         let ledger = run.ledger(t.tenant.tenant_id);
         if !ledger.exists() {
             continue;
         }
-        let mut buf = Vec::new();
-        rotation::export(&ledger, format, &mut buf)?;
-        let (id, name) = (t.tenant.tenant_id.to_string(), t.tenant.name.clone());
-        match format {
-            rotation::ExportFormat::Csv => {
-                n += with_tenant_columns(&buf, &mut w, &id, &name, &mut header_written)?;
-            }
-            rotation::ExportFormat::Json => {
-                let rows: Vec<serde_json::Map<String, serde_json::Value>> =
-                    serde_json::from_slice(&buf).map_err(failed)?;
-                for row in rows {
-                    let mut o = serde_json::Map::new();
-                    o.insert("tenant_id".into(), id.clone().into());
-                    o.insert("tenant_name".into(), name.clone().into());
-                    o.extend(row);
-                    if n > 0 {
-                        w.write_all(b",").map_err(failed)?;
-                    }
-                    w.write_all(b"\n").map_err(failed)?;
-                    serde_json::to_writer(&mut w, &o).map_err(failed)?;
-                    n += 1;
-                }
-            }
-        }
+        let part = rotation::ExportPart {
+            tag: Some(rotation::Tag {
+                tenant_id: t.tenant.tenant_id.to_string(),
+                tenant_name: t.tenant.name.clone(),
+            }),
+            first: n == 0,
+        };
+        n += rotation::export_part(&ledger, format, &mut w, &part)?;
     }
     if format == rotation::ExportFormat::Json {
-        w.write_all(b"\n]\n").map_err(failed)?;
+        w.write_all(if n == 0 { b"]\n" } else { b"\n]\n" })
+            .map_err(failed)?;
     }
     w.flush().map_err(failed)?;
     if let Some(p) = out {

@@ -31,7 +31,7 @@ pub(super) fn policy(action: Action, a: &PolicyArgs) -> Result<Policy, Failure> 
         EligibilityArg::Off => rotation::Eligibility::Off,
     };
     if let Some(path) = &a.exclude {
-        p.exclude = rotation::read_exclusions(path)?;
+        p.exclude = std::sync::Arc::new(rotation::read_exclusions(path)?);
     }
     Ok(p)
 }

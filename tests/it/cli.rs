@@ -187,3 +187,62 @@ async fn scripts_get_json_and_excel_gets_a_bom_and_crlf() {
         .await;
     assert_eq!(code(&j), 2, "--excel is CSV");
 }
+
+#[tokio::test]
+async fn resume_of_a_ledger_that_is_not_there_is_bad_usage_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("lk.jsonl");
+    let o = run_plain(
+        vec!["resume".into(), "--ledger".into(), s(&missing)],
+        None,
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("there is no ledger at"), "{err}");
+    assert!(err.contains("lk.jsonl"), "{err}");
+    assert_eq!(
+        err.matches("No such file or directory").count(),
+        0,
+        "one sentence, not the OS error twice: {err}"
+    );
+}
+
+#[tokio::test]
+async fn rotate_help_groups_its_flags_under_headings() {
+    let o = run_plain(vec!["rotate".into(), "--help".into()], None, Vec::new()).await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let help = out(&o);
+    // Each heading is a line of its own at the margin, ending in a colon; its flags follow it.
+    let mut sections: Vec<(String, String)> = Vec::new();
+    for line in help.lines() {
+        if !line.starts_with(' ') && line.ends_with(':') {
+            sections.push((line.trim_end_matches(':').to_string(), String::new()));
+        } else if let Some((_, text)) = sections.last_mut() {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    let section = |heading: &str| {
+        sections
+            .iter()
+            .find(|(h, _)| h == heading)
+            .map(|(_, t)| t.clone())
+            .unwrap_or_else(|| panic!("rotate --help has a {heading:?} heading:\n{help}"))
+    };
+    for (heading, flag) in [
+        ("Source", "--input"),
+        ("Selection", "--exclude"),
+        ("Many tenants", "--tenants"),
+        ("Safety", "--dry-run"),
+        ("Safety", "--limit"),
+        ("Pacing", "--rate"),
+        ("Credentials", "--client-id"),
+    ] {
+        assert!(
+            section(heading).contains(&format!(" {flag} ")),
+            "{flag} is under {heading}:\n{help}"
+        );
+    }
+}

@@ -357,3 +357,104 @@ async fn a_slow_throttled_tenant_does_not_slow_another() {
         rates[1]
     );
 }
+
+/// A tenants file with a `cloud` column: the first tenant in another national cloud.
+fn tenants_with_cloud(env: &Env) -> std::path::PathBuf {
+    let p = env.path("tenants-cloud.csv");
+    let mut text = String::from("tenant_id,name,cloud\n");
+    for (k, (id, name, _)) in env.sim.tenants().iter().enumerate() {
+        let cloud = if k == 0 { "usgov" } else { "" };
+        text.push_str(&format!("{id},{name},{cloud}\n"));
+    }
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn header_of(ledger: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(ledger).unwrap();
+    serde_json::from_str(text.lines().next().unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_tenants_ledger_header_records_its_own_cloud() {
+    let env = Env::fleet((0..2).map(|i| tenant(i, fast(20))).collect()).await;
+    let (tenants, run_dir) = (tenants_with_cloud(&env), env.path("run"));
+    let o = env
+        .run(&[
+            "rotate",
+            "--query",
+            "--tenants",
+            &s(&tenants),
+            "--run-dir",
+            &s(&run_dir),
+            "--yes",
+            "--rate",
+            "4000/1s",
+        ])
+        .await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let ids: Vec<String> = env.sim.tenants().into_iter().map(|(id, ..)| id).collect();
+    let ledger = |id: &str| run_dir.join("tenants").join(format!("{id}.jsonl"));
+    assert_eq!(header_of(&ledger(&ids[0]))["cloud"], "usgov");
+    assert_eq!(
+        header_of(&ledger(&ids[1]))["cloud"],
+        "global",
+        "a tenant without one is in the run's cloud"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exclude_list_is_read_once_for_every_tenant() {
+    let env = Env::fleet((0..3).map(|i| tenant(i, fast(20))).collect()).await;
+    // One Mac of each tenant left alone; the list comes through a pipe, which can be read once.
+    let excluded: Vec<String> = env
+        .sim
+        .tenants()
+        .iter()
+        .map(|(id, ..)| {
+            let t = env.sim.tenant_of(id).unwrap();
+            t.devices
+                .iter()
+                .find(|d| sendable(d, "filevault"))
+                .unwrap()
+                .id
+                .clone()
+        })
+        .collect();
+    let fifo = env.path("exclude.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (path, text) = (fifo.clone(), excluded.join("\n") + "\n");
+    let writer = std::thread::spawn(move || std::fs::write(&path, text).unwrap());
+    let (tenants, run_dir) = (env.tenants_csv(), env.path("run"));
+    let (tenants, run_dir, fifo) = (s(&tenants), s(&run_dir), s(&fifo));
+    let args = [
+        "rotate",
+        "--query",
+        "--tenants",
+        &tenants,
+        "--run-dir",
+        &run_dir,
+        "--yes",
+        "--rate",
+        "4000/1s",
+        "--exclude",
+        &fifo,
+    ];
+    let o = tokio::time::timeout(Duration::from_secs(120), env.run(&args))
+        .await
+        .expect("the run does not wait on a second read of the list");
+    writer.join().unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    for (k, (id, ..)) in env.sim.tenants().iter().enumerate() {
+        let stats = env.sim.stats_of(id).unwrap();
+        assert_eq!(
+            stats.accepted(ACTION, &excluded[k]),
+            0,
+            "tenant {id} left its excluded Mac alone"
+        );
+    }
+}

@@ -15,6 +15,28 @@ pub struct TokenError {
     pub correlation_id: String,
 }
 
+/// Entra's codes for an app the tenant has not consented to (or does not know): an admin of the
+/// tenant consents, and nothing else helps.
+const CONSENT_CODES: [u32; 4] = [7000229, 650051, 65001, 700016];
+
+impl TokenError {
+    /// Whether an admin of the tenant must consent to the app before it can sign in there.
+    pub fn needs_consent(&self) -> bool {
+        CONSENT_CODES.contains(&self.code)
+    }
+
+    /// The token error somewhere in `e`'s chain of causes, if any.
+    pub fn in_chain<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e TokenError> {
+        std::iter::successors(Some(e), |e| e.source()).find_map(|e| {
+            e.downcast_ref::<TokenError>()
+                .or_else(|| match e.downcast_ref::<GraphClientError>() {
+                    Some(GraphClientError::Token(t)) => Some(t),
+                    _ => None,
+                })
+        })
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum GraphClientError {
     #[error("invalid endpoint {url:?}: {reason}")]
@@ -89,5 +111,39 @@ impl GraphClientError {
             GraphClientError::Http { retry_after, .. } => *retry_after,
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod consent_tests {
+    use super::*;
+
+    fn token(code: u32) -> TokenError {
+        TokenError {
+            code,
+            error: "invalid_client".into(),
+            advice: "words that name no code".into(),
+            trace_id: "t".into(),
+            correlation_id: "c".into(),
+        }
+    }
+
+    /// A cause wrapped by a caller, as a command's context wraps it.
+    #[derive(Debug, Error)]
+    #[error("signing in to the tenant failed")]
+    struct Wrapped(#[source] GraphClientError);
+
+    #[test]
+    fn an_unconsented_app_is_known_by_its_code_wherever_the_error_sits() {
+        let e = Wrapped(GraphClientError::Token(token(7000229)));
+        let found = TokenError::in_chain(&e).expect("the token error is in the chain");
+        assert!(found.needs_consent());
+    }
+
+    #[test]
+    fn other_sign_in_failures_do_not_ask_for_consent() {
+        assert!(!token(7000215).needs_consent(), "a wrong secret");
+        let e = Wrapped(GraphClientError::Network("reset".into()));
+        assert!(TokenError::in_chain(&e).is_none());
     }
 }

@@ -28,9 +28,11 @@ pub fn read_exclusions(path: &Path) -> Result<HashSet<Uuid>, RotationError> {
     match (result, bad) {
         (Ok(()), None) => Ok(out),
         (Ok(()), Some(e)) => Err(e),
-        // A bare list of GUIDs has no header: read it line by line.
+        // A bare list of GUIDs has no header: read it line by line, from the list's own file (a
+        // pipe's spool: a pipe cannot be read twice).
         (Err(_), _) => {
-            let text = std::fs::read_to_string(path).map_err(|e| RotationError::io(path, e))?;
+            let text =
+                std::fs::read_to_string(csv.file()).map_err(|e| RotationError::io(path, e))?;
             for (n, line) in text.lines().enumerate() {
                 let t = line.trim().trim_start_matches('\u{feff}');
                 if t.is_empty() || t.starts_with('#') {

@@ -19,6 +19,11 @@ pub enum ExportFormat {
 /// for it (written out at once, so no row outlives its device's turn).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ExportRow<'a> {
+    /// The tenant, in a run directory's export (absent from a single ledger's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_name: Option<&'a str>,
     pub device_id: Uuid,
     pub state: DeviceState,
     pub attempts: u32,
@@ -297,6 +302,47 @@ pub fn export(
     format: ExportFormat,
     out: &mut dyn Write,
 ) -> Result<usize, RotationError> {
+    let io = |e: std::io::Error| RotationError::io(ledger, e);
+    if format == ExportFormat::Json {
+        out.write_all(b"[").map_err(io)?;
+    }
+    let part = ExportPart {
+        tag: None,
+        first: true,
+    };
+    let n = export_part(ledger, format, out, &part)?;
+    if format == ExportFormat::Json {
+        out.write_all(if n == 0 { b"]\n" } else { b"\n]\n" })
+            .map_err(io)?;
+    }
+    Ok(n)
+}
+
+/// The tenant a run directory's export tags each row with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    pub tenant_id: String,
+    pub tenant_name: String,
+}
+
+/// One ledger's rows as a part of a larger export, the tenants of a run directory: each row
+/// tagged with its tenant, the CSV header only in the first part, JSON elements without the
+/// array's brackets (with `,` before them unless `first`). Each part is written in the same bounded
+/// memory as a whole export.
+#[derive(Debug, Clone)]
+pub struct ExportPart {
+    pub tag: Option<Tag>,
+    /// No row has been written before this part: it writes the CSV header, and no `,` first.
+    pub first: bool,
+}
+
+/// Writes one ledger's rows as `part` of an export; how many were written.
+pub fn export_part(
+    ledger: &Path,
+    format: ExportFormat,
+    out: &mut dyn Write,
+    part: &ExportPart,
+) -> Result<usize, RotationError> {
     let threads = crate::ledger::reading_threads();
     let mut places = Chunked::default();
     let mut index: HashMap<Uuid, u32, IdHasher> = HashMap::default();
@@ -331,34 +377,31 @@ pub fn export(
     }
     drop(index);
     let io = |e: std::io::Error| RotationError::io(ledger, e);
-    if format == ExportFormat::Json {
-        out.write_all(if places.len() == 0 { b"[" } else { b"[\n" })
-            .map_err(io)?;
-    }
     // Slices of devices rendered on every core, each to its own buffer, written in order as they
     // come: never more than a few slices in memory.
     let mut first = true;
+    let tag = part.tag.as_ref();
     crate::ordered::in_order(
         threads,
         places
             .slices(EXPORT_SLICE)
             .enumerate()
             .map(Ok::<_, RotationError>),
-        |(k, slice)| render(ledger, slice, format, k == 0),
+        |(k, slice)| render(ledger, slice, format, part.first && k == 0, tag),
         |text| {
             let text = text?;
-            if format == ExportFormat::Json && !first {
-                out.write_all(b",\n").map_err(io)?;
+            if format == ExportFormat::Json {
+                out.write_all(match (first, part.first) {
+                    (true, true) => b"\n",
+                    _ => b",\n",
+                })
+                .map_err(io)?;
             }
             out.write_all(&text).map_err(io)?;
             first = false;
             Ok(())
         },
     )?;
-    if format == ExportFormat::Json {
-        out.write_all(if places.len() == 0 { b"]\n" } else { b"\n]\n" })
-            .map_err(io)?;
-    }
     Ok(places.len() as usize)
 }
 
@@ -372,6 +415,7 @@ fn render(
     slice: &[Places],
     format: ExportFormat,
     header: bool,
+    tag: Option<&Tag>,
 ) -> Result<Vec<u8>, RotationError> {
     let mut lines = DeviceLines {
         lines: crate::ledger::LineAt::open(ledger)?,
@@ -390,7 +434,7 @@ fn render(
                 .from_writer(&mut text);
             for p in slice {
                 let flats = lines.read(p)?;
-                w.serialize(assemble(p, &flats))
+                w.serialize(assemble(p, &flats, tag))
                     .map_err(|e| output(e.to_string()))?;
             }
             w.flush().map_err(|e| output(e.to_string()))?;
@@ -406,7 +450,7 @@ fn render(
                 .map_err(|e| output(e.to_string()))?;
             for p in slice {
                 let flats = lines.read(p)?;
-                seq.serialize_element(&assemble(p, &flats))
+                seq.serialize_element(&assemble(p, &flats, tag))
                     .map_err(|e| output(e.to_string()))?;
             }
             seq.end().map_err(|e| output(e.to_string()))?;
@@ -501,7 +545,7 @@ fn text<'a>(field: &'a Option<Text<'_>>) -> Option<&'a str> {
 }
 
 /// One device's export row from the lines its [`Places`] point at.
-fn assemble<'a>(p: &Places, rows: &'a [(u64, Flat<'_>)]) -> ExportRow<'a> {
+fn assemble<'a>(p: &Places, rows: &'a [(u64, Flat<'_>)], tag: Option<&'a Tag>) -> ExportRow<'a> {
     static NONE_READ: Flat<'static> = Flat {
         id: None,
         name: None,
@@ -530,6 +574,8 @@ fn assemble<'a>(p: &Places, rows: &'a [(u64, Flat<'_>)]) -> ExportRow<'a> {
     let last = at(p.last_outcome);
     let verified = at(p.verified);
     ExportRow {
+        tenant_id: tag.map(|t| t.tenant_id.as_str()),
+        tenant_name: tag.map(|t| t.tenant_name.as_str()),
         device_id: text(&planned.id)
             .and_then(crate::parse_id)
             .expect("the first pass read this planned row's id"),

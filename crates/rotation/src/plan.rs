@@ -56,8 +56,8 @@ pub struct Policy {
     pub require_encrypted: bool,
     /// Skip devices whose last check-in is older than this: they would not pick the action up.
     pub stale_after: Option<std::time::Duration>,
-    /// Devices to leave alone (`--exclude`).
-    pub exclude: HashSet<uuid::Uuid>,
+    /// Devices to leave alone (`--exclude`): read once, shared by every tenant of a run.
+    pub exclude: std::sync::Arc<HashSet<uuid::Uuid>>,
     /// Whether devices that cannot carry the action out are skipped (`eligibility.rs`).
     pub eligibility: Eligibility,
     /// Skip devices whose last rotation is more recent than this (`--skip-rotated-within`).
@@ -76,7 +76,7 @@ impl Policy {
             action,
             require_encrypted: matches!(action, Action::FileVault | Action::BitLocker),
             stale_after: None,
-            exclude: HashSet::new(),
+            exclude: Default::default(),
             eligibility: Eligibility::Strict,
             rotated_within: None,
             skip_pending: true,
@@ -322,7 +322,7 @@ mod tests {
             "Intune's export form"
         );
         assert_eq!(p.skip_reason(&id, &dev("2026-11-20T00:00:00Z")), None);
-        p.exclude.insert(id);
+        p.exclude = std::sync::Arc::new([id].into());
         assert!(
             p.skip_reason(&id, &dev("2026-11-20T00:00:00Z"))
                 .unwrap()

@@ -40,15 +40,17 @@ impl DeviceList {
     /// `-` reads stdin (spooled to a temporary file so it can be read twice).
     pub fn open(path: &str) -> Result<Self, RotationError> {
         if path == "-" {
-            let mut tmp =
-                tempfile::NamedTempFile::new().map_err(|e| RotationError::io("stdin spool", e))?;
-            std::io::copy(&mut std::io::stdin().lock(), &mut tmp)
-                .map_err(|e| RotationError::io("stdin", e))?;
-            return DeviceList::spooled(tmp.into_temp_path(), "stdin");
+            return DeviceList::spool(&mut std::io::stdin().lock(), "stdin");
         }
         let p = Path::new(path);
-        if !p.is_file() {
+        if !p.exists() || p.is_dir() {
             return Err(RotationError::NoSuchInput(path.to_string()));
+        }
+        // A pipe (`--input <(…)`, a FIFO) can be read once: it is spooled like stdin, and every
+        // later pass reads the spool.
+        if !p.is_file() {
+            let mut pipe = std::fs::File::open(p).map_err(|e| RotationError::io(p, e))?;
+            return DeviceList::spool(&mut pipe, path);
         }
         if let Some(encoding) = utf16(p)? {
             return DeviceList::spooled(transcoded(p, encoding)?, path);
@@ -59,6 +61,22 @@ impl DeviceList {
             _spool: None,
             display: path.to_string(),
         })
+    }
+
+    /// Copies a stream that can be read once into a temporary file, and reads that.
+    fn spool(from: &mut dyn std::io::Read, display: &str) -> Result<Self, RotationError> {
+        let mut tmp =
+            tempfile::NamedTempFile::new().map_err(|e| RotationError::io("a spool file", e))?;
+        std::io::copy(from, &mut tmp).map_err(|e| RotationError::io(display, e))?;
+        let list = DeviceList::spooled(tmp.into_temp_path(), display)?;
+        // A UTF-16 stream is decoded as a UTF-16 file is.
+        match utf16(&list.path)? {
+            Some(encoding) => {
+                let path = list.path.display().to_string();
+                DeviceList::spooled(transcoded(Path::new(&path), encoding)?, display)
+            }
+            None => Ok(list),
+        }
     }
 
     /// A device list written to a temporary file (Graph sources, `--match-by`), removed on drop.
@@ -76,6 +94,11 @@ impl DeviceList {
 
     pub fn display(&self) -> &str {
         &self.display
+    }
+
+    /// The file read: the given one, or its spool (a pipe, stdin, a UTF-16 file decoded).
+    pub(crate) fn file(&self) -> &Path {
+        &self.path
     }
 
     /// JSON lines: one device object a line, keys named like the CSV columns.
