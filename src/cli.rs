@@ -232,6 +232,10 @@ pub struct RotateArgs {
     pub connection: Connection,
 }
 
+/// Graph's documented limit per app across all tenants: 130,000 requests per 10 s.
+pub const GLOBAL_RATE: graph_batch::Quota =
+    graph_batch::Quota::new(130_000, std::time::Duration::from_secs(10));
+
 /// Many tenants in one run, with the same credentials (a multi-tenant app consented in each).
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Many tenants")]
@@ -246,7 +250,7 @@ pub struct TenantsArgs {
     #[arg(long, value_name = "N", default_value_t = 500)]
     pub tenant_concurrency: usize,
     /// Graph's limit per app across all tenants, shared by every tenant's sending.
-    #[arg(long, value_name = "COUNT/WINDOW", default_value = "130000/10s")]
+    #[arg(long, value_name = "COUNT/WINDOW", default_value_t = GLOBAL_RATE)]
     pub global_rate: graph_batch::Quota,
 }
 

@@ -38,6 +38,7 @@ impl ExitStatus {
             RotationError::LedgerWrite { .. } => ExitStatus::LedgerWrite,
             RotationError::Graph(g) => Self::of_graph(g),
             RotationError::MissingPermission { .. } => ExitStatus::Auth,
+            RotationError::StoppedBeforeSending => ExitStatus::Interrupted,
             RotationError::Source { .. } | RotationError::Io { .. } => ExitStatus::Incomplete,
             _ if e.is_input() => ExitStatus::Usage,
             _ => ExitStatus::Incomplete,

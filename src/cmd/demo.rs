@@ -77,15 +77,13 @@ pub async fn run(a: crate::cli::DemoArgs, logs: Logs) -> Result<ExitStatus, Fail
     let _enter = span.enter();
     let stop = super::stop_on_ctrl_c();
     let outcome = rotation::rotate(
-        Some(&client),
+        &client,
         RotateRequest {
             header,
             source,
             policy: rotation::Policy::for_action(rotation::Action::FileVault),
             ledger: ledger.clone(),
             options,
-            dry_run: false,
-            confirm: None,
             max_devices: None,
         },
         progress,

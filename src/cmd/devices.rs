@@ -2,7 +2,6 @@
 //! feed it back with `--input`.
 
 use super::rotate::action_of;
-use super::source::Source;
 use super::{Failure, failed, open_output};
 use crate::cli::{DevicesArgs, FormatArg};
 use crate::connect;
@@ -14,7 +13,7 @@ pub async fn run(a: DevicesArgs) -> Result<ExitStatus, Failure> {
         return super::fleet::devices(tenants, &a).await;
     }
     let action = action_of(a.action);
-    let source = Source::parse(&a.source)?;
+    let source = super::source::open(&a.source)?;
     let connection = if source.lists_devices() {
         let c = connect::client(
             &a.connection,
@@ -27,13 +26,13 @@ pub async fn run(a: DevicesArgs) -> Result<ExitStatus, Failure> {
     } else {
         None
     };
-    let list = source
-        .materialize(
-            connection.as_ref().map(|c| &c.client),
-            action,
-            a.source.allow_partial_source,
-        )
-        .await?;
+    let list = super::source::materialize(
+        source,
+        connection.as_ref().map(|c| &c.client),
+        action,
+        a.source.allow_partial_source,
+    )
+    .await?;
     let mut out = open_output(a.out.as_deref())?;
     let n = match a.format {
         FormatArg::Csv => rotation::write_devices_csv(&mut out, &list)?,

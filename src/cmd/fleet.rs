@@ -4,8 +4,7 @@
 //! per app per tenant); a shared gate holds Graph's per-app limit across tenants. A tenant that
 //! cannot be signed in to or read is marked blocked with the service's reason, and the others go on.
 
-use super::rotate::{action_of, policy};
-use super::source::Source;
+use super::rotate::action_of;
 use super::{Failure, failed, open_output, options, stop_on_ctrl_c, usage};
 use crate::cli::{Connection, Dispatch, InDoubtArg, RotateArgs, SourceArgs};
 use crate::connect;
@@ -13,8 +12,8 @@ use crate::exit_status::ExitStatus;
 use crate::progress::Logs;
 use futures::StreamExt;
 use rotation::{
-    Action, Counters, DispatchOptions, InDoubt, Manifest, Plan, RateGate, RotateRequest, RunDir,
-    RunHeader, StopSignal, TenantEntry, TenantRecord, TenantState,
+    Action, Counters, DispatchOptions, InDoubt, Manifest, RateGate, RunDir, StopSignal,
+    TenantEntry, TenantRecord, TenantState,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -38,9 +37,10 @@ struct TenantResult {
 /// What every tenant's work shares.
 struct Shared {
     action: Action,
+    /// What the run was asked to do, as its manifest keeps it.
+    spec: rotation::RunSpec,
     /// The run's policy, its exclusions read once: each tenant plans with a copy.
     policy: rotation::Policy,
-    rotate: RotateArgs,
     connection: Connection,
     options: DispatchOptions,
     run: Mutex<RunDir>,
@@ -63,8 +63,9 @@ pub async fn rotate(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     let action = action_of(a.action);
     // Everything that can be checked before a connection is checked: nothing is sent on bad input.
     let tenants = rotation::read_tenants(&tenants_file)?;
-    Source::parse(&a.source)?;
-    let run_policy = policy(action, &a.policy)?;
+    let spec = super::rotate::run_spec(&a)?;
+    rotation::OpenSource::open(&spec.source)?;
+    let run_policy = spec.policy.policy(action)?;
     if a.dry_run || a.verify_after.is_some() || a.max_devices.is_some() {
         return Err(usage(anyhow::anyhow!(
             "--dry-run, --verify-after and --max-devices apply to one tenant: run them per tenant with --tenant and --ledger"
@@ -90,13 +91,11 @@ pub async fn rotate(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     )
     .map_err(usage)?;
     let manifest = Manifest {
-        version: 1,
+        version: 2,
         action: action.to_string(),
         source: source_text(&a.source),
+        spec: Some(spec.clone()),
         options: serde_json::json!({
-            // The invocation (no secret is ever a flag), so `resume --run-dir` can plan a tenant
-            // that never was: the same source, policy and pacing.
-            "argv": std::env::args().collect::<Vec<_>>(),
             "rate": a.dispatch.rate.to_string(),
             "global_rate": t.global_rate.to_string(),
             "tenant_concurrency": t.tenant_concurrency,
@@ -124,9 +123,9 @@ pub async fn rotate(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     let summary_json = a.dispatch.summary_json.clone();
     let shared = Arc::new(Shared {
         action,
+        spec,
         policy: run_policy,
         connection: a.connection.clone(),
-        rotate: a,
         options,
         run: Mutex::new(run),
         stop,
@@ -148,27 +147,11 @@ pub async fn resume(
 ) -> Result<ExitStatus, Failure> {
     let stop = stop_on_ctrl_c();
     let run = RunDir::open(dir)?;
-    let argv: Vec<String> = run.manifest().options["argv"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    let rotate = match <crate::cli::Cli as clap::Parser>::try_parse_from(&argv) {
-        Ok(crate::cli::Cli {
-            command: crate::cli::Command::Rotate(r),
-            ..
-        }) => *r,
-        _ => {
-            return Err(usage(anyhow::anyhow!(
-                "{}: the manifest does not hold the rotate command this run was made with",
-                dir.join("manifest.json").display()
-            )));
-        }
+    let spec = match &run.manifest().spec {
+        Some(spec) => spec.clone(),
+        None => spec_of_argv(dir, &run.manifest().options)?,
     };
-    let action = action_of(rotate.action);
+    let action = spec.action;
     let open: Vec<TenantEntry> = run
         .manifest()
         .tenants
@@ -195,7 +178,7 @@ pub async fn resume(
     let global_rate: graph_batch::Quota = run.manifest().options["global_rate"]
         .as_str()
         .and_then(|q| q.parse().ok())
-        .unwrap_or(rotate.tenants.global_rate);
+        .unwrap_or(crate::cli::GLOBAL_RATE);
     let options = DispatchOptions {
         global_gate: Some(global_gate(global_rate, dispatch)),
         ..options(dispatch, in_doubt)
@@ -208,8 +191,8 @@ pub async fn resume(
         .collect();
     let shared = Arc::new(Shared {
         action,
-        policy: policy(action, &rotate.policy)?,
-        rotate,
+        policy: spec.policy.policy(action)?,
+        spec,
         connection: connection.clone(),
         options,
         run: Mutex::new(run),
@@ -218,6 +201,29 @@ pub async fn resume(
     });
     let results = drive(shared.clone(), open, concurrency).await;
     finish(&shared, &results, dispatch.summary_json.as_deref())
+}
+
+/// The run's spec from a run directory of an earlier release, which kept the `rotate` command
+/// line in its manifest: parsed as that release's flags were.
+fn spec_of_argv(dir: &Path, options: &serde_json::Value) -> Result<rotation::RunSpec, Failure> {
+    let argv: Vec<String> = options["argv"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    match <crate::cli::Cli as clap::Parser>::try_parse_from(&argv) {
+        Ok(crate::cli::Cli {
+            command: crate::cli::Command::Rotate(r),
+            ..
+        }) => super::rotate::run_spec(&r),
+        _ => Err(usage(anyhow::anyhow!(
+            "{}: the manifest does not hold what this run was asked to do",
+            dir.join("manifest.json").display()
+        ))),
+    }
 }
 
 fn global_gate(q: graph_batch::Quota, d: &Dispatch) -> Arc<RateGate> {
@@ -378,8 +384,8 @@ async fn one_tenant(shared: &Shared, entry: TenantEntry) -> TenantResult {
     let planned = rotation::ledger_replay(&ledger)
         .map(|(state, _)| state.plan_done)
         .unwrap_or(false);
-    let mut source_args = shared.rotate.source.clone();
-    if source_args.input.is_some() {
+    let mut source_spec = shared.spec.source.clone();
+    if source_spec.input().is_some() {
         let file = input_file(&ledger);
         if !file.exists() && !planned {
             return TenantResult {
@@ -392,21 +398,23 @@ async fn one_tenant(shared: &Shared, entry: TenantEntry) -> TenantResult {
                 interrupted: false,
             };
         }
-        source_args.input = Some(file.display().to_string());
+        source_spec = source_spec.with_input(file.display().to_string());
     }
     let source = if planned {
         None
     } else {
-        match Source::parse(&source_args) {
+        match rotation::OpenSource::open(&source_spec) {
             Ok(s) => Some(s),
-            Err(Failure(_, e)) => {
+            Err(e) => {
                 return blocked(&entry, format!("{e:#}"), "fix the source".into(), false);
             }
         }
     };
     let scopes = connect::delegated_scopes(
         shared.action,
-        source.as_ref().map_or(&[][..], Source::scopes),
+        source
+            .as_ref()
+            .map_or(&[][..], rotation::OpenSource::scopes),
     );
     let c = match connect::client(&conn, None, None, &scopes) {
         Ok(c) => c,
@@ -415,7 +423,9 @@ async fn one_tenant(shared: &Shared, entry: TenantEntry) -> TenantResult {
             return blocked(&entry, said_once(&e), "fix the credentials".into(), true);
         }
     };
-    let lists = source.as_ref().is_some_and(Source::lists_devices);
+    let lists = source
+        .as_ref()
+        .is_some_and(rotation::OpenSource::lists_devices);
     if let Err(e) = connect::preflight(&c, shared.action, lists).await {
         let Failure(_, e) = Failure::from(e);
         let why = said_once(&e);
@@ -435,7 +445,12 @@ async fn one_tenant(shared: &Shared, entry: TenantEntry) -> TenantResult {
             .await
         }
         Some(source) => match plan(shared, &conn, id, &c, source, &ledger).await {
-            Ok(req) => rotation::rotate(Some(&c.client), req, progress, shared.stop.clone()).await,
+            Ok(planned) => {
+                let stop = shared.stop.clone();
+                planned
+                    .send(&c.client, &shared.options, progress, stop)
+                    .await
+            }
             Err(r) => return r.into_result(entry),
         },
     };
@@ -510,69 +525,46 @@ fn not_planned(conn: &Connection, tenant: &Uuid, Failure(status, e): Failure) ->
     NotPlanned::Blocked(why, advice, auth)
 }
 
-/// The tenant's devices from the source, its facts read, ready to plan into its ledger.
+/// The tenant's plan, by the one plan sequence ([`rotation::Job`]), written into its ledger.
 async fn plan(
     shared: &Shared,
     conn: &Connection,
     tenant: Uuid,
     c: &connect::Connected,
-    source: Source,
+    source: rotation::OpenSource,
     ledger: &Path,
-) -> Result<RotateRequest, NotPlanned> {
-    let a = &shared.rotate;
-    let action = shared.action;
-    // Every failure before the plan is judged by one rule (`not_planned`).
-    let classify = |e: rotation::RotationError| not_planned(conn, &tenant, Failure::from(e));
-    let list = source
-        .materialize(Some(&c.client), action, a.source.allow_partial_source)
-        .await
-        .map_err(|f| not_planned(conn, &tenant, f))?;
-    let checked = Plan::check(list).map_err(classify)?;
-    let mut policy = rotation::Policy {
-        now: std::time::SystemTime::now(),
-        ..shared.policy.clone()
-    };
-    let wanted = rotation::FactsWanted {
-        rotated_within: policy.rotated_within,
-        skip_pending: policy.skip_pending,
-        result_names: a.dispatch.result_names.clone(),
-        allow_partial: a.source.allow_partial_source,
-        read_rate: None,
+) -> Result<rotation::PlannedJob, NotPlanned> {
+    let job = rotation::Job {
+        spec: &shared.spec,
+        source,
+        early_rows: None,
+        policy: rotation::Policy {
+            now: std::time::SystemTime::now(),
+            ..shared.policy.clone()
+        },
+        signed_in: rotation::SignedIn {
+            tenant: c.tenant.clone(),
+            client_id: c.client_id.clone(),
+            // The tenant's own cloud (the tenants file's, else the run's), as it was signed in to.
+            cloud: conn.cloud.parse().unwrap_or(rotation::Cloud::Global),
+            as_whom: connect::signed_in_as(c).await,
+        },
+        rate: shared.options.rate,
+        ledger: ledger.to_path_buf(),
         // A fleet run always sends (it has no dry run): results are read beside the sending.
         timing: rotation::ResultsTiming::BeforeSending,
+        limit: shared.options.limit,
+        max_devices: None,
     };
-    let facts = rotation::read_facts(&c.client, checked.source(), &policy, &wanted)
+    // Every failure before the plan is judged by one rule (`not_planned`).
+    let planned = job
+        .plan(Some(&c.client), &shared.stop)
         .await
-        .map_err(classify)?;
-    for note in &facts.notes {
+        .map_err(|e| not_planned(conn, &tenant, Failure::from(e)))?;
+    for note in &planned.notes {
         tracing::info!(tenant = %c.tenant, "{note}");
     }
-    policy.facts = facts.devices;
-    let header = RunHeader {
-        action_results: facts.results_read,
-        signed_in_as: connect::signed_in_as(c).await,
-        client_id: c.client_id.clone(),
-        // The tenant's own cloud (the tenants file's, else the run's), as it was signed in to.
-        cloud: conn.cloud.parse().unwrap_or(rotation::Cloud::Global),
-        via: a.via.clone(),
-        result_names: a.dispatch.result_names.clone(),
-        ..RunHeader::new(
-            c.tenant.clone(),
-            action,
-            checked.source().display(),
-            shared.options.rate,
-        )
-    };
-    Ok(RotateRequest {
-        header,
-        source: checked,
-        policy,
-        ledger: ledger.to_path_buf(),
-        options: shared.options.clone(),
-        dry_run: false,
-        confirm: None,
-        max_devices: None,
-    })
+    Ok(planned)
 }
 
 /// The input file of one tenant, beside its ledger.
@@ -1117,7 +1109,7 @@ pub async fn devices(
 ) -> Result<ExitStatus, Failure> {
     let tenants = rotation::read_tenants(tenants_file)?;
     let action = action_of(a.action);
-    let source = Source::parse(&a.source)?;
+    let source = super::source::open(&a.source)?;
     if !source.lists_devices() {
         return Err(usage(anyhow::anyhow!(
             "--tenants lists devices from Graph: use --query, --group or another Graph source"
@@ -1130,7 +1122,7 @@ pub async fn devices(
     for t in &tenants {
         let conn = tenant_connection(&a.connection, t);
         let listed = async {
-            let source = Source::parse(&a.source)?;
+            let source = super::source::open(&a.source)?;
             let c = connect::client(
                 &conn,
                 None,
@@ -1138,9 +1130,13 @@ pub async fn devices(
                 &connect::delegated_scopes(action, source.scopes()),
             )?;
             connect::preflight_read(&c).await?;
-            let list = source
-                .materialize(Some(&c.client), action, a.source.allow_partial_source)
-                .await?;
+            let list = super::source::materialize(
+                source,
+                Some(&c.client),
+                action,
+                a.source.allow_partial_source,
+            )
+            .await?;
             let mut buf = Vec::new();
             rotation::write_devices_csv(&mut buf, &list)?;
             Ok::<Vec<u8>, Failure>(buf)

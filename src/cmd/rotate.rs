@@ -1,12 +1,11 @@
 //! `intune-rotate rotate`: plan a source into a new ledger and send.
 
-use super::source::Source;
 use super::{Failure, interrupted_before_sending, options, stop_on_ctrl_c, summarize, usage};
 use crate::cli::{ActionArg, EligibilityArg, PolicyArgs, RotateArgs};
 use crate::connect;
 use crate::exit_status::ExitStatus;
 use crate::progress::{Logs, reporter};
-use rotation::{Action, InDoubt, Plan, Policy, RotateRequest, RunHeader};
+use rotation::{Action, InDoubt};
 
 pub fn action_of(a: ActionArg) -> Action {
     match a {
@@ -17,23 +16,40 @@ pub fn action_of(a: ActionArg) -> Action {
     }
 }
 
-pub(super) fn policy(action: Action, a: &PolicyArgs) -> Result<Policy, Failure> {
-    let mut p = Policy::for_action(action);
-    if let Some(r) = a.require_encrypted {
-        p.require_encrypted = r;
+/// The policy options as data.
+pub(super) fn policy_spec(a: &PolicyArgs) -> rotation::PolicySpec {
+    rotation::PolicySpec {
+        require_encrypted: a.require_encrypted,
+        stale_after_secs: a
+            .stale_after
+            .map(|d| std::time::Duration::from(d).as_secs()),
+        exclude: a.exclude.clone(),
+        eligibility: match a.eligibility {
+            EligibilityArg::Strict => rotation::Eligibility::Strict,
+            EligibilityArg::Lenient => rotation::Eligibility::Lenient,
+            EligibilityArg::Off => rotation::Eligibility::Off,
+        },
+        rotated_within_secs: a
+            .skip_rotated_within
+            .map(|d| std::time::Duration::from(d).as_secs()),
+        skip_pending: !a.no_skip_pending,
     }
-    p.stale_after = a.stale_after.map(Into::into);
-    p.rotated_within = a.skip_rotated_within.map(Into::into);
-    p.skip_pending = !a.no_skip_pending;
-    p.eligibility = match a.eligibility {
-        EligibilityArg::Strict => rotation::Eligibility::Strict,
-        EligibilityArg::Lenient => rotation::Eligibility::Lenient,
-        EligibilityArg::Off => rotation::Eligibility::Off,
-    };
-    if let Some(path) = &a.exclude {
-        p.exclude = std::sync::Arc::new(rotation::read_exclusions(path)?);
-    }
-    Ok(p)
+}
+
+/// What `rotate` was asked to do, as data: a run directory keeps it for `resume --run-dir`.
+pub(super) fn run_spec(a: &RotateArgs) -> Result<rotation::RunSpec, Failure> {
+    Ok(rotation::RunSpec {
+        action: action_of(a.action),
+        source: super::source::spec_of(&a.source)?,
+        policy: policy_spec(&a.policy),
+        via: rotation::Collection::from_graph_name(&a.via).expect("clap: one of the two"),
+        result_names: a.dispatch.result_names.clone(),
+        partial: if a.source.allow_partial_source {
+            rotation::PartialSource::Keep
+        } else {
+            rotation::PartialSource::Refuse
+        },
+    })
 }
 
 pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
@@ -43,15 +59,13 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     let ledger = a.ledger.clone().expect("clap: --ledger without --run-dir");
     // First of all: a Ctrl-C during the pre-flight or the plan is seen, not fatal.
     let stop = stop_on_ctrl_c();
-    let action = action_of(a.action);
+    let spec = run_spec(&a)?;
+    let action = spec.action;
     // Bad input is found before any connection is made: nothing is sent.
-    let source = Source::parse(&a.source)?;
-    let mut policy = policy(action, &a.policy)?;
+    let source = rotation::OpenSource::open(&spec.source)?;
+    let policy = spec.policy.policy(action)?;
     let lists = source.lists_devices();
-    let early = match &source {
-        Source::File(csv) => Some(Plan::check_source(csv)?),
-        _ => None,
-    };
+    let early_rows = source.check_early()?;
     let connection = if a.dry_run && !lists {
         None
     } else {
@@ -64,57 +78,12 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
         connect::preflight(&c, action, lists).await?;
         Some(c)
     };
-    let list = source
-        .materialize(
-            connection.as_ref().map(|c| &c.client),
-            action,
-            a.source.allow_partial_source,
-        )
-        .await?;
-    if stop.requested() {
-        return interrupted_before_sending();
-    }
-    let checked = match early {
-        Some(rows) => Plan::checked(list, rows),
-        None => Plan::check(list)?,
-    };
-    let mut results_read = None;
-    if let Some(c) = &connection {
-        let wanted = rotation::FactsWanted {
-            rotated_within: policy.rotated_within,
-            skip_pending: policy.skip_pending,
-            result_names: a.dispatch.result_names.clone(),
-            allow_partial: a.source.allow_partial_source,
-            read_rate: None,
-            // A dry run shows every skip in its plan; a run that sends reads them as it sends.
-            timing: if a.dry_run {
-                rotation::ResultsTiming::BeforePlan
-            } else {
-                rotation::ResultsTiming::BeforeSending
-            },
-        };
-        let facts = rotation::read_facts(&c.client, checked.source(), &policy, &wanted).await?;
-        for note in &facts.notes {
-            eprintln!("{note}");
-        }
-        policy.facts = facts.devices;
-        results_read = facts.results_read;
-    }
-    if stop.requested() {
-        return interrupted_before_sending();
-    }
-    let tenant = connection
-        .as_ref()
-        .map(|c| c.tenant.clone())
-        .or(a.connection.tenant.clone())
-        .unwrap_or_default();
-    let signed_in_as = match &connection {
-        Some(c) => connect::signed_in_as(c).await,
-        None => None,
-    };
-    let header = RunHeader {
-        action_results: results_read,
-        signed_in_as,
+    let signed_in = rotation::SignedIn {
+        tenant: connection
+            .as_ref()
+            .map(|c| c.tenant.clone())
+            .or(a.connection.tenant.clone())
+            .unwrap_or_default(),
         client_id: connection
             .as_ref()
             .and_then(|c| c.client_id.clone())
@@ -124,79 +93,84 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
             .cloud
             .parse()
             .map_err(|e: String| usage(anyhow::anyhow!(e)))?,
-        via: a.via.clone(),
-        result_names: a.dispatch.result_names.clone(),
-        ..RunHeader::new(
-            tenant.clone(),
-            action,
-            checked.source().display(),
-            a.dispatch.rate,
-        )
+        as_whom: match &connection {
+            Some(c) => connect::signed_in_as(c).await,
+            None => None,
+        },
     };
-    let confirm: Option<rotation::Confirm> = (connection.is_some() && !a.dry_run).then(|| {
-        let (yes, source) = (a.dispatch.yes, checked.source().display().to_string());
-        let (rows, tenant) = (checked.rows(), tenant.clone());
-        Box::new(move |plan: &rotation::PlanReport, to_send: usize| {
-            let what = confirmation(action, &source, &tenant, rows, plan, to_send);
-            match connect::confirm(yes, &what) {
-                Ok(()) => true,
-                Err(e) => {
-                    eprintln!("{e:#}");
-                    false
-                }
-            }
-        }) as rotation::Confirm
-    });
-    let (progress, span) = reporter(logs);
-    let _enter = span.enter();
-    let req = RotateRequest {
-        header,
-        source: checked,
+    let job = rotation::Job {
+        spec: &spec,
+        source,
+        early_rows,
         policy,
+        signed_in: signed_in.clone(),
+        rate: a.dispatch.rate,
         ledger,
-        options: options(&a.dispatch, InDoubt::Resend),
-        dry_run: a.dry_run,
-        confirm,
+        // A dry run shows every skip in its plan, and a cap on the devices sent counts them
+        // exactly; a run that sends otherwise reads them as it sends.
+        timing: if a.dry_run || a.max_devices.is_some() {
+            rotation::ResultsTiming::BeforePlan
+        } else {
+            rotation::ResultsTiming::BeforeSending
+        },
+        limit: a.dispatch.limit,
         max_devices: a.max_devices,
     };
-    let outcome =
-        rotation::rotate(connection.as_ref().map(|c| &c.client), req, progress, stop).await?;
-    drop(_enter);
-    if let Some(plan) = &outcome.plan {
-        if plan.duplicate_count > 0 {
-            let lines: Vec<String> = plan
-                .duplicates
-                .iter()
-                .map(|(l, id)| format!("line {l} ({id})"))
-                .collect();
-            tracing::warn!(
-                "{} duplicate row(s) dropped: {}",
-                plan.duplicate_count,
-                lines.join(", ")
-            );
-        }
-        // The plan's skips and those found as devices were about to be sent, together.
-        let mut skipped = plan.skipped.clone();
-        for (reason, n) in &outcome.skipped_at_sending {
-            *skipped.entry(reason.clone()).or_default() += n;
-        }
-        for (reason, n) in &skipped {
-            println!("skipped {n} device(s): {reason}");
-            if reason.starts_with("unknown-") {
-                println!(
-                    "  the source does not say what this rule needs: list the devices from Graph (--query, --group), add the column (Intune's export has it), or pass --eligibility lenient"
-                );
-            }
-        }
-        if a.dry_run {
-            println!(
-                "dry run: {} device(s) planned into {}; nothing was sent",
-                plan.planned,
-                outcome.ledger.display()
-            );
-            return Ok(ExitStatus::Success);
-        }
+    let client = connection.as_ref().map(|c| &c.client);
+    let planned = match job.plan(client, &stop).await {
+        Err(rotation::RotationError::StoppedBeforeSending) => return interrupted_before_sending(),
+        planned => planned?,
+    };
+    for note in &planned.notes {
+        eprintln!("{note}");
     }
+    let plan = planned.report.clone();
+    if plan.duplicate_count > 0 {
+        let lines: Vec<String> = plan
+            .duplicates
+            .iter()
+            .map(|(l, id)| format!("line {l} ({id})"))
+            .collect();
+        tracing::warn!(
+            "{} duplicate row(s) dropped: {}",
+            plan.duplicate_count,
+            lines.join(", ")
+        );
+    }
+    if a.dry_run {
+        print_skips(&plan.skipped);
+        println!(
+            "dry run: {} device(s) planned into {}; nothing was sent",
+            plan.planned,
+            planned.path().display()
+        );
+        return Ok(ExitStatus::Success);
+    }
+    let client = client.ok_or(rotation::RotationError::NoConnection)?;
+    let what = confirmation(
+        action,
+        &planned.source,
+        &signed_in.tenant,
+        planned.rows,
+        &plan,
+        planned.to_send,
+    );
+    if let Err(e) = connect::confirm(a.dispatch.yes, &what) {
+        eprintln!("{e:#}");
+        planned.discard();
+        return Err(rotation::RotationError::Declined.into());
+    }
+    let (progress, span) = reporter(logs);
+    let _enter = span.enter();
+    let options = options(&a.dispatch, InDoubt::Resend);
+    let outcome = planned.send(client, &options, progress, stop).await?;
+    drop(_enter);
+    // The plan's skips and those found as devices were about to be sent, together.
+    let mut skipped = plan.skipped.clone();
+    for (reason, n) in &outcome.skipped_at_sending {
+        *skipped.entry(reason.clone()).or_default() += n;
+    }
+    print_skips(&skipped);
     let code = summarize(&outcome, a.dispatch.summary_json.as_deref())?;
     if let (Some(after), Some(c)) = (a.verify_after, &connection)
         && !outcome.interrupted
@@ -222,6 +196,18 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
         return Ok(code.max(ExitStatus::of_verify(&report.counts)));
     }
     Ok(code)
+}
+
+/// One line per skip reason, with advice where the source did not say what a rule needs.
+fn print_skips(skipped: &std::collections::BTreeMap<String, usize>) {
+    for (reason, n) in skipped {
+        println!("skipped {n} device(s): {reason}");
+        if reason.starts_with("unknown-") {
+            println!(
+                "  the source does not say what this rule needs: list the devices from Graph (--query, --group), add the column (Intune's export has it), or pass --eligibility lenient"
+            );
+        }
+    }
 }
 
 /// What the admin is asked before anything is sent: the number that will be sent, and the

@@ -458,3 +458,85 @@ async fn the_exclude_list_is_read_once_for_every_tenant() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_manifest_keeps_what_the_run_was_asked_and_an_earlier_releases_argv_still_resumes() {
+    let env = Env::fleet((0..3).map(|i| tenant(i, fast(20))).collect()).await;
+    let (tenants, run_dir) = (s(&env.tenants_csv()), s(&env.path("run")));
+    let args = [
+        "rotate",
+        "--query",
+        "--tenants",
+        &tenants,
+        "--run-dir",
+        &run_dir,
+        "--yes",
+        "--rate",
+        "4000/1s",
+        // A policy that is not the default, so the resumed plan shows it came through.
+        "--no-skip-pending",
+    ];
+    let o = env.run(&args).await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let manifest_path = env.path("run").join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    assert!(manifest["options"].get("argv").is_none(), "{manifest}");
+    assert_eq!(manifest["spec"]["source"]["kind"], "query", "{manifest}");
+    assert_eq!(
+        manifest["spec"]["policy"]["skip_pending"], false,
+        "{manifest}"
+    );
+
+    // The same directory as the earlier release wrote it: the command line in its options, and
+    // the last tenant never planned.
+    let last = manifest["tenants"].as_array().unwrap().len() - 1;
+    let id = manifest["tenants"][last]["tenant_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    manifest["tenants"][last]["state"] = "waiting".into();
+    let obj = manifest.as_object_mut().unwrap();
+    obj.remove("spec");
+    obj.insert("version".into(), 1.into());
+    let mut argv = vec!["intune-rotate".to_string()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    obj["options"]["argv"] = serde_json::json!(argv);
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+    let ledger = env.path("run").join("tenants").join(format!("{id}.jsonl"));
+    std::fs::remove_file(&ledger).unwrap();
+    let _ = std::fs::remove_file(ledger.with_extension("jsonl.state"));
+    let stats = env.sim.stats_of(&id).unwrap();
+    let before = stats.devices_accepted(ACTION);
+    assert!(before > 0);
+
+    let r = env
+        .run(&[
+            "resume",
+            "--run-dir",
+            &run_dir,
+            "--yes",
+            "--rate",
+            "4000/1s",
+        ])
+        .await;
+    assert_eq!(code(&r), 0, "{}", stderr(&r));
+    assert!(
+        ledger.exists(),
+        "the tenant was planned from the earlier release's argv"
+    );
+    let t = env.sim.tenant_of(&id).unwrap();
+    let stats = env.sim.stats_of(&id).unwrap();
+    for d in t.devices.iter().filter(|d| sendable(d, "filevault")) {
+        assert_eq!(
+            stats.accepted(ACTION, &d.id),
+            2,
+            "planned again from the old manifest (its ledger was gone): {}",
+            d.id
+        );
+    }
+}

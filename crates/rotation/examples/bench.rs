@@ -123,11 +123,9 @@ async fn ride(
                     policy: rotation::Policy::for_action(rotation::Action::BitLocker),
                     ledger,
                     options,
-                    dry_run: false,
-                    confirm: None,
                     max_devices: None,
                 };
-                rotation::rotate(Some(&them), req, Arc::new(|_| {}), stop)
+                rotation::rotate(&them, req, Arc::new(|_| {}), stop)
                     .await
                     .unwrap()
                     .counters
@@ -149,12 +147,10 @@ async fn ride(
         policy: rotation::Policy::for_action(rotation::Action::FileVault),
         ledger: dir.path().join("l.jsonl"),
         options,
-        dry_run: false,
-        confirm: None,
         max_devices: None,
     };
     let ledger = dir.path().join("l.jsonl");
-    let outcome = rotation::rotate(Some(&ours), req, Arc::new(|_| {}), stop)
+    let outcome = rotation::rotate(&ours, req, Arc::new(|_| {}), stop)
         .await
         .unwrap();
     let _ = stop_them.send(true);
@@ -222,12 +218,10 @@ async fn sweep_ours(n: usize, limit: Quota, latency_ms: u64, model: ThrottleMode
             in_doubt: InDoubt::Resend,
             ..DispatchOptions::default()
         },
-        dry_run: false,
-        confirm: None,
         max_devices: None,
     };
     let (_tx, stop) = StopSignal::new();
-    let outcome = rotation::rotate(Some(&ours), req, Arc::new(|_| {}), stop)
+    let outcome = rotation::rotate(&ours, req, Arc::new(|_| {}), stop)
         .await
         .unwrap();
     assert_eq!(outcome.counters.rotated, n, "every Mac rotated");
@@ -315,13 +309,11 @@ async fn window_just_used(limit: Quota, latency_ms: u64, cold: Option<bool>) -> 
                 cold_start: cold,
                 ..DispatchOptions::default()
             },
-            dry_run: false,
-            confirm: None,
             max_devices: None,
         };
         let before = sim.stats().throttled;
         let (_tx, stop) = StopSignal::new();
-        let o = rotation::rotate(Some(&ours), req, Arc::new(|_| {}), stop)
+        let o = rotation::rotate(&ours, req, Arc::new(|_| {}), stop)
             .await
             .unwrap();
         outcomes.push((
@@ -573,11 +565,9 @@ async fn results_run(n: usize, scale: u32, listing: graph_sim::ListResults) -> R
         policy,
         ledger: dir.path().join("l.jsonl"),
         options,
-        dry_run: false,
-        confirm: None,
         max_devices: None,
     };
-    let outcome = rotation::rotate(Some(&c), req, Arc::new(|_| {}), stop)
+    let outcome = rotation::rotate(&c, req, Arc::new(|_| {}), stop)
         .await
         .unwrap();
     let total = start.elapsed().as_secs_f64();
@@ -603,12 +593,16 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-/// A device list of `n` Macs with fresh GUIDs.
+/// A device list of `n` eligible Macs with fresh GUIDs.
 fn write_macs(path: &std::path::Path, n: usize) -> std::io::Result<()> {
     let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
-    writeln!(w, "id,deviceName,operatingSystem")?;
+    // Company-owned and encrypted, as strict eligibility wants to read them.
+    writeln!(
+        w,
+        "id,deviceName,operatingSystem,managedDeviceOwnerType,isEncrypted"
+    )?;
     for i in 0..n {
-        writeln!(w, "{},MAC-{i:07},macOS", uuid::Uuid::new_v4())?;
+        writeln!(w, "{},MAC-{i:07},macOS,company,true", uuid::Uuid::new_v4())?;
     }
     w.flush()
 }
@@ -904,12 +898,10 @@ async fn fault_cost(
             max_attempts: 20,
             ..DispatchOptions::default()
         },
-        dry_run: false,
-        confirm: None,
         max_devices: None,
     };
     let (_tx, stop) = StopSignal::new();
-    let outcome = rotation::rotate(Some(&ours), req, Arc::new(|_| {}), stop)
+    let outcome = rotation::rotate(&ours, req, Arc::new(|_| {}), stop)
         .await
         .unwrap();
     // Late actions still to come are counted before the figures are read.

@@ -207,7 +207,8 @@ async fn action_results(
         } else {
             ResultsReason::ListingEmpty
         };
-        if wanted.timing == ResultsTiming::BeforeSending {
+        // Where the sample was every device, there is nothing left to read.
+        if wanted.timing == ResultsTiming::BeforeSending && ids.len() > RESULTS_SAMPLE {
             // The sample's skips stand in the plan; every device planned is read as it is sent.
             read.source = ResultsSource::BeforeSending;
             read.before_sending = Some(SendTimeRules {

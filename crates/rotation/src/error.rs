@@ -63,9 +63,13 @@ pub enum RotationError {
     /// The admin said no at the confirmation: nothing was sent and the new ledger was removed.
     #[error("cancelled; nothing was sent")]
     Declined,
-    /// Sending needs a Graph connection (only a dry run plans without one).
-    #[error("a Graph connection is needed to send")]
+    /// Sending, or reading a source from Graph, needs a connection (only a dry run of a file
+    /// plans without one).
+    #[error("a Graph connection is needed to send, or to read this source")]
     NoConnection,
+    /// A stop was asked for while planning: nothing was written or sent.
+    #[error("stopped before anything was sent")]
+    StoppedBeforeSending,
     /// A Graph device listing failed: nothing was sent.
     #[error("{0}")]
     Source(String),

@@ -12,7 +12,8 @@ use graph_client::GraphClient;
 use serde_json::Value;
 
 /// The script collections that record per-device run states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ScriptKind {
     /// Remediations: PowerShell, Windows only.
     Health,

@@ -16,7 +16,8 @@ use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 
 /// Which members of a group bring their devices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum GroupMembers {
     /// Entra device objects, joined by `azureADDeviceId`.
     Devices,

@@ -13,9 +13,11 @@ mod export;
 mod filter;
 mod graph_source;
 mod group_source;
+mod job;
 mod ledger;
 mod match_by;
 mod named;
+mod open_source;
 mod ordered;
 mod plan;
 mod preflight;
@@ -26,6 +28,7 @@ mod results_read;
 mod retry;
 mod run;
 mod run_dir;
+mod run_spec;
 mod sliding_window;
 mod verify;
 
@@ -50,11 +53,13 @@ pub use graph_batch::Quota;
 pub use graph_client::{Cloud, GraphClientError};
 pub use graph_source::{FetchReport, GraphSource, QueryFilter, ScriptKind};
 pub use group_source::GroupMembers;
+pub use job::{Job, PlannedJob, SignedIn};
 pub use ledger::{
     DeviceState, Evidence, IdHasher, LEDGER_VERSION, Ledger, LedgerState, Outcome, Row, RunHeader,
     Step, VerifiedState, for_each_row as ledger_rows, now_iso, replay_file as ledger_replay,
 };
 pub use match_by::{MatchBy, MatchReport, resolve};
+pub use open_source::{Materialized, OpenSource};
 pub use plan::{CheckedSource, Plan, PlanReport, Policy};
 pub use preflight::{Allowed, TokenProblem, check_token};
 pub use rate_gate::RateGate;
@@ -65,8 +70,9 @@ pub use report::{
 };
 pub use results_read::{ResultsRead, ResultsReason, ResultsSource, SendTimeRules};
 pub use run::{
-    Confirm, Counters, DispatchOptions, InDoubt, LOST_ANSWER_RECHECK, Progress, RotateRequest,
-    RunOutcome, StopSignal, resume, rotate,
+    Counters, DispatchOptions, InDoubt, LOST_ANSWER_RECHECK, Progress, RotateRequest, RunOutcome,
+    StopSignal, resume, rotate,
 };
 pub use run_dir::{Manifest, RunDir, TenantEntry, TenantRecord, TenantState, read_tenants};
+pub use run_spec::{Collection, Matching, PartialSource, PolicySpec, RunSpec, SourceSpec};
 pub use verify::{SKEW, UnrecognisedName, VerifyCounts, VerifyOptions, VerifyReport, verify};

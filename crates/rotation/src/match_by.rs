@@ -8,7 +8,9 @@ use futures::StreamExt;
 use graph_client::GraphClient;
 use std::collections::HashMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which column of an input file names the device in the tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum MatchBy {
     Serial,
     Name,

@@ -159,8 +159,12 @@ pub struct Manifest {
     pub action: String,
     /// The source as given (`--query …`, `--group …`, `--input FILE`).
     pub source: String,
-    /// The options that shape the run (rate, limits, policy), for the record and for `resume`.
+    /// The options that shape the run (rate, limits), for the record and for `resume`.
     pub options: serde_json::Value,
+    /// What the run was asked to do: `resume` plans a tenant that never was from it. Absent in
+    /// run directories of earlier releases, which kept the command line in `options.argv`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<crate::RunSpec>,
     pub created_at: String,
     pub tenants: Vec<TenantRecord>,
 }
@@ -332,6 +336,7 @@ mod tests {
             action: crate::Action::FileVault.to_string(),
             source: "--query".into(),
             options: serde_json::json!({"rate": "200/20s"}),
+            spec: None,
             created_at: "2026-11-28T00:00:00Z".into(),
             tenants: vec![TenantRecord {
                 tenant,

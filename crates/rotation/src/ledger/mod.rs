@@ -93,7 +93,7 @@ use replay::Event;
 pub(crate) use replay::Fields;
 pub use replay::IdHasher;
 
-mod as_text {
+pub(crate) mod as_text {
     use serde::de::Error;
     use serde::{Deserialize, Deserializer, Serializer};
     use std::fmt::Display;

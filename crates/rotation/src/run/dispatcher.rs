@@ -446,10 +446,15 @@ impl<'o> Dispatcher<'o> {
     }
 
     /// Asks the gate for the next batch while there is room in flight and something to send.
+    /// While the read-ahead still has devices coming, it waits for a whole batch: the gate
+    /// counts a batch whole, and a part batch would spend a window's credit on fewer devices.
     fn start_acquiring(&mut self) {
+        let more_coming = self.read_ahead.as_ref().is_some_and(|ra| !ra.is_idle());
+        let enough =
+            self.ready.len() >= self.batch_size || (!more_coming && !self.ready.is_empty());
         if self.acquiring.is_none()
             && self.stopping.is_none()
-            && !self.ready.is_empty()
+            && enough
             && self.inflight.len() < self.max_in_flight
         {
             let (g, global) = (self.gate.clone(), self.o.global_gate.clone());

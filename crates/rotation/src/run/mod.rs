@@ -6,7 +6,7 @@ mod in_doubt;
 mod read_ahead;
 
 use crate::ledger::{DeviceState, Ledger, LedgerState, Outcome, Row, RunHeader, now_iso};
-use crate::{CheckedSource, Plan, PlanReport, Policy, RateGate, RotationError};
+use crate::{CheckedSource, PlanReport, Policy, RateGate, RotationError};
 use dispatcher::{dispatch, noted};
 use graph_batch::Quota;
 use graph_client::GraphClient;
@@ -240,10 +240,6 @@ pub struct RunOutcome {
 
 pub type Progress = Arc<dyn Fn(&Counters) + Send + Sync>;
 
-/// Asked once the plan is written and before anything is sent, with the plan and the number of
-/// devices this run will send: `false` removes the new ledger and sends nothing.
-pub type Confirm = Box<dyn FnOnce(&PlanReport, usize) -> bool + Send>;
-
 /// Everything `rotate` needs.
 pub struct RotateRequest {
     pub header: RunHeader,
@@ -252,9 +248,6 @@ pub struct RotateRequest {
     pub policy: Policy,
     pub ledger: PathBuf,
     pub options: DispatchOptions,
-    pub dry_run: bool,
-    /// Asked before sending (not for a dry run); `None` sends at once.
-    pub confirm: Option<Confirm>,
     /// The most devices this run may send (`--max-devices`): a larger plan is refused.
     pub max_devices: Option<usize>,
 }
@@ -265,55 +258,39 @@ impl std::fmt::Debug for RotateRequest {
             .field("header", &self.header)
             .field("ledger", &self.ledger)
             .field("options", &self.options)
-            .field("dry_run", &self.dry_run)
             .finish_non_exhaustive()
     }
 }
 
-/// Plans the source into a new ledger, then sends (unless `dry_run`).
+/// Plans an already checked source into a new ledger, then sends: the job's plan sequence from
+/// its last step, for callers that read the source themselves.
 pub async fn rotate(
-    client: Option<&GraphClient>,
+    client: &GraphClient,
     req: RotateRequest,
     progress: Progress,
     stop: StopSignal,
 ) -> Result<RunOutcome, RotationError> {
-    if req.header.action != req.policy.action {
-        return Err(RotationError::ActionMismatch {
-            policy: req.policy.action,
-            run: req.header.action,
-        });
-    }
-    let mut ledger = Ledger::create(&req.ledger, &req.header)?;
-    let report = Plan::build(&req.source, &req.policy, &mut ledger)?;
-    let to_send = report.planned.min(req.options.limit.unwrap_or(usize::MAX));
-    if let Some(max) = req.max_devices
-        && to_send > max
-    {
-        ledger.discard();
-        return Err(RotationError::TooManyDevices { to_send, max });
-    }
-    let state = ledger.checkpoint()?;
-    if req.dry_run {
-        let counters = counters_of(&state, 0);
-        return Ok(RunOutcome {
-            counters,
-            interrupted: false,
-            auth_stopped: None,
-            ledger: req.ledger,
-            plan: Some(report),
-            skipped_at_sending: Default::default(),
-        });
-    }
-    let client = client.ok_or(RotationError::NoConnection)?;
-    if let Some(confirm) = req.confirm
-        && !confirm(&report, to_send)
-    {
-        ledger.discard();
-        return Err(RotationError::Declined);
-    }
-    let mut outcome = dispatch(client, ledger, state, &req.options, progress, stop).await?;
-    outcome.plan = Some(report);
-    Ok(outcome)
+    let planned = crate::job::write_plan(
+        &req.ledger,
+        &req.header,
+        &req.source,
+        &req.policy,
+        req.options.limit,
+        req.max_devices,
+    )?;
+    planned.send(client, &req.options, progress, stop).await
+}
+
+/// Sends a plan just written (the job's `send`).
+pub(crate) async fn dispatch_planned(
+    client: &GraphClient,
+    ledger: Ledger,
+    state: LedgerState,
+    options: &DispatchOptions,
+    progress: Progress,
+    stop: StopSignal,
+) -> Result<RunOutcome, RotationError> {
+    dispatch(client, ledger, state, options, progress, stop).await
 }
 
 /// Continues a run from its ledger.
@@ -434,7 +411,7 @@ fn recent_sends(state: &LedgerState, span: Duration) -> Vec<(std::time::Instant,
         .collect()
 }
 
-fn counters_of(state: &LedgerState, to_send: usize) -> Counters {
+pub(crate) fn counters_of(state: &LedgerState, to_send: usize) -> Counters {
     let mut c = Counters {
         to_send,
         ..Counters::default()

@@ -19,10 +19,11 @@ pub(super) type Read = (Vec<u32>, Vec<(u32, AtSending)>);
 /// One read on the wire.
 pub(super) type Reading = Pin<Box<dyn Future<Output = Read> + Send>>;
 
-/// Devices asked for in one read: five `$batch`es.
-const CHUNK: usize = 100;
+/// Devices asked for in one read: one `$batch`, so a read that is slow under faults holds back
+/// only its own devices.
+const CHUNK: usize = graph_batch::MAX_BATCH_SIZE;
 /// Reads on the wire at once.
-const IN_FLIGHT: usize = 4;
+const IN_FLIGHT: usize = 10;
 /// Reads of a device that go unanswered before it is left pending for `resume`.
 const UNANSWERED_READS: u32 = 3;
 
