@@ -1,7 +1,7 @@
 # The two commands that matter: `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test test-loaded lint fmt bench deny soak fuzz build interop report-check
+.PHONY: demo test test-loaded lint fmt bench bench-smoke deny soak fuzz build interop report-check
 
 build:
 	$(CARGO) build --release
@@ -45,6 +45,13 @@ bench:
 	$(CARGO) bench --locked -p graph-batch --bench wire -- $(CRITERION_ARGS)
 	$(CARGO) bench --locked -p rotation --bench local -- $(CRITERION_ARGS)
 	$(CARGO) run --release --locked -p rotation --example bench -- $(BENCH_ARGS)
+
+# Every step of the bench once at its smallest sizes, in the debug build `make test` made: CI runs
+# it so that no step of `make bench` rots unseen (built as `make test` builds, so nothing is
+# compiled again). Its figures mean nothing.
+bench-smoke:
+	$(CARGO) build --locked --workspace --examples --bins
+	target/debug/examples/bench --smoke
 
 # The long reliability run: two hundred kill -9 trials, the fault matrix and the disk trials.
 soak:

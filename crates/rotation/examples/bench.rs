@@ -1,7 +1,9 @@
 //! `make bench`: the figures in docs/BENCHMARKS.md, as ratios measured in one run.
 //!
-//! cargo run --release -p rotation --example bench [-- --quick | --intune]
-//!   --quick   smaller sizes (a smoke run, about a minute)
+//! cargo run --release -p rotation --example bench [-- --quick | --smoke | --intune]
+//!   --quick   smaller sizes (about four minutes)
+//!   --smoke   every step once at the smallest sizes, in seconds: CI runs it so that no step
+//!             rots unseen (its figures mean nothing)
 //!   --intune  also ride Intune's real default (200/20s, 5,000 Macs, ~9 minutes)
 
 use graph_client::{Cloud, Credential, Endpoints, GraphClient, GraphClientError, SecretString};
@@ -1192,7 +1194,18 @@ async fn main() {
         models().await;
         return;
     }
-    let quick = args.iter().any(|a| a == "--quick");
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let quick = smoke || args.iter().any(|a| a == "--quick");
+    // The size of a step: the full run's, `--quick`'s, or `--smoke`'s.
+    let size = |full: usize, quick_size: usize, smoke_size: usize| {
+        if smoke {
+            smoke_size
+        } else if quick {
+            quick_size
+        } else {
+            full
+        }
+    };
     let intune = args.iter().any(|a| a == "--intune");
     let mut out = String::new();
     let mut line = |s: String| {
@@ -1218,7 +1231,9 @@ async fn main() {
     line(format!("machine: {machine}"));
     line(format!(
         "command: cargo run --release -p rotation --example bench --{}",
-        if quick {
+        if smoke {
+            " --smoke"
+        } else if quick {
             " --quick"
         } else if intune {
             " --intune"
@@ -1232,7 +1247,7 @@ async fn main() {
     // Intune's 20 s window with ten times the count: the same arithmetic at ten times the pace. (A
     // shorter window would shrink the headroom's time margin below the simulated network jitter.)
     let scaled = Quota::new(2000, Duration::from_secs(20));
-    let n = if quick { 2400 } else { 12000 };
+    let n = size(12000, 2400, 200);
     let competing = |cold_start| {
         Some(Competitor {
             rate: Quota::new(2000, Duration::from_secs(20)),
@@ -1340,9 +1355,9 @@ async fn main() {
         return;
     }
     line(String::new());
-    let (seq_n, seq_rate) = one_at_a_time(if quick { 100 } else { 300 }, scaled, 100).await;
+    let (seq_n, seq_rate) = one_at_a_time(size(300, 100, 10), scaled, 100).await;
     let batched = ride(
-        if quick { 4400 } else { 6000 },
+        size(6000, 4400, 200),
         scaled,
         100,
         None,
@@ -1373,12 +1388,13 @@ async fn main() {
     let intune_window = Quota::new(200, Duration::from_secs(20));
     let mut sweeps: Vec<(Quota, u64, usize)> = [20, 200, 296, 1000, 5000]
         .into_iter()
-        .filter(|&n| !quick || n <= 1000)
+        .filter(|&n| n <= size(5000, 1000, 20))
         .map(|n| (fast_window, 100, n))
         .collect();
     sweeps.extend(
         [20, 200, 296]
             .into_iter()
+            .filter(|&n| n <= size(296, 296, 20))
             .chain(intune.then_some(1000))
             .map(|n| (intune_window, 1000, n)),
     );
@@ -1409,7 +1425,7 @@ async fn main() {
     }
     line(String::new());
     let unthrottled = ride(
-        if quick { 5000 } else { 20000 },
+        size(20000, 5000, 500),
         Quota::new(1_000_000, Duration::from_secs(1)),
         0,
         None,
@@ -1423,7 +1439,7 @@ async fn main() {
         unthrottled.elapsed,
         unthrottled.rotated as f64 / unthrottled.elapsed
     ));
-    let plan_n = if quick { 100_000 } else { 1_000_000 };
+    let plan_n = size(1_000_000, 100_000, 10_000);
     let child = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["plan", &plan_n.to_string()])
         .output()
@@ -1445,7 +1461,7 @@ async fn main() {
         )),
         None => line("the binary's own plan run skipped: needs /usr/bin/time and target/release/intune-rotate (`make bench` builds it)".into()),
     }
-    let readers_n = if quick { 200_000 } else { 1_000_000 };
+    let readers_n = size(1_000_000, 200_000, 10_000);
     for (what, r) in readers(readers_n).await {
         match r {
             Some((secs, mb)) => line(format!(
