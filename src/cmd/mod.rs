@@ -161,8 +161,8 @@ pub fn summarize(
     let c = &outcome.counters;
     if outcome.plan.is_none() {
         // A resumed run has no plan of its own to print: its skips are those found at sending.
-        for (reason, n) in &outcome.skipped_at_sending {
-            println!("skipped {n} device(s) as they were about to be sent: {reason}");
+        for (kind, n) in &outcome.skipped_at_sending {
+            println!("skipped {n} device(s) as they were about to be sent: {kind}");
         }
     }
     println!("summary");

@@ -168,7 +168,7 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     // The plan's skips and those found as devices were about to be sent, together.
     let mut skipped = plan.skipped.clone();
     for (reason, n) in &outcome.skipped_at_sending {
-        *skipped.entry(reason.clone()).or_default() += n;
+        *skipped.entry(*reason).or_default() += n;
     }
     print_skips(&skipped);
     let code = summarize(&outcome, a.dispatch.summary_json.as_deref())?;
@@ -198,15 +198,28 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     Ok(code)
 }
 
-/// One line per skip reason, with advice where the source did not say what a rule needs.
-fn print_skips(skipped: &std::collections::BTreeMap<String, usize>) {
-    for (reason, n) in skipped {
-        println!("skipped {n} device(s): {reason}");
-        if reason.starts_with("unknown-") {
-            println!(
-                "  the source does not say what this rule needs: list the devices from Graph (--query, --group), add the column (Intune's export has it), or pass --eligibility lenient"
-            );
+/// One line per kind of skip, with the advice that names the flag to change it.
+fn print_skips(skipped: &std::collections::BTreeMap<rotation::SkipKind, usize>) {
+    for (kind, n) in skipped {
+        println!("skipped {n} device(s): {kind}");
+        if let Some(advice) = skip_advice(*kind) {
+            println!("  {advice}");
         }
+    }
+}
+
+/// What an admin can do about a kind of skip, in the command line's words.
+fn skip_advice(kind: rotation::SkipKind) -> Option<&'static str> {
+    use rotation::SkipKind;
+    match kind {
+        SkipKind::Unknown(_) => Some(
+            "the source does not say what this rule needs: list the devices from Graph (--query, --group), add the column (Intune's export has it), or pass --eligibility lenient",
+        ),
+        SkipKind::UnknownKeyAge => Some(
+            "without an Entra device id the last rotation cannot be read: --eligibility lenient sends them",
+        ),
+        SkipKind::Pending => Some("--no-skip-pending sends them again"),
+        _ => None,
     }
 }
 

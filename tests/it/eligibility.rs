@@ -75,7 +75,7 @@ async fn a_filevault_run_sends_to_exactly_the_eligible_macs_and_counts_each_skip
         "{out}"
     );
     assert!(
-        out.contains(&format!("skipped {unencrypted} device(s): not encrypted")),
+        out.contains(&format!("skipped {unencrypted} device(s): not-encrypted")),
         "{out}"
     );
     let passes = |d: &&&graph_sim::Device| d.encrypted && d.owner == "company";

@@ -371,3 +371,74 @@ async fn a_throttled_action_that_ran_is_looked_up_before_a_resend() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(env.sim.stats().devices_accepted_twice(ACTION) > 0);
 }
+
+/// A ledger left by a run that crashed with `ids` in doubt: planned, and their requests sent an
+/// hour ago with no answer recorded.
+fn crashed_ledger(env: &Env, path: &std::path::Path, ids: &[String]) {
+    use rotation::{Action, Quota, Row, RunHeader};
+    let c = env.sim.config();
+    let header = RunHeader {
+        client_id: Some(c.client_id.clone()),
+        ..RunHeader::new(
+            c.tenant.clone(),
+            Action::FileVault,
+            "crashed run",
+            Quota::new(4000, std::time::Duration::from_secs(1)),
+        )
+    };
+    let mut l = rotation::Ledger::create(path, &header).unwrap();
+    let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.parse().unwrap()).collect();
+    for &id in &ids {
+        l.append(&Row::Planned {
+            id,
+            name: None,
+            serial: None,
+            user: None,
+            os: Some("macOS".into()),
+            line: None,
+        })
+        .unwrap();
+    }
+    l.append(&Row::PlanDone {
+        planned: ids.len() as u64,
+        skipped: 0,
+        skip_reasons: Default::default(),
+        at: rotation::now_iso(),
+    })
+    .unwrap();
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let at = humantime::format_rfc3339_millis(an_hour_ago).to_string();
+    for &id in &ids {
+        l.append(&Row::Sent {
+            id,
+            attempt: 1,
+            at: at.clone(),
+        })
+        .unwrap();
+    }
+    l.sync().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_never_sends_a_device_in_doubt_whose_look_up_cannot_be_read() {
+    // Every single-device read fails; listings, sign-in and actions work.
+    let env = Env::new(SimConfig {
+        read_p500: 1.0,
+        ..fast(60)
+    })
+    .await;
+    let doubtful: Vec<String> = eligible_macs(&env).into_iter().take(3).collect();
+    let ledger = env.path("crashed.jsonl");
+    crashed_ledger(&env, &ledger, &doubtful);
+    let o = env.run(&["resume", "--ledger", &s(&ledger), "--yes"]).await;
+    assert_eq!(code(&o), 1, "left in doubt: {}", stderr(&o));
+    let stats = env.sim.stats();
+    for id in &doubtful {
+        assert_eq!(stats.accepted(ACTION, id), 0, "{id} was not sent unread");
+    }
+    let st = env
+        .run(&["status", "--ledger", &s(&ledger), "--json"])
+        .await;
+    let doc: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(doc["in_doubt"], 3, "{doc}");
+}

@@ -460,7 +460,8 @@ async fn json_lines_exclusions_and_stale_devices_are_planned_with_reasons() {
         .await;
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(
-        text.contains("excluded: listed in --exclude") && text.contains("stale: last check-in"),
+        text.contains("excluded: listed in the run's exclusions")
+            && text.contains("stale: last check-in"),
         "reasons are kept"
     );
 }
@@ -482,7 +483,7 @@ async fn every_example_input_reads_as_documented() {
         1,
     )
     .await;
-    for reason in ["excluded", "not encrypted", "platform"] {
+    for reason in ["excluded", "not-encrypted", "platform"] {
         assert!(out.contains(reason), "{reason}: {out}");
     }
     planned("powershell-export-semicolon.csv", Vec::new(), 2).await;

@@ -134,6 +134,9 @@ pub struct SimConfig {
     pub p503: f64,
     pub p500: f64,
     pub p504: f64,
+    /// Share of single-device GETs answered 500 (listings and actions are not): reads that fail
+    /// alone, as a look-up may meet them.
+    pub read_p500: f64,
     pub drop: f64,
     pub truncate: f64,
     /// Share of HTTP requests holding actions whose connection drops before the answer, and whose
@@ -194,6 +197,7 @@ impl Default for SimConfig {
             p429: 0.0,
             p503: 0.0,
             p500: 0.0,
+            read_p500: 0.0,
             p504: 0.0,
             drop: 0.0,
             truncate: 0.0,

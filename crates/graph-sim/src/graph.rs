@@ -407,6 +407,19 @@ impl Sim {
         if let Some(fault) = self.fault(inner, crid) {
             return fault;
         }
+        // A single device that cannot be read, while listings and actions go on: what a look-up
+        // meets when the service fails on reads alone.
+        if matches!(route, Route::Get(_))
+            && self.config.read_p500 > 0.0
+            && inner.rng.random_bool(self.config.read_p500.min(1.0))
+        {
+            return graph_error(
+                500,
+                "InternalServerError",
+                "An internal server error occurred.",
+                crid,
+            );
+        }
         let action = matches!(route, Route::Action { .. });
         if action
             && self.config.ghost_429 > 0.0

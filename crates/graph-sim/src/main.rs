@@ -104,6 +104,9 @@ struct Args {
     p500: f64,
     #[arg(long, default_value_t = 0.0)]
     p504: f64,
+    /// Share of single-device GETs answered 500, listings and actions untouched.
+    #[arg(long, default_value_t = 0.0)]
+    read_p500: f64,
     /// Share of HTTP responses whose connection is closed mid-body (after the work was done).
     #[arg(long, default_value_t = 0.0)]
     drop: f64,
@@ -247,6 +250,7 @@ fn config(a: Args) -> Result<SimConfig, String> {
         p503: a.p503,
         p500: a.p500,
         p504: a.p504,
+        read_p500: a.read_p500,
         drop: a.drop,
         truncate: a.truncate,
         late: a.late,

@@ -7,6 +7,7 @@ use crate::device_id::{NO_ENTRA_DEVICE, parse_id};
 use crate::ledger::parse_ms;
 use crate::reads::{Read, read_all};
 use crate::results_read::{ResultsRead, ResultsReason, ResultsSource, SendTimeRules};
+use crate::skip_reason::{SkipKind, SkipReason};
 use crate::{
     Action, DeviceList, Policy, RateGate, Recognised, ResultMatcher, RotationError, VerifiedState,
 };
@@ -77,20 +78,20 @@ pub struct Facts {
 pub const RECOVERY_KEY_WARNING: usize = 190;
 
 /// The encryption report's flags that mean Intune cannot rotate the FileVault key.
-pub const FILEVAULT_BLOCKERS: [(&str, &str, &str); 3] = [
+pub const FILEVAULT_BLOCKERS: [(&str, SkipKind, &str); 3] = [
     (
         "escrowNotEnabled",
-        "escrow-not-enabled",
+        SkipKind::EscrowNotEnabled,
         "the FileVault key is not escrowed to Intune",
     ),
     (
         "driveEncryptedByUser",
-        "drive-encrypted-by-user",
+        SkipKind::DriveEncryptedByUser,
         "FileVault was turned on by the user, not by an Intune policy",
     ),
     (
         "userDeferredEncryption",
-        "user-deferred-encryption",
+        SkipKind::UserDeferredEncryption,
         "the user deferred FileVault",
     ),
 ];
@@ -392,7 +393,7 @@ fn unread(f: &mut DeviceFacts, wanted: &FactsWanted, action: Action) {
 pub(crate) enum AtSending {
     Send,
     /// Skipped, for this reason (the plan's words for it).
-    Skip(String),
+    Skip(SkipReason),
     /// The token may not read them (Graph's words): nothing more is sent on it.
     Refused(String),
 }
@@ -681,7 +682,7 @@ mod tests {
     fn a_device_with_our_action_pending_is_skipped_at_sending() {
         let verdict = judged(rules(), device_with("pending", &hours_ago(2)));
         assert!(
-            matches!(&verdict, AtSending::Skip(why) if why.starts_with("pending:")),
+            matches!(&verdict, AtSending::Skip(why) if why.kind == SkipKind::Pending),
             "{verdict:?}"
         );
     }
@@ -718,7 +719,7 @@ mod tests {
         };
         let verdict = judged(within, device_with("done", &hours_ago(2)));
         assert!(
-            matches!(&verdict, AtSending::Skip(why) if why.starts_with("rotated-recently:")),
+            matches!(&verdict, AtSending::Skip(why) if why.kind == SkipKind::RotatedRecently),
             "{verdict:?}"
         );
         assert_eq!(
@@ -756,7 +757,7 @@ mod tests {
         };
         let verdict = judged(within, read());
         assert!(
-            matches!(&verdict, AtSending::Skip(why) if why.starts_with("unknown-key-age:")),
+            matches!(&verdict, AtSending::Skip(why) if why.kind == SkipKind::UnknownKeyAge),
             "{verdict:?}"
         );
         assert_eq!(judged(rules(), read()), AtSending::Send);

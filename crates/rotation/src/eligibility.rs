@@ -2,6 +2,7 @@
 //! per device). Each action's rules sit together here, beside its Graph name and platform in
 //! `action.rs`; docs/eligibility.md gives each rule's source.
 
+use crate::skip_reason::{Property, SkipKind, SkipReason};
 use crate::{Action, SourceDevice};
 
 /// How the rules treat a property the source does not report.
@@ -20,21 +21,21 @@ pub enum Eligibility {
 /// Why a device cannot carry the action out: a reason code (the ledger's reason kind) and words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ineligible {
-    pub code: String,
+    pub kind: SkipKind,
     pub words: String,
 }
 
 impl Ineligible {
-    fn new(code: &str, words: impl Into<String>) -> Self {
+    fn new(kind: SkipKind, words: impl Into<String>) -> Self {
         Ineligible {
-            code: code.to_string(),
+            kind,
             words: words.into(),
         }
     }
 
-    /// `code: words`, the ledger's reason form.
-    pub fn reason(&self) -> String {
-        format!("{}: {}", self.code, self.words)
+    /// The plan's skip reason for it.
+    pub fn reason(&self) -> SkipReason {
+        SkipReason::new(self.kind, self.words.clone())
     }
 }
 
@@ -48,15 +49,15 @@ enum Rule {
     Holds,
     Breaks(Ineligible),
     /// The source does not say (absent, unreadable, or Graph's own `unknown`).
-    Unknown(&'static str),
+    Unknown(Property),
 }
 
 impl Rule {
-    fn check(ok: bool, code: &str, words: impl FnOnce() -> String) -> Rule {
+    fn check(ok: bool, kind: SkipKind, words: impl FnOnce() -> String) -> Rule {
         if ok {
             Rule::Holds
         } else {
-            Rule::Breaks(Ineligible::new(code, words()))
+            Rule::Breaks(Ineligible::new(kind, words()))
         }
     }
 }
@@ -88,9 +89,10 @@ impl Action {
         let what = unknown?;
         (mode == Eligibility::Strict).then(|| {
             Ineligible::new(
-                &format!("unknown-{what}"),
+                SkipKind::Unknown(what),
                 format!(
-                    "the source does not say the device's {what}, so the rule cannot be checked"
+                    "the source does not say the device's {}, so the rule cannot be checked",
+                    what.code()
                 ),
             )
         })
@@ -105,21 +107,21 @@ fn known(v: Option<&str>) -> Option<&str> {
 
 fn company_owned(d: &SourceDevice) -> Rule {
     let Some(owner) = known(d.owner.as_deref()) else {
-        return Rule::Unknown("ownership");
+        return Rule::Unknown(Property::Ownership);
     };
     let company = ["company", "corporate"]
         .iter()
         .any(|o| o.eq_ignore_ascii_case(owner));
-    Rule::check(company, "personal", || {
+    Rule::check(company, SkipKind::Personal, || {
         format!("Intune rotates FileVault keys of corporate-owned Macs only, device is {owner}")
     })
 }
 
 fn recovery_lock_version(d: &SourceDevice) -> Rule {
     let Some(v) = known(d.os_version.as_deref()).and_then(mac_version) else {
-        return Rule::Unknown("os-version");
+        return Rule::Unknown(Property::OsVersion);
     };
-    Rule::check(v >= RECOVERY_LOCK_MIN, "os-version", || {
+    Rule::check(v >= RECOVERY_LOCK_MIN, SkipKind::OsVersion, || {
         format!(
             "Recovery Lock needs macOS 11.5 or later, device runs {}",
             d.os_version.as_deref().unwrap_or("").trim()
@@ -129,8 +131,8 @@ fn recovery_lock_version(d: &SourceDevice) -> Rule {
 
 fn supervised(d: &SourceDevice) -> Rule {
     match d.supervised {
-        None => Rule::Unknown("supervision"),
-        Some(s) => Rule::check(s, "not-supervised", || {
+        None => Rule::Unknown(Property::Supervision),
+        Some(s) => Rule::check(s, SkipKind::NotSupervised, || {
             "Recovery Lock needs a supervised Mac".into()
         }),
     }
@@ -138,19 +140,21 @@ fn supervised(d: &SourceDevice) -> Rule {
 
 fn apple_silicon(d: &SourceDevice) -> Rule {
     let Some(a) = known(d.architecture.as_deref()) else {
-        return Rule::Unknown("architecture");
+        return Rule::Unknown(Property::Architecture);
     };
     // Graph writes `arM64`; exports and older answers write `arm64`.
-    Rule::check(a.eq_ignore_ascii_case("arm64"), "architecture", || {
-        format!("Recovery Lock needs an Apple silicon (arm64) Mac, device is {a}")
-    })
+    Rule::check(
+        a.eq_ignore_ascii_case("arm64"),
+        SkipKind::Architecture,
+        || format!("Recovery Lock needs an Apple silicon (arm64) Mac, device is {a}"),
+    )
 }
 
 fn bitlocker_build(d: &SourceDevice) -> Rule {
     let Some(b) = known(d.os_version.as_deref()).and_then(windows_build) else {
-        return Rule::Unknown("os-version");
+        return Rule::Unknown(Property::OsVersion);
     };
-    Rule::check(b >= BITLOCKER_MIN_BUILD, "os-version", || {
+    Rule::check(b >= BITLOCKER_MIN_BUILD, SkipKind::OsVersion, || {
         format!(
             "BitLocker key rotation needs Windows 10 1909 (build 18363) or later, device is build {b}"
         )
@@ -159,7 +163,7 @@ fn bitlocker_build(d: &SourceDevice) -> Rule {
 
 fn joined(d: &SourceDevice, what: &str) -> Rule {
     let Some(join) = known(d.join_type.as_deref()) else {
-        return Rule::Unknown("join-type");
+        return Rule::Unknown(Property::JoinType);
     };
     let ok = [
         "azureADJoined",
@@ -171,7 +175,7 @@ fn joined(d: &SourceDevice, what: &str) -> Rule {
     ]
     .iter()
     .any(|j| j.eq_ignore_ascii_case(join));
-    Rule::check(ok, "join-type", || {
+    Rule::check(ok, SkipKind::JoinType, || {
         format!("{what} needs an Entra joined or hybrid joined device, device is {join}")
     })
 }
@@ -220,7 +224,7 @@ mod tests {
     }
 
     fn code(a: Action, d: &SourceDevice, mode: Eligibility) -> Option<String> {
-        a.ineligible(d, mode).map(|i| i.code)
+        a.ineligible(d, mode).map(|i| i.kind.code().to_string())
     }
 
     #[test]

@@ -29,6 +29,7 @@ mod retry;
 mod run;
 mod run_dir;
 mod run_spec;
+mod skip_reason;
 mod sliding_window;
 mod verify;
 
@@ -75,4 +76,5 @@ pub use run::{
 };
 pub use run_dir::{Manifest, RunDir, TenantEntry, TenantRecord, TenantState, read_tenants};
 pub use run_spec::{Collection, Matching, PartialSource, PolicySpec, RunSpec, SourceSpec};
+pub use skip_reason::{Property, SkipKind, SkipReason};
 pub use verify::{SKEW, UnrecognisedName, VerifyCounts, VerifyOptions, VerifyReport, verify};

@@ -4,6 +4,7 @@
 use crate::device_facts::{DeviceFacts, FILEVAULT_BLOCKERS};
 use crate::device_id::parse_id;
 use crate::ledger::{Ledger, Row};
+use crate::skip_reason::{SkipKind, SkipReason};
 use crate::{Action, DeviceList, Eligibility, RotationError, SourceDevice};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -14,8 +15,8 @@ const MAX_LISTED: usize = 20;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlanReport {
     pub planned: usize,
-    /// Skip reason -> devices.
-    pub skipped: BTreeMap<String, usize>,
+    /// Devices per kind of skip.
+    pub skipped: BTreeMap<SkipKind, usize>,
     /// (line, id) of rows dropped as repeats of an earlier row.
     pub duplicates: Vec<(u64, String)>,
     pub duplicate_count: usize,
@@ -37,11 +38,6 @@ impl CheckedSource {
     pub fn rows(&self) -> usize {
         self.rows
     }
-}
-
-/// A skip reason's kind: its first word, before `:` (`pending: a rotateFileVaultKey started…`).
-pub(crate) fn reason_kind(reason: &str) -> &str {
-    reason.split(':').next().unwrap_or(reason).trim()
 }
 
 /// Builds plans from sources.
@@ -85,8 +81,8 @@ impl Policy {
         }
     }
 
-    /// Why `d` is skipped, if it is. The reason's first word (before `:`) is its kind.
-    fn skip_reason(&self, id: &uuid::Uuid, d: &SourceDevice) -> Option<String> {
+    /// Why `d` is skipped, if it is.
+    fn skip_reason(&self, id: &uuid::Uuid, d: &SourceDevice) -> Option<SkipReason> {
         if let Some(why) = self.listing_reason(id, d) {
             return Some(why);
         }
@@ -100,9 +96,12 @@ impl Policy {
                 .duration_since(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
                 .is_ok_and(|age| age > limit)
         {
-            return Some(format!(
-                "stale: last check-in {seen} is older than {}",
-                humantime::format_duration(limit)
+            return Some(SkipReason::new(
+                SkipKind::Stale,
+                format!(
+                    "last check-in {seen} is older than {}",
+                    humantime::format_duration(limit)
+                ),
             ));
         }
         None
@@ -110,22 +109,31 @@ impl Policy {
 
     /// The rules read before the tenant's records, from the source alone: a device they skip
     /// needs none of its records read.
-    pub(crate) fn listing_reason(&self, id: &uuid::Uuid, d: &SourceDevice) -> Option<String> {
+    pub(crate) fn listing_reason(&self, id: &uuid::Uuid, d: &SourceDevice) -> Option<SkipReason> {
         let action = self.action;
         if self.exclude.contains(id) {
-            return Some("excluded: listed in --exclude".into());
+            return Some(SkipReason::new(
+                SkipKind::Excluded,
+                "listed in the run's exclusions",
+            ));
         }
         if let Some(os) = &d.os
             && !os.eq_ignore_ascii_case(action.platform())
         {
-            return Some(format!(
-                "platform: {} applies to {} only, device is {os}",
-                action.graph_name(),
-                action.platform()
+            return Some(SkipReason::new(
+                SkipKind::Platform,
+                format!(
+                    "{} applies to {} only, device is {os}",
+                    action.graph_name(),
+                    action.platform()
+                ),
             ));
         }
         if self.require_encrypted && d.encrypted == Some(false) {
-            return Some("not encrypted: there is no key to rotate".into());
+            return Some(SkipReason::new(
+                SkipKind::NotEncrypted,
+                "there is no key to rotate",
+            ));
         }
         action
             .ineligible(d, self.eligibility)
@@ -136,23 +144,23 @@ impl Policy {
 impl Policy {
     /// Why the encryption report rules a Mac out: the first of the tenant's records the plan
     /// reads, so a Mac it rules out needs no action results read.
-    pub(crate) fn escrow_reason(&self, f: &DeviceFacts) -> Option<String> {
+    pub(crate) fn escrow_reason(&self, f: &DeviceFacts) -> Option<SkipReason> {
         if self.action != Action::FileVault || self.eligibility == Eligibility::Off {
             return None;
         }
         let states = f.filevault_states.as_deref()?;
         let flags: Vec<&str> = states.split([',', ' ']).filter(|s| !s.is_empty()).collect();
-        FILEVAULT_BLOCKERS.iter().find_map(|(flag, code, words)| {
+        FILEVAULT_BLOCKERS.iter().find_map(|(flag, kind, words)| {
             flags
                 .iter()
                 .any(|s| s.eq_ignore_ascii_case(flag))
-                .then(|| format!("{code}: {words} (encryption report: {flag})"))
+                .then(|| SkipReason::new(*kind, format!("{words} (encryption report: {flag})")))
         })
     }
 
     /// Why the tenant's own records rule the device out: the encryption report, an action still
     /// pending, a recent rotation.
-    pub(crate) fn by_facts(&self, f: &DeviceFacts) -> Option<String> {
+    pub(crate) fn by_facts(&self, f: &DeviceFacts) -> Option<SkipReason> {
         let action = self.action;
         if let Some(why) = self.escrow_reason(f) {
             return Some(why);
@@ -160,9 +168,12 @@ impl Policy {
         if self.skip_pending
             && let Some(at) = &f.pending_since
         {
-            return Some(format!(
-                "pending: a {} started at {at} is still pending or active (--no-skip-pending sends again)",
-                action.graph_name()
+            return Some(SkipReason::new(
+                SkipKind::Pending,
+                format!(
+                    "a {} started at {at} is still pending or active",
+                    action.graph_name()
+                ),
             ));
         }
         let within = self.rotated_within?;
@@ -175,16 +186,19 @@ impl Policy {
                 .duration_since(then)
                 .map_or(true, |age| age < within)
             {
-                return Some(format!(
-                    "rotated-recently: last rotated at {at}, within {}",
-                    humantime::format_duration(within)
+                return Some(SkipReason::new(
+                    SkipKind::RotatedRecently,
+                    format!(
+                        "last rotated at {at}, within {}",
+                        humantime::format_duration(within)
+                    ),
                 ));
             }
         } else if f.age_unknown && self.eligibility == Eligibility::Strict {
-            return Some(
-                "unknown-key-age: without the device's Entra id its last rotation cannot be read"
-                    .into(),
-            );
+            return Some(SkipReason::new(
+                SkipKind::UnknownKeyAge,
+                "without the device's Entra id its last rotation cannot be read",
+            ));
         }
         None
     }
@@ -266,9 +280,11 @@ impl Plan {
             })?;
             match skip {
                 Some(reason) => {
-                    let kind = reason_kind(&reason).to_string();
-                    *report.skipped.entry(kind).or_default() += 1;
-                    ledger.append(&Row::Skipped { id, reason })
+                    *report.skipped.entry(reason.kind).or_default() += 1;
+                    ledger.append(&Row::Skipped {
+                        id,
+                        reason: reason.to_string(),
+                    })
                 }
                 None => {
                     report.planned += 1;
@@ -282,7 +298,7 @@ impl Plan {
             skip_reasons: report
                 .skipped
                 .iter()
-                .map(|(k, n)| (k.clone(), *n as u64))
+                .map(|(k, n)| (k.code().to_string(), *n as u64))
                 .collect(),
             at: crate::ledger::now_iso(),
         })?;
@@ -313,12 +329,14 @@ mod tests {
         assert!(
             p.skip_reason(&id, &dev("2026-09-01T00:00:00Z"))
                 .unwrap()
-                .starts_with("stale")
+                .kind
+                == SkipKind::Stale
         );
         assert!(
             p.skip_reason(&id, &dev("2026-09-01 00:00:00"))
                 .unwrap()
-                .starts_with("stale"),
+                .kind
+                == SkipKind::Stale,
             "Intune's export form"
         );
         assert_eq!(p.skip_reason(&id, &dev("2026-11-20T00:00:00Z")), None);
@@ -326,7 +344,8 @@ mod tests {
         assert!(
             p.skip_reason(&id, &dev("2026-11-20T00:00:00Z"))
                 .unwrap()
-                .starts_with("excluded")
+                .kind
+                == SkipKind::Excluded
         );
     }
 
@@ -366,12 +385,14 @@ mod tests {
         assert!(
             skip_reason(Action::FileVault, &d("Windows", Some(true)))
                 .unwrap()
-                .starts_with("platform")
+                .kind
+                == SkipKind::Platform
         );
         assert!(
             skip_reason(Action::FileVault, &d("macOS", Some(false)))
                 .unwrap()
-                .starts_with("not encrypted")
+                .kind
+                == SkipKind::NotEncrypted
         );
         assert_eq!(
             skip_reason(Action::RecoveryLock, &d("macOS", Some(false))),

@@ -84,11 +84,7 @@ pub(super) fn event(line: &[u8]) -> Result<Event, String> {
         _ => None,
     };
     let skip_kind = (step == Step::Skipped)
-        .then(|| {
-            f.reason
-                .as_deref()
-                .map(|r| crate::plan::reason_kind(r).to_string())
-        })
+        .then(|| f.reason.as_deref().map(crate::SkipReason::code_of))
         .flatten();
     Ok(Event::Device {
         id,
@@ -118,7 +114,7 @@ fn whole(line: &[u8]) -> Result<Event, String> {
             id,
             step: Step::Skipped,
             sent: None,
-            skip_kind: Some(crate::plan::reason_kind(&reason).to_string()),
+            skip_kind: Some(crate::SkipReason::code_of(&reason)),
         },
         ref r @ (Row::Planned { id, .. } | Row::Outcome { id, .. }) => Event::Device {
             id,

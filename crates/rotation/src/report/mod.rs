@@ -181,7 +181,7 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
             Row::Skipped { id, reason } => {
                 let i = slot(id, &mut index, &mut slots);
                 slots[i].state = DeviceState::Skipped;
-                let kind = crate::plan::reason_kind(reason).to_string();
+                let kind = crate::SkipReason::code_of(reason);
                 *skip_reasons.entry(kind).or_default() += 1;
             }
             Row::Sent { id, attempt, at } => {

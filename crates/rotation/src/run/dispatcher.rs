@@ -125,7 +125,7 @@ pub(super) struct Dispatcher<'o> {
     /// skips, so a canary sends as many devices as it was asked to.
     beyond_limit: VecDeque<u32>,
     /// Devices the read-ahead skipped, per reason kind.
-    skipped_at_sending: std::collections::BTreeMap<String, usize>,
+    skipped_at_sending: std::collections::BTreeMap<crate::SkipKind, usize>,
     /// Devices waiting out a retry delay, and whether they are looked up before they are sent.
     delayed: BinaryHeap<Reverse<(Instant, u32, bool)>>,
     /// Devices whose answer was lost, to be looked up before any resend.
@@ -160,9 +160,24 @@ pub(super) async fn dispatch(
     state: LedgerState,
     o: &DispatchOptions,
     progress: Progress,
+    stop: StopSignal,
+) -> Result<RunOutcome, RotationError> {
+    dispatch_looking_first(client, ledger, state, o, progress, stop, Vec::new()).await
+}
+
+/// Like [`dispatch`], with devices whose look-up could not be read before this run (`resume`'s):
+/// they are looked up again before anything is sent to them, never sent unread.
+pub(super) async fn dispatch_looking_first(
+    client: &GraphClient,
+    ledger: Ledger,
+    state: LedgerState,
+    o: &DispatchOptions,
+    progress: Progress,
     mut stop: StopSignal,
+    unread: Vec<(u32, Cause)>,
 ) -> Result<RunOutcome, RotationError> {
     let mut d = Dispatcher::new(client, ledger, state, o, progress);
+    d.look_first(unread);
     // A token in hand before the first grant: fetched after it, the first batch would leave late
     // and bunch with the next ones in the service's first window. Errors surface with that batch.
     let _ = client.tokens().token().await;
@@ -264,6 +279,26 @@ impl<'o> Dispatcher<'o> {
             last_sync: Instant::now(),
             c,
             progress,
+        }
+    }
+
+    /// Devices whose last look-up could not be read leave the queues for a look-up of their own;
+    /// that look counts as their first unread one.
+    fn look_first(&mut self, unread: Vec<(u32, Cause)>) {
+        if unread.is_empty() {
+            return;
+        }
+        let held: std::collections::HashSet<u32> = unread.iter().map(|(i, _)| *i).collect();
+        self.ready.retain(|i| !held.contains(i));
+        if let Some(ra) = self.read_ahead.as_mut() {
+            ra.forget(&held);
+        }
+        for (i, cause) in unread {
+            self.unread_looks.insert(i, 1);
+            match cause {
+                Cause::Throttled => self.refused.push(i),
+                Cause::LostAnswer | Cause::Crash => self.doubtful.push(i),
+            }
         }
     }
 
@@ -416,13 +451,12 @@ impl<'o> Dispatcher<'o> {
 
     /// A device the read-ahead found the plan's rules skip: recorded with the plan's reason, and
     /// its place in a canary taken by the next device past the limit.
-    fn skip(&mut self, i: u32, reason: String) -> Result<(), RotationError> {
+    fn skip(&mut self, i: u32, reason: crate::SkipReason) -> Result<(), RotationError> {
         let idx = i as usize;
-        let kind = crate::plan::reason_kind(&reason).to_string();
-        *self.skipped_at_sending.entry(kind).or_default() += 1;
+        *self.skipped_at_sending.entry(reason.kind).or_default() += 1;
         let row = Row::Skipped {
             id: self.state.ids[idx],
-            reason,
+            reason: reason.to_string(),
         };
         self.state.states[idx] = self.state.states[idx].after(row.step());
         self.c.skipped += 1;

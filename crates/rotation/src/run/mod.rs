@@ -235,7 +235,7 @@ pub struct RunOutcome {
     pub plan: Option<PlanReport>,
     /// Devices skipped as they were about to be sent (their action results read then), per
     /// reason kind: beside the plan's own skips.
-    pub skipped_at_sending: std::collections::BTreeMap<String, usize>,
+    pub skipped_at_sending: std::collections::BTreeMap<crate::SkipKind, usize>,
 }
 
 pub type Progress = Arc<dyn Fn(&Counters) + Send + Sync>;
@@ -317,7 +317,7 @@ pub async fn resume(
     if options.in_doubt == InDoubt::Skip {
         for i in 0..state.ids.len() {
             if state.states[i] == DeviceState::InDoubt {
-                let why = "in doubt after a crash; left alone by --in-doubt skip";
+                let why = "in doubt after a crash; left alone, as the resume was asked to (in doubt: skip)";
                 let row = noted(state.ids[i], Outcome::Abandoned, why.into());
                 state.states[i] = state.states[i].after(row.step());
                 ledger.append(&row)?;
@@ -335,6 +335,7 @@ pub async fn resume(
         } else {
             Vec::new()
         };
+    let mut unread: Vec<(u32, Cause)> = Vec::new();
     if options.in_doubt == InDoubt::Verify && (in_doubt > 0 || !refused.is_empty()) {
         let doubtful: Vec<(uuid::Uuid, u64)> = (0..state.ids.len())
             .filter(|&i| state.states[i] == DeviceState::InDoubt)
@@ -355,14 +356,22 @@ pub async fn resume(
             in_doubt::look_up(client, &reads, &matcher, Cause::Throttled, &refused, once),
         );
         let mut confirmed = 0;
-        for (id, decision) in crashed.into_iter().chain(throttled) {
-            // Devices to send again stay in doubt: the dispatcher sends them with the pending.
-            if let Decision::Rotated(evidence) = decision {
-                let i = state.index[&id] as usize;
-                let row = noted(id, Outcome::Rotated, evidence);
-                state.states[i] = state.states[i].after(row.step());
-                ledger.append(&row)?;
-                confirmed += 1;
+        let crashed = crashed.into_iter().map(|d| (Cause::Crash, d));
+        let throttled = throttled.into_iter().map(|d| (Cause::Throttled, d));
+        for (cause, (id, decision)) in crashed.chain(throttled) {
+            let i = state.index[&id] as usize;
+            match decision {
+                Decision::Rotated(evidence) => {
+                    let row = noted(id, Outcome::Rotated, evidence);
+                    state.states[i] = state.states[i].after(row.step());
+                    ledger.append(&row)?;
+                    confirmed += 1;
+                }
+                // Never sent unread: the dispatcher looks it up again before anything else.
+                Decision::Unread(_) => unread.push((i as u32, cause)),
+                // Devices to send again stay as they are: the dispatcher sends them with the
+                // pending.
+                Decision::SendAgain(_) => {}
             }
         }
         tracing::info!(
@@ -373,7 +382,7 @@ pub async fn resume(
         );
     }
     ledger.sync()?;
-    dispatch(client, ledger, state, options, progress, stop).await
+    dispatcher::dispatch_looking_first(client, ledger, state, options, progress, stop, unread).await
 }
 
 /// The gate for the actions: cold (the window empty but for our own sends the ledger holds, so

@@ -63,6 +63,11 @@ impl ReadAhead {
         self.queue.push_back(i);
     }
 
+    /// Takes `slots` out of the queue: they are looked up instead.
+    pub(super) fn forget(&mut self, slots: &std::collections::HashSet<u32>) {
+        self.queue.retain(|i| !slots.contains(i));
+    }
+
     /// Devices waiting to be read.
     pub(super) fn queued(&self) -> usize {
         self.queue.len()
