@@ -72,7 +72,7 @@ impl ExitStatus {
 
     /// `verify`: success only when every device looked at reports done.
     pub fn of_verify(counts: &VerifyCounts) -> Self {
-        if counts.keys().all(|k| k == "done") {
+        if counts.keys().all(|k| k.is_done()) {
             ExitStatus::Success
         } else {
             ExitStatus::Incomplete

@@ -1041,7 +1041,7 @@ pub async fn verify(
 ) -> Result<ExitStatus, Failure> {
     let run = RunDir::open(dir)?;
     let mut status = ExitStatus::Success;
-    let mut total: BTreeMap<String, usize> = BTreeMap::new();
+    let mut total: rotation::VerifyCounts = BTreeMap::new();
     for t in &run.manifest().tenants {
         let ledger = run.ledger(t.tenant.tenant_id);
         if !ledger.exists() {
@@ -1092,7 +1092,7 @@ pub async fn verify(
             line.join(", ")
         );
         for (k, v) in &report.counts {
-            *total.entry(k.clone()).or_default() += v;
+            *total.entry(*k).or_default() += v;
         }
         status = status.max(ExitStatus::of_verify(&report.counts));
     }

@@ -77,4 +77,6 @@ pub use run::{
 pub use run_dir::{Manifest, RunDir, TenantEntry, TenantRecord, TenantState, read_tenants};
 pub use run_spec::{Collection, Matching, PartialSource, PolicySpec, RunSpec, SourceSpec};
 pub use skip_reason::{Property, SkipKind, SkipReason};
-pub use verify::{SKEW, UnrecognisedName, VerifyCounts, VerifyOptions, VerifyReport, verify};
+pub use verify::{
+    SKEW, UnrecognisedName, VerifyBucket, VerifyCounts, VerifyOptions, VerifyReport, verify,
+};

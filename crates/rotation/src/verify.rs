@@ -45,9 +45,44 @@ impl Default for VerifyOptions {
     }
 }
 
-/// Devices per verified state (the names of [`VerifiedState::key`]; `unreadable` for devices whose
-/// answer could not be read this pass).
-pub type VerifyCounts = BTreeMap<String, usize>;
+/// What a pass of `verify` counts a device under: the state Graph showed, or that it could not be
+/// read this pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum VerifyBucket {
+    State(VerifiedState),
+    Unreadable,
+}
+
+impl VerifyBucket {
+    /// The bucket's name in summaries and JSON: the state's key, or `unreadable`.
+    pub fn key(self) -> &'static str {
+        match self {
+            VerifyBucket::State(s) => s.key(),
+            VerifyBucket::Unreadable => "unreadable",
+        }
+    }
+
+    /// Whether the device is known rotated: the only bucket a `verify` that succeeds holds.
+    pub fn is_done(self) -> bool {
+        self == VerifyBucket::State(VerifiedState::Done)
+    }
+}
+
+impl std::fmt::Display for VerifyBucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.key())
+    }
+}
+
+impl Serialize for VerifyBucket {
+    /// As its key, so a map of counts is a JSON object keyed by the states' names.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.key())
+    }
+}
+
+/// Devices per bucket.
+pub type VerifyCounts = BTreeMap<VerifyBucket, usize>;
 
 /// The names a result carried, where no rule knew them.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -251,14 +286,14 @@ pub async fn verify(
         ledger.sync()?;
         let mut counts: VerifyCounts = BTreeMap::new();
         for s in latest.iter().flatten() {
-            *counts.entry(s.key().to_string()).or_default() += 1;
+            *counts.entry(VerifyBucket::State(*s)).or_default() += 1;
         }
         let unread = open
             .iter()
             .filter(|&&i| latest[i as usize].is_none())
             .count();
         if unread > 0 {
-            counts.insert("unreadable".into(), unread);
+            counts.insert(VerifyBucket::Unreadable, unread);
         }
         progress(&counts);
         open.retain(|&i| !latest[i as usize].is_some_and(|s| s.is_final()));
@@ -367,6 +402,26 @@ mod tests {
 
     fn device(results: Value) -> Value {
         json!({"id": "x", "deviceActionResults": results})
+    }
+
+    #[test]
+    fn counts_are_a_json_object_keyed_by_the_states_names() {
+        let counts: VerifyCounts = [
+            (VerifyBucket::State(VerifiedState::Done), 3),
+            (VerifyBucket::Unreadable, 1),
+        ]
+        .into();
+        assert_eq!(
+            serde_json::to_value(&counts).unwrap(),
+            json!({"done": 3, "unreadable": 1})
+        );
+    }
+
+    #[test]
+    fn only_done_is_done() {
+        assert!(VerifyBucket::State(VerifiedState::Done).is_done());
+        assert!(!VerifyBucket::Unreadable.is_done());
+        assert!(!VerifyBucket::State(VerifiedState::DoneUnconfirmed).is_done());
     }
 
     fn matcher(action: Action) -> ResultMatcher {
