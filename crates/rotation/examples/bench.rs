@@ -737,6 +737,70 @@ fn finished_ledger(path: &Path, n: usize) {
 
 /// Each ledger reader of the binary on a finished ledger of `n` devices: seconds and peak RSS.
 /// Every reader but the checkpoint-less `status` finds the ledger as a finished run leaves it.
+/// `export --run-dir` of `tenants` finished ledgers of `n` devices each, against `export --ledger`
+/// of one of them: the run directory's export streams each ledger into the output, so its peak
+/// memory is one ledger's, whatever the number of tenants. Rows of the table in BENCHMARKS.md.
+fn fleet_export(tenants: usize, n: usize) -> Vec<String> {
+    use rotation::{Manifest, RunDir, TenantEntry, TenantRecord, TenantState};
+    let dir = tempfile::tempdir().unwrap();
+    let entries: Vec<TenantEntry> = (0..tenants)
+        .map(|k| TenantEntry {
+            tenant_id: uuid::Uuid::from_u128(0x7e0a_0000_5e1f_4c8e_9a61_0000_0000_0000 | k as u128),
+            name: format!("Customer {k:03}"),
+            cloud: None,
+        })
+        .collect();
+    let manifest = Manifest {
+        version: 2,
+        action: rotation::Action::FileVault.to_string(),
+        source: "--query".into(),
+        options: serde_json::json!({}),
+        spec: None,
+        created_at: rotation::now_iso(),
+        tenants: entries
+            .iter()
+            .map(|e| TenantRecord {
+                tenant: e.clone(),
+                state: TenantState::Done,
+                reason: None,
+                advice: None,
+                auth: false,
+            })
+            .collect(),
+    };
+    let run_dir = dir.path().join("run");
+    let run = RunDir::create(&run_dir, manifest).unwrap();
+    for e in &entries {
+        finished_ledger(&run.ledger(e.tenant_id), n);
+    }
+    let one = run.ledger(entries[0].tenant_id);
+    let out = dir.path().join("out");
+    let s = |v: &'static str| std::ffi::OsStr::new(v);
+    let mut rows = Vec::new();
+    for (format, flag) in [("csv", None), ("json", Some("json"))] {
+        let export = |what: &'static str, path: &std::ffi::OsStr| {
+            let mut a = vec![s("export"), s(what), path, s("--out"), out.as_os_str()];
+            if let Some(f) = flag {
+                a.extend([s("--format"), s(f)]);
+            }
+            timed(&a)
+        };
+        let single = export("--ledger", one.as_os_str());
+        let all = export("--run-dir", run_dir.as_os_str());
+        if let (Some((s1, m1)), Some((sa, ma))) = (single, all) {
+            rows.push(format!(
+                "| {format} | {n} | {s1:.2} s, {m1:.0} MB | {tenants} × {n} | {sa:.2} s, {ma:.0} MB | {:.2} |",
+                ma / m1
+            ));
+        } else {
+            rows.push(format!(
+                "| {format} | skipped: needs /usr/bin/time and the release binary |"
+            ));
+        }
+    }
+    rows
+}
+
 async fn readers(n: usize) -> Vec<(&'static str, Option<(f64, f64)>)> {
     let dir = tempfile::tempdir().unwrap();
     let ledger = dir.path().join("finished.jsonl");
@@ -1159,6 +1223,19 @@ async fn main() {
         );
         println!("|---|---|---|---|---|---|---|---|---|");
         for row in results_cost(n, scale).await {
+            println!("{row}");
+        }
+        return;
+    }
+    // `fleet-export T N`: a run directory's export of T tenants of N devices, against one's.
+    if args.get(1).map(String::as_str) == Some("fleet-export") {
+        let tenants: usize = args[2].parse().unwrap();
+        let n: usize = args[3].parse().unwrap();
+        println!(
+            "| format | one ledger | its export | run directory | its export | peak memory, run directory ÷ one ledger |"
+        );
+        println!("|---|---|---|---|---|---|");
+        for row in fleet_export(tenants, n) {
             println!("{row}");
         }
         return;
