@@ -104,22 +104,23 @@ async fn a_dry_run_reads_every_mac_before_its_plan() {
     );
 }
 
+/// `rotate --query --limit N` on a fresh ledger: the rest of the plan stays pending (exit 1).
+async fn canary(env: &Env, ledger: &std::path::Path, n: usize) -> std::process::Output {
+    let (ledger, n) = (s(ledger), n.to_string());
+    let o = env
+        .run(&[
+            "rotate", "--query", "--ledger", &ledger, "--yes", "--limit", &n,
+        ])
+        .await;
+    assert_eq!(code(&o), 1, "the rest stay pending: {}", stderr(&o));
+    o
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_sends_as_many_macs_as_asked_though_some_are_skipped_at_sending() {
     let env = Env::new(fast(600)).await;
     let ledger = env.path("canary.jsonl");
-    let o = env
-        .run(&[
-            "rotate",
-            "--query",
-            "--ledger",
-            &s(&ledger),
-            "--yes",
-            "--limit",
-            "40",
-        ])
-        .await;
-    assert_eq!(code(&o), 1, "the rest stay pending: {}", stderr(&o));
+    let o = canary(&env, &ledger, 40).await;
     let sent = sent(&env);
     assert_eq!(sent.len(), 40, "{}", String::from_utf8_lossy(&o.stdout));
     assert!(sent.is_disjoint(&pending_macs(&env)));
@@ -129,18 +130,7 @@ async fn a_canary_sends_as_many_macs_as_asked_though_some_are_skipped_at_sending
 async fn resume_holds_the_devices_left_unsent_to_the_plans_rules() {
     let env = Env::new(fast(600)).await;
     let ledger = env.path("half.jsonl");
-    let o = env
-        .run(&[
-            "rotate",
-            "--query",
-            "--ledger",
-            &s(&ledger),
-            "--yes",
-            "--limit",
-            "10",
-        ])
-        .await;
-    assert_eq!(code(&o), 1, "the rest stay pending: {}", stderr(&o));
+    canary(&env, &ledger, 10).await;
     let o = env.run(&["resume", "--ledger", &s(&ledger), "--yes"]).await;
     assert!(matches!(code(&o), 0 | 1), "{}", stderr(&o));
     let wanted: BTreeSet<String> = eligible_macs(&env).into_iter().collect();
