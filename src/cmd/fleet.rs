@@ -12,8 +12,8 @@ use crate::exit_status::ExitStatus;
 use crate::progress::Logs;
 use futures::StreamExt;
 use rotation::{
-    Action, Counters, DispatchOptions, InDoubt, Manifest, RateGate, RunDir, StopSignal,
-    TenantEntry, TenantRecord, TenantState,
+    Counters, DispatchOptions, InDoubt, Manifest, RateGate, RunDir, StopSignal, TenantEntry,
+    TenantRecord, TenantState,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -36,7 +36,6 @@ struct TenantResult {
 
 /// What every tenant's work shares.
 struct Shared {
-    action: Action,
     /// What the run was asked to do, as its manifest keeps it.
     spec: rotation::RunSpec,
     /// The run's policy, its exclusions read once: each tenant plans with a copy.
@@ -122,7 +121,6 @@ pub async fn rotate(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     };
     let summary_json = a.dispatch.summary_json.clone();
     let shared = Arc::new(Shared {
-        action,
         spec,
         policy: run_policy,
         connection: a.connection.clone(),
@@ -190,7 +188,6 @@ pub async fn resume(
         .map(|t| t.tenant.clone())
         .collect();
     let shared = Arc::new(Shared {
-        action,
         policy: spec.policy.policy(action)?,
         spec,
         connection: connection.clone(),
@@ -411,7 +408,7 @@ async fn one_tenant(shared: &Shared, entry: TenantEntry) -> TenantResult {
         }
     };
     let scopes = connect::delegated_scopes(
-        shared.action,
+        shared.spec.action,
         source
             .as_ref()
             .map_or(&[][..], rotation::OpenSource::scopes),
@@ -426,7 +423,7 @@ async fn one_tenant(shared: &Shared, entry: TenantEntry) -> TenantResult {
     let lists = source
         .as_ref()
         .is_some_and(rotation::OpenSource::lists_devices);
-    if let Err(e) = connect::preflight(&c, shared.action, lists).await {
+    if let Err(e) = connect::preflight(&c, shared.spec.action, lists).await {
         let Failure(_, e) = Failure::from(e);
         let why = said_once(&e);
         let advice = auth_advice(&conn, &id, e.as_ref());
@@ -969,30 +966,21 @@ pub fn export(
 ) -> Result<ExitStatus, Failure> {
     let run = RunDir::open(dir)?;
     let mut w = super::export::ForExcel::wrap(open_output(out)?, excel).map_err(failed)?;
-    if format == rotation::ExportFormat::Json {
-        w.write_all(b"[").map_err(failed)?;
-    }
     // Each tenant's ledger is exported straight into the output, tagged with its tenant: memory
     // stays that of one ledger's export, whatever the number of tenants.
-    let mut n = 0;
-    for t in &run.manifest().tenants {
-        let ledger = run.ledger(t.tenant.tenant_id);
-        if !ledger.exists() {
-            continue;
-        }
-        let part = rotation::ExportPart {
-            tag: Some(rotation::Tag {
+    let ledgers = run
+        .manifest()
+        .tenants
+        .iter()
+        .map(|t| {
+            let tag = rotation::Tag {
                 tenant_id: t.tenant.tenant_id.to_string(),
                 tenant_name: t.tenant.name.clone(),
-            }),
-            first: n == 0,
-        };
-        n += rotation::export_part(&ledger, format, &mut w, &part)?;
-    }
-    if format == rotation::ExportFormat::Json {
-        w.write_all(if n == 0 { b"]\n" } else { b"\n]\n" })
-            .map_err(failed)?;
-    }
+            };
+            (run.ledger(t.tenant.tenant_id), Some(tag))
+        })
+        .filter(|(ledger, _)| ledger.exists());
+    let n = rotation::export_all(ledgers, format, &mut w)?;
     w.flush().map_err(failed)?;
     if let Some(p) = out {
         eprintln!(

@@ -10,7 +10,7 @@ use rotation::{
 };
 
 /// The source options as data: exactly one kind, the users file read, the run-state filter
-/// only beside a script. Files are not opened yet ([`Source::open`]).
+/// only beside a script. Files are not opened yet ([`OpenSource::open`]).
 pub fn spec_of(a: &SourceArgs) -> Result<SourceSpec, Failure> {
     let mut users = a.user.clone();
     if let Some(p) = &a.users_file {

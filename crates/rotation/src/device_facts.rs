@@ -355,7 +355,7 @@ async fn results_by_get(
             } => return results_refused(&message, wanted, facts).map(|()| false),
             Read::Refused { message, .. } => {
                 tracing::warn!(device = %id, "the action results could not be read: {message}");
-                unread(f, wanted, action);
+                unread(f, wanted.rotated_within, action);
                 read.unread += 1;
             }
         }
@@ -364,7 +364,7 @@ async fn results_by_get(
         if !done {
             unread(
                 facts.devices.get_mut(&ids[n]).expect("planned"),
-                wanted,
+                wanted.rotated_within,
                 action,
             );
             read.unread += 1;
@@ -380,10 +380,10 @@ pub(crate) fn results_request(id: &Uuid) -> Request {
     ))
 }
 
-/// A device whose results could not be read: its key age is unknown where it was asked for.
-fn unread(f: &mut DeviceFacts, wanted: &FactsWanted, action: Action) {
-    if wanted.rotated_within.is_some() && matches!(action, Action::FileVault | Action::RecoveryLock)
-    {
+/// A device whose results could not be read: its key age is unknown where it was asked for
+/// (`rotated_within`) and the results are where it is read from.
+fn unread(f: &mut DeviceFacts, rotated_within: Option<Duration>, action: Action) {
+    if rotated_within.is_some() && matches!(action, Action::FileVault | Action::RecoveryLock) {
         f.age_unknown = true;
     }
 }
@@ -424,11 +424,11 @@ impl SendTimeRules {
             } => return AtSending::Refused(message.clone()),
             Read::Refused { message, .. } => {
                 tracing::warn!("a device's action results could not be read: {message}");
-                let wanted = FactsWanted {
-                    rotated_within: self.rotated_within_secs.map(Duration::from_secs),
-                    ..FactsWanted::default()
-                };
-                unread(&mut f, &wanted, action);
+                unread(
+                    &mut f,
+                    self.rotated_within_secs.map(Duration::from_secs),
+                    action,
+                );
             }
         }
         self.policy(action)

@@ -7,7 +7,6 @@ use crate::eligibility::{mac_version, windows_build};
 use crate::reads::{Read, read_all};
 use crate::{Action, parse_id};
 use futures::StreamExt;
-use graph_batch::Request;
 use graph_client::{Consistency, GraphClient, GraphClientError, TokenClaims};
 use serde::Serialize;
 use serde_json::Value;
@@ -157,11 +156,7 @@ async fn action_results(
     let requests = sample
         .iter()
         .enumerate()
-        .map(|(n, (_, id))| {
-            let url =
-                format!("/deviceManagement/managedDevices/{id}?$select=id,deviceActionResults");
-            (n, Request::get(url))
-        })
+        .map(|(n, (_, id))| (n, crate::device_facts::results_request(id)))
         .collect();
     let gate = crate::reads::plan_reads_gate(None);
     let (mut in_list, mut by_get, mut more) = (0, 0, 0);

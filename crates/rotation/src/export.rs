@@ -302,18 +302,32 @@ pub fn export(
     format: ExportFormat,
     out: &mut dyn Write,
 ) -> Result<usize, RotationError> {
-    let io = |e: std::io::Error| RotationError::io(ledger, e);
-    if format == ExportFormat::Json {
-        out.write_all(b"[").map_err(io)?;
-    }
-    let part = ExportPart {
-        tag: None,
-        first: true,
+    export_all([(ledger.to_path_buf(), None)], format, out)
+}
+
+/// Several ledgers as one export, the tenants of a run directory: each ledger's rows tagged with
+/// its tenant, the CSV header once, one JSON array. Each ledger is streamed straight into `out`,
+/// so memory is one ledger's export whatever their number; how many rows were written.
+pub fn export_all(
+    ledgers: impl IntoIterator<Item = (std::path::PathBuf, Option<Tag>)>,
+    format: ExportFormat,
+    out: &mut dyn Write,
+) -> Result<usize, RotationError> {
+    let output = |e: std::io::Error| RotationError::Output {
+        what: "the export".into(),
+        message: e.to_string(),
     };
-    let n = export_part(ledger, format, out, &part)?;
+    if format == ExportFormat::Json {
+        out.write_all(b"[").map_err(output)?;
+    }
+    let mut n = 0;
+    for (ledger, tag) in ledgers {
+        let part = ExportPart { tag, first: n == 0 };
+        n += export_part(&ledger, format, out, &part)?;
+    }
     if format == ExportFormat::Json {
         out.write_all(if n == 0 { b"]\n" } else { b"\n]\n" })
-            .map_err(io)?;
+            .map_err(output)?;
     }
     Ok(n)
 }
@@ -325,19 +339,18 @@ pub struct Tag {
     pub tenant_name: String,
 }
 
-/// One ledger's rows as a part of a larger export, the tenants of a run directory: each row
-/// tagged with its tenant, the CSV header only in the first part, JSON elements without the
-/// array's brackets (with `,` before them unless `first`). Each part is written in the same bounded
-/// memory as a whole export.
+/// One ledger's rows as a part of an export: each row tagged with its tenant where there is one,
+/// the CSV header only in the first part, JSON elements without the array's brackets (with `,`
+/// before them unless `first`).
 #[derive(Debug, Clone)]
-pub struct ExportPart {
-    pub tag: Option<Tag>,
+struct ExportPart {
+    tag: Option<Tag>,
     /// No row has been written before this part: it writes the CSV header, and no `,` first.
-    pub first: bool,
+    first: bool,
 }
 
 /// Writes one ledger's rows as `part` of an export; how many were written.
-pub fn export_part(
+fn export_part(
     ledger: &Path,
     format: ExportFormat,
     out: &mut dyn Write,

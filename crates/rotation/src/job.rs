@@ -195,8 +195,7 @@ impl PlannedJob {
             ..options.clone()
         };
         let mut outcome =
-            crate::run::dispatch_planned(client, self.ledger, self.state, &options, progress, stop)
-                .await?;
+            crate::run::dispatch(client, self.ledger, self.state, &options, progress, stop).await?;
         outcome.plan = Some(self.report);
         Ok(outcome)
     }

@@ -48,7 +48,7 @@ pub use doctor::{Belief, Finding, Verdict, examine as doctor};
 pub use eligibility::{Eligibility, Ineligible};
 pub use error::RotationError;
 pub use exclude::read_exclusions;
-pub use export::{ExportFormat, ExportPart, ExportRow, Tag, export, export_part};
+pub use export::{ExportFormat, ExportRow, Tag, export, export_all};
 pub use filter::{Filter, FilterError, PROPERTIES as FILTER_PROPERTIES};
 pub use graph_batch::Quota;
 pub use graph_client::{Cloud, GraphClientError};

@@ -116,11 +116,6 @@ pub enum SourceSpec {
 }
 
 impl SourceSpec {
-    /// Whether the devices are read from Graph (and so need the read permission).
-    pub fn lists_devices(&self) -> bool {
-        !matches!(self, SourceSpec::Input { match_by: None, .. })
-    }
-
     /// The input file, where the source is one.
     pub fn input(&self) -> Option<&str> {
         match self {

@@ -441,7 +441,10 @@ impl LedgerState {
                 if let (true, Some(kind)) = (self.plan_done, skip_kind) {
                     let before = self.index.get(&id).map(|&i| self.states[i as usize]);
                     if before.is_some_and(|s| s != DeviceState::Skipped) {
-                        *self.skip_reasons.entry(kind).or_default() += 1;
+                        *self
+                            .skip_reasons
+                            .entry(kind.code().to_string())
+                            .or_default() += 1;
                     }
                 }
                 (id, step, sent)

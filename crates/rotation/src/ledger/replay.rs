@@ -20,7 +20,7 @@ pub(super) enum Event {
         id: Uuid,
         step: Step,
         sent: Option<(u32, u64)>,
-        skip_kind: Option<String>,
+        skip_kind: Option<crate::SkipKind>,
     },
     /// The plan's end, with its skipped devices per reason kind.
     PlanDone(std::collections::BTreeMap<String, u64>),
@@ -84,7 +84,7 @@ pub(super) fn event(line: &[u8]) -> Result<Event, String> {
         _ => None,
     };
     let skip_kind = (step == Step::Skipped)
-        .then(|| f.reason.as_deref().map(crate::SkipReason::code_of))
+        .then(|| f.reason.as_deref().and_then(crate::SkipReason::kind_of))
         .flatten();
     Ok(Event::Device {
         id,
@@ -114,7 +114,7 @@ fn whole(line: &[u8]) -> Result<Event, String> {
             id,
             step: Step::Skipped,
             sent: None,
-            skip_kind: Some(crate::SkipReason::code_of(&reason)),
+            skip_kind: crate::SkipReason::kind_of(&reason),
         },
         ref r @ (Row::Planned { id, .. } | Row::Outcome { id, .. }) => Event::Device {
             id,

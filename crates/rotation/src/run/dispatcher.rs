@@ -154,7 +154,7 @@ pub(super) struct Dispatcher<'o> {
 }
 
 /// Sends every pending and in-doubt device of `state` (up to the limit) and returns how it ended.
-pub(super) async fn dispatch(
+pub(crate) async fn dispatch(
     client: &GraphClient,
     ledger: Ledger,
     state: LedgerState,
@@ -219,8 +219,18 @@ impl<'o> Dispatcher<'o> {
         progress: Progress,
     ) -> Self {
         let batch_size = o.batch_size.clamp(1, graph_batch::MAX_BATCH_SIZE);
+        let matcher = Arc::new(state.header.result_matcher(&o.result_names));
+        let reads = crate::reads::reads_gate_at(o.read_rate);
         let rules = state.header.action_results.and_then(|r| r.before_sending);
-        let mut read_ahead = rules.map(ReadAhead::new);
+        let mut read_ahead = rules.map(|rules| {
+            let reader = Reader {
+                client: client.clone(),
+                gate: reads.clone(),
+                matcher: matcher.clone(),
+                action: state.header.action,
+            };
+            ReadAhead::new(rules, reader)
+        });
         let (mut ready, mut beyond_limit) = (VecDeque::new(), VecDeque::new());
         let candidates = (0..state.states.len() as u32).filter(|&i| {
             matches!(
@@ -251,7 +261,7 @@ impl<'o> Dispatcher<'o> {
         Dispatcher {
             client: client.clone(),
             action: state.header.action,
-            matcher: Arc::new(state.header.result_matcher(&o.result_names)),
+            matcher,
             via: state.header.via.clone(),
             batch_size,
             max_in_flight: o.in_flight(),
@@ -268,7 +278,7 @@ impl<'o> Dispatcher<'o> {
             unread_looks: HashMap::new(),
             look_after_429: super::look_after_429(o, action),
             gate,
-            reads: crate::reads::reads_gate_at(o.read_rate),
+            reads,
             inflight: FuturesUnordered::new(),
             checks: FuturesUnordered::new(),
             acquiring: None,
@@ -399,14 +409,8 @@ impl<'o> Dispatcher<'o> {
         let Some(ra) = self.read_ahead.as_mut() else {
             return;
         };
-        let reader = Reader {
-            client: self.client.clone(),
-            gate: self.reads.clone(),
-            matcher: self.matcher.clone(),
-            action: self.action,
-        };
         let ahead = (2 * self.o.rate.count as usize).max(2 * self.batch_size);
-        ra.start(&reader, &self.state.ids, self.ready.len(), ahead);
+        ra.start(&self.state.ids, self.ready.len(), ahead);
     }
 
     /// Devices' action results were read: each is sent, or skipped with the plan's reason.

@@ -7,7 +7,8 @@ mod read_ahead;
 
 use crate::ledger::{DeviceState, Ledger, LedgerState, Outcome, Row, RunHeader, now_iso};
 use crate::{CheckedSource, PlanReport, Policy, RateGate, RotationError};
-use dispatcher::{dispatch, noted};
+pub(crate) use dispatcher::dispatch;
+use dispatcher::noted;
 use graph_batch::Quota;
 use graph_client::GraphClient;
 use in_doubt::{Cause, Decision, Looks};
@@ -279,18 +280,6 @@ pub async fn rotate(
         req.max_devices,
     )?;
     planned.send(client, &req.options, progress, stop).await
-}
-
-/// Sends a plan just written (the job's `send`).
-pub(crate) async fn dispatch_planned(
-    client: &GraphClient,
-    ledger: Ledger,
-    state: LedgerState,
-    options: &DispatchOptions,
-    progress: Progress,
-    stop: StopSignal,
-) -> Result<RunOutcome, RotationError> {
-    dispatch(client, ledger, state, options, progress, stop).await
 }
 
 /// Continues a run from its ledger.

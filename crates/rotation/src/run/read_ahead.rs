@@ -30,6 +30,7 @@ const UNANSWERED_READS: u32 = 3;
 /// The devices still to read, and the reads on the wire.
 pub(super) struct ReadAhead {
     rules: SendTimeRules,
+    reader: Reader,
     /// Devices still to read, in plan order.
     queue: VecDeque<u32>,
     pub(super) reading: FuturesUnordered<Reading>,
@@ -48,9 +49,10 @@ pub(super) enum Unanswered {
 }
 
 impl ReadAhead {
-    pub(super) fn new(rules: SendTimeRules) -> Self {
+    pub(super) fn new(rules: SendTimeRules, reader: Reader) -> Self {
         ReadAhead {
             rules,
+            reader,
             queue: VecDeque::new(),
             reading: FuturesUnordered::new(),
             in_reading: 0,
@@ -79,7 +81,7 @@ impl ReadAhead {
     }
 
     /// Starts reads while fewer than `ahead` devices are ready to send or being read.
-    pub(super) fn start(&mut self, reader: &Reader, ids: &[Uuid], ready: usize, ahead: usize) {
+    pub(super) fn start(&mut self, ids: &[Uuid], ready: usize, ahead: usize) {
         while !self.queue.is_empty()
             && self.reading.len() < IN_FLIGHT
             && ready + self.in_reading < ahead
@@ -87,7 +89,7 @@ impl ReadAhead {
             let n = self.queue.len().min(CHUNK);
             let slots: Vec<u32> = self.queue.drain(..n).collect();
             self.in_reading += slots.len();
-            self.reading.push(reader.read(slots, ids, self.rules));
+            self.reading.push(self.reader.read(slots, ids, self.rules));
         }
     }
 
