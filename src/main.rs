@@ -6,7 +6,10 @@ mod config;
 mod connect;
 mod env;
 mod exit_status;
+mod fleet_progress;
 mod progress;
+mod settings;
+mod tenant_connector;
 
 use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;

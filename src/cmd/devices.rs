@@ -1,16 +1,16 @@
 //! `intune-rotate devices`: run any source and write the device list, to review and edit it, then
 //! feed it back with `--input`.
 
-use super::rotate::action_of;
 use super::{Failure, failed, open_output};
 use crate::cli::{DevicesArgs, FormatArg};
 use crate::connect;
 use crate::exit_status::ExitStatus;
+use crate::settings::action_of;
 use std::io::Write;
 
 pub async fn run(a: DevicesArgs) -> Result<ExitStatus, Failure> {
     if let Some(tenants) = &a.tenants {
-        return super::fleet::devices(tenants, &a).await;
+        return super::fleet_devices::run(tenants, &a).await;
     }
     let action = action_of(a.action);
     let source = super::source::open(&a.source)?;

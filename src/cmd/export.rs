@@ -17,7 +17,7 @@ pub fn run(a: ExportArgs) -> Result<ExitStatus, Failure> {
         )));
     }
     if let Some(dir) = &a.run_dir {
-        return super::fleet::export(dir, format, a.out.as_deref(), a.excel);
+        return run_dir(dir, format, a.out.as_deref(), a.excel);
     }
     let ledger = a.ledger.clone().expect("clap: --ledger without --run-dir");
     let out = open_output(a.out.as_deref())?;
@@ -26,6 +26,40 @@ pub fn run(a: ExportArgs) -> Result<ExitStatus, Failure> {
     out.flush().map_err(failed)?;
     if let Some(p) = &a.out {
         eprintln!("wrote {n} device(s) to {}", p.display());
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// `export --run-dir`: every tenant's rows in one file, `tenant_id` and `tenant_name` first, each
+/// tenant's ledger streamed straight into the output (memory stays that of one ledger's export).
+fn run_dir(
+    dir: &std::path::Path,
+    format: ExportFormat,
+    out: Option<&std::path::Path>,
+    excel: bool,
+) -> Result<ExitStatus, Failure> {
+    let run = rotation::RunDir::open(dir)?;
+    let mut w = ForExcel::wrap(open_output(out)?, excel).map_err(failed)?;
+    let ledgers = run
+        .manifest()
+        .tenants
+        .iter()
+        .map(|t| {
+            let tag = rotation::Tag {
+                tenant_id: t.tenant.tenant_id.to_string(),
+                tenant_name: t.tenant.name.clone(),
+            };
+            (run.ledger(t.tenant.tenant_id), Some(tag))
+        })
+        .filter(|(ledger, _)| ledger.exists());
+    let n = rotation::export_all(ledgers, format, &mut w)?;
+    w.flush().map_err(failed)?;
+    if let Some(p) = out {
+        let tenants = run.manifest().tenants.len();
+        eprintln!(
+            "wrote {n} device(s) of {tenants} tenant(s) to {}",
+            p.display()
+        );
     }
     Ok(ExitStatus::Success)
 }

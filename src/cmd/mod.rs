@@ -6,12 +6,16 @@ mod demo;
 mod devices;
 mod doctor;
 mod export;
-mod fleet;
+mod fleet_devices;
+mod fleet_status;
+mod fleet_summary;
+mod fleet_verify;
 mod report;
 mod resume;
 mod rotate;
-mod source;
+pub(crate) mod source;
 mod status;
+mod tenants;
 mod verify;
 mod whoami;
 

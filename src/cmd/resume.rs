@@ -1,7 +1,7 @@
 //! `intune-rotate resume`: continue a run from its ledger; its parameters come from the ledger.
 
 use super::{Failure, interrupted_before_sending, options, stop_on_ctrl_c, summarize, usage};
-use crate::cli::{InDoubtArg, ResumeArgs};
+use crate::cli::ResumeArgs;
 use crate::connect;
 use crate::exit_status::ExitStatus;
 use crate::progress::{Logs, reporter};
@@ -9,7 +9,7 @@ use rotation::InDoubt;
 
 pub async fn run(a: ResumeArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     if let Some(dir) = &a.run_dir {
-        return super::fleet::resume(
+        return super::tenants::resume(
             dir,
             &a.connection,
             &a.dispatch,
@@ -21,11 +21,7 @@ pub async fn run(a: ResumeArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     }
     let ledger_path = a.ledger.clone().expect("clap: --ledger without --run-dir");
     let stop = stop_on_ctrl_c();
-    let in_doubt = match a.in_doubt {
-        InDoubtArg::Resend => InDoubt::Resend,
-        InDoubtArg::Skip => InDoubt::Skip,
-        InDoubtArg::Verify => InDoubt::Verify,
-    };
+    let in_doubt = InDoubt::from(a.in_doubt);
     // Opening takes the lock: a second process on the same ledger is refused here, before any connection.
     let (ledger, state) = rotation::Ledger::open(&ledger_path)?;
     drop(ledger);

@@ -1,60 +1,16 @@
 //! `intune-rotate rotate`: plan a source into a new ledger and send.
 
 use super::{Failure, interrupted_before_sending, options, stop_on_ctrl_c, summarize, usage};
-use crate::cli::{ActionArg, EligibilityArg, PolicyArgs, RotateArgs};
+use crate::cli::RotateArgs;
 use crate::connect;
 use crate::exit_status::ExitStatus;
 use crate::progress::{Logs, reporter};
+use crate::settings::run_spec;
 use rotation::{Action, InDoubt};
-
-pub fn action_of(a: ActionArg) -> Action {
-    match a {
-        ActionArg::Filevault => Action::FileVault,
-        ActionArg::RecoveryLock => Action::RecoveryLock,
-        ActionArg::Bitlocker => Action::BitLocker,
-        ActionArg::Laps => Action::Laps,
-    }
-}
-
-/// The policy options as data.
-pub(super) fn policy_spec(a: &PolicyArgs) -> rotation::PolicySpec {
-    rotation::PolicySpec {
-        require_encrypted: a.require_encrypted,
-        stale_after_secs: a
-            .stale_after
-            .map(|d| std::time::Duration::from(d).as_secs()),
-        exclude: a.exclude.clone(),
-        eligibility: match a.eligibility {
-            EligibilityArg::Strict => rotation::Eligibility::Strict,
-            EligibilityArg::Lenient => rotation::Eligibility::Lenient,
-            EligibilityArg::Off => rotation::Eligibility::Off,
-        },
-        rotated_within_secs: a
-            .skip_rotated_within
-            .map(|d| std::time::Duration::from(d).as_secs()),
-        skip_pending: !a.no_skip_pending,
-    }
-}
-
-/// What `rotate` was asked to do, as data: a run directory keeps it for `resume --run-dir`.
-pub(super) fn run_spec(a: &RotateArgs) -> Result<rotation::RunSpec, Failure> {
-    Ok(rotation::RunSpec {
-        action: action_of(a.action),
-        source: super::source::spec_of(&a.source)?,
-        policy: policy_spec(&a.policy),
-        via: rotation::Collection::from_graph_name(&a.via).expect("clap: one of the two"),
-        result_names: a.dispatch.result_names.clone(),
-        partial: if a.source.allow_partial_source {
-            rotation::PartialSource::Keep
-        } else {
-            rotation::PartialSource::Refuse
-        },
-    })
-}
 
 pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     if a.tenants.tenants.is_some() {
-        return super::fleet::rotate(a, logs).await;
+        return super::tenants::rotate(a, logs).await;
     }
     let ledger = a.ledger.clone().expect("clap: --ledger without --run-dir");
     // First of all: a Ctrl-C during the pre-flight or the plan is seen, not fatal.

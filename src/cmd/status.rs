@@ -8,7 +8,7 @@ use rotation::DeviceState;
 pub fn run(a: LedgerArg) -> Result<ExitStatus, Failure> {
     let json = a.json || a.format == crate::cli::TextOrJson::Json;
     if let Some(dir) = &a.run_dir {
-        return super::fleet::status(dir, json);
+        return super::fleet_status::run(dir, json);
     }
     let ledger = a.ledger.clone().expect("clap: --ledger without --run-dir");
     let (state, _) = rotation::ledger_replay(&ledger)?;

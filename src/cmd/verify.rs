@@ -15,7 +15,7 @@ pub async fn run(a: VerifyArgs) -> Result<ExitStatus, Failure> {
         result_names: a.result_names.clone(),
     };
     if let Some(dir) = &a.run_dir {
-        return super::fleet::verify(dir, &a.connection, &options).await;
+        return super::fleet_verify::run(dir, &a.connection, &options).await;
     }
     let ledger_path = a.ledger.clone().expect("clap: --ledger without --run-dir");
     let (ledger, state) = rotation::Ledger::open(&ledger_path)?;

@@ -117,6 +117,17 @@ pub enum RotationError {
 }
 
 impl RotationError {
+    /// Sign-in or permission: a token refused, expired or lacking what the run needs.
+    pub fn is_auth(&self) -> bool {
+        use graph_client::GraphClientError as G;
+        match self {
+            RotationError::MissingPermission { .. } => true,
+            RotationError::Graph(G::Token(_) | G::TokenExpired) => true,
+            RotationError::Graph(G::Http { status, .. }) => matches!(status, 401 | 403),
+            _ => false,
+        }
+    }
+
     /// Bad usage or input, found before anything was sent.
     pub fn is_input(&self) -> bool {
         matches!(

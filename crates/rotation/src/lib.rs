@@ -11,6 +11,7 @@ mod error;
 mod exclude;
 mod export;
 mod filter;
+pub mod fleet;
 mod graph_source;
 mod group_source;
 mod job;

@@ -169,6 +169,36 @@ pub struct Manifest {
     pub tenants: Vec<TenantRecord>,
 }
 
+impl Manifest {
+    /// A new run's manifest: every tenant waiting. `source` and `options` are for people and
+    /// for the record; `spec` is what `resume` plans from.
+    pub fn new(
+        spec: &crate::RunSpec,
+        tenants: &[TenantEntry],
+        source: String,
+        options: serde_json::Value,
+    ) -> Self {
+        Manifest {
+            version: 2,
+            action: spec.action.to_string(),
+            source,
+            spec: Some(spec.clone()),
+            options,
+            created_at: crate::now_iso(),
+            tenants: tenants
+                .iter()
+                .map(|e| TenantRecord {
+                    tenant: e.clone(),
+                    state: TenantState::Waiting,
+                    reason: None,
+                    advice: None,
+                    auth: false,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// An open run directory.
 #[derive(Debug)]
 pub struct RunDir {

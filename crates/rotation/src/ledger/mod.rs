@@ -308,7 +308,7 @@ impl fmt::Display for VerifiedState {
 }
 
 /// Where each device stands after replaying the ledger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceState {
     Pending,

@@ -239,6 +239,14 @@ pub struct RunOutcome {
     pub skipped_at_sending: std::collections::BTreeMap<crate::SkipKind, usize>,
 }
 
+impl RunOutcome {
+    /// Every device of the plan reached a final state: nothing pending or in doubt, no stop.
+    pub fn is_complete(&self) -> bool {
+        let c = &self.counters;
+        !self.interrupted && self.auth_stopped.is_none() && c.pending == 0 && c.in_doubt == 0
+    }
+}
+
 pub type Progress = Arc<dyn Fn(&Counters) + Send + Sync>;
 
 /// Everything `rotate` needs.
