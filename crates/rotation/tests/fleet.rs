@@ -1,0 +1,272 @@
+//! A run over many tenants, driven in this process against graph-sim: every tenant signed in to
+//! through a `Connector`, ended as a `TenantEnd`, its manifest record written as it ends.
+
+use graph_client::{Cloud, Credential, Endpoints, GraphClient, SecretString};
+use graph_sim::{Quota, SimConfig, SimHandle};
+use rotation::fleet::{
+    BlockCause, Blocked, Connector, Fleet, FleetEnd, FleetOutcome, Need, Reporter, Session,
+    TenantEnd, open_tenants,
+};
+use rotation::{
+    Action, Collection, Counters, DispatchOptions, InDoubt, Manifest, PartialSource, PolicySpec,
+    RunDir, RunSpec, SignedIn, SourceSpec, StopSignal, TenantEntry, TenantState,
+};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use uuid::Uuid;
+
+const ACTION: &str = "rotateFileVaultKey";
+
+/// Simulated tenants, `unconsented` of them (the last ones) not consented to the app.
+struct Env {
+    sim: SimHandle,
+    dir: tempfile::TempDir,
+    tenants: Vec<TenantEntry>,
+}
+
+impl Env {
+    async fn new(tenants: u64, unconsented: u64) -> Env {
+        let q = |n, s| Quota::new(n, Duration::from_secs(s));
+        let configs: Vec<SimConfig> = (0..tenants)
+            .map(|i| SimConfig {
+                tenant: format!("7e0a{i:04x}-5e1f-4c8e-9a61-{i:012x}"),
+                tenant_name: format!("Customer {i:02}"),
+                seed: 100 + i,
+                devices: 40,
+                consented: i < tenants - unconsented,
+                post_limit: q(4000, 1),
+                tenant_post_limit: q(8000, 1),
+                any_limit: q(20000, 1),
+                ..SimConfig::default()
+            })
+            .collect();
+        let sim = graph_sim::start_fleet("127.0.0.1:0".parse().unwrap(), configs)
+            .await
+            .expect("the simulator starts");
+        let tenants = sim
+            .tenants()
+            .into_iter()
+            .map(|(id, name, _)| TenantEntry {
+                tenant_id: id.parse().unwrap(),
+                name,
+                cloud: None,
+            })
+            .collect();
+        Env {
+            sim,
+            dir: tempfile::tempdir().unwrap(),
+            tenants,
+        }
+    }
+
+    fn run_dir(&self, spec: &RunSpec) -> RunDir {
+        let manifest = Manifest::new(spec, &self.tenants, "query".into(), serde_json::json!({}));
+        RunDir::create(&self.dir.path().join("run"), manifest).unwrap()
+    }
+
+    fn connector(&self) -> SimConnector {
+        let c = self.sim.config();
+        SimConnector {
+            base_url: self.sim.base_url.clone(),
+            client_id: c.client_id.clone(),
+            secret: c.client_secret.clone(),
+        }
+    }
+
+    /// Devices of `tenant` the simulator accepted the action for, each with its count.
+    fn accepted(&self, tenant: Uuid) -> Vec<u64> {
+        self.sim
+            .stats_of(&tenant.to_string())
+            .unwrap()
+            .actions
+            .get(ACTION)
+            .map(|m| m.values().copied().collect())
+            .unwrap_or_default()
+    }
+
+    async fn run(&self, spec: &RunSpec, run: RunDir, stop: StopSignal) -> (FleetOutcome, Events) {
+        let events = Arc::new(Events::default());
+        let connector = self.connector();
+        let tenants = open_tenants(&run);
+        let fleet = Fleet {
+            spec,
+            policy: spec.policy.policy(spec.action).unwrap(),
+            options: DispatchOptions {
+                rate: Quota::new(4000, Duration::from_secs(1)),
+                in_doubt: InDoubt::Verify,
+                ..DispatchOptions::default()
+            },
+            concurrency: 4,
+            connector: &connector,
+            reporter: events.clone(),
+            stop,
+        };
+        let outcome = fleet.run(run, tenants).await;
+        let events = Arc::try_unwrap(events)
+            .ok()
+            .expect("the run holds no reporter");
+        (outcome, events)
+    }
+}
+
+/// A FileVault run over every Mac each tenant lists.
+fn spec() -> RunSpec {
+    RunSpec {
+        action: Action::FileVault,
+        source: SourceSpec::Query {
+            collection: Collection::ManagedDevices,
+            filter: None,
+        },
+        policy: PolicySpec::default(),
+        via: Collection::ManagedDevices,
+        result_names: Vec::new(),
+        partial: PartialSource::Refuse,
+    }
+}
+
+/// Signs in with the simulator's app secret, as a multi-tenant app does in each tenant.
+struct SimConnector {
+    base_url: String,
+    client_id: String,
+    secret: String,
+}
+
+impl Connector for SimConnector {
+    async fn connect(&self, tenant: &TenantEntry, _need: Need<'_>) -> Result<Session, Blocked> {
+        let endpoints =
+            Endpoints::new(Cloud::Global, Some(&self.base_url), Some(&self.base_url)).unwrap();
+        let credential = Credential::ClientSecret {
+            tenant: tenant.tenant_id.to_string(),
+            client_id: self.client_id.clone(),
+            secret: SecretString::from(self.secret.clone()),
+        };
+        let client = GraphClient::new(endpoints, credential, "beta").unwrap();
+        if let Err(e) = client.tokens().token().await {
+            return Err(Blocked {
+                cause: BlockCause::of_auth_error(&e),
+                why: e.to_string(),
+            });
+        }
+        Ok(Session {
+            client,
+            signed_in: SignedIn {
+                tenant: tenant.tenant_id.to_string(),
+                ..SignedIn::default()
+            },
+        })
+    }
+
+    fn advice(&self, tenant: &TenantEntry, cause: BlockCause) -> String {
+        format!("{cause:?} in {}", tenant.tenant_id)
+    }
+}
+
+/// Every event the run reported.
+#[derive(Default)]
+struct Events {
+    progress: Mutex<Vec<(Uuid, usize)>>,
+    ended: Mutex<Vec<(Uuid, TenantState)>>,
+}
+
+impl Reporter for Events {
+    fn progress(&self, tenant: Uuid, c: &Counters) {
+        self.progress.lock().unwrap().push((tenant, c.finished));
+    }
+
+    fn tenant_ended(&self, tenant: &TenantEntry, end: &TenantEnd) {
+        self.ended
+            .lock()
+            .unwrap()
+            .push((tenant.tenant_id, end.state()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_consented_tenant_is_rotated_once_and_the_unconsented_one_is_blocked_with_advice() {
+    let env = Env::new(5, 1).await;
+    let spec = spec();
+    let (_tx, stop) = StopSignal::new();
+    let (outcome, events) = env.run(&spec, env.run_dir(&spec), stop).await;
+    assert_eq!(outcome.end(), FleetEnd::Incomplete);
+    let unconsented = env.tenants[4].tenant_id;
+    for (t, end) in &outcome.ends {
+        if t.tenant_id == unconsented {
+            let TenantEnd::Blocked(b) = end else {
+                panic!("the unconsented tenant is blocked: {end:?}")
+            };
+            assert_eq!(b.cause, BlockCause::NotConsented, "{}", b.why);
+            assert!(env.accepted(t.tenant_id).is_empty());
+        } else {
+            assert_eq!(end.state(), TenantState::Done, "{end:?}");
+            let accepted = env.accepted(t.tenant_id);
+            assert_eq!(accepted.len(), end.counters().unwrap().rotated);
+            assert!(accepted.iter().all(|&n| n == 1), "nobody twice");
+        }
+    }
+    let record = |id: Uuid| {
+        let run = RunDir::open(outcome.run.dir()).unwrap();
+        run.manifest()
+            .tenants
+            .iter()
+            .find(|r| r.tenant.tenant_id == id)
+            .cloned()
+            .unwrap()
+    };
+    let blocked = record(unconsented);
+    assert_eq!(blocked.state, TenantState::Blocked);
+    assert!(blocked.auth);
+    assert_eq!(
+        blocked.advice.as_deref(),
+        Some(format!("NotConsented in {unconsented}").as_str()),
+        "the connector's advice is kept"
+    );
+    assert_eq!(events.ended.lock().unwrap().len(), 5, "one end per tenant");
+    assert!(!events.progress.lock().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_over_the_open_tenants_works_only_the_blocked_one_and_rotates_nobody_twice() {
+    let env = Env::new(3, 1).await;
+    let spec = spec();
+    let (_tx, stop) = StopSignal::new();
+    let (first, _) = env.run(&spec, env.run_dir(&spec), stop.clone()).await;
+    let run = RunDir::open(first.run.dir()).unwrap();
+    assert_eq!(
+        open_tenants(&run).len(),
+        1,
+        "only the blocked tenant is open"
+    );
+    let (second, _) = env.run(&spec, run, stop).await;
+    assert_eq!(second.ends.len(), 1);
+    assert_eq!(second.ends[0].0.tenant_id, env.tenants[2].tenant_id);
+    for t in &env.tenants[..2] {
+        assert!(env.accepted(t.tenant_id).iter().all(|&n| n == 1));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_stop_no_tenant_starts_and_every_one_waits_for_resume() {
+    let env = Env::new(3, 0).await;
+    let spec = spec();
+    let (tx, stop) = StopSignal::new();
+    tx.send(true).unwrap();
+    let (outcome, _) = env.run(&spec, env.run_dir(&spec), stop).await;
+    assert_eq!(outcome.end(), FleetEnd::Interrupted);
+    assert!(
+        outcome
+            .ends
+            .iter()
+            .all(|(_, e)| matches!(e, TenantEnd::NotStarted))
+    );
+    assert!(
+        outcome
+            .run
+            .manifest()
+            .tenants
+            .iter()
+            .all(|t| t.state == TenantState::Waiting)
+    );
+    for t in &env.tenants {
+        assert!(env.accepted(t.tenant_id).is_empty(), "nothing sent");
+    }
+}
