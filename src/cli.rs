@@ -182,6 +182,15 @@ pub struct Dispatch {
         help_heading = "Safety"
     )]
     pub lost_answer_recheck: humantime::Duration,
+    /// After a stop signal (Ctrl-C, SIGTERM, SIGHUP), how long the answers in flight are awaited
+    /// before the process exits 130; devices still unanswered stay in doubt for `resume`.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        help_heading = "Safety"
+    )]
+    pub grace: humantime::Duration,
 }
 
 impl Dispatch {

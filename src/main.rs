@@ -9,6 +9,7 @@ mod exit_status;
 mod fleet_progress;
 mod progress;
 mod settings;
+mod signals;
 mod tenant_connector;
 
 use clap::{CommandFactory, FromArgMatches};

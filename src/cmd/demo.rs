@@ -75,7 +75,7 @@ pub async fn run(a: crate::cli::DemoArgs, logs: Logs) -> Result<ExitStatus, Fail
     };
     let (progress, span) = reporter(logs);
     let _enter = span.enter();
-    let stop = super::stop_on_ctrl_c();
+    let stop = super::stop_on_signal(std::time::Duration::from_secs(10));
     let outcome = rotation::rotate(
         &client,
         RotateRequest {

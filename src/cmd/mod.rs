@@ -95,48 +95,34 @@ pub fn options(d: &Dispatch, in_doubt: InDoubt) -> DispatchOptions {
     }
 }
 
-/// Ctrl-C asks the run to stop sending; a second Ctrl-C exits at once (the ledger stays consistent).
-/// Installed first thing, before the pre-flight and the plan: a Ctrl-C at any point is seen, and
-/// one that comes before sending ends the command with nothing sent.
-pub fn stop_on_ctrl_c() -> StopSignal {
+/// The first stop signal (Ctrl-C, SIGTERM, SIGHUP; Ctrl-Break or closing the console on Windows)
+/// asks the run to stop sending: the answers in flight are awaited for up to `grace`, then the
+/// process exits 130. A second signal exits at once. Either way the ledger is consistent: every
+/// request on the wire has its `sent` row, and `resume` looks up those left in doubt. Installed
+/// first thing, before the pre-flight and the plan: a signal at any point is seen, and one that
+/// comes before sending ends the command with nothing sent.
+pub fn stop_on_signal(grace: std::time::Duration) -> StopSignal {
     let (tx, signal) = StopSignal::new();
-    let mut interrupts = Interrupts::register();
+    let mut signals = crate::signals::Signals::register();
     tokio::spawn(async move {
-        if interrupts.next().await {
-            eprintln!(
-                "\ninterrupted: finishing requests in flight, then stopping (Ctrl-C again to quit now)"
-            );
-            let _ = tx.send(true);
-            if interrupts.next().await {
-                std::process::exit(i32::from(ExitStatus::Interrupted.code()));
-            }
+        let Some(first) = signals.next().await else {
+            return;
+        };
+        eprintln!(
+            "\n{first}: finishing requests in flight (up to {}), then stopping ({} again to quit now)",
+            humantime::format_duration(grace),
+            first.again()
+        );
+        let _ = tx.send(true);
+        tokio::select! {
+            _ = signals.next() => {}
+            () = tokio::time::sleep(grace) => eprintln!(
+                "the grace period ended with answers still awaited: those devices stay in doubt, and `resume` looks them up"
+            ),
         }
+        std::process::exit(i32::from(ExitStatus::Interrupted.code()));
     });
     signal
-}
-
-/// SIGINT (Ctrl-C), registered when made: a signal before the first wait is kept, not fatal.
-struct Interrupts {
-    #[cfg(unix)]
-    unix: Option<tokio::signal::unix::Signal>,
-}
-
-impl Interrupts {
-    fn register() -> Self {
-        Interrupts {
-            #[cfg(unix)]
-            unix: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok(),
-        }
-    }
-
-    /// The next Ctrl-C; `false` when none can come any more.
-    async fn next(&mut self) -> bool {
-        #[cfg(unix)]
-        if let Some(s) = self.unix.as_mut() {
-            return s.recv().await.is_some();
-        }
-        tokio::signal::ctrl_c().await.is_ok()
-    }
 }
 
 /// Where `--out` points (created or truncated), or stdout without it. A file that cannot be

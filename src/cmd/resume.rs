@@ -1,6 +1,6 @@
 //! `intune-rotate resume`: continue a run from its ledger; its parameters come from the ledger.
 
-use super::{Failure, interrupted_before_sending, options, stop_on_ctrl_c, summarize, usage};
+use super::{Failure, interrupted_before_sending, options, stop_on_signal, summarize, usage};
 use crate::cli::ResumeArgs;
 use crate::connect;
 use crate::exit_status::ExitStatus;
@@ -20,7 +20,7 @@ pub async fn run(a: ResumeArgs, logs: Logs) -> Result<ExitStatus, Failure> {
         .await;
     }
     let ledger_path = a.ledger.clone().expect("clap: --ledger without --run-dir");
-    let stop = stop_on_ctrl_c();
+    let stop = stop_on_signal(a.dispatch.grace.into());
     let in_doubt = InDoubt::from(a.in_doubt);
     // Opening takes the lock: a second process on the same ledger is refused here, before any connection.
     let (ledger, state) = rotation::Ledger::open(&ledger_path)?;

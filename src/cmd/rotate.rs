@@ -1,6 +1,6 @@
 //! `intune-rotate rotate`: plan a source into a new ledger and send.
 
-use super::{Failure, interrupted_before_sending, options, stop_on_ctrl_c, summarize, usage};
+use super::{Failure, interrupted_before_sending, options, stop_on_signal, summarize, usage};
 use crate::cli::RotateArgs;
 use crate::connect;
 use crate::exit_status::ExitStatus;
@@ -14,7 +14,7 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     }
     let ledger = a.ledger.clone().expect("clap: --ledger without --run-dir");
     // First of all: a Ctrl-C during the pre-flight or the plan is seen, not fatal.
-    let stop = stop_on_ctrl_c();
+    let stop = stop_on_signal(a.dispatch.grace.into());
     let spec = run_spec(&a)?;
     let action = spec.action;
     // Bad input is found before any connection is made: nothing is sent.

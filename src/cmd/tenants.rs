@@ -1,7 +1,7 @@
 //! `rotate --tenants FILE --run-dir DIR` and `resume --run-dir DIR`: the engine's run over many
 //! tenants ([`rotation::fleet`]), with this binary's credentials, prompt and printing.
 
-use super::{Failure, options, stop_on_ctrl_c, usage};
+use super::{Failure, options, stop_on_signal, usage};
 use crate::cli::{Connection, Dispatch, InDoubtArg, RotateArgs};
 use crate::connect;
 use crate::exit_status::ExitStatus;
@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 /// `rotate --tenants FILE --run-dir DIR`.
 pub async fn rotate(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
-    let stop = stop_on_ctrl_c();
+    let stop = stop_on_signal(a.dispatch.grace.into());
     let t = &a.tenants;
     let tenants_file = t
         .tenants
@@ -95,7 +95,7 @@ pub async fn resume(
     concurrency: usize,
     logs: Logs,
 ) -> Result<ExitStatus, Failure> {
-    let stop = stop_on_ctrl_c();
+    let stop = stop_on_signal(dispatch.grace.into());
     let run = RunDir::open(dir)?;
     let spec = match &run.manifest().spec {
         Some(spec) => spec.clone(),

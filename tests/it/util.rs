@@ -134,6 +134,19 @@ impl Env {
         extra: &[&str],
         at: KillAt,
     ) -> Output {
+        self.rotate_signalled(csv, ledger, extra, at, "INT").await
+    }
+
+    /// Starts `rotate` and sends it `signal` (`INT`, `TERM`, `HUP`) once `at` is reached; returns
+    /// its output.
+    pub async fn rotate_signalled(
+        &self,
+        csv: &Path,
+        ledger: &Path,
+        extra: &[&str],
+        at: KillAt,
+        signal: &'static str,
+    ) -> Output {
         let (args, secret) = self.rotate_command(csv, ledger, extra);
         let ledger = ledger.to_path_buf();
         tokio::task::spawn_blocking(move || {
@@ -149,7 +162,7 @@ impl Env {
                     std::thread::sleep(Duration::from_millis(2));
                 }
                 let _ = std::process::Command::new("kill")
-                    .args(["-INT", &pid])
+                    .args([&format!("-{signal}"), &pid])
                     .status();
             });
             wait_bounded(child, Duration::from_secs(120))
