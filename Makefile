@@ -13,8 +13,9 @@ demo:
 # on kill points, not on the processor (the `it` suite uses about 35 s of CPU in its 3 minutes).
 # The pacing tests, which compare timings, are a test binary of their own that runs one at a time.
 TEST_THREADS ?= 8
+# (Given as libtest's variable, not its flag: the criterion benches take no --test-threads.)
 test: lint
-	$(CARGO) test --workspace --all-targets --locked -- --test-threads $(TEST_THREADS)
+	RUST_TEST_THREADS=$(TEST_THREADS) $(CARGO) test --workspace --all-targets --locked
 	$(CARGO) test --workspace --doc --locked
 
 # Every test beside two busy loops that keep both cores loaded, LOADED_RUNS times in a row; the
@@ -29,7 +30,7 @@ test-loaded:
 	for run in $$(seq $(LOADED_RUNS)); do \
 		echo "== loaded run $$run of $(LOADED_RUNS)"; \
 		start=$$(date +%s); \
-		$(CARGO) test --workspace --all-targets --locked -- --test-threads $(TEST_THREADS) || { status=1; break; }; \
+		RUST_TEST_THREADS=$(TEST_THREADS) $(CARGO) test --workspace --all-targets --locked || { status=1; break; }; \
 		echo "== loaded run $$run passed in $$(( $$(date +%s) - start )) s"; \
 	done; \
 	kill $$pids 2>/dev/null; \

@@ -182,8 +182,8 @@ pub struct Dispatch {
         help_heading = "Safety"
     )]
     pub lost_answer_recheck: humantime::Duration,
-    /// After a stop signal (Ctrl-C, SIGTERM, SIGHUP), how long the answers in flight are awaited
-    /// before the process exits 130; devices still unanswered stay in doubt for `resume`.
+    /// When a run stops (Ctrl-C, SIGTERM, SIGHUP, the time budget, credentials failing), how long
+    /// the answers in flight are awaited; devices still unanswered stay in doubt for `resume`.
     #[arg(
         long,
         value_name = "DURATION",
@@ -215,11 +215,20 @@ pub struct RotateArgs {
     /// The ledger file to create (JSON Lines).
     #[arg(
         long,
-        required_unless_present = "run_dir",
-        conflicts_with = "run_dir",
+        required_unless_present_any = ["run_dir", "ledger_dir"],
+        conflicts_with_all = ["run_dir", "ledger_dir"],
         help_heading = "Run"
     )]
     pub ledger: Option<PathBuf>,
+    /// A directory of dated ledgers, one per run (`2026-12-01T020000Z-filevault.jsonl`), for
+    /// scheduled runs: while another run in it is going, this one exits 5 with nothing sent.
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with = "run_dir",
+        help_heading = "Run"
+    )]
+    pub ledger_dir: Option<PathBuf>,
     #[command(flatten)]
     pub tenants: TenantsArgs,
     /// Plan and print, send nothing.

@@ -91,16 +91,21 @@ pub fn options(d: &Dispatch, in_doubt: InDoubt) -> DispatchOptions {
         tenant_rate: d.tenant_rate,
         strict_once: d.strict_once,
         lost_answer_recheck: d.lost_answer_recheck.into(),
+        drain_timeout: d.grace.into(),
         ..DispatchOptions::default()
     }
 }
 
 /// The first stop signal (Ctrl-C, SIGTERM, SIGHUP; Ctrl-Break or closing the console on Windows)
-/// asks the run to stop sending: the answers in flight are awaited for up to `grace`, then the
-/// process exits 130. A second signal exits at once. Either way the ledger is consistent: every
-/// request on the wire has its `sent` row, and `resume` looks up those left in doubt. Installed
-/// first thing, before the pre-flight and the plan: a signal at any point is seen, and one that
-/// comes before sending ends the command with nothing sent.
+/// asks the run to stop sending: the engine awaits the answers in flight for up to `grace` (its
+/// drain timeout) and ends as a stopped run, exit 130. A second signal exits at once, and so does
+/// the process a little after the grace period, wherever it is waiting. Either way the ledger is
+/// consistent: every request on the wire has its `sent` row, and `resume` looks up those left in
+/// doubt. Installed first thing, before the pre-flight and the plan: a signal at any point is
+/// seen, and one that comes before sending ends the command with nothing sent.
+/// How long past the grace period the process waits for the engine to end on its own.
+const BACKSTOP: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub fn stop_on_signal(grace: std::time::Duration) -> StopSignal {
     let (tx, signal) = StopSignal::new();
     let mut signals = crate::signals::Signals::register();
@@ -116,7 +121,7 @@ pub fn stop_on_signal(grace: std::time::Duration) -> StopSignal {
         let _ = tx.send(true);
         tokio::select! {
             _ = signals.next() => {}
-            () = tokio::time::sleep(grace) => eprintln!(
+            () = tokio::time::sleep(grace + BACKSTOP) => eprintln!(
                 "the grace period ended with answers still awaited: those devices stay in doubt, and `resume` looks them up"
             ),
         }
