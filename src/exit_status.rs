@@ -16,6 +16,8 @@ pub enum ExitStatus {
     Auth,
     /// The ledger could not be written: the run stopped, resumable once space is back.
     LedgerWrite,
+    /// Another run holds the ledger directory (`--ledger-dir`): nothing was sent.
+    Busy,
     /// Interrupted (Ctrl-C): resumable.
     Interrupted,
 }
@@ -28,6 +30,7 @@ impl ExitStatus {
             ExitStatus::Usage => 2,
             ExitStatus::Auth => 3,
             ExitStatus::LedgerWrite => 4,
+            ExitStatus::Busy => 5,
             ExitStatus::Interrupted => 130,
         }
     }
@@ -36,6 +39,7 @@ impl ExitStatus {
     pub fn of_error(e: &RotationError) -> Self {
         match e {
             RotationError::LedgerWrite { .. } => ExitStatus::LedgerWrite,
+            RotationError::DirectoryBusy(_) => ExitStatus::Busy,
             RotationError::Graph(g) => Self::of_graph(g),
             RotationError::MissingPermission { .. } => ExitStatus::Auth,
             RotationError::StoppedBeforeSending => ExitStatus::Interrupted,

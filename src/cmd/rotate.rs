@@ -12,11 +12,24 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     if a.tenants.tenants.is_some() {
         return super::tenants::rotate(a, logs).await;
     }
-    let ledger = a.ledger.clone().expect("clap: --ledger without --run-dir");
     // First of all: a Ctrl-C during the pre-flight or the plan is seen, not fatal.
     let stop = stop_on_signal(a.dispatch.grace.into());
     let spec = run_spec(&a)?;
     let action = spec.action;
+    // A ledger directory is claimed before anything else: a run that finds another going in it
+    // ends here (exit 5), and the claim holds until this run ends.
+    let claim = match &a.ledger_dir {
+        Some(dir) => Some(rotation::ClaimedDir::claim(
+            dir,
+            action,
+            std::time::SystemTime::now(),
+        )?),
+        None => None,
+    };
+    let ledger = match &claim {
+        Some(c) => c.ledger().to_path_buf(),
+        None => a.ledger.clone().expect("clap: --ledger or --ledger-dir"),
+    };
     // Bad input is found before any connection is made: nothing is sent.
     let source = rotation::OpenSource::open(&spec.source)?;
     let policy = spec.policy.policy(action)?;

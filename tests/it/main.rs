@@ -9,6 +9,7 @@ mod faults;
 mod read_ahead;
 mod report;
 mod result_names;
+mod scheduled;
 mod sources;
 mod targeting;
 mod tenants;
@@ -164,47 +165,25 @@ async fn sigterm_leaves_fewer_devices_in_doubt_than_kill_9_at_the_same_point() {
         let env = Env::new(config).await;
         let (csv, ledger) = (env.devices_csv(), env.path("run.jsonl"));
         let args = ["--rate", "1000/1s"];
+        let at = KillAt::SentRows(1);
         if signal == "KILL" {
-            assert!(
-                env.rotate_killed(&csv, &ledger, &args, KillAt::SentRows(1))
-                    .await
-            );
+            assert!(env.rotate_killed(&csv, &ledger, &args, at).await);
         } else {
-            let o = env
-                .rotate_signalled(&csv, &ledger, &args, KillAt::SentRows(1), signal)
-                .await;
+            let o = env.rotate_signalled(&csv, &ledger, &args, at, signal).await;
             assert_eq!(code(&o), 130, "{signal}: {}", stderr(&o));
             assert!(stderr(&o).contains("SIGTERM"), "{}", stderr(&o));
         }
-        let st = env
-            .run(&["status", "--ledger", &s(&ledger), "--json"])
-            .await;
-        let doc: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
-        in_doubt.push(doc["in_doubt"].as_u64().unwrap());
-        let r = env
-            .run(&[
-                "resume",
-                "--ledger",
-                &s(&ledger),
-                "--rate",
-                "1000/1s",
-                "--lost-answer-recheck",
-                "2s",
-                "--yes",
-            ])
-            .await;
+        in_doubt.push(env.status_json(&ledger).await["in_doubt"].as_u64().unwrap());
+        let r = env.resume(&ledger, &RESUME_QUICKLY).await;
         assert_eq!(code(&r), 0, "{signal}: {}", stderr(&r));
-        let stats = env.sim.stats();
-        assert_eq!(stats.devices_accepted(ACTION), eligible_macs(&env).len());
-        assert_eq!(stats.devices_accepted_twice(ACTION), 0, "{signal}");
+        assert_each_eligible_mac_rotated_once(&env);
     }
     assert_eq!(in_doubt[0], 0, "SIGTERM awaited the answers in flight");
     assert!(in_doubt[1] > 0, "kill -9 left requests on the wire");
 }
 
 /// The grace period bounds the wait: answers slower than `--grace` are not awaited, the command
-/// exits 130 soon after it, and the devices left in doubt are looked up by `resume`, never sent
-/// twice.
+/// exits 130 after it, and the devices left in doubt are looked up by `resume`, never sent twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_the_grace_period_a_stopped_run_exits_130_leaving_the_unanswered_in_doubt() {
     let config = graph_sim::SimConfig {
@@ -218,28 +197,22 @@ async fn after_the_grace_period_a_stopped_run_exits_130_leaving_the_unanswered_i
         .rotate_signalled(&csv, &ledger, &args, KillAt::SentRows(1), "TERM")
         .await;
     assert_eq!(code(&o), 130, "{}", stderr(&o));
-    assert!(stderr(&o).contains("grace period ended"), "{}", stderr(&o));
-    let st = env
-        .run(&["status", "--ledger", &s(&ledger), "--json"])
-        .await;
-    let doc: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert!(stderr(&o).contains("stay in doubt"), "{}", stderr(&o));
+    let doc = env.status_json(&ledger).await;
     assert!(doc["in_doubt"].as_u64().unwrap() > 0, "{doc}");
-    let r = env
-        .run(&[
-            "resume",
-            "--ledger",
-            &s(&ledger),
-            "--rate",
-            "1000/1s",
-            "--lost-answer-recheck",
-            "2s",
-            "--yes",
-        ])
-        .await;
+    let r = env.resume(&ledger, &RESUME_QUICKLY).await;
     assert_eq!(code(&r), 0, "{}", stderr(&r));
+    assert_each_eligible_mac_rotated_once(&env);
+}
+
+/// A resume that looks lost answers up again after 2 s, not the default 70 s.
+const RESUME_QUICKLY: [&str; 4] = ["--rate", "1000/1s", "--lost-answer-recheck", "2s"];
+
+fn assert_each_eligible_mac_rotated_once(env: &Env) {
     let stats = env.sim.stats();
-    assert_eq!(stats.devices_accepted(ACTION), eligible_macs(&env).len());
-    assert_eq!(stats.devices_accepted_twice(ACTION), 0);
+    for id in eligible_macs(env) {
+        assert_eq!(stats.accepted(ACTION, &id), 1, "{id}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -97,6 +97,22 @@ impl Env {
         self.run(&args).await
     }
 
+    /// `resume --ledger LEDGER --yes` with `extra`.
+    pub async fn resume(&self, ledger: &Path, extra: &[&str]) -> Output {
+        let ledger = s(ledger);
+        let mut args = vec!["resume", "--ledger", &ledger, "--yes"];
+        args.extend_from_slice(extra);
+        self.run(&args).await
+    }
+
+    /// `status --ledger LEDGER --json`, parsed.
+    pub async fn status_json(&self, ledger: &Path) -> serde_json::Value {
+        let st = self
+            .run(&["status", "--ledger", &s(ledger), "--json"])
+            .await;
+        serde_json::from_slice(&st.stdout).expect("status --json")
+    }
+
     /// Starts `rotate` like [`Env::rotate`] and kills it with SIGKILL after `after` (or lets it finish
     /// first). Returns whether it was killed.
     pub async fn rotate_killed(

@@ -48,6 +48,9 @@ pub enum RotationError {
     },
     #[error("the ledger {} is in use by another intune-rotate process (one process per ledger)", .0.display())]
     LedgerLocked(PathBuf),
+    /// Another run holds the ledger directory: a scheduled run that started before the last ended.
+    #[error("another intune-rotate run is going in {}: this run did not start, and nothing was sent", .0.display())]
+    DirectoryBusy(PathBuf),
     /// `resume` (or another command that continues a run) named a ledger that is not there.
     #[error("there is no ledger at {}: nothing to resume there (check the path; `rotate` writes a new one)", .0.display())]
     NoLedger(PathBuf),

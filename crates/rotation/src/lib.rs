@@ -16,6 +16,7 @@ mod graph_source;
 mod group_source;
 mod job;
 mod ledger;
+mod ledger_dir;
 mod match_by;
 mod named;
 mod open_source;
@@ -60,6 +61,7 @@ pub use ledger::{
     DeviceState, Evidence, IdHasher, LEDGER_VERSION, Ledger, LedgerState, Outcome, Row, RunHeader,
     Step, VerifiedState, for_each_row as ledger_rows, now_iso, replay_file as ledger_replay,
 };
+pub use ledger_dir::ClaimedDir;
 pub use match_by::{MatchBy, MatchReport, resolve};
 pub use open_source::{Materialized, OpenSource};
 pub use plan::{CheckedSource, Plan, PlanReport, Policy};
