@@ -89,8 +89,10 @@ fuzz:
 # `graph-sim --tls` and plain loopback. Each run is bounded by INTEROP_SECONDS.
 INTEROP_VENV ?= target/interop-venv
 INTEROP_SECONDS ?= 600
+# The workspace's binaries, as `make test` built them: building graph-sim alone would resolve
+# other features and compile it again.
 interop:
-	$(CARGO) build --locked -p graph-sim
+	$(CARGO) build --locked --workspace --bins
 	@test -x $(INTEROP_VENV)/bin/python || python3 -m venv $(INTEROP_VENV) || \
 		{ python3 -m pip install --quiet --user virtualenv && python3 -m virtualenv $(INTEROP_VENV); }
 	$(INTEROP_VENV)/bin/pip install --quiet --disable-pip-version-check -r interop/requirements.txt
@@ -100,7 +102,7 @@ interop:
 # The report of a demo run rendered in headless Chromium (`apt-get install chromium`): no console
 # error, both charts drawn, and the screenshot the README shows (docs/report.png) written again.
 report-check:
-	$(CARGO) build --locked
+	$(CARGO) build --locked --workspace --bins
 	rm -rf target/report-demo
 	target/debug/intune-rotate demo --devices 3000 --out-dir target/report-demo
 	python3 tools/report_check.py target/report-demo/report.html docs/report.png

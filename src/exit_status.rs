@@ -63,9 +63,9 @@ impl ExitStatus {
     /// A finished, interrupted or stopped run.
     pub fn of_run(outcome: &RunOutcome) -> Self {
         let c = &outcome.counters;
-        if outcome.interrupted {
+        if outcome.interrupted() {
             ExitStatus::Interrupted
-        } else if outcome.auth_stopped.is_some() {
+        } else if outcome.auth_stopped().is_some() {
             ExitStatus::Auth
         } else if c.failed == 0 && c.pending == 0 && c.in_doubt == 0 {
             ExitStatus::Success

@@ -178,13 +178,13 @@ pub fn summarize(
         c.elapsed_secs
     );
     println!("  ledger    {}", outcome.ledger.display());
-    if let Some(why) = &outcome.auth_stopped {
+    if let Some(why) = outcome.auth_stopped() {
         eprintln!(
             "error: stopped: {why}; the ledger is consistent, fix the credential and run `intune-rotate resume --ledger {}`",
             outcome.ledger.display()
         );
     }
-    if outcome.interrupted {
+    if outcome.interrupted() {
         eprintln!(
             "interrupted; continue with `intune-rotate resume --ledger {}`",
             outcome.ledger.display()
@@ -194,7 +194,7 @@ pub fn summarize(
         let doc = serde_json::json!({
             "counters": c,
             "exit_code": status.code(),
-            "interrupted": outcome.interrupted,
+            "interrupted": outcome.interrupted(),
             "ledger": outcome.ledger,
         });
         std::fs::write(path, serde_json::to_vec_pretty(&doc).unwrap_or_default())

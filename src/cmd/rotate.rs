@@ -142,8 +142,8 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     print_skips(&skipped);
     let code = summarize(&outcome, a.dispatch.summary_json.as_deref())?;
     if let (Some(after), Some(c)) = (a.verify_after, &connection)
-        && !outcome.interrupted
-        && outcome.auth_stopped.is_none()
+        && !outcome.interrupted()
+        && outcome.auth_stopped().is_none()
     {
         let o = rotation::VerifyOptions {
             watch: true,

@@ -75,7 +75,7 @@ pub use report::{
 pub use results_read::{ResultsRead, ResultsReason, ResultsSource, SendTimeRules};
 pub use run::{
     Counters, DispatchOptions, InDoubt, LOST_ANSWER_RECHECK, Progress, RotateRequest, RunOutcome,
-    StopSignal, resume, rotate,
+    RunStop, StopSignal, resume, rotate,
 };
 pub use run_dir::{Manifest, RunDir, TenantEntry, TenantRecord, TenantState, read_tenants};
 pub use run_spec::{Collection, Matching, PartialSource, PolicySpec, RunSpec, SourceSpec};

@@ -34,7 +34,7 @@ impl TenantEnd {
             TenantEnd::NotStarted => None,
             TenantEnd::Skipped { why } => Some(why),
             TenantEnd::Blocked(b) => Some(&b.why),
-            TenantEnd::Ran(o) => o.auth_stopped.as_deref(),
+            TenantEnd::Ran(o) => o.auth_stopped(),
         }
     }
 
@@ -42,7 +42,7 @@ impl TenantEnd {
     pub fn is_auth(&self) -> bool {
         match self {
             TenantEnd::Blocked(b) => b.cause.is_auth(),
-            TenantEnd::Ran(o) => o.auth_stopped.is_some(),
+            TenantEnd::Ran(o) => o.auth_stopped().is_some(),
             _ => false,
         }
     }
@@ -51,7 +51,7 @@ impl TenantEnd {
     pub fn interrupted(&self) -> bool {
         match self {
             TenantEnd::NotStarted => true,
-            TenantEnd::Ran(o) => o.interrupted,
+            TenantEnd::Ran(o) => o.interrupted(),
             _ => false,
         }
     }

@@ -9,7 +9,7 @@
 
 use super::in_doubt::{self, Cause, Decision, Looks};
 use super::read_ahead::{ReadAhead, Reader, Unanswered};
-use super::{Counters, DispatchOptions, Progress, RunOutcome, StopSignal};
+use super::{Counters, DispatchOptions, Progress, RunOutcome, RunStop, StopSignal};
 use crate::device_facts::AtSending;
 use crate::ledger::{DeviceState, Ledger, LedgerState, Outcome, Row, now_iso, parse_ms};
 use crate::{Action, RateGate, ResultMatcher, RotationError, retry};
@@ -55,11 +55,6 @@ enum Event {
 
 /// Why the run stops sending.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Stopping {
-    Interrupted,
-    TimeBudget,
-    Auth(String),
-}
 
 /// The result of one attempt, as written in an outcome row.
 struct Answer<'m> {
@@ -145,7 +140,7 @@ pub(super) struct Dispatcher<'o> {
     acquiring: Option<Acquire>,
     /// Batch items were answered 401: the token is refreshed before the next batch.
     refresh_token: bool,
-    stopping: Option<Stopping>,
+    stopping: Option<RunStop>,
     drain_deadline: Option<Instant>,
     started: Instant,
     last_sync: Instant,
@@ -334,7 +329,7 @@ impl<'o> Dispatcher<'o> {
     fn check_stop(&mut self, stop: &StopSignal) {
         if self.stopping.is_none() {
             if stop.requested() {
-                self.stopping = Some(Stopping::Interrupted);
+                self.stopping = Some(RunStop::Interrupted);
             } else if self
                 .o
                 .time_budget
@@ -343,7 +338,7 @@ impl<'o> Dispatcher<'o> {
                 tracing::warn!(
                     "time budget reached: stopping; unsent devices stay pending for `resume`"
                 );
-                self.stopping = Some(Stopping::TimeBudget);
+                self.stopping = Some(RunStop::TimeBudget);
             }
         }
         if self.stopping.is_some() {
@@ -429,7 +424,7 @@ impl<'o> Dispatcher<'o> {
                 AtSending::Refused(why) => {
                     // Never sent unread: it stays pending, and the run stops as on a refused token.
                     self.c.to_send -= 1;
-                    self.stopping.get_or_insert(Stopping::Auth(format!(
+                    self.stopping.get_or_insert(RunStop::Auth(format!(
                         "devices' action results could not be read before sending ({why})"
                     )));
                 }
@@ -655,15 +650,9 @@ impl<'o> Dispatcher<'o> {
         let _ = self.ledger.checkpoint();
         self.c.count_states(&self.state);
         self.report();
-        let (interrupted, auth_stopped) = match self.stopping {
-            Some(Stopping::Interrupted) => (true, None),
-            Some(Stopping::Auth(why)) => (false, Some(why)),
-            Some(Stopping::TimeBudget) | None => (false, None),
-        };
         Ok(RunOutcome {
             counters: self.c,
-            interrupted,
-            auth_stopped,
+            stop: self.stopping.unwrap_or(RunStop::Sent),
             ledger: self.ledger.path().to_path_buf(),
             plan: None,
             skipped_at_sending: self.skipped_at_sending,
@@ -766,7 +755,7 @@ impl<'o> Dispatcher<'o> {
                 let row = outcome_row(self.state.ids[i as usize], Outcome::Retry, answer);
                 self.ledger.append(&row)?;
             }
-            self.stopping.get_or_insert(Stopping::Auth(e.to_string()));
+            self.stopping.get_or_insert(RunStop::Auth(e.to_string()));
             return Ok(());
         }
         for i in idxs {

@@ -225,13 +225,24 @@ impl StopSignal {
     }
 }
 
+/// Why a run stopped before every device of its plan was sent, if it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunStop {
+    /// Every device was sent (or none was left to send).
+    Sent,
+    /// A stop was asked for (Ctrl-C, a signal): resumable.
+    Interrupted,
+    /// The time budget ran out: the rest stays pending for `resume`.
+    TimeBudget,
+    /// Credentials failed mid-run, with the service's words: resumable once fixed.
+    Auth(String),
+}
+
 /// How a run ended.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
     pub counters: Counters,
-    pub interrupted: bool,
-    /// Credentials failed mid-run: stopped cleanly, resumable once fixed.
-    pub auth_stopped: Option<String>,
+    pub stop: RunStop,
     pub ledger: PathBuf,
     pub plan: Option<PlanReport>,
     /// Devices skipped as they were about to be sent (their action results read then), per
@@ -243,7 +254,19 @@ impl RunOutcome {
     /// Every device of the plan reached a final state: nothing pending or in doubt, no stop.
     pub fn is_complete(&self) -> bool {
         let c = &self.counters;
-        !self.interrupted && self.auth_stopped.is_none() && c.pending == 0 && c.in_doubt == 0
+        !self.interrupted() && self.auth_stopped().is_none() && c.pending == 0 && c.in_doubt == 0
+    }
+
+    pub fn interrupted(&self) -> bool {
+        self.stop == RunStop::Interrupted
+    }
+
+    /// Why credentials stopped the run, where they did.
+    pub fn auth_stopped(&self) -> Option<&str> {
+        match &self.stop {
+            RunStop::Auth(why) => Some(why),
+            _ => None,
+        }
     }
 }
 
