@@ -89,10 +89,11 @@ fuzz:
 # `graph-sim --tls` and plain loopback. Each run is bounded by INTEROP_SECONDS.
 INTEROP_VENV ?= target/interop-venv
 INTEROP_SECONDS ?= 600
-# The workspace's binaries, as `make test` built them: building graph-sim alone would resolve
-# other features and compile it again.
+# The workspace's binaries as `make test` built them: the examples bring the dev-dependencies in,
+# so features resolve as in the test build; graph-sim alone, or the bins alone, resolve others and
+# compile again (a minute or more of .ci/run).
 interop:
-	$(CARGO) build --locked --workspace --bins
+	$(CARGO) build --locked --workspace --examples --bins
 	@test -x $(INTEROP_VENV)/bin/python || python3 -m venv $(INTEROP_VENV) || \
 		{ python3 -m pip install --quiet --user virtualenv && python3 -m virtualenv $(INTEROP_VENV); }
 	$(INTEROP_VENV)/bin/pip install --quiet --disable-pip-version-check -r interop/requirements.txt
@@ -102,7 +103,7 @@ interop:
 # The report of a demo run rendered in headless Chromium (`apt-get install chromium`): no console
 # error, both charts drawn, and the screenshot the README shows (docs/report.png) written again.
 report-check:
-	$(CARGO) build --locked --workspace --bins
+	$(CARGO) build --locked --workspace --examples --bins
 	rm -rf target/report-demo
 	target/debug/intune-rotate demo --devices 3000 --out-dir target/report-demo
 	python3 tools/report_check.py target/report-demo/report.html docs/report.png
