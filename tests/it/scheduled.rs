@@ -2,8 +2,9 @@
 //! going in that directory exits 5 with nothing sent.
 
 use crate::util::*;
+use std::path::Path;
 
-fn ledgers(dir: &std::path::Path) -> Vec<String> {
+fn ledgers(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|r| {
             r.filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -15,21 +16,25 @@ fn ledgers(dir: &std::path::Path) -> Vec<String> {
     names
 }
 
+/// `rotate --input CSV --ledger-dir DIR --yes`.
+async fn rotate_in(env: &Env, csv: &Path, dir: &Path) -> std::process::Output {
+    env.run(&[
+        "rotate",
+        "--input",
+        &s(csv),
+        "--ledger-dir",
+        &s(dir),
+        "--yes",
+    ])
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_run_in_a_ledger_dir_gets_a_ledger_of_its_own_named_by_its_second() {
     let env = Env::new(fast(50)).await;
     let (csv, dir) = (env.devices_csv(), env.path("ledgers"));
     for _ in 0..2 {
-        let o = env
-            .run(&[
-                "rotate",
-                "--input",
-                &s(&csv),
-                "--ledger-dir",
-                &s(&dir),
-                "--yes",
-            ])
-            .await;
+        let o = rotate_in(&env, &csv, &dir).await;
         assert_eq!(code(&o), 0, "{}", stderr(&o));
     }
     let names = ledgers(&dir);
@@ -57,16 +62,7 @@ async fn a_run_that_finds_another_going_in_its_ledger_dir_exits_5_and_sends_noth
         std::time::SystemTime::now(),
     )
     .unwrap();
-    let o = env
-        .run(&[
-            "rotate",
-            "--input",
-            &s(&csv),
-            "--ledger-dir",
-            &s(&dir),
-            "--yes",
-        ])
-        .await;
+    let o = rotate_in(&env, &csv, &dir).await;
     assert_eq!(code(&o), 5, "{}", stderr(&o));
     assert!(
         stderr(&o).contains("another intune-rotate run"),
@@ -80,15 +76,6 @@ async fn a_run_that_finds_another_going_in_its_ledger_dir_exits_5_and_sends_noth
     );
     assert!(ledgers(&dir).is_empty());
     drop(going);
-    let o = env
-        .run(&[
-            "rotate",
-            "--input",
-            &s(&csv),
-            "--ledger-dir",
-            &s(&dir),
-            "--yes",
-        ])
-        .await;
+    let o = rotate_in(&env, &csv, &dir).await;
     assert_eq!(code(&o), 0, "once the other run ends: {}", stderr(&o));
 }
