@@ -71,38 +71,34 @@ pub fn spec_of_argv(dir: &Path, options: &serde_json::Value) -> Result<rotation:
     }
 }
 
-/// The source as the manifest shows it to people, in this binary's flags.
-pub fn shown(s: &SourceArgs) -> String {
-    if let Some(i) = &s.input {
-        format!("--input {i}")
-    } else if !s.group.is_empty() {
-        format!("--group {}", s.group.join(" --group "))
-    } else if let Some(q) = &s.query {
-        if q.is_empty() {
-            "--query".into()
-        } else {
-            format!("--query {q:?}")
-        }
-    } else if let Some(sc) = s
-        .health_script
-        .as_ref()
-        .or(s.management_script.as_ref())
-        .or(s.compliance_script.as_ref())
-        .or(s.shell_script.as_ref())
-        .or(s.custom_attribute_script.as_ref())
-    {
-        format!("script {sc}")
-    } else if let Some(app) = &s.detected_app {
-        format!("--detected-app {app}")
-    } else {
-        "users".into()
-    }
-}
-
 impl SourceArgs {
     /// The source as the manifest shows it to people, in this binary's flags.
     pub fn shown(&self) -> String {
-        shown(self)
+        let s = self;
+        if let Some(i) = &s.input {
+            format!("--input {i}")
+        } else if !s.group.is_empty() {
+            format!("--group {}", s.group.join(" --group "))
+        } else if let Some(q) = &s.query {
+            if q.is_empty() {
+                "--query".into()
+            } else {
+                format!("--query {q:?}")
+            }
+        } else if let Some(sc) = s
+            .health_script
+            .as_ref()
+            .or(s.management_script.as_ref())
+            .or(s.compliance_script.as_ref())
+            .or(s.shell_script.as_ref())
+            .or(s.custom_attribute_script.as_ref())
+        {
+            format!("script {sc}")
+        } else if let Some(app) = &s.detected_app {
+            format!("--detected-app {app}")
+        } else {
+            "users".into()
+        }
     }
 }
 

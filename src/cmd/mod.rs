@@ -96,6 +96,9 @@ pub fn options(d: &Dispatch, in_doubt: InDoubt) -> DispatchOptions {
     }
 }
 
+/// How long past the grace period the process waits for the engine to end on its own.
+const BACKSTOP: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The first stop signal (Ctrl-C, SIGTERM, SIGHUP; Ctrl-Break or closing the console on Windows)
 /// asks the run to stop sending: the engine awaits the answers in flight for up to `grace` (its
 /// drain timeout) and ends as a stopped run, exit 130. A second signal exits at once, and so does
@@ -103,9 +106,6 @@ pub fn options(d: &Dispatch, in_doubt: InDoubt) -> DispatchOptions {
 /// consistent: every request on the wire has its `sent` row, and `resume` looks up those left in
 /// doubt. Installed first thing, before the pre-flight and the plan: a signal at any point is
 /// seen, and one that comes before sending ends the command with nothing sent.
-/// How long past the grace period the process waits for the engine to end on its own.
-const BACKSTOP: std::time::Duration = std::time::Duration::from_secs(5);
-
 pub fn stop_on_signal(grace: std::time::Duration) -> StopSignal {
     let (tx, signal) = StopSignal::new();
     let mut signals = crate::signals::Signals::register();

@@ -29,19 +29,9 @@ const CLOUDS: [&str; 4] = ["global", "usgov", "usgov-dod", "china"];
 pub fn read_tenants(path: &Path) -> Result<Vec<TenantEntry>, RotationError> {
     let name = path.display().to_string();
     let bad = |line: u64, problem: String| RotationError::bad_input(&name, Some(line), problem);
-    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => RotationError::NoSuchInput(name.clone()),
-        _ => RotationError::io(path, e),
-    })?;
-    let mut r = csv::ReaderBuilder::new().flexible(true).from_reader(file);
+    let mut r = open_csv(path)?;
     let headers = r.headers().map_err(|e| bad(1, e.to_string()))?.clone();
-    let col = |want: &str| {
-        headers.iter().position(|h| {
-            h.trim()
-                .trim_start_matches('\u{feff}')
-                .eq_ignore_ascii_case(want)
-        })
-    };
+    let col = |want: &str| column(&headers, want);
     let id_col = col("tenant_id").ok_or_else(|| {
         bad(
             1,
@@ -104,6 +94,25 @@ pub fn read_tenants(path: &Path) -> Result<Vec<TenantEntry>, RotationError> {
         return Err(RotationError::EmptySource(name));
     }
     Ok(out)
+}
+
+/// A CSV file of this run's (the tenants file, a run's input), its rows of any length; a file
+/// that is not there is [`RotationError::NoSuchInput`].
+pub(crate) fn open_csv(path: &Path) -> Result<csv::Reader<std::fs::File>, RotationError> {
+    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => RotationError::NoSuchInput(path.display().to_string()),
+        _ => RotationError::io(path, e),
+    })?;
+    Ok(csv::ReaderBuilder::new().flexible(true).from_reader(file))
+}
+
+/// The column named `want`, case, spaces and a byte order mark ignored.
+pub(crate) fn column(headers: &csv::StringRecord, want: &str) -> Option<usize> {
+    headers.iter().position(|h| {
+        h.trim()
+            .trim_start_matches('\u{feff}')
+            .eq_ignore_ascii_case(want)
+    })
 }
 
 /// Where one tenant stands in a run.

@@ -23,19 +23,9 @@ impl InputSplit {
     /// `tenants`, or no such column, is bad input named by its line.
     pub fn read(input: &str, tenants: &[TenantEntry]) -> Result<Self, RotationError> {
         let bad = |line: u64, what: String| RotationError::bad_input(input, Some(line), what);
-        let file = std::fs::File::open(input).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => RotationError::NoSuchInput(input.to_string()),
-            _ => RotationError::io(input, e),
-        })?;
-        let mut r = csv::ReaderBuilder::new().flexible(true).from_reader(file);
+        let mut r = crate::run_dir::open_csv(Path::new(input))?;
         let headers = r.headers().map_err(|e| bad(1, e.to_string()))?.clone();
-        let col = headers
-            .iter()
-            .position(|h| {
-                h.trim()
-                    .trim_start_matches('\u{feff}')
-                    .eq_ignore_ascii_case("tenant_id")
-            })
+        let col = crate::run_dir::column(&headers, "tenant_id")
             .ok_or_else(|| {
                 bad(
                     1,

@@ -131,7 +131,6 @@ impl<C: Connector> Fleet<'_, C> {
             self.reporter.tenant_ended(&entry, &end);
             ends.push((entry, end));
         }
-        drop(ending);
         FleetOutcome { run, ends }
     }
 
