@@ -8,16 +8,6 @@ use std::time::Duration;
 
 const ACTION: &str = "rotateFileVaultKey";
 
-/// A tenant of the simulator: its own id, name and seed.
-fn tenant(i: u64, base: SimConfig) -> SimConfig {
-    SimConfig {
-        tenant: format!("7e0a{i:04x}-5e1f-4c8e-9a61-{i:012x}"),
-        tenant_name: format!("Customer {i:02}"),
-        seed: 100 + i,
-        ..base
-    }
-}
-
 /// Every device of a consented tenant rotated exactly once.
 fn assert_each_rotated_once(env: &Env, what: &str) {
     for (id, _, consented) in env.sim.tenants() {
@@ -271,90 +261,6 @@ async fn a_killed_ten_tenant_run_resumes_with_nobody_lost_and_nobody_rotated_twi
             .iter()
             .all(|t| t["state"] == "done"),
         "{st}"
-    );
-}
-
-/// The send rate of a ledger, items per second, between its first and last `sent` rows.
-fn send_rate(ledger: &std::path::Path) -> f64 {
-    let mut sent: Vec<u64> = Vec::new();
-    rotation::ledger_rows(ledger, |row| {
-        if let rotation::Row::Sent { at, .. } = row {
-            sent.push(
-                humantime::parse_rfc3339(&at)
-                    .unwrap()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_millis() as u64,
-            );
-        }
-    })
-    .unwrap();
-    sent.sort_unstable();
-    let span = (sent[sent.len() - 1] - sent[0]) as f64 / 1000.0;
-    (sent.len() - 1) as f64 / span.max(1e-3)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_throttled_tenant_does_not_slow_another() {
-    // The quiet tenant paced by its own ceiling: 40/s, warm (paced evenly from the start), so the
-    // rate is the ceiling's whatever the run's length. Measured alone, then beside a tenant with
-    // ten times the latency and a 429 storm; the second must keep 0.95 of the first.
-    let quiet = |i| {
-        tenant(
-            i,
-            SimConfig {
-                post_limit: Quota::new(40, Duration::from_secs(1)),
-                tenant_post_limit: Quota::new(80, Duration::from_secs(1)),
-                latency: Duration::from_millis(20),
-                ..fast(300)
-            },
-        )
-    };
-    let stormy = tenant(
-        9,
-        SimConfig {
-            post_limit: Quota::new(40, Duration::from_secs(1)),
-            tenant_post_limit: Quota::new(80, Duration::from_secs(1)),
-            latency: Duration::from_millis(200),
-            p429: 0.5,
-            ..fast(300)
-        },
-    );
-    let mut rates = Vec::new();
-    for configs in [vec![quiet(1)], vec![quiet(1), stormy]] {
-        let env = Env::fleet(configs).await;
-        let (tenants, run_dir) = (env.tenants_csv(), env.path("run"));
-        let o = env
-            .run(&[
-                "rotate",
-                "--query",
-                "--tenants",
-                &s(&tenants),
-                "--run-dir",
-                &s(&run_dir),
-                "--yes",
-                "--rate",
-                "40/1s",
-                "--no-cold-start",
-                "--max-attempts",
-                "50",
-            ])
-            .await;
-        assert_eq!(code(&o), 0, "{}", stderr(&o));
-        let (id, ..) = &env.sim.tenants()[0];
-        rates.push(send_rate(
-            &run_dir.join("tenants").join(format!("{id}.jsonl")),
-        ));
-    }
-    eprintln!(
-        "quiet tenant: alone {:.1}/s, beside the storm {:.1}/s",
-        rates[0], rates[1]
-    );
-    assert!(
-        rates[1] >= 0.95 * rates[0],
-        "the quiet tenant alone {:.1}/s, beside the storm {:.1}/s",
-        rates[0],
-        rates[1]
     );
 }
 

@@ -457,3 +457,13 @@ pub fn sendable(d: &graph_sim::Device, action: &str) -> bool {
 pub fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
+
+/// A tenant of the simulator: its own id, name and seed.
+pub fn tenant(i: u64, base: SimConfig) -> SimConfig {
+    SimConfig {
+        tenant: format!("7e0a{i:04x}-5e1f-4c8e-9a61-{i:012x}"),
+        tenant_name: format!("Customer {i:02}"),
+        seed: 100 + i,
+        ..base
+    }
+}

@@ -1,11 +1,13 @@
-//! Pacing against the service's window, end to end: these runs compare timings and 429 counts, so
-//! they run one at a time, in a test binary of their own that cargo runs after `it` (whose tests
+//! Pacing against the service's window, end to end: these runs compare timings, rates and 429
+//! counts, so they run one at a time, in a test binary of their own that cargo runs after `it` (whose tests
 //! run many at once: they wait on windows and kill points, not on the processor).
 
 #[path = "../it/util.rs"]
 #[allow(dead_code)]
 mod util;
 
+use graph_sim::{Quota, SimConfig};
+use std::time::Duration;
 use util::*;
 
 const ACTION: &str = "rotateFileVaultKey";
@@ -82,5 +84,90 @@ async fn a_fresh_window_is_spent_at_once_without_a_429() {
     assert!(
         cold * 4 < even,
         "cold {cold:?} against evenly paced {even:?}: the window's credit was not spent at once"
+    );
+}
+
+/// The send rate of a ledger, items per second, between its first and last `sent` rows.
+fn send_rate(ledger: &std::path::Path) -> f64 {
+    let mut sent: Vec<u64> = Vec::new();
+    rotation::ledger_rows(ledger, |row| {
+        if let rotation::Row::Sent { at, .. } = row {
+            sent.push(
+                humantime::parse_rfc3339(&at)
+                    .unwrap()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis() as u64,
+            );
+        }
+    })
+    .unwrap();
+    sent.sort_unstable();
+    let span = (sent[sent.len() - 1] - sent[0]) as f64 / 1000.0;
+    (sent.len() - 1) as f64 / span.max(1e-3)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_throttled_tenant_does_not_slow_another() {
+    let _alone = ALONE.lock().await;
+    // The quiet tenant paced by its own ceiling: 40/s, warm (paced evenly from the start), so the
+    // rate is the ceiling's whatever the run's length. Measured alone, then beside a tenant with
+    // ten times the latency and a 429 storm; the second must keep 0.95 of the first.
+    let quiet = |i| {
+        tenant(
+            i,
+            SimConfig {
+                post_limit: Quota::new(40, Duration::from_secs(1)),
+                tenant_post_limit: Quota::new(80, Duration::from_secs(1)),
+                latency: Duration::from_millis(20),
+                ..fast(300)
+            },
+        )
+    };
+    let stormy = tenant(
+        9,
+        SimConfig {
+            post_limit: Quota::new(40, Duration::from_secs(1)),
+            tenant_post_limit: Quota::new(80, Duration::from_secs(1)),
+            latency: Duration::from_millis(200),
+            p429: 0.5,
+            ..fast(300)
+        },
+    );
+    let mut rates = Vec::new();
+    for configs in [vec![quiet(1)], vec![quiet(1), stormy]] {
+        let env = Env::fleet(configs).await;
+        let (tenants, run_dir) = (env.tenants_csv(), env.path("run"));
+        let o = env
+            .run(&[
+                "rotate",
+                "--query",
+                "--tenants",
+                &s(&tenants),
+                "--run-dir",
+                &s(&run_dir),
+                "--yes",
+                "--rate",
+                "40/1s",
+                "--no-cold-start",
+                "--max-attempts",
+                "50",
+            ])
+            .await;
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let (id, ..) = &env.sim.tenants()[0];
+        rates.push(send_rate(
+            &run_dir.join("tenants").join(format!("{id}.jsonl")),
+        ));
+    }
+    eprintln!(
+        "quiet tenant: alone {:.1}/s, beside the storm {:.1}/s",
+        rates[0], rates[1]
+    );
+    assert!(
+        rates[1] >= 0.95 * rates[0],
+        "the quiet tenant alone {:.1}/s, beside the storm {:.1}/s",
+        rates[0],
+        rates[1]
     );
 }

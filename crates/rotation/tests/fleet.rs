@@ -1,15 +1,16 @@
 //! A run over many tenants, driven in this process against graph-sim: every tenant signed in to
 //! through a `Connector`, ended as a `TenantEnd`, its manifest record written as it ends.
 
-use graph_client::{Cloud, Credential, Endpoints, GraphClient, SecretString};
+mod common;
+
 use graph_sim::{Quota, SimConfig, SimHandle};
 use rotation::fleet::{
     BlockCause, Blocked, Connector, Fleet, FleetEnd, FleetOutcome, Need, Reporter, Session,
     TenantEnd, open_tenants,
 };
 use rotation::{
-    Action, Collection, Counters, DispatchOptions, InDoubt, Manifest, PartialSource, PolicySpec,
-    RunDir, RunSpec, SignedIn, SourceSpec, StopSignal, TenantEntry, TenantState,
+    Counters, DispatchOptions, InDoubt, Manifest, RunDir, RunSpec, SignedIn, StopSignal,
+    TenantEntry, TenantState,
 };
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -109,21 +110,6 @@ impl Env {
     }
 }
 
-/// A FileVault run over every Mac each tenant lists.
-fn spec() -> RunSpec {
-    RunSpec {
-        action: Action::FileVault,
-        source: SourceSpec::Query {
-            collection: Collection::ManagedDevices,
-            filter: None,
-        },
-        policy: PolicySpec::default(),
-        via: Collection::ManagedDevices,
-        result_names: Vec::new(),
-        partial: PartialSource::Refuse,
-    }
-}
-
 /// Signs in with the simulator's app secret, as a multi-tenant app does in each tenant.
 struct SimConnector {
     base_url: String,
@@ -133,14 +119,8 @@ struct SimConnector {
 
 impl Connector for SimConnector {
     async fn connect(&self, tenant: &TenantEntry, _need: Need<'_>) -> Result<Session, Blocked> {
-        let endpoints =
-            Endpoints::new(Cloud::Global, Some(&self.base_url), Some(&self.base_url)).unwrap();
-        let credential = Credential::ClientSecret {
-            tenant: tenant.tenant_id.to_string(),
-            client_id: self.client_id.clone(),
-            secret: SecretString::from(self.secret.clone()),
-        };
-        let client = GraphClient::new(endpoints, credential, "beta").unwrap();
+        let tenant_id = tenant.tenant_id.to_string();
+        let client = common::client(&self.base_url, &tenant_id, &self.client_id, &self.secret);
         if let Err(e) = client.tokens().token().await {
             return Err(Blocked {
                 cause: BlockCause::of_auth_error(&e),
@@ -184,7 +164,7 @@ impl Reporter for Events {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_consented_tenant_is_rotated_once_and_the_unconsented_one_is_blocked_with_advice() {
     let env = Env::new(5, 1).await;
-    let spec = spec();
+    let spec = common::every_mac();
     let (_tx, stop) = StopSignal::new();
     let (outcome, events) = env.run(&spec, env.run_dir(&spec), stop).await;
     assert_eq!(outcome.end(), FleetEnd::Incomplete);
@@ -227,7 +207,7 @@ async fn every_consented_tenant_is_rotated_once_and_the_unconsented_one_is_block
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_run_over_the_open_tenants_works_only_the_blocked_one_and_rotates_nobody_twice() {
     let env = Env::new(3, 1).await;
-    let spec = spec();
+    let spec = common::every_mac();
     let (_tx, stop) = StopSignal::new();
     let (first, _) = env.run(&spec, env.run_dir(&spec), stop.clone()).await;
     let run = RunDir::open(first.run.dir()).unwrap();
@@ -247,7 +227,7 @@ async fn a_second_run_over_the_open_tenants_works_only_the_blocked_one_and_rotat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_stop_no_tenant_starts_and_every_one_waits_for_resume() {
     let env = Env::new(3, 0).await;
-    let spec = spec();
+    let spec = common::every_mac();
     let (tx, stop) = StopSignal::new();
     tx.send(true).unwrap();
     let (outcome, _) = env.run(&spec, env.run_dir(&spec), stop).await;

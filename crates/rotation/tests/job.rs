@@ -1,11 +1,13 @@
 //! The engine's front door, driven in this process against graph-sim: a job plans a source into
 //! its ledger, and the plan is sent, kept as a dry run, or discarded.
 
-use graph_client::{Cloud, Credential, Endpoints, GraphClient, SecretString};
+mod common;
+
+use graph_client::GraphClient;
 use graph_sim::{Quota, SimConfig, SimHandle};
 use rotation::{
-    Action, Collection, DispatchOptions, InDoubt, Job, OpenSource, PartialSource, PlannedJob,
-    PolicySpec, ResultsTiming, RotationError, RunSpec, SignedIn, SourceSpec, StopSignal,
+    DispatchOptions, InDoubt, Job, OpenSource, PlannedJob, ResultsTiming, RotationError, RunSpec,
+    SignedIn, StopSignal,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,14 +34,7 @@ impl Env {
             .await
             .expect("the simulator starts");
         let c = sim.config();
-        let endpoints =
-            Endpoints::new(Cloud::Global, Some(&sim.base_url), Some(&sim.base_url)).unwrap();
-        let credential = Credential::ClientSecret {
-            tenant: c.tenant.clone(),
-            client_id: c.client_id.clone(),
-            secret: SecretString::from(c.client_secret.clone()),
-        };
-        let client = GraphClient::new(endpoints, credential, "beta").unwrap();
+        let client = common::client(&sim.base_url, &c.tenant, &c.client_id, &c.client_secret);
         Env {
             sim,
             client,
@@ -49,21 +44,6 @@ impl Env {
 
     fn ledger(&self) -> PathBuf {
         self.dir.path().join("run.jsonl")
-    }
-
-    /// A FileVault run over every Mac the tenant lists.
-    fn spec(&self) -> RunSpec {
-        RunSpec {
-            action: Action::FileVault,
-            source: SourceSpec::Query {
-                collection: Collection::ManagedDevices,
-                filter: None,
-            },
-            policy: PolicySpec::default(),
-            via: Collection::ManagedDevices,
-            result_names: Vec::new(),
-            partial: PartialSource::Refuse,
-        }
     }
 
     fn job<'s>(&self, spec: &'s RunSpec) -> Job<'s> {
@@ -110,7 +90,7 @@ fn options() -> DispatchOptions {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_planned_job_sends_each_device_it_keeps_once() {
     let env = Env::new(200).await;
-    let spec = env.spec();
+    let spec = common::every_mac();
     let planned = env.plan(env.job(&spec)).await.unwrap();
     let to_send = planned.to_send;
     assert!(to_send > 0, "the tenant has Macs to rotate");
@@ -129,7 +109,7 @@ async fn a_planned_job_sends_each_device_it_keeps_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_is_a_plan_that_is_not_sent() {
     let env = Env::new(100).await;
-    let spec = env.spec();
+    let spec = common::every_mac();
     let planned = env
         .plan(Job {
             timing: ResultsTiming::BeforePlan,
@@ -147,7 +127,7 @@ async fn a_dry_run_is_a_plan_that_is_not_sent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_discarded_plan_leaves_no_ledger_and_sends_nothing() {
     let env = Env::new(60).await;
-    let spec = env.spec();
+    let spec = common::every_mac();
     env.plan(env.job(&spec)).await.unwrap().discard();
     assert!(!env.ledger().exists());
     assert!(env.accepted().is_empty());
@@ -156,7 +136,7 @@ async fn a_discarded_plan_leaves_no_ledger_and_sends_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_over_the_most_devices_allowed_is_refused_and_leaves_no_ledger() {
     let env = Env::new(60).await;
-    let spec = env.spec();
+    let spec = common::every_mac();
     let err = env
         .plan(Job {
             max_devices: Some(1),
@@ -174,7 +154,7 @@ async fn a_plan_over_the_most_devices_allowed_is_refused_and_leaves_no_ledger() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_asked_before_the_plan_ends_it_with_nothing_written() {
     let env = Env::new(60).await;
-    let spec = env.spec();
+    let spec = common::every_mac();
     let (tx, stop) = StopSignal::new();
     tx.send(true).unwrap();
     let err = env
@@ -189,7 +169,7 @@ async fn a_stop_asked_before_the_plan_ends_it_with_nothing_written() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_sends_as_many_devices_as_it_was_given() {
     let env = Env::new(300).await;
-    let spec = env.spec();
+    let spec = common::every_mac();
     let planned = env
         .plan(Job {
             limit: Some(15),
