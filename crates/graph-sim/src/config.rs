@@ -164,6 +164,13 @@ pub struct SimConfig {
     pub tls: bool,
     /// How answers are shaped where real tenants differ from the simple reading (graph-facts §11).
     pub shapes: crate::Shapes,
+    /// Sets the directory audit log's retention (7 days Free, 30 days P1/P2).
+    pub entra_license: crate::EntraLicense,
+    /// How audit events are written: delays, duplicates, names (graph-facts §12).
+    pub audit: crate::audit::AuditShape,
+    /// The directory audit log's limit per app per tenant, and per app across tenants.
+    pub audit_limit: Quota,
+    pub audit_app_limit: Quota,
 }
 
 pub const DEFAULT_TENANT: &str = "5e1f0c2a-7d3b-4c8e-9a61-0b2d4f6e8a10";
@@ -212,6 +219,10 @@ impl Default for SimConfig {
             filter_mode: crate::FilterMode::Ignore,
             tls: false,
             shapes: crate::Shapes::default(),
+            entra_license: crate::EntraLicense::Free,
+            audit: crate::audit::AuditShape::default(),
+            audit_limit: Quota::new(5, Duration::from_secs(10)),
+            audit_app_limit: Quota::new(122, Duration::from_secs(10)),
         }
     }
 }

@@ -28,8 +28,24 @@ pub type Supported = &'static [(&'static str, Op)];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
+    /// Text compared without case, as Intune and the directory compare most properties.
     Eq,
+    /// Text compared with case, as the audit log's activity names are.
+    EqCase,
     Lt,
+    Ge,
+    Le,
+}
+
+impl Op {
+    fn word(self) -> &'static str {
+        match self {
+            Op::Eq | Op::EqCase => "eq",
+            Op::Lt => "lt",
+            Op::Ge => "ge",
+            Op::Le => "le",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -62,8 +78,11 @@ impl Applied {
             };
             match (c.op, &c.value, v) {
                 (Op::Eq, Value::Text(t), FieldValue::Text(s)) => s.eq_ignore_ascii_case(t),
+                (Op::EqCase, Value::Text(t), FieldValue::Text(s)) => s == t,
                 (Op::Eq, Value::Bool(b), FieldValue::Bool(x)) => *b == x,
                 (Op::Lt, Value::Time(t), FieldValue::Time(x)) => x < *t,
+                (Op::Ge, Value::Time(t), FieldValue::Time(x)) => x >= *t,
+                (Op::Le, Value::Time(t), FieldValue::Time(x)) => x <= *t,
                 _ => false,
             }
         })
@@ -84,7 +103,7 @@ pub fn read(
             "Invalid filter clause: the filter '{filter}' is not supported. Supported: {}, joined by 'and'.",
             supported
                 .iter()
-                .map(|(p, op)| format!("{p} {}", if *op == Op::Eq { "eq" } else { "lt" }))
+                .map(|(p, op)| format!("{p} {}", op.word()))
                 .collect::<Vec<_>>()
                 .join(", ")
         )
@@ -115,14 +134,10 @@ fn clause(part: &str, supported: Supported) -> Option<Clause> {
     let part = part.trim();
     let (property, rest) = part.split_once(char::is_whitespace)?;
     let (op, value) = rest.trim_start().split_once(char::is_whitespace)?;
-    let op = match op.to_ascii_lowercase().as_str() {
-        "eq" => Op::Eq,
-        "lt" => Op::Lt,
-        _ => return None,
-    };
-    let &(property, _) = supported
+    let op = op.to_ascii_lowercase();
+    let &(property, op) = supported
         .iter()
-        .find(|(p, o)| p.eq_ignore_ascii_case(property) && *o == op)?;
+        .find(|(p, o)| p.eq_ignore_ascii_case(property) && o.word() == op)?;
     let value = value.trim();
     let value = if let Some(s) = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
         if s.replace("''", "").contains('\'') {

@@ -20,11 +20,15 @@ impl Fleet {
     pub fn new(configs: Vec<SimConfig>, base_url: &str) -> Result<Self, String> {
         let mut by_id = HashMap::new();
         let mut sims = Vec::with_capacity(configs.len());
+        // One app's directory audit reads count across every tenant it reads (graph-facts §12).
+        let audit_across = Arc::default();
         for (i, c) in configs.into_iter().enumerate() {
             if by_id.insert(c.tenant.to_ascii_lowercase(), i).is_some() {
                 return Err(format!("tenant {} is listed twice", c.tenant));
             }
-            sims.push(Arc::new(Sim::new(c, base_url.to_string())));
+            let mut sim = Sim::new(c, base_url.to_string());
+            sim.audit_across = Arc::clone(&audit_across);
+            sims.push(Arc::new(sim));
         }
         if sims.is_empty() {
             return Err("no tenant to serve".into());

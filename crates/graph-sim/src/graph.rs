@@ -1,6 +1,7 @@
 //! Graph's routes over the tenant. Direct calls and `$batch` items both come through [`Sim::handle`],
 //! so auth, throttling and faults apply to each the same way.
 
+use crate::audit::{AuditLog, Log};
 use crate::auth::{Auth, Claims};
 use crate::config::{RetryAfterStyle, SimConfig};
 use crate::directory::Directory;
@@ -103,6 +104,28 @@ const READ_GROUPS: &[&str] = &[
 ];
 /// Reading device objects' properties (`deviceId`) in member listings.
 const READ_ENTRA_DEVICES: &[&str] = &["Device.Read.All", "Directory.Read.All"];
+/// The directory audit log takes both (graph-facts §12).
+const READ_AUDIT: &[&str] = &["AuditLog.Read.All", "Directory.Read.All"];
+/// Intune's audit events.
+const READ_INTUNE_AUDIT: &[&str] = &[
+    "DeviceManagementApps.Read.All",
+    "DeviceManagementApps.ReadWrite.All",
+];
+const READ_ORGANIZATION: &[&str] = &["Organization.Read.All", "Directory.Read.All"];
+/// The directory audit log's documented filters: the activity's name (compared with case), its
+/// time, and the service that logged it; nothing else.
+const DIRECTORY_AUDIT_FILTERS: Supported = &[
+    ("activityDisplayName", Op::EqCase),
+    ("activityDateTime", Op::Ge),
+    ("activityDateTime", Op::Le),
+    ("loggedByService", Op::Eq),
+];
+const INTUNE_AUDIT_FILTERS: Supported = &[
+    ("activityType", Op::EqCase),
+    ("activityDateTime", Op::Ge),
+    ("activityDateTime", Op::Le),
+    ("category", Op::Eq),
+];
 /// Named collections (groups, scripts, apps) are filtered by display name only.
 const NAME_FILTERS: Supported = &[("displayName", Op::Eq)];
 const READ_CONFIG: &[&str] = &[
@@ -156,6 +179,11 @@ pub struct Inner {
     /// The request being handled loses its answer and its actions are carried out this much later
     /// (`--late`).
     pub late_by: Option<Duration>,
+    pub audit: AuditLog,
+    /// Draws audit delays and duplicates: a stream of its own, so other draws stay as seeded.
+    pub audit_rng: StdRng,
+    /// The directory audit log's own limit, per app in this tenant.
+    pub audit_windows: HashMap<String, crate::throttle::Window>,
 }
 
 #[derive(Debug)]
@@ -164,6 +192,8 @@ pub struct Sim {
     pub auth: Auth,
     pub inner: Mutex<Inner>,
     pub base_url: String,
+    /// The directory audit log's limit per app across tenants, shared by a fleet's tenants.
+    pub audit_across: std::sync::Arc<Mutex<HashMap<String, crate::throttle::Window>>>,
 }
 
 /// Which list a navigation yields.
@@ -181,6 +211,10 @@ enum Listing {
 
 enum Route {
     List(Listing),
+    /// An audit log's events (graph-facts §12).
+    Audit(Log),
+    /// `auditEvents/getAuditActivityTypes(category='…')`.
+    ActivityTypes,
     Get(usize),
     Object {
         item: Value,
@@ -244,8 +278,12 @@ impl Sim {
                 http_seq: 0,
                 pages_served: 0,
                 late_by: None,
+                audit: AuditLog::default(),
+                audit_rng: StdRng::seed_from_u64(config.seed ^ 0xa0d1_7000),
+                audit_windows: HashMap::new(),
             }),
             base_url,
+            audit_across: Default::default(),
             config,
         }
     }
@@ -369,6 +407,19 @@ impl Sim {
                     Err("reading this object".into())
                 }
             }
+            Route::Audit(Log::Directory) => {
+                match READ_AUDIT.iter().find(|p| !has_any(&claims, &[**p])) {
+                    None => Ok(()),
+                    Some(p) => Err(format!("reading the directory audit log needs {p}")),
+                }
+            }
+            Route::Audit(Log::Intune) | Route::ActivityTypes => {
+                if has_any(&claims, READ_INTUNE_AUDIT) {
+                    Ok(())
+                } else {
+                    Err("reading Intune's audit events".into())
+                }
+            }
             _ => {
                 if has_any(&claims, READ_DEVICES) {
                     Ok(())
@@ -389,7 +440,14 @@ impl Sim {
             );
         }
         let write = req.method != "GET";
-        match inner
+        if matches!(route, Route::Audit(Log::Directory)) {
+            // Entra's reports have their own limit, apart from Intune's (graph-facts §12).
+            if let Err(wait) = self.audit_admit(inner, &claims.appid) {
+                inner.stats.audit_throttled += 1;
+                return self.throttled_app(wait, crid, &claims.appid);
+            }
+        } else {
+            match inner
             .throttle
             .check(&claims.appid, write, Instant::now(), http_request)
         {
@@ -403,6 +461,7 @@ impl Sim {
                 }
                 return self.throttled_app(retry_after, crid, &claims.appid);
             }
+        }
         }
         if let Some(fault) = self.fault(inner, crid) {
             return fault;
@@ -426,14 +485,34 @@ impl Sim {
             && inner.rng.random_bool(self.config.ghost_429.min(1.0))
         {
             // Carried out, yet answered as throttled (docs/graph-facts.md §8).
-            let done = self.execute(inner, req, route, crid);
+            let done = self.execute(inner, req, route, crid, &claims.appid);
             if done.status != 204 {
                 return done;
             }
             inner.stats.ghost_429 += 1;
             return self.throttled_app(Duration::from_secs(1), crid, &claims.appid);
         }
-        self.execute(inner, req, route, crid)
+        self.execute(inner, req, route, crid, &claims.appid)
+    }
+
+    /// The directory audit log's two windows: this app in this tenant, and this app across the
+    /// fleet's tenants. A request counts in both only when both have room.
+    fn audit_admit(&self, inner: &mut Inner, app: &str) -> Result<(), Duration> {
+        let now = Instant::now();
+        inner.stats.audit_requests += 1;
+        let mine = inner
+            .audit_windows
+            .entry(app.to_string())
+            .or_insert_with(|| crate::throttle::Window::new(self.config.audit_limit));
+        if let Some(wait) = mine.wait(now) {
+            return Err(wait);
+        }
+        let mut across = self.audit_across.lock().unwrap_or_else(|p| p.into_inner());
+        let all = across
+            .entry(app.to_string())
+            .or_insert_with(|| crate::throttle::Window::new(self.config.audit_app_limit));
+        all.admit(now)?;
+        mine.admit(now)
     }
 
     fn required(&self, route: &Route) -> String {
@@ -442,6 +521,8 @@ impl Sim {
             Route::Action { .. } => "DeviceManagementManagedDevices.ReadWrite.All, DeviceManagementManagedDevices.PrivilegedOperations.All".into(),
             Route::List(Listing::RunStates(..)) => READ_CONFIG.join(", "),
             Route::List(Listing::Objects { need, .. }) | Route::Object { need, .. } => need.join(", "),
+            Route::Audit(Log::Directory) => READ_AUDIT.join(" and "),
+            Route::Audit(Log::Intune) | Route::ActivityTypes => READ_INTUNE_AUDIT.join(", "),
             _ => READ_DEVICES.join(", "),
         }
     }
@@ -792,8 +873,7 @@ impl Sim {
                             .enumerate()
                             .filter(move |(_, at)| **at <= now)
                             .map(move |(k, at)| json!({
-                                // A GUID of its own per key, as Entra's key ids are.
-                                "id": format!("{}{:03x}", &d.id[..33], k % 4096),
+                                "id": crate::tenant::key_id(d, k),
                                 "createdDateTime": t.shapes.time(*at),
                                 "volumeType": "operatingSystemVolume",
                                 "deviceId": d.azure_ad_device_id,
@@ -827,6 +907,45 @@ impl Sim {
                     need: READ_LAPS,
                 })
             }
+            [al, da] if eq(al, "auditLogs") && eq(da, "directoryAudits") => {
+                get_only(Route::Audit(Log::Directory))
+            }
+            [dm, ae] if eq(dm, "deviceManagement") && eq(ae, "auditEvents") => {
+                get_only(Route::Audit(Log::Intune))
+            }
+            [dm, ae, f]
+                if eq(dm, "deviceManagement")
+                    && eq(ae, "auditEvents")
+                    && f.to_ascii_lowercase().starts_with("getauditactivitytypes") =>
+            {
+                get_only(Route::ActivityTypes)
+            }
+            [skus] if eq(skus, "subscribedSkus") => get_only(Route::List(Listing::Objects {
+                items: self.config.entra_license.subscribed_skus(),
+                entity: "subscribedSkus",
+                filters: &[],
+                need: READ_ORGANIZATION,
+            })),
+            [devices, oid] if eq(devices, "devices") => {
+                let d = t
+                    .directory
+                    .devices
+                    .iter()
+                    .find(|d| eq(&d.object_id, oid))
+                    .ok_or_else(|| {
+                        graph_error(
+                            404,
+                            "Request_ResourceNotFound",
+                            &format!("Resource '{oid}' does not exist or one of its queried reference-property objects are not present."),
+                            None,
+                        )
+                    })?;
+                get_only(Route::Object {
+                    item: json!({"id": d.object_id, "deviceId": d.device_id, "displayName": d.name, "operatingSystem": d.os}),
+                    entity: "devices",
+                    need: READ_ENTRA_DEVICES,
+                })
+            }
             [dm, apps] if eq(dm, "deviceManagement") && eq(apps, "detectedApps") => {
                 get_only(Route::List(Listing::Objects {
                     items: t
@@ -857,6 +976,7 @@ impl Sim {
         req: &SimRequest,
         route: Route,
         crid: Option<&str>,
+        app: &str,
     ) -> SimResponse {
         let now = SystemTime::now();
         if let Err(refused) = check_options(req, &route) {
@@ -938,6 +1058,10 @@ impl Sim {
                     "rotateLocalAdminPassword" if escrows => dev.laps_backups.push(completes),
                     _ => {}
                 }
+                // Intune audits the action under the caller's app, as it does every action.
+                let activity = crate::audit::action_activity(action);
+                let actor = crate::audit::Actor::App { app_id: app.to_string() };
+                inner.audit.record(&self.config.audit, &mut inner.audit_rng, Log::Intune, &activity, start, actor, device, None);
                 if self.config.decoy_results {
                     // Decoys keep their own names (typed in the typed style), never ours.
                     let next = (device + 1) % inner.tenant.devices.len();
@@ -963,7 +1087,64 @@ impl Sim {
                 SimResponse::no_content()
             }
             Route::List(listing) => self.list(inner, req, listing, now),
+            Route::Audit(log) => self.audit(inner, req, log, now),
+            Route::ActivityTypes => SimResponse::json(
+                200,
+                json!({
+                    "@odata.context": format!("{}/{}/$metadata#Collection(Edm.String)", self.base_url, req.version),
+                    "value": crate::audit::activity_types(&self.config.audit),
+                }),
+            ),
         }
+    }
+
+    /// An audit log's page: the events visible now and within retention, newest first, filtered
+    /// only as documented (anything else is refused).
+    fn audit(&self, inner: &mut Inner, req: &SimRequest, log: Log, now: SystemTime) -> SimResponse {
+        let (supported, retention, entity) = match log {
+            Log::Directory => (
+                DIRECTORY_AUDIT_FILTERS,
+                self.config.entra_license.retention(),
+                "auditLogs/directoryAudits",
+            ),
+            Log::Intune => (
+                INTUNE_AUDIT_FILTERS,
+                Duration::from_secs(365 * 86_400),
+                "deviceManagement/auditEvents",
+            ),
+        };
+        let applied = match filter::read(query(req, "$filter"), supported, filter::FilterMode::Refuse) {
+            Ok(f) => f,
+            Err(message) => return graph_error(400, "BadRequest", &message, None),
+        };
+        let top = match query(req, "$top").map(str::parse::<usize>) {
+            None => 100,
+            Some(Ok(n)) if (1..=999).contains(&n) => n,
+            Some(_) => return graph_error(400, "BadRequest", "Invalid $top value: it must be a whole number from 1 to 999.", None),
+        };
+        let skip = match query(req, "$skiptoken").map(decode_skip) {
+            None => 0,
+            Some(Some(n)) => n,
+            Some(None) => return graph_error(400, "BadRequest", "The $skiptoken is not valid.", None),
+        };
+        let t = &inner.tenant;
+        let events: Vec<&crate::audit::AuditEvent> = inner
+            .audit
+            .visible(log, now, retention)
+            .into_iter()
+            .filter(|e| applied.matches(|p| crate::audit::field(e, p)))
+            .collect();
+        let page = events
+            .iter()
+            .skip(skip)
+            .take(top)
+            .map(|e| match log {
+                Log::Directory => crate::audit::directory_json(e, t, self.config.audit.laps_target),
+                Log::Intune => crate::audit::intune_json(e, t),
+            })
+            .map(|v| select(v, query(req, "$select")))
+            .collect();
+        self.page(req, page, events.len(), skip + top, entity)
     }
 
     fn list(
@@ -1267,7 +1448,7 @@ fn check_options(req: &SimRequest, route: &Route) -> Result<(), SimResponse> {
         keys
     };
     let (shape, emitted) = match route {
-        Route::Action { .. } => return Ok(()),
+        Route::Action { .. } | Route::Audit(_) | Route::ActivityTypes => return Ok(()),
         Route::Get(_) | Route::GetRunStateDevice(_) => {
             (Shape::Single("managedDevices"), Vec::new())
         }

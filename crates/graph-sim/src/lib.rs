@@ -6,6 +6,7 @@
 //! throttling on sliding 20 s windows, Retry-After in every observed style, penalties for clients that
 //! ignore it, and seeded faults. `GET /_sim/stats` says exactly what was accepted.
 
+mod audit;
 mod auth;
 mod batch;
 mod config;
@@ -22,6 +23,7 @@ mod throttle;
 mod time;
 mod tls;
 
+pub use audit::{AuditShape, EntraLicense, LapsTarget};
 pub use auth::RegisteredCert;
 pub use config::{DEFAULT_TENANT, ResultNames, RetryAfterStyle, SimConfig};
 pub use directory::{Directory, EntraDevice, Group, Member, User, ZERO_ID};
@@ -47,4 +49,7 @@ pub const ALL_ROLES: &[&str] = &[
     "Device.Read.All",
     "BitLockerKey.ReadBasic.All",
     "DeviceLocalCredential.ReadBasic.All",
+    "AuditLog.Read.All",
+    "Directory.Read.All",
+    "DeviceManagementApps.Read.All",
 ];

@@ -148,6 +148,35 @@ struct Args {
     filter_mode: graph_sim::FilterMode,
     #[command(flatten)]
     shapes: ShapeArgs,
+    #[command(flatten)]
+    audit: AuditArgs,
+}
+
+/// The audit logs (docs/graph-facts.md §12, docs/graph-sim.md "Audit logs").
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Audit logs (graph-facts §12)")]
+struct AuditArgs {
+    /// The Entra licence: free keeps directory audits 7 days, p1 and p2 keep 30.
+    #[arg(long, value_enum, default_value = "free")]
+    entra_license: graph_sim::EntraLicense,
+    /// The longest an event takes to show in its log, in seconds (most show within 120; 0: at once).
+    #[arg(long, default_value_t = 300.0)]
+    audit_delay_max: f64,
+    /// Share of directory reads logged twice (a known issue of the BitLocker key read).
+    #[arg(long, default_value_t = 0.25)]
+    audit_duplicates: f64,
+    /// Which id of a Windows LAPS recovery's target names the device.
+    #[arg(long, value_enum, default_value = "object-id")]
+    laps_audit_target: graph_sim::LapsTarget,
+    /// The Intune activity a FileVault key view is logged under (not documented).
+    #[arg(long, default_value = "getFileVaultKey ManagedDevice")]
+    filevault_view_activity: String,
+    /// The Intune activity a Recovery Lock passcode view is logged under (not documented).
+    #[arg(long, default_value = "retrieveRecoveryLockPasscode ManagedDevice")]
+    recovery_lock_view_activity: String,
+    /// The directory audit log's limit per app per tenant.
+    #[arg(long, default_value = "5/10s")]
+    audit_limit: graph_sim::Quota,
 }
 
 /// How answers are shaped where real tenants differ from the simple reading (docs/graph-sim.md,
@@ -264,6 +293,15 @@ fn config(a: Args) -> Result<SimConfig, String> {
         filter_mode: a.filter_mode,
         tls: a.tls,
         shapes: a.shapes.shapes(),
+        entra_license: a.audit.entra_license,
+        audit: graph_sim::AuditShape {
+            delay_max: seconds(a.audit.audit_delay_max.max(0.0)),
+            duplicates: a.audit.audit_duplicates.clamp(0.0, 1.0),
+            laps_target: a.audit.laps_audit_target,
+            filevault_view: a.audit.filevault_view_activity.clone(),
+            recovery_lock_view: a.audit.recovery_lock_view_activity.clone(),
+        },
+        audit_limit: a.audit.audit_limit,
         ..SimConfig::default()
     };
     if let Some(roles) = a.roles {

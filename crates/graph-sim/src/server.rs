@@ -178,7 +178,7 @@ async fn any(
     let path = uri.path().to_string();
     let qs = uri.query().unwrap_or("");
     if path.starts_with("/_sim/") {
-        return sim_endpoint(&fleet, &path, qs);
+        return sim_endpoint(&fleet, &method, &path, qs, &body);
     }
     let headers: HashMap<String, String> = headers
         .iter()
@@ -365,7 +365,13 @@ fn token_response(answer: Result<serde_json::Value, (u16, serde_json::Value)>) -
     }
 }
 
-fn sim_endpoint(fleet: &crate::fleet::Fleet, path: &str, qs: &str) -> Response {
+fn sim_endpoint(
+    fleet: &crate::fleet::Fleet,
+    method: &Method,
+    path: &str,
+    qs: &str,
+    body: &[u8],
+) -> Response {
     let query = crate::batch::parse_query(qs);
     let tenant = query
         .iter()
@@ -392,9 +398,59 @@ fn sim_endpoint(fleet: &crate::fleet::Fleet, path: &str, qs: &str) -> Response {
             )
                 .into_response()
         }
+        "/_sim/views" if method == Method::POST => {
+            let sim = one.unwrap_or(fleet.first());
+            match record_view(sim, body) {
+                Ok(v) => (StatusCode::CREATED, axum::Json(v)).into_response(),
+                Err((status, why)) => (status, why).into_response(),
+            }
+        }
         _ => (StatusCode::NOT_FOUND, "unknown simulator endpoint").into_response(),
     }
 }
+
+/// `POST /_sim/views`: records a read of a device's secret, as the audit log it lands in would.
+fn record_view(sim: &Sim, body: &[u8]) -> Result<serde_json::Value, (StatusCode, String)> {
+    use crate::audit::{Actor, Secret};
+    let bad = |why: String| (StatusCode::BAD_REQUEST, why);
+    let doc: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("the body is not JSON: {e}")))?;
+    let text = |k: &str| doc.get(k).and_then(|v| v.as_str());
+    let device_id = text("device_id").ok_or_else(|| bad("device_id is required".into()))?;
+    let secret = text("secret")
+        .and_then(Secret::parse)
+        .ok_or_else(|| bad("secret is one of bitlocker, laps, filevault, recovery-lock".into()))?;
+    let at = match text("at") {
+        Some(t) => humantime::parse_rfc3339_weak(t.trim_end_matches('Z'))
+            .map_err(|e| bad(format!("at {t:?} is not an RFC 3339 time: {e}")))?,
+        None => std::time::SystemTime::now(),
+    };
+    let actor = match text("app_id") {
+        Some(app) => Actor::App {
+            app_id: app.to_string(),
+        },
+        None => Actor::User {
+            upn: text("by").unwrap_or(DEFAULT_VIEWER).to_string(),
+            ip: "203.0.113.24".into(),
+        },
+    };
+    let mut inner = sim.lock();
+    let device = *inner
+        .tenant
+        .index
+        .get(&device_id.to_ascii_lowercase())
+        .ok_or_else(|| (StatusCode::NOT_FOUND, format!("no managed device {device_id}")))?;
+    let inner = &mut *inner;
+    let id = inner
+        .audit
+        .view(&sim.config.audit, &mut inner.audit_rng, &inner.tenant, (secret, device), at, actor)
+        .map_err(|why| (StatusCode::CONFLICT, why))?;
+    inner.stats.views += 1;
+    Ok(serde_json::json!({"id": id}))
+}
+
+/// The made-up helpdesk operator a view is by when the caller names nobody.
+const DEFAULT_VIEWER: &str = "helpdesk.operator@contoso-sim.example";
 
 fn render(resp: SimResponse, wire: Wire, crid: Option<String>) -> Response {
     // A dropped connection must cut a body, so a bodiless answer is turned into one that has a body to cut.

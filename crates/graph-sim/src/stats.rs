@@ -27,6 +27,14 @@ pub struct Stats {
     /// Actions carried out although their item was answered 429 (`--ghost-429`).
     #[serde(default)]
     pub ghost_429: u64,
+    /// Requests to the directory audit log, and those it answered 429.
+    #[serde(default)]
+    pub audit_requests: u64,
+    #[serde(default)]
+    pub audit_throttled: u64,
+    /// Audit events recorded by `POST /_sim/views`.
+    #[serde(default)]
+    pub views: u64,
     /// action name -> device id -> times accepted.
     pub actions: BTreeMap<String, BTreeMap<String, u64>>,
 }
@@ -43,6 +51,9 @@ impl Stats {
         self.filter_clauses_ignored += o.filter_clauses_ignored;
         self.late_requests += o.late_requests;
         self.ghost_429 += o.ghost_429;
+        self.audit_requests += o.audit_requests;
+        self.audit_throttled += o.audit_throttled;
+        self.views += o.views;
         for (status, n) in &o.statuses {
             *self.statuses.entry(*status).or_default() += n;
         }

@@ -387,6 +387,12 @@ fn mac_build(version: &str, n: usize) -> String {
     format!("{}{letter}{}", major + 9, 30 + (n * 37) % 300)
 }
 
+/// The id of a device's `k`-th BitLocker recovery key: a GUID of its own per key, as Entra's
+/// key ids are.
+pub fn key_id(d: &Device, k: usize) -> String {
+    format!("{}{:03x}", &d.id[..33], k % 4096)
+}
+
 impl Tenant {
     /// The same seed and sizes give the same tenant, to the byte.
     pub fn generate(devices: usize, mac_share: f64, seed: u64, now: SystemTime) -> Self {

@@ -22,13 +22,13 @@ pub enum ThrottleModel {
 
 /// Requests counted inside one sliding window.
 #[derive(Debug)]
-struct Window {
+pub struct Window {
     quota: Quota,
     hits: VecDeque<Instant>,
 }
 
 impl Window {
-    fn new(quota: Quota) -> Self {
+    pub fn new(quota: Quota) -> Self {
         Window {
             quota,
             hits: VecDeque::new(),
@@ -37,7 +37,7 @@ impl Window {
 
     /// `None` when there is room now, else how long until enough hits leave the window for one
     /// more (with accrued hits the window can hold more than its quota).
-    fn wait(&mut self, now: Instant) -> Option<Duration> {
+    pub fn wait(&mut self, now: Instant) -> Option<Duration> {
         while self
             .hits
             .front()
@@ -51,6 +51,19 @@ impl Window {
         }
         let leaving = *self.hits.get(self.hits.len() - limit)?;
         Some((leaving + self.quota.window).saturating_duration_since(now))
+    }
+}
+
+impl Window {
+    /// Counts one request when there is room for it, else says how long until there is.
+    pub fn admit(&mut self, now: Instant) -> Result<(), Duration> {
+        match self.wait(now) {
+            None => {
+                self.hits.push_back(now);
+                Ok(())
+            }
+            Some(wait) => Err(wait),
+        }
     }
 }
 
