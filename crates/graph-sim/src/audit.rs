@@ -268,7 +268,7 @@ impl AuditLog {
             .filter(|e| e.log == log && e.visible_at <= now && e.at >= oldest)
             .collect();
         // Newest first, as both logs list.
-        v.sort_by(|a, b| b.at.cmp(&a.at));
+        v.sort_by_key(|e| std::cmp::Reverse(e.at));
         v
     }
 }
