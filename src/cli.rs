@@ -211,6 +211,8 @@ pub struct RotateArgs {
     #[command(flatten)]
     pub source: SourceArgs,
     #[command(flatten)]
+    pub viewed: ViewedArgs,
+    #[command(flatten)]
     pub policy: PolicyArgs,
     /// The ledger file to create (JSON Lines).
     #[arg(
@@ -496,6 +498,22 @@ pub struct SourceArgs {
     /// Plan what was read when a Graph listing fails part-way (default: stop, nothing sent).
     #[arg(long)]
     pub allow_partial_source: bool,
+}
+
+/// Devices whose secret someone read, from the audit logs (docs/viewed-secrets.md).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Source")]
+pub struct ViewedArgs {
+    /// Only devices whose secret was read in this window (e.g. 2h, 24h) after their last
+    /// rotation, by the audit logs: BitLocker keys and LAPS passwords in Entra's (7 days on
+    /// Free, 30 on P1/P2), FileVault and Recovery Lock in Intune's (a year). Alone it reads the
+    /// action's platform; beside another source it narrows that one.
+    #[arg(long, value_name = "DURATION")]
+    pub viewed_since: Option<humantime::Duration>,
+    /// An Intune audit activity that records a view, beyond those the tool finds in the
+    /// tenant's activity types (their names are not documented); repeatable.
+    #[arg(long, value_name = "NAME", requires = "viewed_since")]
+    pub audit_activity: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

@@ -38,9 +38,23 @@ pub fn policy_spec(a: &PolicyArgs) -> rotation::PolicySpec {
 
 /// What `rotate` was asked to do, as data: a run directory keeps it for `resume --run-dir`.
 pub fn run_spec(a: &RotateArgs) -> Result<rotation::RunSpec, Failure> {
+    let viewed = a.viewed.viewed_since.map(|d| rotation::views::ViewedSpec {
+        within_secs: std::time::Duration::from(d).as_secs(),
+        activities: a.viewed.audit_activity.clone(),
+    });
+    if viewed.as_ref().is_some_and(|v| v.within_secs == 0) {
+        return Err(usage(anyhow::anyhow!(
+            "--viewed-since: the window must be longer than nothing (e.g. 2h)"
+        )));
+    }
+    // Views alone read the action's platform, and narrow it to the devices read.
+    let fallback = viewed.as_ref().map(|_| rotation::SourceSpec::Query {
+        collection: rotation::Collection::ManagedDevices,
+        filter: None,
+    });
     Ok(rotation::RunSpec {
         action: action_of(a.action),
-        source: crate::cmd::source::spec_of(&a.source)?,
+        source: crate::cmd::source::spec_or(&a.source, fallback)?,
         policy: policy_spec(&a.policy),
         via: rotation::Collection::from_graph_name(&a.via).expect("clap: one of the two"),
         result_names: a.dispatch.result_names.clone(),
@@ -49,6 +63,7 @@ pub fn run_spec(a: &RotateArgs) -> Result<rotation::RunSpec, Failure> {
         } else {
             rotation::PartialSource::Refuse
         },
+        viewed,
     })
 }
 

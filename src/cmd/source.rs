@@ -12,6 +12,11 @@ use rotation::{
 /// The source options as data: exactly one kind, the users file read, the run-state filter
 /// only beside a script. Files are not opened yet ([`OpenSource::open`]).
 pub fn spec_of(a: &SourceArgs) -> Result<SourceSpec, Failure> {
+    spec_or(a, None)
+}
+
+/// [`spec_of`], with the source to read where no option names one.
+pub fn spec_or(a: &SourceArgs, fallback: Option<SourceSpec>) -> Result<SourceSpec, Failure> {
     let mut users = a.user.clone();
     if let Some(p) = &a.users_file {
         let text = std::fs::read_to_string(p)
@@ -92,6 +97,7 @@ pub fn spec_of(a: &SourceArgs) -> Result<SourceSpec, Failure> {
     }
     match kinds.len() {
         1 => Ok(kinds.pop().expect("one")),
+        0 if fallback.is_some() => Ok(fallback.expect("checked")),
         0 => Err(usage(anyhow::anyhow!(
             "a device source is required: --input FILE, --query [FILTER], --group NAME|ID, --health-script, --management-script, --compliance-script, --shell-script or --custom-attribute-script ID|NAME, --user UPN, --users-file FILE or --detected-app ID|NAME"
         ))),

@@ -396,6 +396,8 @@ fn crashed_ledger(env: &Env, path: &std::path::Path, ids: &[String]) {
             user: None,
             os: Some("macOS".into()),
             line: None,
+            viewed_at: None,
+            viewed_by: None,
         })
         .unwrap();
     }

@@ -75,7 +75,9 @@ impl EntraLicense {
     /// `GET /subscribedSkus`: the licences as Graph lists them, the premium plan named as the
     /// service plan reference names it.
     pub fn subscribed_skus(self) -> Vec<Value> {
-        let mut plans = vec![json!({"servicePlanId": "113feb6c-3fe4-4440-bddc-54d774bf0318", "servicePlanName": "EXCHANGE_S_FOUNDATION", "provisioningStatus": "Success", "appliesTo": "Company"})];
+        let mut plans = vec![
+            json!({"servicePlanId": "113feb6c-3fe4-4440-bddc-54d774bf0318", "servicePlanName": "EXCHANGE_S_FOUNDATION", "provisioningStatus": "Success", "appliesTo": "Company"}),
+        ];
         let premium = match self {
             EntraLicense::Free => None,
             EntraLicense::P1 => Some(("41781fb2-bc02-4b7c-bd55-b576c07bb09d", "AAD_PREMIUM")),
@@ -167,7 +169,9 @@ pub fn action_activity(action: &str) -> String {
 }
 
 fn guid(rng: &mut StdRng) -> String {
-    uuid::Builder::from_random_bytes(rng.random()).into_uuid().to_string()
+    uuid::Builder::from_random_bytes(rng.random())
+        .into_uuid()
+        .to_string()
 }
 
 impl AuditShape {
@@ -244,10 +248,16 @@ impl AuditLog {
         }
         let (log, activity, key) = match secret {
             Secret::BitLocker => {
-                let k = d.recovery_keys.len().checked_sub(1).ok_or_else(|| {
-                    format!("{} has no BitLocker recovery key to read", d.id)
-                })?;
-                (Log::Directory, READ_BITLOCKER_KEY.to_string(), Some(crate::tenant::key_id(d, k)))
+                let k = d
+                    .recovery_keys
+                    .len()
+                    .checked_sub(1)
+                    .ok_or_else(|| format!("{} has no BitLocker recovery key to read", d.id))?;
+                (
+                    Log::Directory,
+                    READ_BITLOCKER_KEY.to_string(),
+                    Some(crate::tenant::key_id(d, k)),
+                )
             }
             Secret::Laps => (Log::Directory, RECOVER_LAPS.to_string(), None),
             Secret::FileVault => (Log::Intune, shape.filevault_view.clone(), None),
@@ -302,8 +312,12 @@ fn time(t: SystemTime) -> String {
 pub fn directory_json(e: &AuditEvent, tenant: &Tenant, target: LapsTarget) -> Value {
     let d = &tenant.devices[e.device];
     let initiated = match &e.actor {
-        Actor::User { upn, ip } => json!({"user": {"id": null, "displayName": null, "userPrincipalName": upn, "ipAddress": ip, "userType": "Member"}, "app": null}),
-        Actor::App { app_id } => json!({"user": null, "app": {"appId": app_id, "displayName": null, "servicePrincipalId": null, "servicePrincipalName": null}}),
+        Actor::User { upn, ip } => {
+            json!({"user": {"id": null, "displayName": null, "userPrincipalName": upn, "ipAddress": ip, "userType": "Member"}, "app": null})
+        }
+        Actor::App { app_id } => {
+            json!({"user": null, "app": {"appId": app_id, "displayName": null, "servicePrincipalId": null, "servicePrincipalName": null}})
+        }
     };
     let object_id = tenant
         .directory
@@ -421,14 +435,35 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let now = SystemTime::now();
         let actor = Actor::App { app_id: "a".into() };
-        log.record(&shape(), &mut rng, Log::Intune, "x", now, actor.clone(), 0, None);
+        log.record(
+            &shape(),
+            &mut rng,
+            Log::Intune,
+            "x",
+            now,
+            actor.clone(),
+            0,
+            None,
+        );
         let old = now - Duration::from_secs(8 * 86_400);
-        log.record(&shape(), &mut rng, Log::Directory, READ_BITLOCKER_KEY, old, actor, 0, None);
+        log.record(
+            &shape(),
+            &mut rng,
+            Log::Directory,
+            READ_BITLOCKER_KEY,
+            old,
+            actor,
+            0,
+            None,
+        );
         let week = EntraLicense::Free.retention();
         assert!(log.visible(Log::Intune, now, week).is_empty(), "not yet");
         let later = now + Duration::from_secs(301);
         assert_eq!(log.visible(Log::Intune, later, week).len(), 1);
-        assert!(log.visible(Log::Directory, later, week).is_empty(), "past 7 days");
+        assert!(
+            log.visible(Log::Directory, later, week).is_empty(),
+            "past 7 days"
+        );
         let month = EntraLicense::P1.retention();
         assert_eq!(log.visible(Log::Directory, later, month).len(), 1);
     }
@@ -438,7 +473,10 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(7);
         let s = shape();
         let delays: Vec<Duration> = (0..2000).map(|_| s.delay(&mut rng)).collect();
-        let within = delays.iter().filter(|d| **d <= Duration::from_secs(120)).count();
+        let within = delays
+            .iter()
+            .filter(|d| **d <= Duration::from_secs(120))
+            .count();
         assert!(within as f64 / 2000.0 > 0.9, "{within}");
         assert!(delays.iter().all(|d| *d <= s.delay_max));
     }
@@ -453,7 +491,16 @@ mod tests {
         };
         let at = SystemTime::now();
         let actor = Actor::App { app_id: "a".into() };
-        log.record(&every, &mut rng, Log::Directory, READ_BITLOCKER_KEY, at, actor.clone(), 0, None);
+        log.record(
+            &every,
+            &mut rng,
+            Log::Directory,
+            READ_BITLOCKER_KEY,
+            at,
+            actor.clone(),
+            0,
+            None,
+        );
         log.record(&every, &mut rng, Log::Intune, "x", at, actor, 0, None);
         assert_eq!(log.events.len(), 3);
     }

@@ -448,20 +448,20 @@ impl Sim {
             }
         } else {
             match inner
-            .throttle
-            .check(&claims.appid, write, Instant::now(), http_request)
-        {
-            Verdict::Admit => {}
-            Verdict::Throttle {
-                retry_after,
-                penalised,
-            } => {
-                if penalised {
-                    inner.stats.penalised += 1;
+                .throttle
+                .check(&claims.appid, write, Instant::now(), http_request)
+            {
+                Verdict::Admit => {}
+                Verdict::Throttle {
+                    retry_after,
+                    penalised,
+                } => {
+                    if penalised {
+                        inner.stats.penalised += 1;
+                    }
+                    return self.throttled_app(retry_after, crid, &claims.appid);
                 }
-                return self.throttled_app(retry_after, crid, &claims.appid);
             }
-        }
         }
         if let Some(fault) = self.fault(inner, crid) {
             return fault;
@@ -1060,8 +1060,19 @@ impl Sim {
                 }
                 // Intune audits the action under the caller's app, as it does every action.
                 let activity = crate::audit::action_activity(action);
-                let actor = crate::audit::Actor::App { app_id: app.to_string() };
-                inner.audit.record(&self.config.audit, &mut inner.audit_rng, Log::Intune, &activity, start, actor, device, None);
+                let actor = crate::audit::Actor::App {
+                    app_id: app.to_string(),
+                };
+                inner.audit.record(
+                    &self.config.audit,
+                    &mut inner.audit_rng,
+                    Log::Intune,
+                    &activity,
+                    start,
+                    actor,
+                    device,
+                    None,
+                );
                 if self.config.decoy_results {
                     // Decoys keep their own names (typed in the typed style), never ours.
                     let next = (device + 1) % inner.tenant.devices.len();
@@ -1113,19 +1124,29 @@ impl Sim {
                 "deviceManagement/auditEvents",
             ),
         };
-        let applied = match filter::read(query(req, "$filter"), supported, filter::FilterMode::Refuse) {
-            Ok(f) => f,
-            Err(message) => return graph_error(400, "BadRequest", &message, None),
-        };
+        let applied =
+            match filter::read(query(req, "$filter"), supported, filter::FilterMode::Refuse) {
+                Ok(f) => f,
+                Err(message) => return graph_error(400, "BadRequest", &message, None),
+            };
         let top = match query(req, "$top").map(str::parse::<usize>) {
             None => 100,
             Some(Ok(n)) if (1..=999).contains(&n) => n,
-            Some(_) => return graph_error(400, "BadRequest", "Invalid $top value: it must be a whole number from 1 to 999.", None),
+            Some(_) => {
+                return graph_error(
+                    400,
+                    "BadRequest",
+                    "Invalid $top value: it must be a whole number from 1 to 999.",
+                    None,
+                );
+            }
         };
         let skip = match query(req, "$skiptoken").map(decode_skip) {
             None => 0,
             Some(Some(n)) => n,
-            Some(None) => return graph_error(400, "BadRequest", "The $skiptoken is not valid.", None),
+            Some(None) => {
+                return graph_error(400, "BadRequest", "The $skiptoken is not valid.", None);
+            }
         };
         let t = &inner.tenant;
         let events: Vec<&crate::audit::AuditEvent> = inner

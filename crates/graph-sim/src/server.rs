@@ -439,11 +439,23 @@ fn record_view(sim: &Sim, body: &[u8]) -> Result<serde_json::Value, (StatusCode,
         .tenant
         .index
         .get(&device_id.to_ascii_lowercase())
-        .ok_or_else(|| (StatusCode::NOT_FOUND, format!("no managed device {device_id}")))?;
+        .ok_or_else(|| {
+            (
+                StatusCode::NOT_FOUND,
+                format!("no managed device {device_id}"),
+            )
+        })?;
     let inner = &mut *inner;
     let id = inner
         .audit
-        .view(&sim.config.audit, &mut inner.audit_rng, &inner.tenant, (secret, device), at, actor)
+        .view(
+            &sim.config.audit,
+            &mut inner.audit_rng,
+            &inner.tenant,
+            (secret, device),
+            at,
+            actor,
+        )
         .map_err(|why| (StatusCode::CONFLICT, why))?;
     inner.stats.views += 1;
     Ok(serde_json::json!({"id": id}))

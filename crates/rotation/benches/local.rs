@@ -55,6 +55,8 @@ fn planned(n: usize) -> Row {
         user: Some(format!("user{n}@example.test")),
         os: Some("macOS".into()),
         line: Some(n as u64 + 2),
+        viewed_at: None,
+        viewed_by: None,
     }
 }
 

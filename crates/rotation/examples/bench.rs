@@ -695,6 +695,8 @@ fn finished_ledger(path: &Path, n: usize) {
             user: Some(format!("user{i}@example.test")),
             os: Some("macOS".into()),
             line: Some(i as u64 + 2),
+            viewed_at: None,
+            viewed_by: None,
         })
         .unwrap();
     }

@@ -36,6 +36,9 @@ pub struct FactsWanted {
     pub read_rate: Option<graph_batch::Quota>,
     /// When the devices' action results are read where the listing leaves them out.
     pub timing: ResultsTiming,
+    /// The last rotation is read whatever `rotated_within` says: a run over views compares it
+    /// with each read.
+    pub last_rotation: bool,
 }
 
 /// When devices' action results are read one by one, where the listing cannot be trusted with
@@ -63,6 +66,8 @@ pub struct DeviceFacts {
     pub recovery_keys: Option<usize>,
     /// Key age was asked for but cannot be read (no Entra device id).
     pub age_unknown: bool,
+    /// The newest read of its secret, in a run over views.
+    pub viewed: Option<crate::views::View>,
 }
 
 /// Facts per planned device, and what the plan should say about how they were read.
@@ -107,7 +112,7 @@ pub async fn read_facts(
     let action = policy.action;
     let mut facts = Facts::default();
     let mut entra: Vec<(Uuid, String)> = Vec::new();
-    let wants_age = wanted.rotated_within.is_some();
+    let wants_age = wanted.rotated_within.is_some() || wanted.last_rotation;
     let reads_second_source = wants_age && matches!(action, Action::BitLocker | Action::Laps);
     list.for_each(|d| {
         let on_platform =
@@ -304,7 +309,7 @@ fn results_refused(
     wanted: &FactsWanted,
     facts: &mut Facts,
 ) -> Result<(), RotationError> {
-    if wanted.rotated_within.is_none() {
+    if wanted.rotated_within.is_none() && !wanted.last_rotation {
         facts.notes.push(format!(
             "devices' action results could not be read ({why}); actions still pending were not checked (DeviceManagementManagedDevices.Read.All reads them)"
         ));

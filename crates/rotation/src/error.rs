@@ -97,6 +97,28 @@ pub enum RotationError {
         "missing permission {permission}: {what}; grant it to the app (Entra admin center > App registrations > API permissions) and grant admin consent. Nothing was sent"
     )]
     MissingPermission { permission: String, what: String },
+    /// A view-driven run asked for a longer window than the audit log keeps: views before the
+    /// log's start would be missed without a word. Nothing was sent.
+    #[error(
+        "views since {asked} were asked for, but {log} keeps {kept_days} days on this tenant{assumed}: reads before then cannot be seen, so nothing was sent (ask for {kept_days} days or less)",
+        asked = humantime::format_duration(*asked),
+        assumed = if *assumed { " (its licence could not be read, so the Free tier's 7 days are assumed)" } else { "" }
+    )]
+    ViewsBeyondRetention {
+        asked: std::time::Duration,
+        log: &'static str,
+        kept_days: u32,
+        assumed: bool,
+    },
+    /// No audit activity of this tenant is known to record a view of the action's secret.
+    #[error(
+        "none of Intune's audit activities on this tenant is known to record a {secret} view (its activity types: {}); name the activity to read, and nothing was sent",
+        if known.is_empty() { "none listed".to_string() } else { known.join(", ") }
+    )]
+    NoViewActivity {
+        secret: &'static str,
+        known: Vec<String>,
+    },
     #[error(transparent)]
     Graph(#[from] graph_client::GraphClientError),
     /// The ledger could not be written (a full disk, an I/O error): the run stops at once. Rows
@@ -151,6 +173,8 @@ impl RotationError {
                 | RotationError::TooManyDevices { .. }
                 | RotationError::BadFilter { .. }
                 | RotationError::BadName { .. }
+                | RotationError::ViewsBeyondRetention { .. }
+                | RotationError::NoViewActivity { .. }
         )
     }
 

@@ -46,6 +46,10 @@ pub struct ExportRow<'a> {
     pub operating_system: Option<&'a str>,
     /// What proved `verified_state` (`action-result`, `recovery-key`, `laps-backup`).
     pub evidence: Option<Evidence>,
+    /// In a run over views: when the device's secret was read, and by whom; the rotation that
+    /// answered the read is this row's.
+    pub viewed_at: Option<&'a str>,
+    pub viewed_by: Option<&'a str>,
 }
 
 /// A line's byte offset in five bytes (ledgers up to a terabyte): a million devices' places take
@@ -545,6 +549,10 @@ struct Flat<'a> {
     action_started_at: Option<Text<'a>>,
     #[serde(default)]
     evidence: Option<Evidence>,
+    #[serde(default, borrow)]
+    viewed_at: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    viewed_by: Option<Text<'a>>,
 }
 
 /// A string of a ledger line: borrowed from it, owned only when it had escapes to undo.
@@ -576,6 +584,8 @@ fn assemble<'a>(p: &Places, rows: &'a [(u64, Flat<'_>)], tag: Option<&'a Tag>) -
         state: None,
         action_started_at: None,
         evidence: None,
+        viewed_at: None,
+        viewed_by: None,
     };
     let at = |o: At| -> &'a Flat<'_> {
         let o = o.get();
@@ -611,6 +621,8 @@ fn assemble<'a>(p: &Places, rows: &'a [(u64, Flat<'_>)], tag: Option<&'a Tag>) -
         user_principal_name: text(&planned.user),
         operating_system: text(&planned.os),
         evidence: verified.evidence,
+        viewed_at: text(&planned.viewed_at),
+        viewed_by: text(&planned.viewed_by),
     }
 }
 
@@ -646,6 +658,8 @@ mod tests {
         pub operating_system: Option<String>,
         /// What proved `verified_state` (`action-result`, `recovery-key`, `laps-backup`).
         pub evidence: Option<Evidence>,
+        pub viewed_at: Option<String>,
+        pub viewed_by: Option<String>,
     }
 
     impl InMemoryRow {
@@ -671,6 +685,8 @@ mod tests {
                 user_principal_name: None,
                 operating_system: None,
                 evidence: None,
+                viewed_at: None,
+                viewed_by: None,
             }
         }
 
@@ -684,12 +700,16 @@ mod tests {
                     serial,
                     user,
                     os,
+                    viewed_at,
+                    viewed_by,
                     ..
                 } => {
                     self.device_name = name;
                     self.serial_number = serial;
                     self.user_principal_name = user;
                     self.operating_system = os;
+                    self.viewed_at = viewed_at;
+                    self.viewed_by = viewed_by;
                 }
                 Row::Skipped { reason, .. } => self.skip_reason = Some(reason),
                 Row::Sent { attempt, at, .. } => {
@@ -793,6 +813,8 @@ mod tests {
                     .then(|| format!("user{i}@example.test")),
                 os: Some("macOS".into()),
                 line: Some(i as u64 + 2),
+                viewed_at: (i % 7 == 0).then(|| "2026-12-01T10:00:00.000Z".into()),
+                viewed_by: (i % 7 == 0).then(|| "user op@example.test".into()),
             })
             .unwrap();
             if i % 97 == 0 {
@@ -803,6 +825,8 @@ mod tests {
                     user: None,
                     os: None,
                     line: None,
+                    viewed_at: None,
+                    viewed_by: None,
                 })
                 .unwrap();
             }

@@ -60,6 +60,8 @@ pub struct PlannedJob {
     pub source: String,
     /// What the plan says of its source and of the tenant's records, in order.
     pub notes: Vec<String>,
+    /// What was read of the audit logs, in a run over views.
+    pub views: Option<crate::views::ViewsRead>,
 }
 
 impl Job<'_> {
@@ -74,6 +76,16 @@ impl Job<'_> {
         let spec = self.spec;
         let action = spec.action;
         let allow_partial = spec.partial == PartialSource::Keep;
+        // The views first: a log the token may not read stops the run before any listing.
+        let audit = match (&spec.viewed, client) {
+            (Some(viewed), Some(client)) => {
+                let own = self.signed_in.client_id.as_deref();
+                let now = std::time::SystemTime::now();
+                Some(crate::views::read_views(client, action, viewed, own, now).await?)
+            }
+            (Some(_), None) => return Err(RotationError::NoConnection),
+            (None, _) => None,
+        };
         let got = self
             .source
             .materialize(client, action, allow_partial)
@@ -82,9 +94,22 @@ impl Job<'_> {
         if stop.requested() {
             return Err(RotationError::StoppedBeforeSending);
         }
-        let checked = match self.early_rows {
-            Some(rows) => Plan::checked(got.list, rows),
-            None => Plan::check(got.list)?,
+        let (list, views) = match (audit, client) {
+            (Some(audit), Some(client)) => {
+                let (list, views, read) = audit.narrow(client, got.list).await?;
+                (list, Some((views, read)))
+            }
+            _ => (got.list, None),
+        };
+        let checked = match (self.early_rows, &views) {
+            (Some(rows), None) => Plan::checked(list, rows),
+            // No device read is a plan of none, not bad input: an hourly run mostly finds none.
+            (_, Some(_)) => match Plan::check_source(&list) {
+                Ok(rows) => Plan::checked(list, rows),
+                Err(RotationError::EmptySource(_)) => Plan::checked(list, 0),
+                Err(e) => return Err(e),
+            },
+            (None, None) => Plan::check(list)?,
         };
         let mut policy = self.policy;
         let mut results_read = None;
@@ -95,12 +120,28 @@ impl Job<'_> {
                 result_names: spec.result_names.clone(),
                 allow_partial,
                 read_rate: None,
-                timing: self.timing,
+                // A run over views compares each device's read with its last rotation in the
+                // plan, so the results are read before it.
+                timing: if views.is_some() {
+                    ResultsTiming::BeforePlan
+                } else {
+                    self.timing
+                },
+                last_rotation: views.is_some(),
             };
             let facts = crate::read_facts(client, checked.source(), &policy, &wanted).await?;
             notes.extend(facts.notes);
             policy.facts = facts.devices;
             results_read = facts.results_read;
+        }
+        let mut views_read = None;
+        if let Some((views, read)) = views {
+            for (id, view) in views {
+                if let Some(f) = policy.facts.get_mut(&id) {
+                    f.viewed = Some(view);
+                }
+            }
+            views_read = Some(read);
         }
         if stop.requested() {
             return Err(RotationError::StoppedBeforeSending);
@@ -123,7 +164,17 @@ impl Job<'_> {
             self.limit,
             self.max_devices,
         )?;
+        if let Some(read) = &views_read {
+            let since = planned
+                .report
+                .skipped
+                .get(&crate::SkipKind::RotatedSinceView)
+                .copied()
+                .unwrap_or(0);
+            notes.extend(read.lines(since));
+        }
         planned.notes = notes;
+        planned.views = views_read;
         Ok(planned)
     }
 }
@@ -162,6 +213,7 @@ pub(crate) fn write_plan(
         rows: checked.rows(),
         source: checked.source().display().to_string(),
         notes: Vec::new(),
+        views: None,
     })
 }
 

@@ -34,6 +34,7 @@ mod run_spec;
 mod skip_reason;
 mod sliding_window;
 mod verify;
+pub mod views;
 
 pub use action::{
     Action, MANAGED_DEVICES_READ_WRITE, MatchRule, PRIVILEGED_OPERATIONS, Recognised, ResultMatcher,

@@ -176,6 +176,9 @@ impl Policy {
                 ),
             ));
         }
+        if let Some(why) = rotated_since_view(f) {
+            return Some(why);
+        }
         let within = self.rotated_within?;
         if let Some(at) = &f.last_rotated
             && let Some(ms) = crate::ledger::parse_ms(at)
@@ -202,6 +205,22 @@ impl Policy {
         }
         None
     }
+}
+
+/// A device whose secret was read, but which has rotated since: the read is answered.
+fn rotated_since_view(f: &DeviceFacts) -> Option<SkipReason> {
+    let view = f.viewed.as_ref()?;
+    let at = f.last_rotated.as_deref()?;
+    let rotated = crate::ledger::parse_ms(at)?;
+    (rotated >= view.at_ms).then(|| {
+        SkipReason::new(
+            SkipKind::RotatedSinceView,
+            format!(
+                "its secret was read at {} by {}, and it rotated after, at {at}",
+                view.at, view.by
+            ),
+        )
+    })
 }
 
 impl Plan {
@@ -270,6 +289,7 @@ impl Plan {
                 return Ok(());
             }
             let skip = policy.skip_reason(&id, &d);
+            let viewed = policy.facts.get(&id).and_then(|f| f.viewed.as_ref());
             ledger.append(&Row::Planned {
                 id,
                 name: d.name,
@@ -277,6 +297,8 @@ impl Plan {
                 user: d.user,
                 os: d.os,
                 line: Some(d.line),
+                viewed_at: viewed.map(|v| v.at.clone()),
+                viewed_by: viewed.map(|v| v.by.to_string()),
             })?;
             match skip {
                 Some(reason) => {

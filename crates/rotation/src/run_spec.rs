@@ -27,6 +27,9 @@ pub struct RunSpec {
     /// What a listing that fails part-way does to the run.
     #[serde(default)]
     pub partial: PartialSource,
+    /// Only the source's devices whose secret was read after their last rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub viewed: Option<crate::views::ViewedSpec>,
 }
 
 /// Intune's two collections of devices.
@@ -234,6 +237,7 @@ mod tests {
             via: Collection::ManagedDevices,
             result_names: vec!["rotateFileVaultKey".into()],
             partial: PartialSource::Refuse,
+            viewed: None,
         }
     }
 

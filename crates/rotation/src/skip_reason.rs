@@ -67,6 +67,8 @@ pub enum SkipKind {
     RotatedRecently,
     /// Its last rotation cannot be read (strict eligibility).
     UnknownKeyAge,
+    /// Its secret was read, but it has rotated since (a view-driven run).
+    RotatedSinceView,
 }
 
 impl SkipKind {
@@ -93,6 +95,7 @@ impl SkipKind {
             SkipKind::Pending => "pending",
             SkipKind::RotatedRecently => "rotated-recently",
             SkipKind::UnknownKeyAge => "unknown-key-age",
+            SkipKind::RotatedSinceView => "rotated-since-view",
         }
     }
 
@@ -118,6 +121,7 @@ impl SkipKind {
             SkipKind::Pending,
             SkipKind::RotatedRecently,
             SkipKind::UnknownKeyAge,
+            SkipKind::RotatedSinceView,
         ])
     }
 

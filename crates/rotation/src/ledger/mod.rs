@@ -131,6 +131,12 @@ pub enum Row {
         os: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         line: Option<u64>,
+        /// When the device's secret was last read before this run, in a run over views.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        viewed_at: Option<String>,
+        /// Who read it: `user <upn>` or `app <id>`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        viewed_by: Option<String>,
     },
     Skipped {
         #[serde(with = "as_guid")]
@@ -1141,6 +1147,8 @@ mod tests {
             user: None,
             os: None,
             line: None,
+            viewed_at: None,
+            viewed_by: None,
         }
     }
 

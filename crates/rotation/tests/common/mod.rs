@@ -16,6 +16,7 @@ pub fn every_mac() -> RunSpec {
         via: Collection::ManagedDevices,
         result_names: Vec::new(),
         partial: PartialSource::Refuse,
+        viewed: None,
     }
 }
 
