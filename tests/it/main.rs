@@ -14,6 +14,7 @@ mod sources;
 mod targeting;
 mod tenants;
 mod util;
+mod viewed;
 
 use graph_sim::RetryAfterStyle;
 

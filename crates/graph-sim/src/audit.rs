@@ -145,6 +145,8 @@ pub struct AuditShape {
     pub laps_target: LapsTarget,
     pub filevault_view: String,
     pub recovery_lock_view: String,
+    /// One view's own delay (`POST /_sim/views` with `delay`), in place of a drawn one.
+    pub fixed_delay: Option<Duration>,
 }
 
 impl Default for AuditShape {
@@ -155,6 +157,7 @@ impl Default for AuditShape {
             laps_target: LapsTarget::ObjectId,
             filevault_view: "getFileVaultKey ManagedDevice".into(),
             recovery_lock_view: "retrieveRecoveryLockPasscode ManagedDevice".into(),
+            fixed_delay: None,
         }
     }
 }
@@ -177,6 +180,9 @@ fn guid(rng: &mut StdRng) -> String {
 impl AuditShape {
     /// How late an event shows: most within two minutes, a few up to `delay_max`.
     fn delay(&self, rng: &mut StdRng) -> Duration {
+        if let Some(d) = self.fixed_delay {
+            return d;
+        }
         if self.delay_max.is_zero() {
             return Duration::ZERO;
         }

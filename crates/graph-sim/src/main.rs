@@ -300,6 +300,7 @@ fn config(a: Args) -> Result<SimConfig, String> {
             laps_target: a.audit.laps_audit_target,
             filevault_view: a.audit.filevault_view_activity.clone(),
             recovery_lock_view: a.audit.recovery_lock_view_activity.clone(),
+            fixed_delay: None,
         },
         audit_limit: a.audit.audit_limit,
         ..SimConfig::default()

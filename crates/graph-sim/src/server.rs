@@ -434,6 +434,19 @@ fn record_view(sim: &Sim, body: &[u8]) -> Result<serde_json::Value, (StatusCode,
             ip: "203.0.113.24".into(),
         },
     };
+    let delay = match doc.get("delay") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => Some(
+            v.as_f64()
+                .filter(|d| *d >= 0.0)
+                .map(std::time::Duration::from_secs_f64)
+                .ok_or_else(|| bad("delay is a number of seconds".into()))?,
+        ),
+    };
+    let shape = crate::audit::AuditShape {
+        fixed_delay: delay,
+        ..sim.config.audit.clone()
+    };
     let mut inner = sim.lock();
     let device = *inner
         .tenant
@@ -449,7 +462,7 @@ fn record_view(sim: &Sim, body: &[u8]) -> Result<serde_json::Value, (StatusCode,
     let id = inner
         .audit
         .view(
-            &sim.config.audit,
+            &shape,
             &mut inner.audit_rng,
             &inner.tenant,
             (secret, device),
