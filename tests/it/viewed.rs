@@ -193,7 +193,7 @@ async fn a_viewed_since_run_rotates_the_devices_read_after_their_last_rotation_o
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_export_says_when_each_device_was_read_and_by_whom() {
+async fn the_export_and_the_report_say_when_each_device_was_read_by_whom_and_what_answered_it() {
     let env = Env::new(tenant()).await;
     let d = viewable(&env, "filevault");
     view(
@@ -227,6 +227,24 @@ async fn the_export_says_when_each_device_was_read_and_by_whom() {
         .find(|l| l.contains(&d[0]))
         .expect("the device's row");
     assert!(row.contains("user tier1@contoso-sim.example"), "{row}");
+    let page = env.path("report.html");
+    let ledger = s(&env.path("run.jsonl"));
+    let o = env
+        .run(&["report", "--ledger", &ledger, "--out", &s(&page)])
+        .await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("Views → rotations"));
+    let view = html
+        .lines()
+        .find(|l| l.contains("data-view"))
+        .expect("a view's row");
+    assert!(
+        view.contains(&d[0])
+            && view.contains("tier1@contoso-sim.example")
+            && view.contains("rotated"),
+        "{view}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -69,7 +69,7 @@ pub use plan::{CheckedSource, Plan, PlanReport, Policy};
 pub use preflight::{Allowed, TokenProblem, check_token};
 pub use rate_gate::RateGate;
 pub use report::{
-    DeviceRow, FailureGroup, FleetReport, Page as ReportPage, Report, ResumePoint, Window,
+    DeviceRow, FailureGroup, FleetReport, Page as ReportPage, Report, ResumePoint, ViewRow, Window,
     build as build_report, build_fleet as build_fleet_report, render as render_report,
     summary_json as report_summary_json,
 };

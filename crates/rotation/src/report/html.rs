@@ -211,6 +211,7 @@ fn body(h: &mut String, r: &Report, with_devices: bool, p: &str) {
         h.push_str("</tbody></table>\n");
     }
     h.push_str("</section>\n");
+    views(h, r, p);
     timeline(h, r, p);
     latency(h, r, p);
     if !r.resumes.is_empty() {
@@ -270,6 +271,40 @@ fn body(h: &mut String, r: &Report, with_devices: bool, p: &str) {
     if with_devices {
         devices(h, r);
     }
+}
+
+/// Each read of a device's secret beside the rotation that answered it (a run over views).
+fn views(h: &mut String, r: &Report, p: &str) {
+    if r.views_total == 0 {
+        return;
+    }
+    let _ = writeln!(
+        h,
+        "<section aria-labelledby=\"{p}views\"><h2 id=\"{p}views\">Views → rotations</h2>"
+    );
+    let _ = writeln!(
+        h,
+        "<p>{} device(s) whose secret was read after their last rotation{}.</p>",
+        r.views_total,
+        if r.views.len() as u64 == r.views_total {
+            String::new()
+        } else {
+            format!("; the first {} are listed", r.views.len())
+        }
+    );
+    h.push_str("<table><thead><tr><th>device</th><th>name</th><th>read at</th><th>read by</th><th>answered by</th></tr></thead><tbody>\n");
+    for v in &r.views {
+        let _ = writeln!(
+            h,
+            "<tr data-view><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            v.id,
+            esc(&v.name),
+            esc(&v.viewed_at),
+            esc(&v.viewed_by),
+            esc(&v.answer)
+        );
+    }
+    h.push_str("</tbody></table></section>\n");
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -45,6 +45,17 @@ pub struct FailureGroup {
     pub advice: String,
 }
 
+/// A read of a device's secret and what the run made of it: the "views → rotations" table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ViewRow {
+    pub id: Uuid,
+    pub name: String,
+    pub viewed_at: String,
+    pub viewed_by: String,
+    /// The device's state in the run (rotated, skipped, …), with the verified state where known.
+    pub answer: String,
+}
+
 /// A row of the device table.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeviceRow {
@@ -92,6 +103,10 @@ pub struct Report {
     /// Retries by what caused them (429, 503, network …): where the errors came from.
     pub retry_causes: BTreeMap<String, u64>,
     pub table: Vec<DeviceRow>,
+    /// Reads of the devices' secrets, in a run over views (the first [`TABLE_LIMIT`]), and how
+    /// many there were.
+    pub views: Vec<ViewRow>,
+    pub views_total: u64,
     /// The table holds every device (else: the failures and a sample).
     pub table_complete: bool,
 }
@@ -148,6 +163,8 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
     let mut failures: BTreeMap<String, FailureGroup> = BTreeMap::new();
     let mut retry_causes: BTreeMap<String, u64> = BTreeMap::new();
     let mut resumes = Vec::new();
+    let mut views: Vec<(usize, ViewRow)> = Vec::new();
+    let mut views_total = 0u64;
     let mut rows = 0u64;
     let mut window_ms = WINDOW_MS;
     ledger_rows(ledger, |row| {
@@ -175,8 +192,29 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
                 header.get_or_insert_with(|| h.clone());
                 window_ms = (h.rate.window.as_millis() as u64).max(1000);
             }
-            Row::Planned { id, .. } => {
-                slot(id, &mut index, &mut slots);
+            Row::Planned {
+                id,
+                name,
+                viewed_at,
+                viewed_by,
+                ..
+            } => {
+                let i = slot(id, &mut index, &mut slots);
+                if let Some(at) = viewed_at {
+                    views_total += 1;
+                    if views.len() < TABLE_LIMIT {
+                        views.push((
+                            i,
+                            ViewRow {
+                                id: *id,
+                                name: name.clone().unwrap_or_default(),
+                                viewed_at: at.clone(),
+                                viewed_by: viewed_by.clone().unwrap_or_default(),
+                                answer: String::new(),
+                            },
+                        ));
+                    }
+                }
             }
             Row::Skipped { id, reason } => {
                 let i = slot(id, &mut index, &mut slots);
@@ -320,6 +358,21 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
             .collect()
     };
     let table = table_rows(ledger, &index, &slots, &shown)?;
+    let views = views
+        .into_iter()
+        .map(|(i, mut v)| {
+            let slot = &slots[i];
+            v.answer = match slot.verified {
+                Some(verified) => format!(
+                    "{} (verified {})",
+                    slot.state.name(),
+                    verified_name(verified)
+                ),
+                None => slot.state.name().to_string(),
+            };
+            v
+        })
+        .collect();
     let q = header.rate;
     let quota_per_window =
         f64::from(q.count) * window_ms as f64 / q.window.as_millis().max(1) as f64;
@@ -346,6 +399,8 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
         retry_causes,
         table,
         table_complete,
+        views,
+        views_total,
     })
 }
 
