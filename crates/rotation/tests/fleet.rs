@@ -27,13 +27,17 @@ struct Env {
 
 impl Env {
     async fn new(tenants: u64, unconsented: u64) -> Env {
+        Env::with(tenants, unconsented, 40).await
+    }
+
+    async fn with(tenants: u64, unconsented: u64, devices: usize) -> Env {
         let q = |n, s| Quota::new(n, Duration::from_secs(s));
         let configs: Vec<SimConfig> = (0..tenants)
             .map(|i| SimConfig {
                 tenant: format!("7e0a{i:04x}-5e1f-4c8e-9a61-{i:012x}"),
                 tenant_name: format!("Customer {i:02}"),
                 seed: 100 + i,
-                devices: 40,
+                devices,
                 consented: i < tenants - unconsented,
                 post_limit: q(4000, 1),
                 tenant_post_limit: q(8000, 1),
@@ -86,6 +90,16 @@ impl Env {
     }
 
     async fn run(&self, spec: &RunSpec, run: RunDir, stop: StopSignal) -> (FleetOutcome, Events) {
+        self.run_at(spec, run, stop, 4).await
+    }
+
+    async fn run_at(
+        &self,
+        spec: &RunSpec,
+        run: RunDir,
+        stop: StopSignal,
+        concurrency: usize,
+    ) -> (FleetOutcome, Events) {
         let events = Arc::new(Events::default());
         let connector = self.connector();
         let tenants = open_tenants(&run);
@@ -97,7 +111,7 @@ impl Env {
                 in_doubt: InDoubt::Verify,
                 ..DispatchOptions::default()
             },
-            concurrency: 4,
+            concurrency,
             connector: &connector,
             reporter: events.clone(),
             stop,
@@ -131,6 +145,7 @@ impl Connector for SimConnector {
             client,
             signed_in: SignedIn {
                 tenant: tenant.tenant_id.to_string(),
+                client_id: Some(self.client_id.clone()),
                 ..SignedIn::default()
             },
         })
@@ -249,4 +264,70 @@ async fn after_a_stop_no_tenant_starts_and_every_one_waits_for_resume() {
     for t in &env.tenants {
         assert!(env.accepted(t.tenant_id).is_empty(), "nothing sent");
     }
+}
+
+/// Records a person's read of `device`'s Windows LAPS password an hour ago, shown in the log at once.
+async fn laps_read(env: &Env, tenant: Uuid, device: &str) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let at =
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now() - Duration::from_secs(3600));
+    let r = reqwest::Client::new()
+        .post(format!("{}/_sim/views?tenant={tenant}", env.sim.base_url))
+        .json(&serde_json::json!({"device_id": device, "secret": "laps", "at": at.to_string(), "delay": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hundred_tenants_read_their_audit_logs_within_the_logs_budgets() {
+    let env = Env::with(300, 0, 24).await;
+    let mut read = std::collections::HashMap::new();
+    for t in &env.tenants {
+        let tenant = env.sim.tenant_of(&t.tenant_id.to_string()).unwrap();
+        let windows = tenant
+            .devices
+            .iter()
+            .find(|d| d.os == "Windows" && d.azure_ad_device_id != graph_sim::ZERO_ID);
+        if let Some(d) = windows {
+            laps_read(&env, t.tenant_id, &d.id).await;
+            read.insert(t.tenant_id, d.id.clone());
+        }
+    }
+    assert!(read.len() > 290, "{}", read.len());
+    let spec = RunSpec {
+        action: rotation::Action::Laps,
+        policy: rotation::PolicySpec {
+            eligibility: rotation::Eligibility::Off,
+            ..rotation::PolicySpec::default()
+        },
+        viewed: Some(rotation::views::ViewedSpec {
+            within_secs: 86_400,
+            activities: Vec::new(),
+        }),
+        ..common::every_mac()
+    };
+    let (_tx, stop) = StopSignal::new();
+    let (outcome, _) = env.run_at(&spec, env.run_dir(&spec), stop, 32).await;
+    assert_eq!(outcome.end(), FleetEnd::Done);
+    for (t, end) in &outcome.ends {
+        assert_eq!(end.state(), TenantState::Done, "{end:?}");
+        let stats = env.sim.stats_of(&t.tenant_id.to_string()).unwrap();
+        let laps = stats
+            .actions
+            .get("rotateLocalAdminPassword")
+            .cloned()
+            .unwrap_or_default();
+        match read.get(&t.tenant_id) {
+            Some(d) => {
+                assert_eq!(laps.len(), 1, "only the device read: {laps:?}");
+                assert_eq!(laps.get(d), Some(&1));
+            }
+            None => assert!(laps.is_empty(), "no read, no rotation"),
+        }
+    }
+    let all = env.sim.stats();
+    assert!(all.audit_requests >= 300, "{}", all.audit_requests);
+    assert_eq!(all.audit_throttled, 0, "no log answered 429");
 }
