@@ -51,6 +51,8 @@ fn belief(b: Belief) -> &'static str {
         Belief::GroupMemberCasts => "group member casts are served (advanced query)",
         Belief::SecondSourceShapes => "LAPS backups and recovery keys are readable",
         Belief::DeviceFilters => "device listings apply the operatingSystem filter",
+        Belief::AuditLogs => "the audit logs are readable, and keep reads long enough",
+        Belief::ViewActivities => "Intune's audit names FileVault and Recovery Lock views",
         Belief::MacScripts => "Mac scripts are found in shell script collections",
     }
 }

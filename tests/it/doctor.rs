@@ -25,8 +25,10 @@ async fn on_real_shapes_every_belief_is_held_or_adapted_to() {
     let env = Env::new(fast(300)).await;
     let (exit, rows) = findings(&env).await;
     assert_eq!(exit, 0, "{rows:?}");
-    assert_eq!(rows.len(), 8);
+    assert_eq!(rows.len(), 10);
     assert_eq!(verdict(&rows, "listed-action-results"), "adapted");
+    assert_eq!(verdict(&rows, "audit-logs"), "holds");
+    assert_eq!(verdict(&rows, "view-activities"), "adapted");
     assert_eq!(verdict(&rows, "group-member-casts"), "adapted");
     assert_eq!(verdict(&rows, "os-version-forms"), "adapted");
     assert_eq!(verdict(&rows, "device-filters"), "adapted");
@@ -101,4 +103,50 @@ async fn a_plan_says_when_the_encryption_report_matches_no_device() {
         "{}",
         stderr(&o)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_logs_retention_and_a_view_name_it_cannot_recognise_are_shown() {
+    let mut config = SimConfig {
+        entra_license: graph_sim::EntraLicense::P2,
+        audit: graph_sim::AuditShape {
+            recovery_lock_view: "Reveal Secret ManagedDevice".into(),
+            ..graph_sim::AuditShape::default()
+        },
+        ..fast(200)
+    };
+    config
+        .roles
+        .retain(|r| r != "DeviceManagementApps.Read.All");
+    let env = Env::new(config.clone()).await;
+    let (_, rows) = findings(&env).await;
+    let logs = rows.iter().find(|r| r["belief"] == "audit-logs").unwrap();
+    let answered = logs["answered"].as_str().unwrap();
+    assert!(
+        answered.contains("directory audit log: readable, keeps 30 days"),
+        "{answered}"
+    );
+    assert!(
+        answered.contains("DeviceManagementApps.Read.All"),
+        "{answered}"
+    );
+    assert_eq!(logs["verdict"], "untested");
+
+    config.roles.push("DeviceManagementApps.Read.All".into());
+    let env = Env::new(config).await;
+    let (_, rows) = findings(&env).await;
+    let names = rows
+        .iter()
+        .find(|r| r["belief"] == "view-activities")
+        .unwrap();
+    let answered = names["answered"].as_str().unwrap();
+    assert!(
+        answered.contains("FileVault key views: getFileVaultKey ManagedDevice"),
+        "{answered}"
+    );
+    assert!(
+        answered.contains("Recovery Lock passcode views: none"),
+        "{answered}"
+    );
+    assert_eq!(names["verdict"], "untested");
 }

@@ -31,6 +31,10 @@ pub enum Belief {
     DeviceFilters,
     /// Which script collections hold Macs.
     MacScripts,
+    /// The audit logs a run over views reads are readable, and how long they keep reads.
+    AuditLogs,
+    /// Which of Intune's audit activities record a FileVault or Recovery Lock view.
+    ViewActivities,
 }
 
 /// What a finding means for a run.
@@ -80,6 +84,8 @@ pub async fn examine(client: &GraphClient, claims: Option<&TokenClaims>) -> Vec<
         second_sources(client, &devices).await,
         device_filters(client).await,
         mac_scripts(client).await,
+        audit_logs(client).await,
+        view_activities(client).await,
     ]
 }
 
@@ -525,5 +531,108 @@ async fn mac_scripts(client: &GraphClient) -> Finding {
         Verdict::Holds,
         seen.join("; "),
         "lists Macs from --shell-script and --custom-attribute-script; a macOS run from a PowerShell script warns that it holds no Mac",
+    )
+}
+
+async fn audit_logs(client: &GraphClient) -> Finding {
+    let belief = Belief::AuditLogs;
+    let gate = crate::views::AuditGate::new("");
+    let mut seen = Vec::new();
+    let mut readable = 0;
+    let probes = [
+        (
+            crate::views::AuditLogKind::Directory,
+            "/auditLogs/directoryAudits?$top=1&$filter=activityDisplayName%20eq%20%27Read%20BitLocker%20key%27",
+        ),
+        (
+            crate::views::AuditLogKind::Intune,
+            "/deviceManagement/auditEvents?$top=1",
+        ),
+    ];
+    for (log, url) in probes {
+        gate.acquire().await;
+        match client.get_json_retrying(url).await {
+            Ok(_) => {
+                readable += 1;
+                let kept = match log {
+                    crate::views::AuditLogKind::Directory => {
+                        crate::views::directory_retention(client).await
+                    }
+                    crate::views::AuditLogKind::Intune => crate::views::Retention::INTUNE,
+                };
+                seen.push(format!(
+                    "{}: readable, keeps {} days{}",
+                    log.name(),
+                    kept.days,
+                    if kept.known {
+                        ""
+                    } else {
+                        " (assumed: the licence could not be read)"
+                    }
+                ));
+            }
+            Err(e) => seen.push(format!(
+                "{}: not readable ({e}); it needs {}",
+                log.name(),
+                log.permissions().join(" and ")
+            )),
+        }
+    }
+    let verdict = if readable == probes.len() {
+        Verdict::Holds
+    } else {
+        Verdict::Untested
+    };
+    finding(
+        belief,
+        verdict,
+        seen.join("; "),
+        "reads views from these logs for --viewed-since, refuses a window longer than a log keeps, and stops with exit 3 where a log cannot be read",
+    )
+}
+
+async fn view_activities(client: &GraphClient) -> Finding {
+    let belief = Belief::ViewActivities;
+    let url = "/deviceManagement/auditEvents/getAuditActivityTypes(category='Device')";
+    let names: Vec<String> = match client.get_json_retrying(url).await {
+        Ok(v) => v
+            .get("value")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str().map(str::to_string))
+            .collect(),
+        Err(e) => return unread(belief, &e),
+    };
+    let found = |action| -> Vec<&str> {
+        names
+            .iter()
+            .filter(|n| crate::views::is_view_activity(action, n))
+            .map(String::as_str)
+            .collect()
+    };
+    let (filevault, recovery_lock) = (found(Action::FileVault), found(Action::RecoveryLock));
+    let shown = |v: &[&str]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let verdict = if filevault.is_empty() || recovery_lock.is_empty() {
+        Verdict::Untested
+    } else {
+        Verdict::Adapted
+    };
+    finding(
+        belief,
+        verdict,
+        format!(
+            "FileVault key views: {}; Recovery Lock passcode views: {} (of {} activity types; these names are not documented)",
+            shown(&filevault),
+            shown(&recovery_lock),
+            names.len()
+        ),
+        "reads these activities for --viewed-since; where none is found, the run stops until --audit-activity names one",
     )
 }
