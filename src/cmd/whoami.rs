@@ -151,6 +151,34 @@ pub async fn identity(
             "missing Device.Read.All (for --group device members; user members still work)",
         ),
     ));
+    // The audit logs `--viewed-since` reads (docs/viewed-secrets.md).
+    for log in [
+        rotation::views::AuditLogKind::Directory,
+        rotation::views::AuditLogKind::Intune,
+    ] {
+        let missing: Vec<&str> = log
+            .permissions()
+            .iter()
+            .copied()
+            .filter(|p| !claims.has(p))
+            .collect();
+        let name = match log {
+            rotation::views::AuditLogKind::Directory => "entra audit",
+            rotation::views::AuditLogKind::Intune => "intune audit",
+        };
+        can.push((
+            name.into(),
+            rule(
+                missing.is_empty(),
+                &format!("missing {} (--viewed-since exits 3)", missing.join(" and ")),
+            ),
+        ));
+    }
+    let audit_days = if log_readable(&can) {
+        Some(rotation::views::directory_retention(&c.client).await)
+    } else {
+        None
+    };
     let capabilities: serde_json::Map<String, serde_json::Value> = can
         .iter()
         .map(|(name, r)| {
@@ -173,6 +201,7 @@ pub async fn identity(
         "token_minutes_left": minutes_left,
         "permissions": perms,
         "capabilities": capabilities,
+        "directory_audit_days": audit_days.map(|r| r.days),
     });
     use std::fmt::Write;
     let mut text = String::new();
@@ -201,6 +230,18 @@ pub async fn identity(
         };
         let _ = writeln!(text, "  {name:<14} {how}");
     }
+    if let Some(r) = audit_days {
+        let assumed = if r.known {
+            ""
+        } else {
+            " (assumed: the licences could not be read)"
+        };
+        let _ = writeln!(
+            text,
+            "audit log    Entra keeps {} days of reads{assumed}",
+            r.days
+        );
+    }
     Ok((
         c,
         Identity {
@@ -209,4 +250,9 @@ pub async fn identity(
             claims: decoded,
         },
     ))
+}
+
+/// Whether the token may read Entra's directory audit log (the capability pushed above).
+fn log_readable(can: &[(String, Result<Option<String>, String>)]) -> bool {
+    can.iter().any(|(n, r)| n == "entra audit" && r.is_ok())
 }

@@ -434,4 +434,26 @@ async fn whoami_lists_the_permissions_and_what_they_allow() {
         out.contains("group devices  missing Device.Read.All"),
         "{out}"
     );
+    assert!(
+        out.contains("entra audit    missing AuditLog.Read.All and Directory.Read.All"),
+        "{out}"
+    );
+    assert!(!out.contains("audit log    "), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whoami_says_how_long_entra_keeps_the_reads_of_secrets() {
+    let env = Env::new(SimConfig {
+        entra_license: graph_sim::EntraLicense::P1,
+        ..fast(10)
+    })
+    .await;
+    let o = env.run(&["whoami"]).await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("entra audit    allowed"), "{out}");
+    assert!(
+        out.contains("audit log    Entra keeps 30 days of reads"),
+        "{out}"
+    );
 }

@@ -11,7 +11,7 @@ mod view_activities;
 pub use audit_gate::{ACROSS_TENANTS, AuditGate, PER_TENANT};
 pub use audit_log::{AuditLogKind, Target, ViewEvent, Viewer};
 pub use retention::Retention;
-pub(crate) use retention::directory as directory_retention;
+pub use retention::directory as directory_retention;
 pub(crate) use view_activities::is_view as is_view_activity;
 
 use crate::device_list::DeviceCsvWriter;
