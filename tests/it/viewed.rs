@@ -413,3 +413,35 @@ async fn beside_another_source_the_views_narrow_it() {
     assert_eq!(stats.accepted("rotateFileVaultKey", &d[0]), 1);
     assert!(stderr(&o).contains("1 not in the source"), "{}", stderr(&o));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_laps_recovery_naming_the_device_by_either_entra_id_is_found() {
+    for target in [
+        graph_sim::LapsTarget::ObjectId,
+        graph_sim::LapsTarget::DeviceId,
+    ] {
+        let env = Env::new(SimConfig {
+            audit: graph_sim::AuditShape {
+                laps_target: target,
+                ..graph_sim::AuditShape::default()
+            },
+            ..tenant()
+        })
+        .await;
+        let d = viewable(&env, "laps");
+        view(&env, &d[0], "laps", json!({"at": ago(HOUR)})).await;
+        let o = viewed_run(&env, "laps", "run.jsonl", &["--max-devices", "5"]).await;
+        assert_eq!(code(&o), 0, "{target:?}: {}", stderr(&o));
+        let stats = env.sim.stats();
+        assert_eq!(
+            stats.devices_accepted("rotateLocalAdminPassword"),
+            1,
+            "{target:?}"
+        );
+        assert_eq!(
+            stats.accepted("rotateLocalAdminPassword", &d[0]),
+            1,
+            "{target:?}"
+        );
+    }
+}
