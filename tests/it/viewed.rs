@@ -90,13 +90,24 @@ fn graph_name(action: &str) -> &'static str {
 }
 
 async fn viewed_run(env: &Env, action: &str, ledger: &str, extra: &[&str]) -> Output {
+    viewed_run_within(env, action, "24h", ledger, extra).await
+}
+
+/// `rotate --action ACTION --viewed-since WITHIN --ledger LEDGER --yes EXTRA…`.
+async fn viewed_run_within(
+    env: &Env,
+    action: &str,
+    within: &str,
+    ledger: &str,
+    extra: &[&str],
+) -> Output {
     let ledger = s(&env.path(ledger));
     let mut args = vec![
         "rotate",
         "--action",
         action,
         "--viewed-since",
-        "24h",
+        within,
         "--ledger",
         &ledger,
         "--yes",
@@ -313,18 +324,7 @@ async fn without_the_audit_permission_the_run_exits_3_naming_it_and_sends_nothin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_longer_than_the_directory_log_keeps_is_refused_before_anything_is_sent() {
     let env = Env::new(tenant()).await;
-    let ledger = s(&env.path("run.jsonl"));
-    let args = [
-        "rotate",
-        "--action",
-        "bitlocker",
-        "--viewed-since",
-        "10d",
-        "--ledger",
-        &ledger,
-        "--yes",
-    ];
-    let o = env.run(&args).await;
+    let o = viewed_run_within(&env, "bitlocker", "10d", "run.jsonl", &[]).await;
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(stderr(&o).contains("keeps 7 days"), "{}", stderr(&o));
     assert!(!env.path("run.jsonl").exists());
@@ -341,18 +341,7 @@ async fn a_premium_tenant_keeps_thirty_days_of_reads() {
     .await;
     let d = viewable(&env, "bitlocker");
     view(&env, &d[0], "bitlocker", json!({"at": ago(HOUR * 24 * 9)})).await;
-    let ledger = s(&env.path("run.jsonl"));
-    let args = [
-        "rotate",
-        "--action",
-        "bitlocker",
-        "--viewed-since",
-        "10d",
-        "--ledger",
-        &ledger,
-        "--yes",
-    ];
-    let o = env.run(&args).await;
+    let o = viewed_run_within(&env, "bitlocker", "10d", "run.jsonl", &[]).await;
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(env.sim.stats().accepted("rotateBitLockerKeys", &d[0]), 1);
 }

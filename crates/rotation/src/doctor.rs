@@ -593,15 +593,8 @@ async fn audit_logs(client: &GraphClient) -> Finding {
 
 async fn view_activities(client: &GraphClient) -> Finding {
     let belief = Belief::ViewActivities;
-    let url = "/deviceManagement/auditEvents/getAuditActivityTypes(category='Device')";
-    let names: Vec<String> = match client.get_json_retrying(url).await {
-        Ok(v) => v
-            .get("value")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|n| n.as_str().map(str::to_string))
-            .collect(),
+    let names = match crate::views::activity_types(client).await {
+        Ok(names) => names,
         Err(e) => return unread(belief, &e),
     };
     let found = |action| -> Vec<&str> {

@@ -12,7 +12,7 @@ pub use audit_gate::{ACROSS_TENANTS, AuditGate, PER_TENANT};
 pub use audit_log::{AuditLogKind, Target, ViewEvent, Viewer};
 pub use retention::Retention;
 pub use retention::directory as directory_retention;
-pub(crate) use view_activities::is_view as is_view_activity;
+pub(crate) use view_activities::{activity_types, is_view as is_view_activity};
 
 use crate::device_list::DeviceCsvWriter;
 use crate::reads::{Read, read_all};

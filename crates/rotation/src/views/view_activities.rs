@@ -31,6 +31,19 @@ pub fn is_view(action: Action, name: &str) -> bool {
     lower.contains(word) && !lower.starts_with("rotate")
 }
 
+/// The Intune audit activity names the tenant logs for devices.
+pub async fn activity_types(client: &GraphClient) -> Result<Vec<String>, GraphClientError> {
+    let v = client
+        .get_json_retrying("/deviceManagement/auditEvents/getAuditActivityTypes(category='Device')")
+        .await?;
+    Ok(v.get("value")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str().map(str::to_string))
+        .collect())
+}
+
 /// The tenant's view activities for `action`, with `extra` (the admin's) beside them.
 pub async fn intune(
     client: &GraphClient,
@@ -41,17 +54,8 @@ pub async fn intune(
     let (_, secret) = marker(action);
     let mut found = Found::default();
     gate.acquire().await;
-    let listed: Vec<String> = match client
-        .get_json_retrying("/deviceManagement/auditEvents/getAuditActivityTypes(category='Device')")
-        .await
-    {
-        Ok(v) => v
-            .get("value")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|n| n.as_str().map(str::to_string))
-            .collect(),
+    let listed: Vec<String> = match activity_types(client).await {
+        Ok(names) => names,
         Err(e @ GraphClientError::Http { status: 403, .. }) => {
             return Err(RotationError::MissingPermission {
                 permission: "DeviceManagementApps.Read.All".into(),
