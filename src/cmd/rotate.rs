@@ -33,17 +33,17 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     // Bad input is found before any connection is made: nothing is sent.
     let source = rotation::OpenSource::open(&spec.source)?;
     let policy = spec.policy.policy(action)?;
-    let lists = source.lists_devices();
+    // A run over views reads the audit logs, even for a file, and even when it only plans.
+    let lists = source.lists_devices() || spec.viewed.is_some();
     let early_rows = source.check_early()?;
     let connection = if a.dry_run && !lists {
         None
     } else {
-        let c = connect::client(
-            &a.connection,
-            None,
-            None,
-            &connect::delegated_scopes(action, source.scopes()),
-        )?;
+        let mut scopes = connect::delegated_scopes(action, source.scopes());
+        if spec.viewed.is_some() {
+            scopes.extend_from_slice(rotation::views::scopes(action));
+        }
+        let c = connect::client(&a.connection, None, None, &scopes)?;
         connect::preflight(&c, action, lists).await?;
         Some(c)
     };

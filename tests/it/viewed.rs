@@ -434,3 +434,21 @@ async fn a_laps_recovery_naming_the_device_by_either_entra_id_is_found() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_over_a_file_reads_the_views_and_sends_nothing() {
+    let env = Env::new(tenant()).await;
+    let d = viewable(&env, "filevault");
+    view(&env, &d[0], "filevault", json!({"at": ago(HOUR)})).await;
+    let input = env.path("macs.csv");
+    std::fs::write(&input, format!("id\n{}\n{}\n", d[0], d[1])).unwrap();
+    let extra = ["--input", &s(&input), "--eligibility", "off", "--dry-run"];
+    let o = viewed_run(&env, "filevault", "plan.jsonl", &extra).await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("1 device(s) whose secret was read"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(env.sim.stats().devices_accepted("rotateFileVaultKey"), 0);
+}

@@ -92,6 +92,11 @@ fn log_of(action: Action) -> AuditLogKind {
     }
 }
 
+/// The permissions reading `action`'s views takes, which a delegated sign-in asks for.
+pub fn scopes(action: Action) -> &'static [&'static str] {
+    log_of(action).permissions()
+}
+
 /// Reads the views of `action`'s secret within `spec`'s window before `now`; `own_app` is the
 /// app this tool signs in as, whose reads are dropped.
 pub async fn read_views(
