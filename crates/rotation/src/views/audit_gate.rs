@@ -31,7 +31,9 @@ impl AuditGate {
     /// A gate for one tenant read by `app` (the app's id, or empty where it is not known).
     pub fn new(app: &str) -> Self {
         AuditGate {
-            tenant: Arc::new(RateGate::new(PER_TENANT, 0.02, 1)),
+            // A second of margin in a 10 s window: the log's reads are few, and a request that
+            // arrives late must not meet the window's first one still in it.
+            tenant: Arc::new(RateGate::new(PER_TENANT, 0.1, 1)),
             app: app_gate(app),
         }
     }
@@ -40,6 +42,12 @@ impl AuditGate {
     pub async fn acquire(&self) {
         self.app.acquire_batch().await;
         self.tenant.acquire_batch().await;
+    }
+
+    /// Learns one request's round trip: a jittery service widens the gates' margin.
+    pub fn observe(&self, rtt: Duration) {
+        self.tenant.observe_round_trip(rtt);
+        self.app.observe_round_trip(rtt);
     }
 
     /// The service said to wait: nothing more goes to this tenant's log before then.
@@ -58,6 +66,6 @@ fn app_gate(app: &str) -> Arc<RateGate> {
     Arc::clone(
         gates
             .entry(app.to_ascii_lowercase())
-            .or_insert_with(|| Arc::new(RateGate::new(ACROSS_TENANTS, 0.02, 1))),
+            .or_insert_with(|| Arc::new(RateGate::new(ACROSS_TENANTS, 0.05, 1))),
     )
 }

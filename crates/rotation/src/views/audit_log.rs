@@ -62,6 +62,14 @@ pub enum Viewer {
     App(String),
 }
 
+impl Viewer {
+    /// The person where the event names one, else the app (its id in lower case).
+    fn of(user: Option<&str>, app: Option<&str>) -> Option<Viewer> {
+        user.map(|u| Viewer::User(u.to_string()))
+            .or_else(|| app.map(|a| Viewer::App(a.to_ascii_lowercase())))
+    }
+}
+
 impl std::fmt::Display for Viewer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -160,7 +168,10 @@ async fn page(
     loop {
         gate.acquire().await;
         tries += 1;
-        match client.get_json(url).await {
+        let sent = std::time::Instant::now();
+        let answer = client.get_json(url).await;
+        gate.observe(sent.elapsed());
+        match answer {
             Ok(v) => return Ok(v),
             Err(e @ GraphClientError::Http { status: 403, .. }) => {
                 return Err(RotationError::MissingPermission {
@@ -214,19 +225,17 @@ fn view(log: AuditLogKind, v: &Value, activity: &str) -> Option<ViewEvent> {
     let at_ms = crate::ledger::parse_ms(at)?;
     let (target, by) = match log {
         AuditLogKind::Directory => {
-            let by = text("/initiatedBy/user/userPrincipalName")
-                .map(|u| Viewer::User(u.to_string()))
-                .or_else(|| {
-                    text("/initiatedBy/app/appId").map(|a| Viewer::App(a.to_ascii_lowercase()))
-                })?;
+            let by = Viewer::of(
+                text("/initiatedBy/user/userPrincipalName"),
+                text("/initiatedBy/app/appId"),
+            )?;
             (directory_target(v, activity)?, by)
         }
         AuditLogKind::Intune => {
-            let by = text("/actor/userPrincipalName")
-                .map(|u| Viewer::User(u.to_string()))
-                .or_else(|| {
-                    text("/actor/applicationId").map(|a| Viewer::App(a.to_ascii_lowercase()))
-                })?;
+            let by = Viewer::of(
+                text("/actor/userPrincipalName"),
+                text("/actor/applicationId"),
+            )?;
             let device = v
                 .get("resources")?
                 .as_array()?
