@@ -1129,24 +1129,9 @@ impl Sim {
                 Ok(f) => f,
                 Err(message) => return graph_error(400, "BadRequest", &message, None),
             };
-        let top = match query(req, "$top").map(str::parse::<usize>) {
-            None => 100,
-            Some(Ok(n)) if (1..=999).contains(&n) => n,
-            Some(_) => {
-                return graph_error(
-                    400,
-                    "BadRequest",
-                    "Invalid $top value: it must be a whole number from 1 to 999.",
-                    None,
-                );
-            }
-        };
-        let skip = match query(req, "$skiptoken").map(decode_skip) {
-            None => 0,
-            Some(Some(n)) => n,
-            Some(None) => {
-                return graph_error(400, "BadRequest", "The $skiptoken is not valid.", None);
-            }
+        let (top, skip) = match paging(req, 100, 999) {
+            Ok(p) => p,
+            Err(refused) => return refused,
         };
         let t = &inner.tenant;
         let events: Vec<&crate::audit::AuditEvent> = inner
@@ -1186,26 +1171,9 @@ impl Sim {
             );
         }
         inner.pages_served += 1;
-        let top = match query(req, "$top").map(str::parse::<usize>) {
-            None => 1000,
-            Some(Ok(n)) if (1..=1000).contains(&n) => n,
-            Some(_) => {
-                return graph_error(
-                    400,
-                    "BadRequest",
-                    "Invalid $top value: it must be a whole number from 1 to 1000.",
-                    None,
-                );
-            }
-        };
-        let skip = match query(req, "$skiptoken") {
-            None => 0,
-            Some(tok) => match decode_skip(tok) {
-                Some(n) => n,
-                None => {
-                    return graph_error(400, "BadRequest", "The $skiptoken is not valid.", None);
-                }
-            },
+        let (top, skip) = match paging(req, 1000, 1000) {
+            Ok(p) => p,
+            Err(refused) => return refused,
         };
         match listing {
             Listing::Devices(list) => {
@@ -1427,6 +1395,36 @@ impl Sim {
         }
         SimResponse::json(200, body)
     }
+}
+
+/// A page's size (`$top`, `default` when absent, at most `max`) and where it starts (the
+/// `$skiptoken`), or the 400 that refuses them.
+fn paging(req: &SimRequest, default: usize, max: usize) -> Result<(usize, usize), SimResponse> {
+    let top = match query(req, "$top").map(str::parse::<usize>) {
+        None => default,
+        Some(Ok(n)) if (1..=max).contains(&n) => n,
+        Some(_) => {
+            return Err(graph_error(
+                400,
+                "BadRequest",
+                &format!("Invalid $top value: it must be a whole number from 1 to {max}."),
+                None,
+            ));
+        }
+    };
+    let skip = match query(req, "$skiptoken").map(decode_skip) {
+        None => 0,
+        Some(Some(n)) => n,
+        Some(None) => {
+            return Err(graph_error(
+                400,
+                "BadRequest",
+                "The $skiptoken is not valid.",
+                None,
+            ));
+        }
+    };
+    Ok((top, skip))
 }
 
 fn enc(s: &str) -> String {
