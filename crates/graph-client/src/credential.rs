@@ -1,7 +1,8 @@
 //! Credentials and the in-memory token cache: refreshed ahead of expiry, once on a 401, and
 //! concurrent refreshes coalesced into one request. Every grant goes through one token request.
 
-use crate::{Endpoints, GraphClientError, TokenClaims, TokenError};
+use crate::managed_identity::Issued;
+use crate::{CredentialKind, Endpoints, GraphClientError, TokenClaims, TokenError};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -33,6 +34,31 @@ pub enum Credential {
     },
     /// A token acquired elsewhere; it cannot be refreshed.
     StaticToken(SecretString),
+    /// Workload identity federation: another issuer's token, read afresh for every exchange, sent
+    /// as the app's client assertion.
+    WorkloadIdentity {
+        tenant: String,
+        client_id: String,
+        source: crate::FederatedSource,
+    },
+    /// The Azure resource's own identity.
+    ManagedIdentity(crate::ManagedIdentity),
+    /// The Azure CLI's signed-in account (delegated).
+    AzureCli(crate::AzureCli),
+}
+
+impl Credential {
+    pub fn kind(&self) -> CredentialKind {
+        match self {
+            Credential::ClientSecret { .. } => CredentialKind::Secret,
+            Credential::Certificate { .. } => CredentialKind::Certificate,
+            Credential::DeviceCode { .. } => CredentialKind::DeviceCode,
+            Credential::StaticToken(_) => CredentialKind::TokenFile,
+            Credential::WorkloadIdentity { .. } => CredentialKind::WorkloadIdentity,
+            Credential::ManagedIdentity(_) => CredentialKind::ManagedIdentity,
+            Credential::AzureCli(_) => CredentialKind::AzureCli,
+        }
+    }
 }
 
 /// Shows the admin where to sign in during the device code flow.
@@ -152,6 +178,33 @@ impl TokenProvider {
         let scope = |s: &str| format!("{}/{s}", self.endpoints.scope_resource);
         let (tenant, form): (&str, Form) = match &self.credential {
             Credential::StaticToken(token) => return static_token(token, &mut cache, now),
+            Credential::ManagedIdentity(identity) => {
+                let issued = identity
+                    .token(&self.http, &self.endpoints.scope_resource)
+                    .await?;
+                return Ok(keep(issued, &mut cache));
+            }
+            Credential::AzureCli(cli) => {
+                let issued = cli.token(&self.endpoints.scope_resource).await?;
+                return Ok(keep(issued, &mut cache));
+            }
+            Credential::WorkloadIdentity {
+                tenant,
+                client_id,
+                source,
+            } => {
+                let assertion = source.assertion(&self.http).await?;
+                (
+                    tenant,
+                    vec![
+                        ("grant_type", "client_credentials".into()),
+                        ("client_id", client_id.clone()),
+                        ("client_assertion_type", JWT_BEARER.into()),
+                        ("client_assertion", assertion.expose_secret().to_string()),
+                        ("scope", scope(".default")),
+                    ],
+                )
+            }
             Credential::ClientSecret {
                 tenant,
                 client_id,
@@ -341,6 +394,24 @@ fn delegated_scopes(scopes: &[String], qualify: &dyn Fn(&str) -> String) -> Stri
     all.join(" ")
 }
 
+/// Caches a token another service handed out with its expiry, refreshed ahead of it.
+fn keep(issued: Issued, cache: &mut Option<Cached>) -> SecretString {
+    let life = issued
+        .expires_at
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    let now = Instant::now();
+    tracing::debug!(expires_in = life.as_secs(), "access token acquired");
+    let token = issued.token.clone();
+    *cache = Some(Cached {
+        token: issued.token,
+        refresh_at: now + life - margin(life),
+        expires_at: now + life,
+        refresh_token: None,
+    });
+    token
+}
+
 fn static_token(
     token: &SecretString,
     cache: &mut Option<Cached>,
@@ -410,6 +481,10 @@ fn advice(code: u32, error: &str, status: u16) -> String {
         90002 => "the tenant was not found: check --tenant and --cloud".into(),
         90038 => "the tenant lives in another national cloud: set --cloud".into(),
         70011 => "the requested scope is not valid for this grant".into(),
+        700024 => "the client assertion is outside its valid time range: a federated token must be fresh (its file kept current by the platform)".into(),
+        700211 => "no federated credential of the app trusts the token's issuer: add one for this issuer".into(),
+        700212 => "the federated token's audience is not one the app's federated credential accepts (api://AzureADTokenExchange)".into(),
+        700213 | 70021 => "no federated credential of the app matches the token's subject (the repository, branch or environment, or the service account)".into(),
         700027 | 700023 => "the client assertion's signature or certificate was refused: check that the certificate is uploaded to the app registration".into(),
         _ => format!("the token endpoint refused the request (HTTP {status}, {error})"),
     }
