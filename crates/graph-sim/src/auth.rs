@@ -94,6 +94,7 @@ impl RegisteredCert {
     }
 }
 
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// The person a delegated sign-in signs in as (object id, user name, display name); made up.
@@ -169,6 +170,7 @@ pub struct Auth {
     clients: HashMap<String, String>,
     roles: Vec<String>,
     lifetime: std::time::Duration,
+    federation: crate::federation::Federation,
 }
 
 fn unix(t: SystemTime) -> u64 {
@@ -199,6 +201,11 @@ impl Auth {
             clients,
             roles: config.roles.clone(),
             lifetime: config.token_lifetime,
+            federation: crate::federation::Federation::new(
+                format!("{base_url}/_oidc"),
+                config.identity.federated_subject.clone(),
+                config.identity.federated_lifetime,
+            ),
         }
     }
 
@@ -281,6 +288,19 @@ impl Auth {
                     "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
                 ));
             }
+            (None, Some(assertion)) if self.federation.signed_by_us(assertion) => {
+                if form.get("client_assertion_type").map(String::as_str) != Some(JWT_BEARER) {
+                    return Err(entra_error(
+                        400,
+                        "invalid_request",
+                        50027,
+                        "Invalid client_assertion_type: expected urn:ietf:params:oauth:client-assertion-type:jwt-bearer.",
+                    ));
+                }
+                self.federation
+                    .check(assertion)
+                    .map_err(|r| entra_error(401, "invalid_client", r.code(), r.text()))?;
+            }
             (None, Some(assertion)) => {
                 let kind = form.get("client_assertion_type").map(String::as_str);
                 self.check_assertion(tenant, client_id, kind, assertion)?;
@@ -306,7 +326,6 @@ impl Auth {
         kind: Option<&str>,
         assertion: &str,
     ) -> Result<(), TokenError> {
-        const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
         if kind != Some(JWT_BEARER) {
             return Err(entra_error(
                 400,
@@ -378,6 +397,32 @@ impl Auth {
             }
         })?;
         Ok(())
+    }
+
+    /// The issuer the app's federated credential trusts.
+    pub fn federation(&self) -> &crate::federation::Federation {
+        &self.federation
+    }
+
+    /// An app-only access token for `client_id` (a managed identity's), with its lifetime.
+    pub fn app_token(&self, client_id: &str) -> (String, Duration) {
+        let answer = self.issue(client_id, None);
+        let token = answer["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        (token, self.lifetime)
+    }
+
+    /// A delegated access token for the signed-in person with scopes `scp`, as the Azure CLI
+    /// would hold one.
+    pub fn user_token(&self, client_id: &str, scp: &str) -> (String, Duration) {
+        let answer = self.issue(client_id, Some(scp));
+        let token = answer["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        (token, self.lifetime)
     }
 
     /// An access token: app-only with the configured roles, or delegated with `scp` and a refresh token.

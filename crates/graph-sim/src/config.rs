@@ -171,6 +171,8 @@ pub struct SimConfig {
     /// The directory audit log's limit per app per tenant, and per app across tenants.
     pub audit_limit: Quota,
     pub audit_app_limit: Quota,
+    /// Managed identity, GitHub's OIDC endpoint and the federated credential.
+    pub identity: crate::IdentityConfig,
 }
 
 pub const DEFAULT_TENANT: &str = "5e1f0c2a-7d3b-4c8e-9a61-0b2d4f6e8a10";
@@ -223,6 +225,7 @@ impl Default for SimConfig {
             audit: crate::audit::AuditShape::default(),
             audit_limit: Quota::new(5, Duration::from_secs(10)),
             audit_app_limit: Quota::new(122, Duration::from_secs(10)),
+            identity: crate::IdentityConfig::default(),
         }
     }
 }

@@ -194,6 +194,8 @@ pub struct Sim {
     pub base_url: String,
     /// The directory audit log's limit per app across tenants, shared by a fleet's tenants.
     pub audit_across: std::sync::Arc<Mutex<HashMap<String, crate::throttle::Window>>>,
+    /// Azure Arc's outstanding challenge.
+    pub arc: Mutex<crate::identity::ArcState>,
 }
 
 /// Which list a navigation yields.
@@ -284,6 +286,7 @@ impl Sim {
             }),
             base_url,
             audit_across: Default::default(),
+            arc: Default::default(),
             config,
         }
     }

@@ -11,9 +11,11 @@ mod auth;
 mod batch;
 mod config;
 mod directory;
+mod federation;
 mod filter;
 mod fleet;
 mod graph;
+mod identity;
 mod odata;
 mod server;
 mod shapes;
@@ -27,8 +29,10 @@ pub use audit::{AuditShape, EntraLicense, LapsTarget};
 pub use auth::RegisteredCert;
 pub use config::{DEFAULT_TENANT, ResultNames, RetryAfterStyle, SimConfig};
 pub use directory::{Directory, EntraDevice, Group, Member, User, ZERO_ID};
+pub use federation::EXCHANGE_AUDIENCE;
 pub use filter::FilterMode;
 pub use graph_batch::{Quota, QuotaParseError};
+pub use identity::{ExpiresOnForm, IdentityConfig, UserIdentity};
 pub use server::{SimHandle, start, start_fleet, start_on};
 pub use shapes::{
     ActionPermissions, DeviceFilters, EntityForm, ListResults, MemberCasts, OsVersionForm,

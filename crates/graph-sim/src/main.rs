@@ -150,6 +150,8 @@ struct Args {
     shapes: ShapeArgs,
     #[command(flatten)]
     audit: AuditArgs,
+    #[command(flatten)]
+    identity: IdentityArgs,
 }
 
 /// The audit logs (docs/graph-facts.md §12, docs/graph-sim.md "Audit logs").
@@ -177,6 +179,36 @@ struct AuditArgs {
     /// The directory audit log's limit per app per tenant.
     #[arg(long, default_value = "5/10s")]
     audit_limit: graph_sim::Quota,
+}
+
+/// Sign-in without a stored secret (docs/graph-facts.md §13, docs/graph-sim.md "Unattended sign-in").
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Unattended sign-in (graph-facts §13)")]
+struct IdentityArgs {
+    /// The X-IDENTITY-HEADER `GET /_identity/token` requires (App Service's IDENTITY_HEADER).
+    #[arg(long, default_value = "sim-identity-header")]
+    identity_header: String,
+    /// How managed identity answers write `expires_on`.
+    #[arg(long, value_enum, default_value = "date")]
+    identity_expires_on: graph_sim::ExpiresOnForm,
+    /// Where Azure Arc's challenge writes its key files (default: a folder in the temporary directory).
+    #[arg(long)]
+    arc_key_dir: Option<std::path::PathBuf>,
+    /// The bearer `GET /_gha/token` requires (GitHub's ACTIONS_ID_TOKEN_REQUEST_TOKEN).
+    #[arg(long, default_value = "sim-gha")]
+    gha_request_token: String,
+    /// Keep a valid federated assertion for the app in this file, rewritten at half its lifetime.
+    #[arg(long)]
+    federated_token_out: Option<std::path::PathBuf>,
+    /// The subject the app's federated credential trusts.
+    #[arg(
+        long,
+        default_value = "repo:example-org/fleet-rotation:ref:refs/heads/main"
+    )]
+    federated_subject: String,
+    /// How long federated assertions live, in seconds.
+    #[arg(long, default_value_t = 600)]
+    federated_lifetime: u64,
 }
 
 /// How answers are shaped where real tenants differ from the simple reading (docs/graph-sim.md,
@@ -303,6 +335,16 @@ fn config(a: Args) -> Result<SimConfig, String> {
             fixed_delay: None,
         },
         audit_limit: a.audit.audit_limit,
+        identity: graph_sim::IdentityConfig {
+            header: a.identity.identity_header,
+            gha_request_token: a.identity.gha_request_token,
+            expires_on: a.identity.identity_expires_on,
+            arc_key_dir: a.identity.arc_key_dir,
+            federated_subject: a.identity.federated_subject,
+            federated_lifetime: Duration::from_secs(a.identity.federated_lifetime.max(2)),
+            federated_token_out: a.identity.federated_token_out,
+            ..graph_sim::IdentityConfig::default()
+        },
         ..SimConfig::default()
     };
     if let Some(roles) = a.roles {

@@ -28,6 +28,8 @@ pub struct SimHandle {
     fleet: Arc<crate::fleet::Fleet>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    /// Keeps `--federated-token-out` current while the server runs.
+    keeper: Option<JoinHandle<()>>,
 }
 
 impl SimHandle {
@@ -75,6 +77,9 @@ impl SimHandle {
 
     /// Stops accepting connections and waits for the server task to end.
     pub async fn shutdown(mut self) {
+        if let Some(k) = self.keeper.take() {
+            k.abort();
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -86,6 +91,9 @@ impl SimHandle {
 
 impl Drop for SimHandle {
     fn drop(&mut self) {
+        if let Some(k) = self.keeper.take() {
+            k.abort();
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -130,6 +138,12 @@ pub async fn start_fleet(addr: SocketAddr, configs: Vec<SimConfig>) -> std::io::
     let fleet = Arc::new(crate::fleet::Fleet::new(configs, &base_url).map_err(invalid)?);
     let sim = fleet.first().clone();
     let app = axum::Router::new().fallback(any).with_state(fleet.clone());
+    let keeper = sim
+        .config
+        .identity
+        .federated_token_out
+        .clone()
+        .map(|path| tokio::spawn(crate::identity::keep_federated_token(sim.clone(), path)));
     let (tx, rx) = oneshot::channel::<()>();
     let stopped = async {
         let _ = rx.await;
@@ -157,6 +171,7 @@ pub async fn start_fleet(addr: SocketAddr, configs: Vec<SimConfig>) -> std::io::
         fleet,
         shutdown: Some(tx),
         task: Some(task),
+        keeper,
     })
 }
 
@@ -306,6 +321,10 @@ fn route(
         let form: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
         return token_response(sim.auth.token(first, &form).map_err(|e| (e.status, e.body)));
     }
+    let query = crate::batch::parse_query(qs);
+    if let Some(resp) = crate::identity::answer(sim, method, path, &query, headers) {
+        return resp;
+    }
     if first != "beta" && first != "v1.0" {
         return graph_error(
             400,
@@ -396,6 +415,19 @@ fn sim_endpoint(
                 [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
                 csv,
             )
+                .into_response()
+        }
+        "/_sim/assertion" => {
+            crate::identity::minted(one.unwrap_or(fleet.first()), &query).into_response()
+        }
+        "/_sim/user-token" => {
+            let get = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.as_str());
+            let sim = one.unwrap_or(fleet.first());
+            let (token, life) = sim.auth.user_token(
+                get("client_id").unwrap_or("sim-azure-cli"),
+                get("scp").unwrap_or("DeviceManagementManagedDevices.PrivilegedOperations.All DeviceManagementManagedDevices.Read.All"),
+            );
+            axum::Json(serde_json::json!({"access_token": token, "expires_in": life.as_secs()}))
                 .into_response()
         }
         "/_sim/views" if method == Method::POST => {
