@@ -107,6 +107,21 @@ pub struct Connection {
     /// Delegated sign-in: open a URL on any device and enter a code (OAuth 2.0 device code flow).
     #[arg(long)]
     pub device_code: bool,
+    /// How to sign in: auto (default) takes the first available of the environment (token file,
+    /// certificate, device code, secret), workload identity, managed identity and the Azure CLI;
+    /// or one of secret, certificate, workload-identity, managed-identity, azure-cli, device-code,
+    /// token-file.
+    #[arg(long, value_parser = parse_credential, value_name = "KIND")]
+    pub credential: Option<CredentialChoice>,
+    /// Workload identity: a file the platform keeps a federated token in.
+    #[arg(long, env = env::FEDERATED_TOKEN_FILE)]
+    pub federated_token_file: Option<PathBuf>,
+    /// Managed identity: a user-assigned identity by its object (principal) id (by client id: --client-id).
+    #[arg(long, conflicts_with = "identity_resource_id")]
+    pub identity_object_id: Option<String>,
+    /// Managed identity: a user-assigned identity by its Azure resource id.
+    #[arg(long)]
+    pub identity_resource_id: Option<String>,
     #[arg(long, default_value = "global", value_parser = ["global", "usgov", "usgov-dod", "china"])]
     pub cloud: String,
     /// Override the Graph endpoint (https, or http to loopback only).
@@ -115,6 +130,21 @@ pub struct Connection {
     /// Override the login endpoint (https, or http to loopback only).
     #[arg(long)]
     pub login_url: Option<String>,
+}
+
+/// `--credential`: one kind, or the first available.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialChoice {
+    Auto,
+    Only(graph_client::CredentialKind),
+}
+
+pub fn parse_credential(s: &str) -> Result<CredentialChoice, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        Ok(CredentialChoice::Auto)
+    } else {
+        s.parse().map(CredentialChoice::Only)
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -21,6 +21,8 @@ pub struct Profile {
     pub tenant: Option<String>,
     pub client_id: Option<String>,
     pub certificate: Option<PathBuf>,
+    /// The credential kind (`managed-identity`, `workload-identity`, …); never a secret.
+    pub credential: Option<String>,
     pub cloud: Option<String>,
     pub rate: Option<String>,
     pub ledger_dir: Option<PathBuf>,
@@ -204,6 +206,21 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> anyhow::Result<Vec<(String,
     let mut cloud = Some(conn.cloud.clone());
     take("cloud", &mut cloud, &p.cloud);
     conn.cloud = cloud.unwrap_or_else(|| "global".into());
+    let from_profile = !given("credential") && p.credential.is_some();
+    if let (true, Some(text)) = (from_profile, &p.credential) {
+        conn.credential = Some(
+            crate::cli::parse_credential(text)
+                .map_err(|e| anyhow!("profile {pname}: credential: {e}"))?,
+        );
+    }
+    shown.push((
+        "credential".into(),
+        match conn.credential {
+            None | Some(crate::cli::CredentialChoice::Auto) => "auto".into(),
+            Some(crate::cli::CredentialChoice::Only(k)) => k.name().into(),
+        },
+        origin("credential", from_profile),
+    ));
     if !["global", "usgov", "usgov-dod", "china"].contains(&conn.cloud.as_str()) {
         bail!(
             "profile {pname}: cloud {:?} is not one of global, usgov, usgov-dod, china",

@@ -1,11 +1,10 @@
 //! Building the Graph connection from the options, and the pre-flight check before anything is sent.
 
 use crate::cli::Connection;
-use crate::env;
-use anyhow::{Context, anyhow, bail};
+use anyhow::{anyhow, bail};
 use graph_client::{
-    AssertionStyle, ClientCertificate, Cloud, Credential, Endpoints, ExposeSecret, GraphClient,
-    GraphClientError, SecretString, TokenClaims,
+    Cloud, Credential, CredentialKind, Endpoints, ExposeSecret, GraphClient, GraphClientError,
+    TokenClaims,
 };
 use rotation::Action;
 
@@ -26,6 +25,9 @@ pub struct Connected {
     pub client: GraphClient,
     pub tenant: String,
     pub client_id: Option<String>,
+    /// How it signs in, and what `auto` passed over first.
+    pub credential: CredentialKind,
+    pub passed_over: Vec<crate::credential_choice::PassedOver>,
 }
 
 /// The client for `conn`; `tenant` and `client_id` fall back to what a ledger recorded.
@@ -44,74 +46,24 @@ pub fn client(
         .client_id
         .clone()
         .or(recorded_client.map(str::to_string));
-    let need = |what: Option<String>, flag: &str, var: &str| {
-        what.ok_or_else(|| anyhow!("{flag} (or {var}) is required"))
-    };
-    let static_token = file_or_env(conn.token_file.as_deref(), env::ACCESS_TOKEN, "token")?;
-    let credential = if let Some(token) = static_token {
-        Credential::StaticToken(SecretString::from(token))
-    } else if let Some(path) = &conn.certificate {
-        let text = std::fs::read(path)
-            .with_context(|| format!("{}: cannot read the certificate", path.display()))?;
-        let style = if conn.assertion_rs256 {
-            AssertionStyle::Rs256
-        } else {
-            AssertionStyle::Ps256
-        };
-        let certificate = ClientCertificate::from_pem(&text, &path.display().to_string(), style)
-            .map_err(|e| anyhow!(e))?;
-        Credential::Certificate {
-            tenant: need(tenant.clone(), "--tenant", env::TENANT)?,
-            client_id: need(client_id.clone(), "--client-id", env::CLIENT_ID)?,
-            certificate,
-        }
-    } else if conn.device_code {
-        Credential::DeviceCode {
-            tenant: need(tenant.clone(), "--tenant", env::TENANT)?,
-            client_id: need(client_id.clone(), "--client-id", env::CLIENT_ID)?,
-            scopes: delegated.iter().map(|s| s.to_string()).collect(),
-        }
-    } else {
-        let secret = file_or_env(
-            conn.client_secret_file.as_deref(),
-            env::CLIENT_SECRET,
-            "secret",
-        )?;
-        let Some(secret) = secret else {
-            return Err(anyhow!(
-                "no credential: set {} or --client-secret-file (a secret is never taken as a flag value), or use --certificate, --device-code or --token-file / {}",
-                env::CLIENT_SECRET,
-                env::ACCESS_TOKEN
-            )
-            .into());
-        };
-        Credential::ClientSecret {
-            tenant: need(tenant.clone(), "--tenant", env::TENANT)?,
-            client_id: need(client_id.clone(), "--client-id", env::CLIENT_ID)?,
-            secret: SecretString::from(secret),
-        }
-    };
+    let chosen = crate::credential_choice::choose(
+        conn,
+        &crate::credential_choice::Inputs {
+            tenant: tenant.clone(),
+            client_id: client_id.clone(),
+            delegated,
+        },
+    )?;
+    let credential = chosen.credential;
+    let kind = credential.kind();
     let client = GraphClient::new(endpoints, credential, "beta").map_err(|e| anyhow!(e))?;
     Ok(Connected {
         client,
         tenant: tenant.unwrap_or_default(),
         client_id,
+        credential: kind,
+        passed_over: chosen.passed_over,
     })
-}
-
-/// A secret from its file when one is given, else from the environment; trimmed, empty as none.
-fn file_or_env(
-    file: Option<&std::path::Path>,
-    var: &str,
-    what: &str,
-) -> anyhow::Result<Option<String>> {
-    let text = match file {
-        Some(p) => std::fs::read_to_string(p)
-            .with_context(|| format!("{}: cannot read the {what} file", p.display()))?,
-        None => std::env::var(var).unwrap_or_default(),
-    };
-    let text = text.trim();
-    Ok((!text.is_empty()).then(|| text.to_string()))
 }
 
 /// Before anything is sent: a token, for this tenant, not a personal account, holding the action's

@@ -4,6 +4,7 @@ mod cli;
 mod cmd;
 mod config;
 mod connect;
+mod credential_choice;
 mod env;
 mod exit_status;
 mod fleet_progress;

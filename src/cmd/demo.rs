@@ -53,6 +53,8 @@ pub async fn run(a: crate::cli::DemoArgs, logs: Logs) -> Result<ExitStatus, Fail
         client,
         tenant: config.tenant.clone(),
         client_id: Some(config.client_id.clone()),
+        credential: graph_client::CredentialKind::Secret,
+        passed_over: Vec::new(),
     };
     crate::connect::preflight(&connected, rotation::Action::FileVault, false).await?;
     let signed_in_as = crate::connect::signed_in_as(&connected).await;

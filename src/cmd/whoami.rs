@@ -198,6 +198,8 @@ pub async fn identity(
         "tenant": tenant,
         "app": app,
         "kind": if claims.scp.is_some() { "delegated" } else { "application" },
+        "credential": c.credential.name(),
+        "passed_over": c.passed_over.iter().map(|p| serde_json::json!({"credential": p.kind.name(), "why": p.why})).collect::<Vec<_>>(),
         "token_minutes_left": minutes_left,
         "permissions": perms,
         "capabilities": capabilities,
@@ -210,6 +212,10 @@ pub async fn identity(
     let _ = writeln!(text, "tenant       {tenant}");
     let _ = writeln!(text, "app          {app}");
     let _ = writeln!(text, "kind         {kind}");
+    let _ = writeln!(text, "credential   {}", c.credential);
+    for p in &c.passed_over {
+        let _ = writeln!(text, "  passed over {:<18} {}", p.kind.name(), p.why);
+    }
     if let Some(m) = minutes_left {
         let _ = writeln!(text, "token left   {m} min");
     }

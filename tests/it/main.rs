@@ -2,6 +2,7 @@
 
 mod auth;
 mod cli;
+mod credentials;
 mod disk;
 mod doctor;
 mod eligibility;

@@ -336,6 +336,23 @@ fn command_under(
         .env_remove("INTUNE_ROTATE_PROFILE")
         .env_remove("INTUNE_ROTATE_CONFIG")
         .env("RUST_LOG", "warn");
+    // Nothing of the machine's own sign-in reaches a test, and IMDS is never 169.254.169.254:
+    // `auto` probes a loopback port nothing listens on instead.
+    for var in [
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "ACTIONS_ID_TOKEN_REQUEST_URL",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+        "IDENTITY_ENDPOINT",
+        "IDENTITY_HEADER",
+        "IMDS_ENDPOINT",
+        "MSI_ENDPOINT",
+        "AZURE_TOKEN_CREDENTIALS",
+        "INTUNE_ROTATE_TEST_ARC_KEY_DIR",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("INTUNE_ROTATE_TEST_IMDS_URL", CLOSED_IMDS);
     match secret {
         Some(s) => cmd.env("AZURE_CLIENT_SECRET", s),
         None => cmd.env_remove("AZURE_CLIENT_SECRET"),
@@ -343,6 +360,9 @@ fn command_under(
     cmd.stdin(std::process::Stdio::null());
     cmd
 }
+
+/// A loopback address nothing answers on, standing in for IMDS.
+pub const CLOSED_IMDS: &str = "http://127.0.0.1:9/metadata/identity/oauth2/token";
 
 /// The longest a kill point is waited for before the signal goes anyway.
 const KILL_POINT_LIMIT: Duration = Duration::from_secs(60);
