@@ -131,3 +131,53 @@ async fn the_report_of_a_faulty_crashed_resumed_verified_run_holds_every_section
     let j: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
     assert_eq!(j["states"]["rotated"], st["rotated"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_that_failed_on_the_device_are_counted_by_their_code_and_listed_first() {
+    let env = Env::new(SimConfig {
+        fail_share: 0.2,
+        complete_after: Duration::from_millis(300),
+        ..fast(300)
+    })
+    .await;
+    let ledger = env.path("bitlocker.jsonl");
+    let o = env
+        .run(&[
+            "rotate",
+            "--action",
+            "bitlocker",
+            "--query",
+            "--ledger",
+            &s(&ledger),
+            "--yes",
+            "--rate",
+            "4000/1s",
+            "--verify-after",
+            "30s",
+        ])
+        .await;
+    assert_eq!(code(&o), 1, "some failed on the device: {}", stderr(&o));
+    let r = rotation::build_report(&ledger).unwrap();
+    let on_device: u64 = r.on_device_failures.values().sum();
+    assert!(on_device > 0, "{:?}", r.on_device_failures);
+    assert!(
+        r.on_device_failures.keys().all(|k| k.contains("(0x8031")),
+        "BitLocker's HRESULTs: {:?}",
+        r.on_device_failures
+    );
+    let (first, rest) = r.table.split_at(on_device as usize);
+    assert!(
+        first
+            .iter()
+            .all(|d| d.outcome == "rotated" && d.verified == "failed")
+    );
+    assert!(
+        rest.iter().all(|d| d.verified != "failed"),
+        "none left further down"
+    );
+    let html = rotation::render_report(rotation::ReportPage::One(&r), "test");
+    assert!(
+        html.contains("Failed on the device"),
+        "the page has the section"
+    );
+}

@@ -1032,6 +1032,9 @@ impl Sim {
                 let names = &self.config.action_result_names;
                 // A request whose answer is lost late is carried out after a while (`--late`).
                 let start = now + inner.late_by.unwrap_or_default();
+                // BitLocker's failures carry an HRESULT: the drive not protected, or the
+                // recovery password protector missing (both BitLocker's own codes).
+                let code = [-2_144_272_384, -2_144_272_339][device % 2];
                 let result = |action: &str, fails| {
                     let (action_name, odata_type) = names.of(action);
                     ActionResult {
@@ -1040,6 +1043,7 @@ impl Sim {
                         started: start,
                         completes: start + self.config.complete_after,
                         fails,
+                        error_code: (fails && action == "rotateBitLockerKeys").then_some(code),
                     }
                 };
                 // An offline Entra-joined PC fails a LAPS rotation at once: it is never queued.

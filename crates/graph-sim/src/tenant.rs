@@ -18,6 +18,9 @@ pub struct ActionResult {
     pub started: SystemTime,
     pub completes: SystemTime,
     pub fails: bool,
+    /// What a failed BitLocker rotation reports (`rotateBitLockerKeysDeviceActionResult.errorCode`,
+    /// an HRESULT); the other rotations' results have no code.
+    pub error_code: Option<i32>,
 }
 
 impl ActionResult {
@@ -43,6 +46,9 @@ impl ActionResult {
         });
         if let Some(t) = &self.odata_type {
             v["@odata.type"] = json!(t);
+        }
+        if let (Some(code), "failed") = (self.error_code, self.state(now)) {
+            v["errorCode"] = json!(code);
         }
         v
     }
@@ -524,6 +530,7 @@ impl Tenant {
                         started,
                         completes,
                         fails: false,
+                        error_code: None,
                     };
                     match (n % 6, n % 31) {
                         (_, 4) => d

@@ -907,6 +907,7 @@ mod tests {
                 evidence: rng
                     .random_bool(0.5)
                     .then_some(crate::ledger::Evidence::RecoveryKey),
+                error_code: None,
                 at: at(clock),
             })
             .unwrap();

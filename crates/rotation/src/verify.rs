@@ -104,6 +104,8 @@ pub struct Found {
     pub entra_id: Option<String>,
     /// What proved `state`.
     pub evidence: Option<Evidence>,
+    /// The device's error code for a failed action, where the result has one (BitLocker's).
+    pub error_code: Option<i64>,
 }
 
 impl Found {
@@ -114,6 +116,7 @@ impl Found {
         unknown: Vec::new(),
         entra_id: None,
         evidence: None,
+        error_code: None,
     };
 }
 
@@ -170,6 +173,10 @@ pub fn our_result(device: &Value, matcher: &ResultMatcher, sent_ms: u64) -> Foun
                 .map(str::to_string),
             rule: Some(rule),
             unknown,
+            error_code: r
+                .get("errorCode")
+                .and_then(Value::as_i64)
+                .filter(|&c| c != 0),
         },
         None => Found {
             unknown,
@@ -272,6 +279,7 @@ pub async fn verify(
                     action_started_at: f.started,
                     matched_by: f.rule,
                     evidence: f.evidence,
+                    error_code: f.error_code,
                     at: now_iso(),
                 })?;
                 latest[slot as usize] = Some(f.state);
@@ -448,6 +456,7 @@ mod tests {
                 unknown: Vec::new(),
                 entra_id: None,
                 evidence: Some(Evidence::ActionResult),
+                error_code: None,
             },
             "within the skew margin, case ignored"
         );

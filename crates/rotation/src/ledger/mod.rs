@@ -191,6 +191,9 @@ pub enum Row {
         /// Which source proved the state (absent in ledgers written before there were several).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         evidence: Option<Evidence>,
+        /// The device's error code for a failed action, where Graph gives one (absent before).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error_code: Option<i64>,
         at: String,
     },
     /// A `resume` (or `rotate` continuing) began here; in-doubt devices and how they were treated.

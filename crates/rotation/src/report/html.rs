@@ -232,6 +232,22 @@ fn body(h: &mut String, r: &Report, with_devices: bool, p: &str) {
         }
         h.push_str("</tbody></table></section>\n");
     }
+    if !r.on_device_failures.is_empty() {
+        let total: u64 = r.on_device_failures.values().sum();
+        let _ = writeln!(
+            h,
+            "<section aria-labelledby=\"{p}ondevice\"><h2 id=\"{p}ondevice\">Failed on the device ({total})</h2>\n<p>Graph accepted the action, and the device then reported it failed: these need someone at the device, not another run.</p>\n<table><thead><tr><th>device's error code</th><th class=\"num\">devices</th></tr></thead><tbody>"
+        );
+        for (code, n) in &r.on_device_failures {
+            let _ = writeln!(
+                h,
+                "<tr data-on-device=\"{}\" data-count=\"{n}\"><td><code>{}</code></td><td class=\"num\">{n}</td></tr>",
+                esc(code),
+                esc(code)
+            );
+        }
+        h.push_str("</tbody></table></section>\n");
+    }
     let _ = writeln!(
         h,
         "<section aria-labelledby=\"{p}failures\"><h2 id=\"{p}failures\">Failures, by Graph's error code</h2>"

@@ -102,6 +102,9 @@ pub struct Report {
     pub failures: Vec<FailureGroup>,
     /// Retries by what caused them (429, 503, network …): where the errors came from.
     pub retry_causes: BTreeMap<String, u64>,
+    /// Devices whose action Graph accepted but which reported it failed, by the device's error
+    /// code (or "no code given"): the failures an admin must go to the device for.
+    pub on_device_failures: BTreeMap<String, u64>,
     pub table: Vec<DeviceRow>,
     /// Reads of the devices' secrets, in a run over views (the first [`TABLE_LIMIT`]), and how
     /// many there were.
@@ -147,9 +150,30 @@ struct Slot {
     state: DeviceState,
     attempts: u32,
     verified: Option<VerifiedState>,
+    /// The device's error code with its last verified state, where Graph gave one.
+    code: Option<i64>,
     /// When the last request left and no answer came yet (ms; 0: none waiting).
     waiting_since: u64,
 }
+
+impl Slot {
+    /// Accepted by Graph, then reported failed by the device.
+    fn failed_on_device(&self) -> bool {
+        self.state == DeviceState::Rotated && self.verified == Some(VerifiedState::Failed)
+    }
+}
+
+/// An error code as Graph gives it, with its HRESULT form for a negative one.
+fn device_code(code: Option<i64>) -> String {
+    match code {
+        Some(c) if c < 0 => format!("{c} (0x{:08X})", c as i32 as u32),
+        Some(c) => c.to_string(),
+        None => NO_CODE.to_string(),
+    }
+}
+
+/// The bucket of on-device failures whose result carries no error code (all but BitLocker's).
+pub const NO_CODE: &str = "no code given";
 
 /// Reads `ledger` into a report, in bounded memory.
 pub fn build(ledger: &Path) -> Result<Report, RotationError> {
@@ -182,6 +206,7 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
                         state: DeviceState::Pending,
                         attempts: 0,
                         verified: None,
+                        code: None,
                         waiting_since: 0,
                     });
                     slots.len() as u32 - 1
@@ -290,9 +315,15 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
                     }
                 }
             }
-            Row::Verified { id, state, .. } => {
+            Row::Verified {
+                id,
+                state,
+                error_code,
+                ..
+            } => {
                 let i = slot(id, &mut index, &mut slots);
                 slots[i].verified = Some(*state);
+                slots[i].code = *error_code;
             }
             Row::Session {
                 at,
@@ -318,6 +349,10 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
     let header = header.ok_or_else(|| RotationError::ledger(ledger, None, "no run header"))?;
     let mut states: BTreeMap<String, u64> = BTreeMap::new();
     let mut verified: BTreeMap<String, u64> = BTreeMap::new();
+    let mut on_device: BTreeMap<String, u64> = BTreeMap::new();
+    for s in slots.iter().filter(|s| s.failed_on_device()) {
+        *on_device.entry(device_code(s.code)).or_default() += 1;
+    }
     for s in &slots {
         *states.entry(s.state.name().to_string()).or_default() += 1;
         if let Some(v) = s.verified {
@@ -346,7 +381,7 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
         slots
             .iter()
             .map(|s| {
-                if s.state == DeviceState::Failed {
+                if s.state == DeviceState::Failed || s.failed_on_device() {
                     true
                 } else if sample < SAMPLE {
                     sample += 1;
@@ -397,6 +432,7 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
             f
         },
         retry_causes,
+        on_device_failures: on_device,
         table,
         table_complete,
         views,
@@ -466,8 +502,12 @@ fn table_rows(
         }
     })?;
     let mut out: Vec<DeviceRow> = rows.into_values().collect();
-    // Failures first, then in plan order.
-    out.sort_by_key(|r| r.outcome != "failed");
+    // Failures on the device first, then the others, then in plan order.
+    out.sort_by_key(|r| match (r.outcome.as_str(), r.verified.as_str()) {
+        ("rotated", "failed") => 0,
+        ("failed", _) => 1,
+        _ => 2,
+    });
     Ok(out)
 }
 
@@ -529,6 +569,7 @@ pub fn summary_json(r: &Report) -> serde_json::Value {
         "verified": r.verified,
         "failures": r.failures,
         "retry_causes": r.retry_causes,
+        "on_device_failures": r.on_device_failures,
         "resumes": r.resumes,
         "windows": r.windows.len(),
         "window_seconds": r.window_ms as f64 / 1000.0,

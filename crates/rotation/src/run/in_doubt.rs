@@ -177,6 +177,7 @@ mod tests {
             unknown: Vec::new(),
             entra_id: None,
             evidence: None,
+            error_code: None,
         }
     }
 
