@@ -182,6 +182,30 @@ pub struct Dispatch {
     /// Write the run's summary as JSON to this file.
     #[arg(long, help_heading = "Run")]
     pub summary_json: Option<PathBuf>,
+    /// Post the run's outcome to a Teams Workflows webhook as an Adaptive Card (repeatable).
+    #[arg(long, value_name = "URL", help_heading = "Notify")]
+    pub notify: Vec<String>,
+    /// Mail the run's outcome to these addresses (comma separated) through Graph's sendMail;
+    /// needs Mail.Send.
+    #[arg(
+        long,
+        value_name = "TO",
+        value_delimiter = ',',
+        requires = "notify_from",
+        help_heading = "Notify"
+    )]
+    pub notify_mail: Vec<String>,
+    /// The mailbox the mail is sent from: a user principal name or object id.
+    #[arg(
+        long,
+        value_name = "UPN",
+        requires = "notify_mail",
+        help_heading = "Notify"
+    )]
+    pub notify_from: Option<String>,
+    /// Attach the run's HTML report to the mail.
+    #[arg(long, requires = "notify_mail", help_heading = "Notify")]
+    pub notify_attach_report: bool,
     /// Another name under which Intune may record this action's results (repeatable): used when
     /// answers were lost. Given to `rotate`, it is kept in the ledger for `resume` and `verify`.
     #[arg(long = "result-name", value_name = "NAME", help_heading = "Run")]

@@ -8,6 +8,7 @@ mod credential_choice;
 mod env;
 mod exit_status;
 mod fleet_progress;
+mod notify;
 mod progress;
 mod settings;
 mod signals;

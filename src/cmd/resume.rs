@@ -36,13 +36,15 @@ pub async fn run(a: ResumeArgs, logs: Logs) -> Result<ExitStatus, Failure> {
         )));
     }
     let action = header.action;
+    let targets = crate::notify::Targets::of(&a.dispatch)?;
     let c = connect::client(
         &a.connection,
         Some(&header.tenant),
         header.client_id.as_deref(),
-        &connect::delegated_scopes(action, &[]),
+        &connect::delegated_scopes(action, targets.scopes()),
     )?;
     connect::preflight(&c, action, false).await?;
+    targets.check(&c).await?;
     let tenant = &c.tenant;
     let open =
         state.count(rotation::DeviceState::Pending) + state.count(rotation::DeviceState::InDoubt);
@@ -70,5 +72,8 @@ pub async fn run(a: ResumeArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     )
     .await?;
     drop(_enter);
-    summarize(&outcome, a.dispatch.summary_json.as_deref())
+    let summary = a.dispatch.summary_json.as_deref();
+    let code = summarize(&outcome, summary)?;
+    crate::notify::after_run(&targets, &outcome.ledger, code, Some(&c.client), summary).await?;
+    Ok(code)
 }

@@ -15,6 +15,7 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     // First of all: a Ctrl-C during the pre-flight or the plan is seen, not fatal.
     let stop = stop_on_signal(a.dispatch.grace.into());
     let spec = run_spec(&a)?;
+    let targets = crate::notify::Targets::of(&a.dispatch)?;
     let action = spec.action;
     // A ledger directory is claimed before anything else: a run that finds another going in it
     // ends here (exit 5), and the claim holds until this run ends.
@@ -43,8 +44,10 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
         if spec.viewed.is_some() {
             scopes.extend_from_slice(rotation::views::scopes(action));
         }
+        scopes.extend_from_slice(targets.scopes());
         let c = connect::client(&a.connection, None, None, &scopes)?;
         connect::preflight(&c, action, lists).await?;
+        targets.check(&c).await?;
         Some(c)
     };
     let signed_in = rotation::SignedIn {
@@ -141,30 +144,41 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     }
     print_skips(&skipped);
     let code = summarize(&outcome, a.dispatch.summary_json.as_deref())?;
-    if let (Some(after), Some(c)) = (a.verify_after, &connection)
-        && !outcome.interrupted()
-        && outcome.auth_stopped().is_none()
-    {
-        let o = rotation::VerifyOptions {
-            watch: true,
-            timeout: Some(after.into()),
-            interval: (std::time::Duration::from(after) / 20).clamp(
-                std::time::Duration::from_secs(1),
-                std::time::Duration::from_secs(30),
-            ),
-            ..rotation::VerifyOptions::default()
-        };
-        let report = super::verify::run_verify(&c.client, &outcome.ledger, &o).await?;
-        let line: Vec<String> = report
-            .counts
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
-        println!("verified: {}", line.join(", "));
-        super::verify::print_unrecognised(&report);
-        return Ok(code.max(ExitStatus::of_verify(&report.counts)));
-    }
+    let code = match (a.verify_after, &connection) {
+        (Some(after), Some(c)) if !outcome.interrupted() && outcome.auth_stopped().is_none() => {
+            code.max(verify_after(&c.client, &outcome.ledger, after.into()).await?)
+        }
+        _ => code,
+    };
+    let summary = a.dispatch.summary_json.as_deref();
+    crate::notify::after_run(&targets, &outcome.ledger, code, Some(client), summary).await?;
     Ok(code)
+}
+
+/// `--verify-after`: watch the devices' action results for a while, and say what they reached.
+async fn verify_after(
+    client: &graph_client::GraphClient,
+    ledger: &std::path::Path,
+    after: std::time::Duration,
+) -> Result<ExitStatus, Failure> {
+    let o = rotation::VerifyOptions {
+        watch: true,
+        timeout: Some(after),
+        interval: (after / 20).clamp(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(30),
+        ),
+        ..rotation::VerifyOptions::default()
+    };
+    let report = super::verify::run_verify(client, ledger, &o).await?;
+    let line: Vec<String> = report
+        .counts
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    println!("verified: {}", line.join(", "));
+    super::verify::print_unrecognised(&report);
+    Ok(ExitStatus::of_verify(&report.counts))
 }
 
 /// One line per kind of skip, with the advice that names the flag to change it.

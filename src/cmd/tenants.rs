@@ -45,6 +45,9 @@ pub async fn rotate(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     let mut probe = a.connection.clone();
     probe.tenant = Some(tenants[0].tenant_id.to_string());
     connect::client(&probe, None, None, &[])?;
+    let mail = crate::notify::Targets::of(&a.dispatch)?
+        .mail_connection(&a.connection)
+        .await?;
     connect::confirm(
         a.dispatch.yes,
         &format!(
@@ -82,7 +85,22 @@ pub async fn rotate(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     };
     let outcome = fleet.run(run, tenants).await;
     progress.finish();
-    super::fleet_summary::print(&outcome, a.dispatch.summary_json.as_deref())
+    notified(&outcome, &a.dispatch, mail.as_ref()).await
+}
+
+/// The fleet's summary, then its notice.
+async fn notified(
+    outcome: &rotation::fleet::FleetOutcome,
+    dispatch: &Dispatch,
+    mail: Option<&crate::connect::Connected>,
+) -> Result<ExitStatus, Failure> {
+    let summary = dispatch.summary_json.as_deref();
+    let code = super::fleet_summary::print(outcome, summary)?;
+    let targets = crate::notify::Targets::of(dispatch)?;
+    let dir = outcome.run.dir();
+    let graph = mail.map(|c| &c.client);
+    crate::notify::after_fleet(&targets, dir, code, graph, summary).await?;
+    Ok(code)
 }
 
 /// `resume --run-dir DIR`: every tenant not done goes on: resumed from its ledger, or planned with
@@ -102,6 +120,9 @@ pub async fn resume(
         None => spec_of_argv(dir, &run.manifest().options)?,
     };
     let open = fleet::open_tenants(&run);
+    let mail = crate::notify::Targets::of(dispatch)?
+        .mail_connection(connection)
+        .await?;
     connect::confirm(
         dispatch.yes,
         &format!(
@@ -132,7 +153,7 @@ pub async fn resume(
     };
     let outcome = fleet.run(run, open).await;
     progress.finish();
-    super::fleet_summary::print(&outcome, dispatch.summary_json.as_deref())
+    notified(&outcome, dispatch, mail.as_ref()).await
 }
 
 /// The sending's options, with a gate across tenants that holds Graph's per-app limit: nobody

@@ -7,6 +7,7 @@ mod disk;
 mod doctor;
 mod eligibility;
 mod faults;
+mod notify;
 mod read_ahead;
 mod report;
 mod result_names;

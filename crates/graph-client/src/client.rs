@@ -35,6 +35,13 @@ pub struct GraphClient {
     tokens: Arc<TokenProvider>,
 }
 
+/// A request's JSON body.
+#[derive(Clone, Copy)]
+enum Body<'a> {
+    Batch(&'a BatchRequestBody),
+    Json(&'a Value),
+}
+
 /// The HTTP client every request goes through; TLS is rustls with verification always on.
 pub fn http_client() -> Result<reqwest::Client, GraphClientError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -92,7 +99,7 @@ impl GraphClient {
         &self,
         method: reqwest::Method,
         url: &str,
-        json: Option<&BatchRequestBody>,
+        json: Option<Body<'_>>,
         consistency: Consistency,
     ) -> Result<(reqwest::Response, ReplyMeta), GraphClientError> {
         for attempt in 0..2 {
@@ -108,7 +115,8 @@ impl GraphClient {
                 req = req.header("ConsistencyLevel", "eventual");
             }
             req = match json {
-                Some(body) => req.json(body),
+                Some(Body::Batch(body)) => req.json(body),
+                Some(Body::Json(body)) => req.json(body),
                 None if method == reqwest::Method::POST => req.header("Content-Length", "0"),
                 None => req,
             };
@@ -140,7 +148,7 @@ impl GraphClient {
         &self,
         method: reqwest::Method,
         url: &str,
-        json: Option<&BatchRequestBody>,
+        json: Option<Body<'_>>,
         consistency: Consistency,
         ok: impl Fn(u16) -> bool,
     ) -> Result<(ReplyMeta, bytes::Bytes), GraphClientError> {
@@ -171,7 +179,7 @@ impl GraphClient {
             .exchange(
                 reqwest::Method::POST,
                 &url,
-                Some(body),
+                Some(Body::Batch(body)),
                 Consistency::Default,
                 |s| s == 200,
             )
@@ -189,6 +197,22 @@ impl GraphClient {
         let ok = |s| (200..300).contains(&s);
         let (meta, _) = self
             .exchange(reqwest::Method::POST, &url, None, Consistency::Default, ok)
+            .await?;
+        Ok(meta)
+    }
+
+    /// POSTs a JSON document (such as `sendMail`'s message); `Ok` only for 2xx.
+    pub async fn post_json(&self, path: &str, body: &Value) -> Result<ReplyMeta, GraphClientError> {
+        let url = self.endpoints.graph_url(&self.version, path);
+        let ok = |s| (200..300).contains(&s);
+        let (meta, _) = self
+            .exchange(
+                reqwest::Method::POST,
+                &url,
+                Some(Body::Json(body)),
+                Consistency::Default,
+                ok,
+            )
             .await?;
         Ok(meta)
     }

@@ -20,7 +20,7 @@ mod managed_identity;
 pub use azure_cli::AzureCli;
 pub use certificate::{AssertionStyle, ClientCertificate};
 pub use claims::TokenClaims;
-pub use client::{BatchReply, Consistency, GraphClient, ReplyMeta};
+pub use client::{BatchReply, Consistency, GraphClient, ReplyMeta, http_client};
 pub use cloud::{Cloud, Endpoints};
 pub use credential::{Credential, DeviceCodePrompt, TokenProvider};
 pub use credential_kind::CredentialKind;

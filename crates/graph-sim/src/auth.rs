@@ -98,7 +98,7 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// The person a delegated sign-in signs in as (object id, user name, display name); made up.
-const SIGNED_IN_USER: (&str, &str, &str) = (
+pub const SIGNED_IN_USER: (&str, &str, &str) = (
     "3f6c2b1a-8d4e-4f70-9a25-6b1c0d2e3f40",
     "rotation.admin@contoso-sim.example",
     "Rotation Admin (simulated)",

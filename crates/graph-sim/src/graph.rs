@@ -184,6 +184,8 @@ pub struct Inner {
     pub audit_rng: StdRng,
     /// The directory audit log's own limit, per app in this tenant.
     pub audit_windows: HashMap<String, crate::throttle::Window>,
+    /// Messages `sendMail` accepted, the latest last.
+    pub mail: Vec<Value>,
 }
 
 #[derive(Debug)]
@@ -283,6 +285,7 @@ impl Sim {
                 audit: AuditLog::default(),
                 audit_rng: StdRng::seed_from_u64(config.seed ^ 0xa0d1_7000),
                 audit_windows: HashMap::new(),
+                mail: Vec::new(),
             }),
             base_url,
             audit_across: Default::default(),

@@ -16,6 +16,7 @@ mod filter;
 mod fleet;
 mod graph;
 mod identity;
+mod mail;
 mod odata;
 mod server;
 mod shapes;
@@ -56,4 +57,5 @@ pub const ALL_ROLES: &[&str] = &[
     "AuditLog.Read.All",
     "Directory.Read.All",
     "DeviceManagementApps.Read.All",
+    "Mail.Send",
 ];

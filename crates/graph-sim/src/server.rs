@@ -333,6 +333,11 @@ fn route(
             None,
         );
     }
+    if let Some(mailbox) = crate::mail::mailbox(rest)
+        && method == Method::POST
+    {
+        return crate::mail::send(sim, mailbox, headers, body);
+    }
     let mut inner = sim.lock();
     if late_by.is_some() {
         inner.stats.late_requests += 1;
@@ -416,6 +421,10 @@ fn sim_endpoint(
                 csv,
             )
                 .into_response()
+        }
+        "/_sim/mail" => {
+            let sim = one.unwrap_or(fleet.first());
+            axum::Json(serde_json::Value::Array(sim.lock().mail.clone())).into_response()
         }
         "/_sim/assertion" => {
             crate::identity::minted(one.unwrap_or(fleet.first()), &query).into_response()

@@ -35,6 +35,9 @@ pub struct Stats {
     /// Audit events recorded by `POST /_sim/views`.
     #[serde(default)]
     pub views: u64,
+    /// Messages accepted by `sendMail`.
+    #[serde(default)]
+    pub mails_sent: u64,
     /// action name -> device id -> times accepted.
     pub actions: BTreeMap<String, BTreeMap<String, u64>>,
 }
@@ -47,6 +50,7 @@ impl Stats {
         self.throttled += o.throttled;
         self.penalised += o.penalised;
         self.batches += o.batches;
+        self.mails_sent += o.mails_sent;
         self.token_requests += o.token_requests;
         self.filter_clauses_ignored += o.filter_clauses_ignored;
         self.late_requests += o.late_requests;

@@ -74,6 +74,16 @@ impl Action {
     }
 
     /// `operatingSystem` of the devices the action applies to.
+    /// The secret the action replaces, as people name it.
+    pub fn secret(self) -> &'static str {
+        match self {
+            Action::FileVault => "FileVault recovery key",
+            Action::RecoveryLock => "Recovery Lock passcode",
+            Action::BitLocker => "BitLocker recovery keys",
+            Action::Laps => "Windows LAPS password",
+        }
+    }
+
     pub fn platform(self) -> &'static str {
         match self {
             Action::FileVault | Action::RecoveryLock => "macOS",

@@ -69,8 +69,9 @@ pub use plan::{CheckedSource, Plan, PlanReport, Policy};
 pub use preflight::{Allowed, TokenProblem, check_token};
 pub use rate_gate::RateGate;
 pub use report::{
-    DeviceRow, FailureGroup, FleetReport, Page as ReportPage, Report, ResumePoint, ViewRow, Window,
-    build as build_report, build_fleet as build_fleet_report, render as render_report,
+    CARD_LIMIT, Card, DeviceRow, FailureGroup, FleetReport, Notice, Page as ReportPage, Report,
+    ResumePoint, Tone as NoticeTone, ViewRow, Window, build as build_report,
+    build_fleet as build_fleet_report, render as render_report,
     summary_json as report_summary_json,
 };
 pub use results_read::{ResultsRead, ResultsReason, ResultsSource, SendTimeRules};

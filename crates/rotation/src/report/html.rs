@@ -13,7 +13,7 @@ pub enum Page<'a> {
     Fleet(&'a FleetReport),
 }
 
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -3,8 +3,10 @@
 //! one full row per device; `html.rs` renders them as one self-contained page.
 
 mod html;
+mod notice;
 
 pub use html::{Page, render};
+pub use notice::{CARD_LIMIT, Card, Notice, Tone};
 
 use crate::ledger::{DeviceState, Outcome, Row, Step, VerifiedState, parse_ms};
 use crate::{RotationError, RunHeader, ledger_rows};
