@@ -328,6 +328,27 @@ async fn send_mail(
     Err("HTTP 429 twice".into())
 }
 
+impl Targets {
+    /// A run that ended in an error before its outcome could be reported: the webhooks are told
+    /// what stopped it (a mail needs the Graph connection the error may be about).
+    pub async fn after_failure(
+        &self,
+        action: Option<rotation::Action>,
+        error: &str,
+        code: ExitStatus,
+    ) {
+        if self.webhooks.is_empty() {
+            return;
+        }
+        let notice = Notice::of_failure(action, error, code.code());
+        let only_hooks = Targets {
+            webhooks: self.webhooks.clone(),
+            mail: None,
+        };
+        only_hooks.send(&notice, || None, None).await;
+    }
+}
+
 /// Adds the notifications to the summary file a run wrote.
 pub fn record(summary_json: Option<&Path>, notified: &[Notified]) -> Result<(), Failure> {
     let Some(path) = summary_json else {

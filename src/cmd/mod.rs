@@ -25,6 +25,13 @@ use crate::progress::Logs;
 use rotation::{DispatchOptions, InDoubt, RotationError, RunOutcome, StopSignal};
 
 pub async fn run(command: Command, logs: Logs) -> ExitStatus {
+    // A run that ends in an error still tells whoever is told of its outcome.
+    let told = match &command {
+        Command::Rotate(a) => Some((&a.dispatch, Some(crate::settings::action_of(a.action)))),
+        Command::Resume(a) => Some((&a.dispatch, None)),
+        _ => None,
+    }
+    .and_then(|(d, action)| Some((crate::notify::Targets::of(d).ok()?, action)));
     let result = match command {
         Command::Rotate(a) => rotate::run(*a, logs).await,
         Command::Resume(a) => resume::run(a, logs).await,
@@ -45,6 +52,11 @@ pub async fn run(command: Command, logs: Logs) -> ExitStatus {
         Ok(status) => status,
         Err(Failure(status, e)) => {
             eprintln!("error: {e:#}");
+            if let Some((targets, action)) = told {
+                targets
+                    .after_failure(action, &format!("{e:#}"), status)
+                    .await;
+            }
             status
         }
     }

@@ -338,3 +338,28 @@ async fn without_mail_send_a_mailed_run_exits_3_naming_it_and_sends_nothing() {
         "nothing sent"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_cannot_sign_in_still_tells_the_webhook_why() {
+    let env = Env::new(fast(50)).await;
+    let hook = hook(&[202]).await;
+    let (csv, ledger) = (env.devices_csv(), env.path("run.jsonl"));
+    let args = [
+        "rotate",
+        "--input",
+        &s(&csv),
+        "--ledger",
+        &s(&ledger),
+        "--yes",
+        "--notify",
+        &hook.url,
+    ];
+    let o = env
+        .run_with(&args, Some("not-the-secret".into()), &[])
+        .await;
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    let text = card_text(&hook.cards()[0]);
+    assert!(text.contains("did not run to its end"), "{text}");
+    assert!(text.contains("AADSTS7000215"), "the cause: {text}");
+    assert!(!text.contains("not-the-secret"), "never the secret");
+}

@@ -156,6 +156,21 @@ impl Notice {
         }
     }
 
+    /// The notice of a run that stopped on an error before it had an outcome to report.
+    pub fn of_failure(action: Option<crate::Action>, error: &str, exit_code: u8) -> Notice {
+        let what = action.map_or("Secret", |a| a.secret());
+        Notice {
+            title: format!("{what} rotation did not run to its end"),
+            tone: Tone::Attention,
+            facts: vec![
+                ("Error".into(), error.chars().take(2000).collect()),
+                ("Exit code".into(), exit_code.to_string()),
+            ],
+            sections: Vec::new(),
+            failed_devices: Vec::new(),
+        }
+    }
+
     /// The notice of a run over many tenants: totals, each tenant's line, and the failed devices.
     pub fn of_fleet(f: &FleetReport, exit_code: u8) -> Notice {
         let reports: Vec<&Report> = f.tenants.iter().filter_map(|(_, r)| r.as_ref()).collect();
