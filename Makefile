@@ -1,7 +1,7 @@
 # The two commands that matter: `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test test-loaded lint fmt bench bench-smoke deny soak fuzz build interop report-check
+.PHONY: demo test test-loaded lint lint-workflows fmt bench bench-smoke deny soak fuzz build interop report-check
 
 build:
 	$(CARGO) build --release
@@ -36,9 +36,17 @@ test-loaded:
 	kill $$pids 2>/dev/null; \
 	exit $$status
 
-lint:
+lint: lint-workflows
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+# The release workflow and the scheduling example, checked against GitHub's workflow schema by a
+# validator from the npm registry (installed once under target/).
+ACTION_VALIDATOR = target/tools/npm/node_modules/.bin/action-validator
+$(ACTION_VALIDATOR):
+	npm install --no-audit --no-fund --silent --prefix target/tools/npm @action-validator/cli@0.6.0
+lint-workflows: $(ACTION_VALIDATOR)
+	$(ACTION_VALIDATOR) .github/workflows/*.yml docs/examples/*.yml
 
 fmt:
 	$(CARGO) fmt --all

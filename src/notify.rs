@@ -366,6 +366,23 @@ pub fn record(summary_json: Option<&Path>, notified: &[Notified]) -> Result<(), 
         .map_err(|e| crate::cmd::failed(anyhow!("{}: {e}", path.display())))
 }
 
+/// A notice (with its report page for an attachment) or why none could be made.
+type Made<'a> = Result<(Notice, Box<dyn FnOnce() -> Option<String> + Send + 'a>), String>;
+
+/// Sends what was made and records it in the summary.
+async fn tell(
+    targets: &Targets,
+    made: Made<'_>,
+    graph: Option<&GraphClient>,
+    summary_json: Option<&Path>,
+) -> Result<(), Failure> {
+    let notified = match made {
+        Ok((notice, page)) => targets.send(&notice, page, graph).await,
+        Err(why) => vec![finish("every target".into(), Err(why))],
+    };
+    record(summary_json, &notified)
+}
+
 /// After one tenant's run: the notice from its ledger, sent, and recorded.
 pub async fn after_run(
     targets: &Targets,
@@ -377,25 +394,20 @@ pub async fn after_run(
     if targets.is_empty() {
         return Ok(());
     }
-    let report = match rotation::build_report(ledger) {
-        Ok(r) => r,
-        Err(e) => {
-            let n = finish(
-                "every target".into(),
-                Err(format!("the ledger could not be read for the notice: {e}")),
-            );
-            return record(summary_json, &[n]);
-        }
+    let report = rotation::build_report(ledger);
+    let made: Made<'_> = match &report {
+        Ok(r) => Ok((
+            Notice::of_run(r, code.code()),
+            Box::new(move || {
+                Some(rotation::render_report(
+                    rotation::ReportPage::One(r),
+                    VERSION,
+                ))
+            }),
+        )),
+        Err(e) => Err(format!("the ledger could not be read for the notice: {e}")),
     };
-    let notice = Notice::of_run(&report, code.code());
-    let page = || {
-        Some(rotation::render_report(
-            rotation::ReportPage::One(&report),
-            env!("CARGO_PKG_VERSION"),
-        ))
-    };
-    let notified = targets.send(&notice, page, graph).await;
-    record(summary_json, &notified)
+    tell(targets, made, graph, summary_json).await
 }
 
 /// After a run over many tenants: the notice from its run directory.
@@ -409,25 +421,22 @@ pub async fn after_fleet(
     if targets.is_empty() {
         return Ok(());
     }
-    let report = match rotation::build_fleet_report(dir) {
-        Ok(r) => r,
-        Err(e) => {
-            let n = finish(
-                "every target".into(),
-                Err(format!(
-                    "the run directory could not be read for the notice: {e}"
-                )),
-            );
-            return record(summary_json, &[n]);
-        }
+    let report = rotation::build_fleet_report(dir);
+    let made: Made<'_> = match &report {
+        Ok(r) => Ok((
+            Notice::of_fleet(r, code.code()),
+            Box::new(move || {
+                Some(rotation::render_report(
+                    rotation::ReportPage::Fleet(r),
+                    VERSION,
+                ))
+            }),
+        )),
+        Err(e) => Err(format!(
+            "the run directory could not be read for the notice: {e}"
+        )),
     };
-    let notice = Notice::of_fleet(&report, code.code());
-    let page = || {
-        Some(rotation::render_report(
-            rotation::ReportPage::Fleet(&report),
-            env!("CARGO_PKG_VERSION"),
-        ))
-    };
-    let notified = targets.send(&notice, page, graph).await;
-    record(summary_json, &notified)
+    tell(targets, made, graph, summary_json).await
 }
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");

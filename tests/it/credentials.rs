@@ -52,6 +52,13 @@ impl SignIn<'_> {
         self
     }
 
+    /// App Service's managed identity endpoint, with its header.
+    fn app_service(self, header: &str) -> Self {
+        let url = self.env.url("/_identity/token");
+        self.var("IDENTITY_ENDPOINT", &url)
+            .var("IDENTITY_HEADER", header)
+    }
+
     fn arg(mut self, a: &str) -> Self {
         self.args.push(a.into());
         self
@@ -265,8 +272,7 @@ async fn app_service_managed_identity_is_chosen_by_auto_and_rotates() {
     let o = env
         .canary()
         .no_app()
-        .var("IDENTITY_ENDPOINT", &env.url("/_identity/token"))
-        .var("IDENTITY_HEADER", "sim-identity-header")
+        .app_service("sim-identity-header")
         .run()
         .await;
     canary_rotated(&o, &env);
@@ -285,8 +291,7 @@ async fn a_user_assigned_identity_is_asked_for_by_client_id_and_an_unknown_one_e
             "managed-identity",
         ])
         .no_app()
-        .var("IDENTITY_ENDPOINT", &env.url("/_identity/token"))
-        .var("IDENTITY_HEADER", "sim-identity-header")
+        .app_service("sim-identity-header")
         .run()
     };
     let o = run(&known).await;
@@ -307,8 +312,7 @@ async fn a_wrong_identity_header_exits_3_and_is_never_shown() {
     let o = env
         .canary()
         .no_app()
-        .var("IDENTITY_ENDPOINT", &env.url("/_identity/token"))
-        .var("IDENTITY_HEADER", "a-header-of-another-app")
+        .app_service("a-header-of-another-app")
         .run()
         .await;
     assert_eq!(code(&o), 3, "{}", stderr(&o));
@@ -385,6 +389,18 @@ async fn imds_answers_in_each_expiry_form() {
             .and_then(|l| l.trim_end_matches(" min").parse().ok())
             .unwrap_or_else(|| panic!("{form:?}: {text}"));
         assert!((55..=60).contains(&left), "{form:?}: {left} min left");
+        if form == ExpiresOnForm::Date {
+            let o = env
+                .canary()
+                .no_app()
+                .var(
+                    "INTUNE_ROTATE_TEST_IMDS_URL",
+                    &env.url("/metadata/identity/oauth2/token"),
+                )
+                .run()
+                .await;
+            canary_rotated(&o, &env);
+        }
     }
 }
 
@@ -501,8 +517,7 @@ async fn auto_takes_the_secret_before_a_managed_identity_unless_narrowed() {
         }
         let mut r = r
             .var("AZURE_CLIENT_SECRET", &secret)
-            .var("IDENTITY_ENDPOINT", &env.url("/_identity/token"))
-            .var("IDENTITY_HEADER", "sim-identity-header");
+            .app_service("sim-identity-header");
         if let Some(n) = narrow {
             r = r.var("AZURE_TOKEN_CREDENTIALS", n);
         }
@@ -603,8 +618,7 @@ async fn assertions_identity_headers_and_tokens_appear_in_no_output_or_ledger_at
             .await,
         mi.canary()
             .no_app()
-            .var("IDENTITY_ENDPOINT", &mi.url("/_identity/token"))
-            .var("IDENTITY_HEADER", header)
+            .app_service(header)
             .var("RUST_LOG", "trace")
             .run()
             .await,
