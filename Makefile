@@ -46,7 +46,9 @@ ACTION_VALIDATOR = target/tools/npm/node_modules/.bin/action-validator
 $(ACTION_VALIDATOR):
 	npm install --no-audit --no-fund --silent --prefix target/tools/npm @action-validator/cli@0.6.0
 lint-workflows: $(ACTION_VALIDATOR)
-	$(ACTION_VALIDATOR) .github/workflows/*.yml docs/examples/*.yml
+	@for f in .github/workflows/*.yml docs/examples/*.yml; do \
+		$(ACTION_VALIDATOR) "$$f" || { echo "$$f: not a valid workflow"; exit 1; }; \
+	done
 
 fmt:
 	$(CARGO) fmt --all
