@@ -37,6 +37,7 @@ fn rotated(n: usize) -> Row {
     Row::Outcome {
         id: id(n),
         result: Outcome::Rotated,
+        cause: None,
         status: Some(204),
         code: None,
         message: None,

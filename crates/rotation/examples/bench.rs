@@ -723,6 +723,7 @@ fn finished_ledger(path: &Path, n: usize) {
         l.append(&Row::Outcome {
             id: id(i),
             result: Outcome::Rotated,
+            cause: None,
             status: Some(204),
             code: None,
             message: None,

@@ -868,6 +868,7 @@ mod tests {
                 l.append(&Row::Outcome {
                     id: id(i),
                     result,
+                    cause: None,
                     status: rng
                         .random_bool(0.9)
                         .then_some(if result == Outcome::Rotated { 204 } else { 429 }),

@@ -28,6 +28,7 @@ mod reads;
 mod report;
 mod results_read;
 mod retry;
+mod retry_cause;
 mod run;
 mod run_dir;
 mod run_spec;
@@ -75,6 +76,7 @@ pub use report::{
     summary_json as report_summary_json,
 };
 pub use results_read::{ResultsRead, ResultsReason, ResultsSource, SendTimeRules};
+pub use retry_cause::RetryCause;
 pub use run::{
     Counters, DispatchOptions, InDoubt, LOST_ANSWER_RECHECK, Progress, RotateRequest, RunOutcome,
     RunStop, StopSignal, resume, rotate,

@@ -165,6 +165,9 @@ pub enum Row {
         result: Outcome,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         status: Option<u16>,
+        /// Why the device was not answered at once (absent in rows of earlier releases).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cause: Option<crate::RetryCause>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         code: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1169,6 +1172,7 @@ mod tests {
             id,
             result,
             status: None,
+            cause: None,
             code: None,
             message: None,
             request_id: None,

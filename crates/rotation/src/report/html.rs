@@ -277,8 +277,8 @@ fn body(h: &mut String, r: &Report, with_devices: bool, p: &str) {
             let _ = writeln!(
                 h,
                 "<tr data-retry=\"{}\"><td>{}</td><td class=\"num\">{n}</td></tr>",
-                esc(c),
-                esc(c)
+                esc(c.label()),
+                esc(c.label())
             );
         }
         h.push_str("</tbody></table>\n");

@@ -9,7 +9,7 @@ pub use html::{Page, render};
 pub use notice::{CARD_LIMIT, Card, Notice, Tone};
 
 use crate::ledger::{DeviceState, Outcome, Row, Step, VerifiedState, parse_ms};
-use crate::{RotationError, RunHeader, ledger_rows};
+use crate::{RetryCause, RotationError, RunHeader, ledger_rows};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -103,7 +103,7 @@ pub struct Report {
     pub resumes: Vec<ResumePoint>,
     pub failures: Vec<FailureGroup>,
     /// Retries by what caused them (429, 503, network …): where the errors came from.
-    pub retry_causes: BTreeMap<String, u64>,
+    pub retry_causes: BTreeMap<RetryCause, u64>,
     /// Devices whose action Graph accepted but which reported it failed, by the device's error
     /// code (or "no code given"): the failures an admin must go to the device for.
     pub on_device_failures: BTreeMap<String, u64>,
@@ -114,17 +114,6 @@ pub struct Report {
     pub views_total: u64,
     /// The table holds every device (else: the failures and a sample).
     pub table_complete: bool,
-}
-
-/// What a device's answer was, for the timeline.
-fn cause(status: Option<u16>, message: Option<&str>) -> Option<&'static str> {
-    match status {
-        Some(429) => Some("429 throttled"),
-        Some(s) if s >= 500 => Some("5xx server error"),
-        Some(401) => Some("401 token refused"),
-        None if message.is_some_and(|m| m.contains("lost")) => Some("network (answer lost)"),
-        _ => None,
-    }
 }
 
 /// What to do about a failure, by Graph's code.
@@ -187,7 +176,7 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
     let mut windows: BTreeMap<u64, Window> = BTreeMap::new();
     let mut skip_reasons: BTreeMap<String, u64> = BTreeMap::new();
     let mut failures: BTreeMap<String, FailureGroup> = BTreeMap::new();
-    let mut retry_causes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut retry_causes: BTreeMap<RetryCause, u64> = BTreeMap::new();
     let mut resumes = Vec::new();
     let mut views: Vec<(usize, ViewRow)> = Vec::new();
     let mut views_total = 0u64;
@@ -263,6 +252,7 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
                 id,
                 result,
                 status,
+                cause,
                 code,
                 message,
                 request_id,
@@ -281,17 +271,18 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
                     w.rtt_max_ms = w.rtt_max_ms.max(rtt);
                 }
                 slots[i].waiting_since = 0;
-                match cause(*status, message.as_deref()) {
-                    Some("429 throttled") => w.throttled += 1,
-                    Some("5xx server error") => w.server_errors += 1,
-                    Some("network (answer lost)") => w.network_errors += 1,
+                // Rows of earlier releases carry no cause: their status, or their words, say it.
+                let why = cause.or_else(|| RetryCause::of_earlier_row(*status, message.as_deref()));
+                match why {
+                    Some(RetryCause::Throttled) => w.throttled += 1,
+                    Some(RetryCause::ServerError) => w.server_errors += 1,
+                    Some(RetryCause::AnswerLost) => w.network_errors += 1,
                     _ => {}
                 }
                 if *result == Outcome::Retry {
-                    let c = cause(*status, message.as_deref())
-                        .map(str::to_string)
-                        .unwrap_or_else(|| status.map_or("other".into(), |s| format!("HTTP {s}")));
-                    *retry_causes.entry(c).or_default() += 1;
+                    *retry_causes
+                        .entry(why.unwrap_or(RetryCause::Other))
+                        .or_default() += 1;
                 }
                 if matches!(result, Outcome::Failed | Outcome::Abandoned) {
                     let code = code
@@ -570,11 +561,53 @@ pub fn summary_json(r: &Report) -> serde_json::Value {
         "skip_reasons": r.skip_reasons,
         "verified": r.verified,
         "failures": r.failures,
-        "retry_causes": r.retry_causes,
+        "retry_causes": r.retry_causes.iter().map(|(c, n)| (c.label(), n)).collect::<BTreeMap<_, _>>(),
         "on_device_failures": r.on_device_failures,
         "resumes": r.resumes,
         "windows": r.windows.len(),
         "window_seconds": r.window_ms as f64 / 1000.0,
         "quota_per_window": r.quota_per_window,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Action, Ledger};
+
+    fn row(json: serde_json::Value) -> Row {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn retries_are_counted_by_their_recorded_cause_and_earlier_rows_by_their_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.jsonl");
+        let header = RunHeader::new("t", Action::FileVault, "test", "200/20s".parse().unwrap());
+        let mut l = Ledger::create(&path, &header).unwrap();
+        let id = "6d1f0000-0000-4000-8000-000000000001";
+        let at = "2026-12-03T07:00:00Z";
+        for r in [
+            serde_json::json!({"type": "planned", "id": id}),
+            serde_json::json!({"type": "sent", "id": id, "attempt": 1, "at": at}),
+            // Today's row says why.
+            serde_json::json!({"type": "outcome", "id": id, "result": "retry", "cause": "answer-lost", "message": "sending again", "at": at}),
+            serde_json::json!({"type": "sent", "id": id, "attempt": 2, "at": at}),
+            // An earlier release's row says it in words only.
+            serde_json::json!({"type": "outcome", "id": id, "result": "retry", "message": "the answer was lost; sending again", "at": at}),
+            serde_json::json!({"type": "sent", "id": id, "attempt": 3, "at": at}),
+            serde_json::json!({"type": "outcome", "id": id, "result": "retry", "status": 429, "at": at}),
+            serde_json::json!({"type": "sent", "id": id, "attempt": 4, "at": at}),
+            serde_json::json!({"type": "outcome", "id": id, "result": "rotated", "status": 204, "at": at}),
+        ] {
+            l.append(&row(r)).unwrap();
+        }
+        l.sync().unwrap();
+        drop(l);
+        let r = build(&path).unwrap();
+        assert_eq!(r.retry_causes.get(&RetryCause::AnswerLost), Some(&2));
+        assert_eq!(r.retry_causes.get(&RetryCause::Throttled), Some(&1));
+        let network: u64 = r.windows.iter().map(|w| w.network_errors).sum();
+        assert_eq!(network, 2);
+    }
 }

@@ -10,6 +10,7 @@
 use super::in_doubt::{self, Cause, Decision, Looks};
 use super::read_ahead::{ReadAhead, Reader, Unanswered};
 use super::{Counters, DispatchOptions, Progress, RunOutcome, RunStop, StopSignal};
+use crate::RetryCause;
 use crate::device_facts::AtSending;
 use crate::ledger::{DeviceState, Ledger, LedgerState, Outcome, Row, now_iso, parse_ms};
 use crate::{Action, RateGate, ResultMatcher, RotationError, retry};
@@ -59,6 +60,7 @@ enum Event {
 /// The result of one attempt, as written in an outcome row.
 struct Answer<'m> {
     status: Option<u16>,
+    cause: Option<RetryCause>,
     code: Option<String>,
     message: Option<String>,
     meta: Option<&'m ReplyMeta>,
@@ -68,10 +70,17 @@ impl<'m> Answer<'m> {
     fn new(status: Option<u16>, message: String, meta: Option<&'m ReplyMeta>) -> Self {
         Answer {
             status,
+            cause: status.map(RetryCause::of_status),
             code: None,
             message: Some(message),
             meta,
         }
+    }
+
+    /// Why the device was not answered at once.
+    fn because(mut self, cause: RetryCause) -> Self {
+        self.cause = Some(cause);
+        self
     }
 
     /// Keeps Graph's message, or says `default` when the item carried none.
@@ -86,6 +95,10 @@ fn outcome_row(id: Uuid, result: Outcome, a: Answer<'_>) -> Row {
         id,
         result,
         status: a.status,
+        // A retry says why; so does a device settled by a look-up. An answer's status says the rest.
+        cause: a
+            .cause
+            .filter(|_| result == Outcome::Retry || a.status.is_none()),
         code: a.code,
         message: a.message,
         request_id: a.meta.and_then(|m| m.request_id.clone()),
@@ -602,13 +615,15 @@ impl<'o> Dispatcher<'o> {
     ) -> Result<(), RotationError> {
         for (i, decision) in decisions {
             match (decision, cause) {
-                (Decision::Rotated(why), _) => {
-                    self.finish(i, Outcome::Rotated, Answer::new(None, why, None))?
+                (Decision::Rotated(why), cause) => {
+                    let answer = Answer::new(None, why, None).because(cause.retry_cause());
+                    self.finish(i, Outcome::Rotated, answer)?
                 }
                 // Its wait is over and its retry row written: it joins the queue.
                 (Decision::SendAgain(_), Cause::Throttled) => self.ready.push_back(i),
-                (Decision::SendAgain(why), Cause::LostAnswer | Cause::Crash) => {
-                    self.retry_later(i, Answer::new(None, why, None), None, false)?
+                (Decision::SendAgain(why), cause @ (Cause::LostAnswer | Cause::Crash)) => {
+                    let answer = Answer::new(None, why, None).because(cause.retry_cause());
+                    self.retry_later(i, answer, None, false)?
                 }
                 (Decision::Unread(why), cause) => self.look_again(i, cause, &why),
             }
@@ -751,7 +766,8 @@ impl<'o> Dispatcher<'o> {
             // Credentials stop the run cleanly; these devices were not carried out.
             for i in idxs {
                 self.state.states[i as usize] = DeviceState::Pending;
-                let answer = Answer::new(status, format!("not sent: {e}"), None);
+                let answer = Answer::new(status, format!("not sent: {e}"), None)
+                    .because(status.map_or(RetryCause::NotSent, RetryCause::of_status));
                 let row = outcome_row(self.state.ids[i as usize], Outcome::Retry, answer);
                 self.ledger.append(&row)?;
             }
@@ -781,7 +797,9 @@ impl<'o> Dispatcher<'o> {
         for (pos, &i) in idxs.iter().enumerate() {
             let Some(item) = reply.response.item(&(pos + 1).to_string()) else {
                 let why = "the batch answer did not include this item".to_string();
-                self.retry_later(i, Answer::new(None, why, Some(&reply.meta)), None, false)?;
+                let answer =
+                    Answer::new(None, why, Some(&reply.meta)).because(RetryCause::ItemMissing);
+                self.retry_later(i, answer, None, false)?;
                 continue;
             };
             let err = item.error();
@@ -792,6 +810,7 @@ impl<'o> Dispatcher<'o> {
             }
             let answer = Answer {
                 status: Some(item.status),
+                cause: Some(RetryCause::of_status(item.status)),
                 code: err
                     .as_ref()
                     .map(|e| e.code.clone())

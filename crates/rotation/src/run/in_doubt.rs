@@ -27,6 +27,17 @@ pub(crate) enum Cause {
     Throttled,
 }
 
+impl Cause {
+    /// The cause an outcome row records for a device that took a look-up.
+    pub(crate) fn retry_cause(self) -> crate::RetryCause {
+        match self {
+            Cause::LostAnswer => crate::RetryCause::AnswerLost,
+            Cause::Crash => crate::RetryCause::AfterStop,
+            Cause::Throttled => crate::RetryCause::Throttled,
+        }
+    }
+}
+
 /// What to do with one device in doubt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Decision {
