@@ -88,3 +88,18 @@ pub fn print(outcome: &FleetOutcome, summary_json: Option<&Path>) -> Result<Exit
     }
     Ok(status)
 }
+
+/// The fleet's summary, then its notice.
+pub async fn notified(
+    outcome: &rotation::fleet::FleetOutcome,
+    dispatch: &crate::cli::Dispatch,
+    mail: Option<&crate::connect::Connected>,
+) -> Result<ExitStatus, Failure> {
+    let summary = dispatch.summary_json.as_deref();
+    let code = print(outcome, summary)?;
+    let targets = crate::notify::Targets::of(dispatch)?;
+    let dir = outcome.run.dir();
+    let graph = mail.map(|c| &c.client);
+    crate::notify::after_fleet(&targets, dir, code, graph, summary).await?;
+    Ok(code)
+}

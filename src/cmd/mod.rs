@@ -1,5 +1,6 @@
 //! One file per subcommand; each returns the process exit code.
 
+mod capabilities;
 mod completions;
 #[cfg(feature = "demo")]
 mod demo;
@@ -10,11 +11,14 @@ mod fleet_devices;
 mod fleet_status;
 mod fleet_summary;
 mod fleet_verify;
+mod plan_text;
 mod report;
 mod resume;
 mod rotate;
 pub(crate) mod source;
 mod status;
+mod stop;
+mod summary;
 mod tenants;
 mod verify;
 mod whoami;
@@ -22,7 +26,9 @@ mod whoami;
 use crate::cli::{Command, Dispatch};
 use crate::exit_status::ExitStatus;
 use crate::progress::Logs;
-use rotation::{DispatchOptions, InDoubt, RotationError, RunOutcome, StopSignal};
+use rotation::{DispatchOptions, InDoubt, RotationError};
+pub use stop::stop_on_signal;
+pub use summary::summarize;
 
 pub async fn run(command: Command, logs: Logs) -> ExitStatus {
     // A run that ends in an error still tells whoever is told of its outcome.
@@ -108,40 +114,6 @@ pub fn options(d: &Dispatch, in_doubt: InDoubt) -> DispatchOptions {
     }
 }
 
-/// How long past the grace period the process waits for the engine to end on its own.
-const BACKSTOP: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// The first stop signal (Ctrl-C, SIGTERM, SIGHUP; Ctrl-Break or closing the console on Windows)
-/// asks the run to stop sending: the engine awaits the answers in flight for up to `grace` (its
-/// drain timeout) and ends as a stopped run, exit 130. A second signal exits at once, and so does
-/// the process a little after the grace period, wherever it is waiting. Either way the ledger is
-/// consistent: every request on the wire has its `sent` row, and `resume` looks up those left in
-/// doubt. Installed first thing, before the pre-flight and the plan: a signal at any point is
-/// seen, and one that comes before sending ends the command with nothing sent.
-pub fn stop_on_signal(grace: std::time::Duration) -> StopSignal {
-    let (tx, signal) = StopSignal::new();
-    let mut signals = crate::signals::Signals::register();
-    tokio::spawn(async move {
-        let Some(first) = signals.next().await else {
-            return;
-        };
-        eprintln!(
-            "\n{first}: finishing requests in flight (up to {}), then stopping ({} again to quit now)",
-            humantime::format_duration(grace),
-            first.again()
-        );
-        let _ = tx.send(true);
-        tokio::select! {
-            _ = signals.next() => {}
-            () = tokio::time::sleep(grace + BACKSTOP) => eprintln!(
-                "the grace period ended with answers still awaited: those devices stay in doubt, and `resume` looks them up"
-            ),
-        }
-        std::process::exit(i32::from(ExitStatus::Interrupted.code()));
-    });
-    signal
-}
-
 /// Where `--out` points (created or truncated), or stdout without it. A file that cannot be
 /// created is bad usage, found before any work.
 pub fn open_output(path: Option<&std::path::Path>) -> Result<Box<dyn std::io::Write>, Failure> {
@@ -159,58 +131,12 @@ pub fn interrupted_before_sending() -> Result<ExitStatus, Failure> {
     Ok(ExitStatus::Interrupted)
 }
 
-/// The final summary on stdout, and as JSON when asked.
-pub fn summarize(
-    outcome: &RunOutcome,
-    summary_json: Option<&std::path::Path>,
-) -> Result<ExitStatus, Failure> {
-    let status = ExitStatus::of_run(outcome);
-    let c = &outcome.counters;
-    if outcome.plan.is_none() {
-        // A resumed run has no plan of its own to print: its skips are those found at sending.
-        for (kind, n) in &outcome.skipped_at_sending {
-            println!("skipped {n} device(s) as they were about to be sent: {kind}");
-        }
+/// The sending's options, with a gate across tenants that holds Graph's per-app limit: nobody
+/// else counts in it, so its window is the run's from the start.
+pub fn with_global_gate(q: graph_batch::Quota, d: &Dispatch, in_doubt: InDoubt) -> DispatchOptions {
+    let gate = rotation::RateGate::new(q, 0.0, u32::from(d.batch_size));
+    DispatchOptions {
+        global_gate: Some(std::sync::Arc::new(gate)),
+        ..options(d, in_doubt)
     }
-    println!("summary");
-    println!("  devices   {:>8}", c.total);
-    println!("  rotated   {:>8}", c.rotated);
-    println!("  failed    {:>8}", c.failed);
-    println!("  skipped   {:>8}", c.skipped);
-    println!("  pending   {:>8}", c.pending);
-    println!("  in doubt  {:>8}", c.in_doubt);
-    println!(
-        "  sent {} items in {} batches, {} retries, {} throttled (429), {} server errors, {} network errors, in {:.1} s",
-        c.items_sent,
-        c.batches_sent,
-        c.retries,
-        c.throttled,
-        c.server_errors,
-        c.network_errors,
-        c.elapsed_secs
-    );
-    println!("  ledger    {}", outcome.ledger.display());
-    if let Some(why) = outcome.auth_stopped() {
-        eprintln!(
-            "error: stopped: {why}; the ledger is consistent, fix the credential and run `intune-rotate resume --ledger {}`",
-            outcome.ledger.display()
-        );
-    }
-    if outcome.interrupted() {
-        eprintln!(
-            "interrupted; continue with `intune-rotate resume --ledger {}`",
-            outcome.ledger.display()
-        );
-    }
-    if let Some(path) = summary_json {
-        let doc = serde_json::json!({
-            "counters": c,
-            "exit_code": status.code(),
-            "interrupted": outcome.interrupted(),
-            "ledger": outcome.ledger,
-        });
-        std::fs::write(path, serde_json::to_vec_pretty(&doc).unwrap_or_default())
-            .map_err(|e| failed(anyhow::anyhow!("{}: {e}", path.display())))?;
-    }
-    Ok(status)
 }

@@ -6,7 +6,7 @@ use crate::connect;
 use crate::exit_status::ExitStatus;
 use crate::progress::{Logs, reporter};
 use crate::settings::run_spec;
-use rotation::{Action, InDoubt};
+use rotation::InDoubt;
 
 pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     if a.tenants.tenants.is_some() {
@@ -97,20 +97,9 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
         eprintln!("{note}");
     }
     let plan = planned.report.clone();
-    if plan.duplicate_count > 0 {
-        let lines: Vec<String> = plan
-            .duplicates
-            .iter()
-            .map(|(l, id)| format!("line {l} ({id})"))
-            .collect();
-        tracing::warn!(
-            "{} duplicate row(s) dropped: {}",
-            plan.duplicate_count,
-            lines.join(", ")
-        );
-    }
+    super::plan_text::warn_duplicates(&plan);
     if a.dry_run {
-        print_skips(&plan.skipped);
+        super::plan_text::print_skips(&plan.skipped);
         println!(
             "dry run: {} device(s) planned into {}; nothing was sent",
             plan.planned,
@@ -119,7 +108,7 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
         return Ok(ExitStatus::Success);
     }
     let client = client.ok_or(rotation::RotationError::NoConnection)?;
-    let what = confirmation(
+    let what = super::plan_text::confirmation(
         action,
         &planned.source,
         &signed_in.tenant,
@@ -142,93 +131,15 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     for (reason, n) in &outcome.skipped_at_sending {
         *skipped.entry(*reason).or_default() += n;
     }
-    print_skips(&skipped);
+    super::plan_text::print_skips(&skipped);
     let code = summarize(&outcome, a.dispatch.summary_json.as_deref())?;
     let code = match (a.verify_after, &connection) {
         (Some(after), Some(c)) if !outcome.interrupted() && outcome.auth_stopped().is_none() => {
-            code.max(verify_after(&c.client, &outcome.ledger, after.into()).await?)
+            code.max(super::verify::verify_after(&c.client, &outcome.ledger, after.into()).await?)
         }
         _ => code,
     };
     let summary = a.dispatch.summary_json.as_deref();
     crate::notify::after_run(&targets, &outcome.ledger, code, Some(client), summary).await?;
     Ok(code)
-}
-
-/// `--verify-after`: watch the devices' action results for a while, and say what they reached.
-async fn verify_after(
-    client: &graph_client::GraphClient,
-    ledger: &std::path::Path,
-    after: std::time::Duration,
-) -> Result<ExitStatus, Failure> {
-    let o = rotation::VerifyOptions {
-        watch: true,
-        timeout: Some(after),
-        interval: (after / 20).clamp(
-            std::time::Duration::from_secs(1),
-            std::time::Duration::from_secs(30),
-        ),
-        ..rotation::VerifyOptions::default()
-    };
-    let report = super::verify::run_verify(client, ledger, &o).await?;
-    let line: Vec<String> = report
-        .counts
-        .iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect();
-    println!("verified: {}", line.join(", "));
-    super::verify::print_unrecognised(&report);
-    Ok(ExitStatus::of_verify(&report.counts))
-}
-
-/// One line per kind of skip, with the advice that names the flag to change it.
-fn print_skips(skipped: &std::collections::BTreeMap<rotation::SkipKind, usize>) {
-    for (kind, n) in skipped {
-        println!("skipped {n} device(s): {kind}");
-        if let Some(advice) = skip_advice(*kind) {
-            println!("  {advice}");
-        }
-    }
-}
-
-/// What an admin can do about a kind of skip, in the command line's words.
-fn skip_advice(kind: rotation::SkipKind) -> Option<&'static str> {
-    use rotation::SkipKind;
-    match kind {
-        SkipKind::Unknown(_) => Some(
-            "the source does not say what this rule needs: list the devices from Graph (--query, --group), add the column (Intune's export has it), or pass --eligibility lenient",
-        ),
-        SkipKind::UnknownKeyAge => Some(
-            "without an Entra device id the last rotation cannot be read: --eligibility lenient sends them",
-        ),
-        SkipKind::Pending => Some("--no-skip-pending sends them again"),
-        _ => None,
-    }
-}
-
-/// What the admin is asked before anything is sent: the number that will be sent, and the
-/// skips by reason, so the count matches the progress bar that follows.
-fn confirmation(
-    action: Action,
-    source: &str,
-    tenant: &str,
-    rows: usize,
-    plan: &rotation::PlanReport,
-    to_send: usize,
-) -> String {
-    let mut what = format!(
-        "About to run {} ({}) on {to_send} device(s) for tenant {tenant}, from {rows} row(s) of {source}.",
-        action.graph_name(),
-        action.platform(),
-    );
-    for (reason, n) in &plan.skipped {
-        what.push_str(&format!("\n  skipped {n}: {reason}"));
-    }
-    if to_send < plan.planned {
-        let rest = plan.planned - to_send;
-        what.push_str(&format!(
-            "\n  {rest} more stay pending for `resume` (--limit)"
-        ));
-    }
-    what
 }

@@ -1,7 +1,7 @@
 //! `rotate --tenants FILE --run-dir DIR` and `resume --run-dir DIR`: the engine's run over many
 //! tenants ([`rotation::fleet`]), with this binary's credentials, prompt and printing.
 
-use super::{Failure, options, stop_on_signal, usage};
+use super::{Failure, stop_on_signal, usage, with_global_gate};
 use crate::cli::{Connection, Dispatch, InDoubtArg, RotateArgs};
 use crate::connect;
 use crate::exit_status::ExitStatus;
@@ -10,7 +10,7 @@ use crate::progress::Logs;
 use crate::settings::{action_of, run_spec, spec_of_argv};
 use crate::tenant_connector::CliConnector;
 use rotation::fleet::{self, Fleet, InputSplit};
-use rotation::{DispatchOptions, InDoubt, Manifest, RateGate, RunDir};
+use rotation::{InDoubt, Manifest, RunDir};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -85,22 +85,7 @@ pub async fn rotate(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     };
     let outcome = fleet.run(run, tenants).await;
     progress.finish();
-    notified(&outcome, &a.dispatch, mail.as_ref()).await
-}
-
-/// The fleet's summary, then its notice.
-async fn notified(
-    outcome: &rotation::fleet::FleetOutcome,
-    dispatch: &Dispatch,
-    mail: Option<&crate::connect::Connected>,
-) -> Result<ExitStatus, Failure> {
-    let summary = dispatch.summary_json.as_deref();
-    let code = super::fleet_summary::print(outcome, summary)?;
-    let targets = crate::notify::Targets::of(dispatch)?;
-    let dir = outcome.run.dir();
-    let graph = mail.map(|c| &c.client);
-    crate::notify::after_fleet(&targets, dir, code, graph, summary).await?;
-    Ok(code)
+    super::fleet_summary::notified(&outcome, &a.dispatch, mail.as_ref()).await
 }
 
 /// `resume --run-dir DIR`: every tenant not done goes on: resumed from its ledger, or planned with
@@ -153,15 +138,5 @@ pub async fn resume(
     };
     let outcome = fleet.run(run, open).await;
     progress.finish();
-    notified(&outcome, dispatch, mail.as_ref()).await
-}
-
-/// The sending's options, with a gate across tenants that holds Graph's per-app limit: nobody
-/// else counts in it, so its window is the run's from the start.
-fn with_global_gate(q: graph_batch::Quota, d: &Dispatch, in_doubt: InDoubt) -> DispatchOptions {
-    let gate = RateGate::new(q, 0.0, u32::from(d.batch_size));
-    DispatchOptions {
-        global_gate: Some(Arc::new(gate)),
-        ..options(d, in_doubt)
-    }
+    super::fleet_summary::notified(&outcome, dispatch, mail.as_ref()).await
 }

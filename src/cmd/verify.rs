@@ -91,3 +91,29 @@ pub async fn run_verify(
     };
     Ok(rotation::verify(client, ledger, o, &progress).await?)
 }
+
+/// `--verify-after`: watch the devices' action results for a while, and say what they reached.
+pub async fn verify_after(
+    client: &graph_client::GraphClient,
+    ledger: &std::path::Path,
+    after: std::time::Duration,
+) -> Result<ExitStatus, Failure> {
+    let o = rotation::VerifyOptions {
+        watch: true,
+        timeout: Some(after),
+        interval: (after / 20).clamp(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(30),
+        ),
+        ..rotation::VerifyOptions::default()
+    };
+    let report = run_verify(client, ledger, &o).await?;
+    let line: Vec<String> = report
+        .counts
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    println!("verified: {}", line.join(", "));
+    print_unrecognised(&report);
+    Ok(ExitStatus::of_verify(&report.counts))
+}
