@@ -1,5 +1,6 @@
 //! `intune-rotate`: parse the command line, run the command, map the result to an exit code.
 
+mod advice;
 mod cli;
 mod cmd;
 mod config;

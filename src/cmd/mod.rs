@@ -58,6 +58,9 @@ pub async fn run(command: Command, logs: Logs) -> ExitStatus {
         Ok(status) => status,
         Err(Failure(status, e)) => {
             eprintln!("error: {e:#}");
+            if let Some(advice) = crate::advice::for_chain(&e) {
+                eprintln!("  {advice}");
+            }
             if let Some((targets, action)) = told {
                 targets
                     .after_failure(action, &format!("{e:#}"), status)

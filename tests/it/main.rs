@@ -625,8 +625,8 @@ async fn a_plan_larger_than_max_devices_is_refused_and_nothing_is_sent() {
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(
         stderr(&o).contains(&format!(
-            "would send {macs} device(s), more than --max-devices {cap}"
-        )),
+            "would send {macs} device(s), more than the cap of {cap}"
+        )) && stderr(&o).contains("raise --max-devices"),
         "{}",
         stderr(&o)
     );

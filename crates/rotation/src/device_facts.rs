@@ -509,7 +509,7 @@ async fn encryption_report(
             }
             Err(e) if allow_partial => {
                 facts.notes.push(format!(
-                    "warning: the encryption report failed part-way ({e}); FileVault escrow states were not checked for the rest (--allow-partial-source)"
+                    "warning: the encryption report failed part-way ({e}); FileVault escrow states were not checked for the rest (a partial source was allowed)"
                 ));
                 return Ok(());
             }
@@ -569,7 +569,7 @@ async fn second_source(
                 return Err(RotationError::MissingPermission {
                     permission: permission.into(),
                     what: format!(
-                        "--skip-rotated-within reads {what} to know when a device last rotated ({message})"
+                        "the key-age rule reads {what} to know when a device last rotated ({message})"
                     ),
                 });
             }

@@ -14,6 +14,20 @@ pub enum RotationError {
         line: Option<u64>,
         problem: String,
     },
+    /// A device list that holds only Entra device ids, where the actions need Intune's.
+    #[error("{source_name}: {}{}the rotate actions need the Intune managed device id (column `id`, `Device ID` or `managedDeviceId` in Intune's export)", at_line(Some(*line)), column.as_ref().map_or("only an Entra (Azure AD) device id; ".to_string(), |c| format!("found column {c:?}, which holds Entra (Azure AD) device ids, not Intune managed device ids; ")))]
+    EntraIdsOnly {
+        source_name: String,
+        line: u64,
+        /// The column that holds them, when the header shows it.
+        column: Option<String>,
+    },
+    /// A run directory that already holds a run.
+    #[error("{}: this run directory already holds a run: continue it, or choose a new directory", .0.display())]
+    RunDirExists(PathBuf),
+    /// A Graph device listing failed part-way: nothing was sent.
+    #[error("listing devices failed after {read} device(s): {error}; nothing was sent")]
+    SourceCut { read: usize, error: String },
     /// An input file does not exist.
     #[error("{0}: no such file")]
     NoSuchInput(String),
@@ -28,16 +42,16 @@ pub enum RotationError {
     #[error("{0}: no devices in the input (a header but no rows)")]
     EmptySource(String),
     /// `--strict` matching left rows without exactly one device.
-    #[error("{input}: {} row(s) could not be matched to one device (--strict; nothing was sent):\n  {}", problems.len(), problems.join("\n  "))]
+    #[error("{input}: {} row(s) could not be matched to one device (strict matching; nothing was sent):\n  {}", problems.len(), problems.join("\n  "))]
     Unmatched {
         input: String,
         problems: Vec<String>,
     },
     /// `rotate` never writes over a ledger that holds a finished plan or anything sent.
-    #[error("{}: the ledger already exists; use `intune-rotate resume --ledger {}` to continue it, or choose a new file", .0.display(), .0.display())]
+    #[error("{}: the ledger already exists: continue it, or choose a new file", .0.display())]
     LedgerExists(PathBuf),
     /// `resume` of a ledger whose plan was cut short: nothing was sent from it.
-    #[error("{}: the plan in this ledger was never finished (the run stopped while planning) and nothing was sent from it; run the same `intune-rotate rotate` command again: it plans this ledger afresh", .0.display())]
+    #[error("{}: the plan in this ledger was never finished (the run stopped while planning) and nothing was sent from it: the same run again plans this ledger afresh", .0.display())]
     UnfinishedPlan(PathBuf),
     /// A ledger that cannot be read as one, at `line`.
     #[error("{}: {}{message}", path.display(), at_line(*line))]
@@ -60,7 +74,7 @@ pub enum RotationError {
     /// The plan would send more devices than `--max-devices` allows: nothing was sent and the new
     /// ledger was removed.
     #[error(
-        "the plan would send {to_send} device(s), more than --max-devices {max}; nothing was sent (narrow the source, or raise the cap)"
+        "the plan would send {to_send} device(s), more than the cap of {max}; nothing was sent"
     )]
     TooManyDevices { to_send: usize, max: usize },
     /// The admin said no at the confirmation: nothing was sent and the new ledger was removed.
@@ -77,7 +91,7 @@ pub enum RotationError {
     #[error("{0}")]
     Source(String),
     /// A `--query` filter the client cannot check itself: nothing was sent.
-    #[error("--query {filter:?}: column {column}: {message}\n  {filter}\n  {caret}^\nnothing was sent", caret = " ".repeat(column.saturating_sub(1)))]
+    #[error("the filter {filter:?}: column {column}: {message}\n  {filter}\n  {caret}^\nnothing was sent", caret = " ".repeat(column.saturating_sub(1)))]
     BadFilter {
         filter: String,
         column: usize,
@@ -163,6 +177,8 @@ impl RotationError {
                 | RotationError::EmptySource(_)
                 | RotationError::Unmatched { .. }
                 | RotationError::LedgerExists(_)
+                | RotationError::EntraIdsOnly { .. }
+                | RotationError::RunDirExists(_)
                 | RotationError::UnfinishedPlan(_)
                 | RotationError::Ledger { .. }
                 | RotationError::LedgerLocked(_)
@@ -252,15 +268,13 @@ fn more(count: usize, shown: usize) -> String {
 }
 
 fn write_failure(path: &std::path::Path, e: &std::io::Error, plan_done: bool) -> String {
-    let p = path.display();
     let next = if plan_done {
-        format!(
-            "then `intune-rotate resume --ledger {p}` goes on from there (devices whose answer could not be recorded are looked up before anything is sent again)"
-        )
+        "then resume it: devices whose answer could not be recorded are looked up before anything is sent again"
     } else {
-        "then run the same `intune-rotate rotate` command again: nothing was sent, and the unfinished plan is started afresh".to_string()
+        "then run it again: nothing was sent, and the unfinished plan is started afresh"
     };
     format!(
-        "cannot write the ledger {p}: {e}. The run stopped: every row written before stands, and no request left without its `sent` row on disk. Free space (or fix the disk), {next}"
+        "cannot write the ledger {}: {e}. The run stopped: every row written before stands, and no request left without its `sent` row on disk. Free space (or fix the disk), {next}",
+        path.display()
     )
 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 /// Reads an exclusion list: GUIDs one a line (a header line `id` and `#` comments allowed), or a
 /// CSV with an id column. A bad line is an error naming it; ids follow [`parse_id`].
 pub fn read_exclusions(path: &Path) -> Result<HashSet<Uuid>, RotationError> {
-    let display = format!("{} (--exclude)", path.display());
+    let display = format!("{} (the exclusion list)", path.display());
     let csv = DeviceList::open(&path.display().to_string())?;
     let mut out = HashSet::new();
     let mut bad: Option<RotationError> = None;

@@ -409,10 +409,10 @@ impl GraphSource {
                         break 'urls;
                     }
                     Err(e) => {
-                        return Err(RotationError::Source(format!(
-                            "listing devices failed after {} device(s): {e}; nothing was sent (--allow-partial-source plans what was read)",
-                            seen.len()
-                        )));
+                        return Err(RotationError::SourceCut {
+                            read: seen.len(),
+                            error: e.to_string(),
+                        });
                     }
                 }
             }

@@ -221,11 +221,7 @@ impl RunDir {
     /// Makes the directory (it must not hold a run yet) and writes the manifest.
     pub fn create(dir: &Path, manifest: Manifest) -> Result<Self, RotationError> {
         if dir.join(MANIFEST).exists() {
-            return Err(RotationError::bad_input(
-                dir.display().to_string(),
-                None,
-                "this run directory already holds a run; use `resume --run-dir` to continue it, or choose a new directory",
-            ));
+            return Err(RotationError::RunDirExists(dir.to_path_buf()));
         }
         std::fs::create_dir_all(dir.join("tenants")).map_err(|e| RotationError::io(dir, e))?;
         let run = RunDir {

@@ -142,11 +142,11 @@ impl DeviceList {
             };
             let raw_id = get(key_columns(key)).unwrap_or_default();
             if key == KeyColumn::IntuneId && raw_id.is_empty() && get(ENTRA_COLUMNS).is_some() {
-                return Err(RotationError::bad_input(
-                    &self.display,
-                    Some(line_no),
-                    "only an Entra (Azure AD) device id; the rotate actions need the Intune managed device id (`id`). Use --match-by entra-id",
-                ));
+                return Err(RotationError::EntraIdsOnly {
+                    source_name: self.display.clone(),
+                    line: line_no,
+                    column: None,
+                });
             }
             f(SourceDevice {
                 line: line_no,
@@ -219,14 +219,11 @@ impl DeviceList {
                 ));
             }
             if let Some(entra) = find(ENTRA_COLUMNS) {
-                return Err(RotationError::bad_input(
-                    &self.display,
-                    Some(1),
-                    format!(
-                        "found column {:?}, which holds Entra (Azure AD) device ids, not Intune managed device ids; the rotate actions need the Intune id (column `id`, `Device ID` or `managedDeviceId` in Intune's export). Use --match-by entra-id when only Entra ids are at hand",
-                        headers.get(entra).unwrap_or("")
-                    ),
-                ));
+                return Err(RotationError::EntraIdsOnly {
+                    source_name: self.display.clone(),
+                    line: 1,
+                    column: Some(headers.get(entra).unwrap_or("").to_string()),
+                });
             }
             return Err(RotationError::bad_input(
                 &self.display,
