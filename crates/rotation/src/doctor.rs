@@ -352,7 +352,7 @@ async fn member_casts(client: &GraphClient) -> Finding {
             belief,
             Verdict::Misses,
             answered,
-            "--group stops at the member listing, before anything is sent",
+            "a group source stops at the member listing, before anything is sent",
         ),
         (true, true) => finding(
             belief,
@@ -530,7 +530,7 @@ async fn mac_scripts(client: &GraphClient) -> Finding {
         belief,
         Verdict::Holds,
         seen.join("; "),
-        "lists Macs from --shell-script and --custom-attribute-script; a macOS run from a PowerShell script warns that it holds no Mac",
+        "lists Macs from shell and custom attribute scripts; a macOS run from a PowerShell script warns that it holds no Mac",
     )
 }
 
@@ -587,7 +587,7 @@ async fn audit_logs(client: &GraphClient) -> Finding {
         belief,
         verdict,
         seen.join("; "),
-        "reads views from these logs for --viewed-since, refuses a window longer than a log keeps, and stops with exit 3 where a log cannot be read",
+        "a view-driven run reads views from these logs, refuses a window longer than a log keeps, and stops (exit 3) where a log cannot be read",
     )
 }
 
@@ -626,6 +626,6 @@ async fn view_activities(client: &GraphClient) -> Finding {
             shown(&recovery_lock),
             names.len()
         ),
-        "reads these activities for --viewed-since; where none is found, the run stops until --audit-activity names one",
+        "a view-driven run reads these activities; where none is found, it stops until another activity is named",
     )
 }
