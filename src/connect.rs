@@ -8,17 +8,7 @@ use graph_client::{
 };
 use rotation::Action;
 
-/// Why a connection cannot be made: bad usage (exit 2) or credentials (exit 3).
-pub enum ConnectError {
-    Usage(anyhow::Error),
-    Auth(anyhow::Error),
-}
-
-impl From<anyhow::Error> for ConnectError {
-    fn from(e: anyhow::Error) -> Self {
-        ConnectError::Usage(e)
-    }
-}
+pub use crate::connect_error::ConnectError;
 
 /// A connection ready to use, with what it was made from.
 pub struct Connected {

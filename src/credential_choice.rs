@@ -4,7 +4,7 @@
 //! identity, then the Azure CLI. `AZURE_TOKEN_CREDENTIALS` narrows `auto` as it narrows the SDKs.
 
 use crate::cli::{Connection, CredentialChoice};
-use crate::connect::ConnectError;
+use crate::connect_error::ConnectError;
 use crate::env;
 use anyhow::{Context, anyhow};
 use graph_client::{

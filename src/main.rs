@@ -5,14 +5,17 @@ mod cli;
 mod cmd;
 mod config;
 mod connect;
+mod connect_error;
 mod credential_choice;
 mod env;
 mod exit_status;
+mod failure;
 mod fleet_progress;
 mod notify;
 mod progress;
 mod settings;
 mod signals;
+mod source_args;
 mod tenant_connector;
 
 use clap::{CommandFactory, FromArgMatches};

@@ -3,9 +3,9 @@
 //! and recorded in the summary, after one retry of a 429.
 
 use crate::cli::Dispatch;
-use crate::cmd::{Failure, usage};
 use crate::connect::Connected;
 use crate::exit_status::ExitStatus;
+use crate::failure::{Failure, failed, usage};
 use anyhow::anyhow;
 use graph_client::{ExposeSecret, GraphClient, GraphClientError, TokenClaims};
 use rotation::{CARD_LIMIT, Notice};
@@ -363,7 +363,7 @@ pub fn record(summary_json: Option<&Path>, notified: &[Notified]) -> Result<(), 
         .unwrap_or_else(|| json!({}));
     doc["notify"] = json!(notified);
     std::fs::write(path, serde_json::to_vec_pretty(&doc).unwrap_or_default())
-        .map_err(|e| crate::cmd::failed(anyhow!("{}: {e}", path.display())))
+        .map_err(|e| failed(anyhow!("{}: {e}", path.display())))
 }
 
 /// A notice (with its report page for an attachment) or why none could be made.

@@ -3,7 +3,7 @@
 //! command line, is read back into one.
 
 use crate::cli::{ActionArg, EligibilityArg, InDoubtArg, PolicyArgs, RotateArgs, SourceArgs};
-use crate::cmd::{Failure, usage};
+use crate::failure::{Failure, usage};
 use rotation::{Action, InDoubt};
 use std::path::Path;
 
@@ -54,7 +54,7 @@ pub fn run_spec(a: &RotateArgs) -> Result<rotation::RunSpec, Failure> {
     });
     Ok(rotation::RunSpec {
         action: action_of(a.action),
-        source: crate::cmd::source::spec_or(&a.source, fallback)?,
+        source: crate::source_args::spec_or(&a.source, fallback)?,
         policy: policy_spec(&a.policy),
         via: rotation::Collection::from_graph_name(&a.via).expect("clap: one of the two"),
         result_names: a.dispatch.result_names.clone(),

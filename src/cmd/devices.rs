@@ -13,7 +13,7 @@ pub async fn run(a: DevicesArgs) -> Result<ExitStatus, Failure> {
         return super::fleet_devices::run(tenants, &a).await;
     }
     let action = action_of(a.action);
-    let source = super::source::open(&a.source)?;
+    let source = crate::source_args::open(&a.source)?;
     let connection = if source.lists_devices() {
         let c = connect::client(
             &a.connection,
@@ -26,7 +26,7 @@ pub async fn run(a: DevicesArgs) -> Result<ExitStatus, Failure> {
     } else {
         None
     };
-    let list = super::source::materialize(
+    let list = crate::source_args::materialize(
         source,
         connection.as_ref().map(|c| &c.client),
         action,

@@ -14,7 +14,7 @@ use std::path::Path;
 
 pub async fn run(tenants_file: &Path, a: &DevicesArgs) -> Result<ExitStatus, Failure> {
     let tenants = rotation::read_tenants(tenants_file)?;
-    if !super::source::open(&a.source)?.lists_devices() {
+    if !crate::source_args::open(&a.source)?.lists_devices() {
         return Err(usage(anyhow::anyhow!(
             "--tenants lists devices from Graph: use --query, --group or another Graph source"
         )));
@@ -56,12 +56,12 @@ async fn listed(
     a: &DevicesArgs,
 ) -> Result<Vec<u8>, Failure> {
     let action = action_of(a.action);
-    let source = super::source::open(&a.source)?;
+    let source = crate::source_args::open(&a.source)?;
     let scopes = connect::delegated_scopes(action, source.scopes());
     let c = connect::client(&connector.connection(t), None, None, &scopes)?;
     connect::preflight_read(&c).await?;
     let partial = a.source.allow_partial_source;
-    let list = super::source::materialize(source, Some(&c.client), action, partial).await?;
+    let list = crate::source_args::materialize(source, Some(&c.client), action, partial).await?;
     let mut buf = Vec::new();
     rotation::write_devices_csv(&mut buf, &list)?;
     Ok(buf)

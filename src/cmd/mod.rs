@@ -15,7 +15,6 @@ mod plan_text;
 mod report;
 mod resume;
 mod rotate;
-pub(crate) mod source;
 mod status;
 mod stop;
 mod summary;
@@ -25,8 +24,9 @@ mod whoami;
 
 use crate::cli::{Command, Dispatch};
 use crate::exit_status::ExitStatus;
+pub use crate::failure::{Failure, failed, usage};
 use crate::progress::Logs;
-use rotation::{DispatchOptions, InDoubt, RotationError};
+use rotation::{DispatchOptions, InDoubt};
 pub use stop::stop_on_signal;
 pub use summary::summarize;
 
@@ -69,33 +69,6 @@ pub async fn run(command: Command, logs: Logs) -> ExitStatus {
             status
         }
     }
-}
-
-/// An error with the exit status it ends the process with.
-pub struct Failure(pub ExitStatus, pub anyhow::Error);
-
-impl From<RotationError> for Failure {
-    fn from(e: RotationError) -> Self {
-        Failure(ExitStatus::of_error(&e), e.into())
-    }
-}
-
-impl From<crate::connect::ConnectError> for Failure {
-    fn from(e: crate::connect::ConnectError) -> Self {
-        match e {
-            crate::connect::ConnectError::Usage(e) => Failure(ExitStatus::Usage, e),
-            crate::connect::ConnectError::Auth(e) => Failure(ExitStatus::Auth, e),
-        }
-    }
-}
-
-pub fn usage(e: anyhow::Error) -> Failure {
-    Failure(ExitStatus::Usage, e)
-}
-
-/// An output or other local failure after the work was done.
-pub fn failed(e: impl Into<anyhow::Error>) -> Failure {
-    Failure(ExitStatus::Incomplete, e.into())
 }
 
 pub fn options(d: &Dispatch, in_doubt: InDoubt) -> DispatchOptions {

@@ -1,6 +1,7 @@
 //! Everything that shapes one simulated tenant; the `graph-sim` flags map onto this one to one.
 
 use crate::Quota;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How `Retry-After` is written on throttled answers, to exercise clients against every observed form.
@@ -172,7 +173,7 @@ pub struct SimConfig {
     pub audit_limit: Quota,
     pub audit_app_limit: Quota,
     /// Managed identity, GitHub's OIDC endpoint and the federated credential.
-    pub identity: crate::IdentityConfig,
+    pub identity: IdentityConfig,
 }
 
 pub const DEFAULT_TENANT: &str = "5e1f0c2a-7d3b-4c8e-9a61-0b2d4f6e8a10";
@@ -225,7 +226,69 @@ impl Default for SimConfig {
             audit: crate::audit::AuditShape::default(),
             audit_limit: Quota::new(5, Duration::from_secs(10)),
             audit_app_limit: Quota::new(122, Duration::from_secs(10)),
-            identity: crate::IdentityConfig::default(),
+            identity: IdentityConfig::default(),
+        }
+    }
+}
+
+/// How a managed identity endpoint writes `expires_on`. Sources show both forms, and some
+/// answers carry only `expires_in`; the date string is the harder one to read, so it is the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ExpiresOnForm {
+    /// `12/03/2026 07:18:00 +00:00`, App Service's older form.
+    #[default]
+    Date,
+    /// Seconds since the epoch, as a string (`"1796282280"`).
+    Epoch,
+    /// No `expires_on`; only `expires_in`.
+    Absent,
+}
+
+/// The ids of the one user-assigned identity the resource has.
+#[derive(Debug, Clone)]
+pub struct UserIdentity {
+    pub client_id: String,
+    pub object_id: String,
+    pub resource_id: String,
+}
+
+/// What the credential endpoints accept.
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    /// The `X-IDENTITY-HEADER` value App Service's endpoint requires (`IDENTITY_HEADER`).
+    pub header: String,
+    /// The bearer GitHub's token endpoint requires (`ACTIONS_ID_TOKEN_REQUEST_TOKEN`).
+    pub gha_request_token: String,
+    /// The system-assigned identity's app id.
+    pub system_client_id: String,
+    pub user_assigned: UserIdentity,
+    pub expires_on: ExpiresOnForm,
+    /// Where Arc's challenge writes its key file; a folder of the temporary directory by default.
+    pub arc_key_dir: Option<PathBuf>,
+    /// The subject the app's federated credential trusts.
+    pub federated_subject: String,
+    /// How long minted federated assertions live.
+    pub federated_lifetime: Duration,
+    /// A file kept holding a valid federated assertion, rewritten at half its lifetime.
+    pub federated_token_out: Option<PathBuf>,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            header: "sim-identity-header".into(),
+            gha_request_token: "sim-gha".into(),
+            system_client_id: "7c2e9a41-5b3d-4f86-8e10-2a9d4c6b0f31".into(),
+            user_assigned: UserIdentity {
+                client_id: "a41d7e02-93c5-4b18-b6f2-0e8c5d3a9b74".into(),
+                object_id: "1b8f6c3d-2e4a-4d97-a051-7c9e3f2b6d18".into(),
+                resource_id: "/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rotation/providers/Microsoft.ManagedIdentity/userAssignedIdentities/rotation-sim".into(),
+            },
+            expires_on: ExpiresOnForm::Date,
+            arc_key_dir: None,
+            federated_subject: "repo:example-org/fleet-rotation:ref:refs/heads/main".into(),
+            federated_lifetime: Duration::from_secs(600),
+            federated_token_out: None,
         }
     }
 }

@@ -5,7 +5,6 @@
 //! devices sharing one Entra id, an all-zero id on both sides, a dynamic-looking group, and two
 //! groups with the same display name.
 
-use crate::tenant::Device;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -64,41 +63,53 @@ fn guid(rng: &mut StdRng) -> String {
     )
 }
 
+/// What the directory is built from, of each managed device.
+pub trait Enrolled {
+    fn os(&self) -> &str;
+    fn name(&self) -> &str;
+    fn user_id(&self) -> &str;
+    fn upn(&self) -> &str;
+    /// The device's `azureADDeviceId`.
+    fn entra_id(&self) -> &str;
+    fn set_entra_id(&mut self, id: String);
+}
+
 impl Directory {
     /// Builds the directory of `devices`, first giving a few Macs the fixture's shared and zero
     /// Entra ids. Its own seeded generator leaves the device list's draws unchanged.
-    pub fn build(devices: &mut [Device], seed: u64) -> Directory {
+    pub fn build<D: Enrolled>(devices: &mut [D], seed: u64) -> Directory {
         let mut rng = StdRng::seed_from_u64(seed ^ 0x6772_6f75_7073);
         let macs: Vec<usize> = (0..devices.len())
-            .filter(|&i| devices[i].os == "macOS")
+            .filter(|&i| devices[i].os() == "macOS")
             .collect();
         let fixture = macs.len() >= 40;
         if fixture {
             // A re-enrolled Mac: two managed devices, one Entra device.
-            devices[macs[21]].azure_ad_device_id = devices[macs[20]].azure_ad_device_id.clone();
+            let shared = devices[macs[20]].entra_id().to_string();
+            devices[macs[21]].set_entra_id(shared);
             // A managed device Entra does not know.
-            devices[macs[22]].azure_ad_device_id = ZERO_ID.to_string();
+            devices[macs[22]].set_entra_id(ZERO_ID.to_string());
         }
         let mut dir = Directory::default();
         let mut entra_of = std::collections::HashMap::new();
         for d in devices.iter() {
-            if d.azure_ad_device_id == ZERO_ID || entra_of.contains_key(&d.azure_ad_device_id) {
+            if d.entra_id() == ZERO_ID || entra_of.contains_key(d.entra_id()) {
                 continue;
             }
-            entra_of.insert(d.azure_ad_device_id.clone(), dir.devices.len());
+            entra_of.insert(d.entra_id().to_string(), dir.devices.len());
             dir.devices.push(EntraDevice {
                 object_id: guid(&mut rng),
-                device_id: d.azure_ad_device_id.clone(),
-                name: d.name.clone(),
-                os: if d.os == "macOS" { "MacMDM" } else { d.os }.to_string(),
+                device_id: d.entra_id().to_string(),
+                name: d.name().to_string(),
+                os: if d.os() == "macOS" { "MacMDM" } else { d.os() }.to_string(),
             });
         }
         let mut user_of = std::collections::HashMap::new();
         for d in devices.iter() {
-            user_of.entry(d.user_id.clone()).or_insert_with(|| {
+            user_of.entry(d.user_id().to_string()).or_insert_with(|| {
                 dir.users.push(User {
-                    id: d.user_id.clone(),
-                    upn: d.upn.clone(),
+                    id: d.user_id().to_string(),
+                    upn: d.upn().to_string(),
                 });
                 dir.users.len() - 1
             });
@@ -113,7 +124,7 @@ impl Directory {
                 os: "MacMDM".into(),
             });
         }
-        let entra = |i: usize| Member::Device(entra_of[&devices[i].azure_ad_device_id]);
+        let entra = |i: usize| Member::Device(entra_of[devices[i].entra_id()]);
         let mut groups = Vec::new();
         let mut group = |name: &str, rule: Option<&str>, members: Vec<Member>| {
             groups.push(Group {
@@ -126,7 +137,7 @@ impl Directory {
         };
         let all_macs: Vec<Member> = macs
             .iter()
-            .filter(|&&i| devices[i].azure_ad_device_id != ZERO_ID)
+            .filter(|&&i| devices[i].entra_id() != ZERO_ID)
             .map(|&i| entra(i))
             .collect();
         group(
@@ -136,8 +147,8 @@ impl Directory {
         );
         if fixture {
             let users = vec![
-                Member::User(user_of[&devices[macs[25]].user_id]),
-                Member::User(user_of[&devices[macs[26]].user_id]),
+                Member::User(user_of[devices[macs[25]].user_id()]),
+                Member::User(user_of[devices[macs[26]].user_id()]),
             ];
             let staff = group("FIN-Staff", None, users);
             let mut loaners: Vec<Member> = (18..21).map(|k| entra(macs[k])).collect();

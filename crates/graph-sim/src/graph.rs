@@ -21,63 +21,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-/// One Graph request, from the wire or from a batch item.
-#[derive(Debug, Clone)]
-pub struct SimRequest {
-    pub method: String,
-    /// `beta` or `v1.0`.
-    pub version: String,
-    /// Path after the version, without query, e.g. `/deviceManagement/managedDevices`.
-    pub path: String,
-    pub query: Vec<(String, String)>,
-    /// Header names in lower case.
-    pub headers: HashMap<String, String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct SimResponse {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Option<Value>,
-}
-
-impl SimResponse {
-    fn json(status: u16, body: Value) -> Self {
-        SimResponse {
-            status,
-            headers: vec![("Content-Type".into(), "application/json".into())],
-            body: Some(body),
-        }
-    }
-
-    fn no_content() -> Self {
-        SimResponse {
-            status: 204,
-            headers: Vec::new(),
-            body: None,
-        }
-    }
-}
-
-/// Graph's error document, with the support ids a real answer carries.
-pub fn graph_error(
-    status: u16,
-    code: &str,
-    message: &str,
-    client_request_id: Option<&str>,
-) -> SimResponse {
-    let mut inner = json!({
-        "date": crate::time::iso(SystemTime::now()),
-        "request-id": uuid::Uuid::new_v4().to_string(),
-    });
-    if let Some(c) = client_request_id {
-        inner["client-request-id"] = json!(c);
-    }
-    SimResponse::json(
-        status,
-        json!({"error": {"code": code, "message": message, "innerError": inner}}),
-    )
-}
+pub use crate::wire::{SimRequest, SimResponse, graph_error};
 
 /// The rotate actions: canonical name and the platform each applies to.
 const ACTIONS: [(&str, &str); 4] = [
@@ -196,8 +140,8 @@ pub struct Sim {
     pub base_url: String,
     /// The directory audit log's limit per app across tenants, shared by a fleet's tenants.
     pub audit_across: std::sync::Arc<Mutex<HashMap<String, crate::throttle::Window>>>,
-    /// Azure Arc's outstanding challenge.
-    pub arc: Mutex<crate::identity::ArcState>,
+    /// Azure Arc's outstanding challenge: the key file it named and what the file holds.
+    pub arc_key: Mutex<Option<(std::path::PathBuf, String)>>,
 }
 
 /// Which list a navigation yields.
@@ -289,7 +233,7 @@ impl Sim {
             }),
             base_url,
             audit_across: Default::default(),
-            arc: Default::default(),
+            arc_key: Default::default(),
             config,
         }
     }

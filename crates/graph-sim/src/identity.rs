@@ -2,80 +2,14 @@
 //! (graph-facts §13): App Service's managed identity endpoint, Azure Arc's challenge, a VM's IMDS,
 //! and GitHub Actions' OIDC token endpoint.
 
+use crate::config::ExpiresOnForm;
 use crate::federation::AssertionClaims;
-use crate::graph::{Sim, SimResponse};
+use crate::graph::Sim;
+use crate::wire::SimResponse;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// How a managed identity endpoint writes `expires_on`. Sources show both forms, and some
-/// answers carry only `expires_in`; the date string is the harder one to read, so it is the default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum ExpiresOnForm {
-    /// `12/03/2026 07:18:00 +00:00`, App Service's older form.
-    #[default]
-    Date,
-    /// Seconds since the epoch, as a string (`"1796282280"`).
-    Epoch,
-    /// No `expires_on`; only `expires_in`.
-    Absent,
-}
-
-/// The ids of the one user-assigned identity the resource has.
-#[derive(Debug, Clone)]
-pub struct UserIdentity {
-    pub client_id: String,
-    pub object_id: String,
-    pub resource_id: String,
-}
-
-/// What the credential endpoints accept.
-#[derive(Debug, Clone)]
-pub struct IdentityConfig {
-    /// The `X-IDENTITY-HEADER` value App Service's endpoint requires (`IDENTITY_HEADER`).
-    pub header: String,
-    /// The bearer GitHub's token endpoint requires (`ACTIONS_ID_TOKEN_REQUEST_TOKEN`).
-    pub gha_request_token: String,
-    /// The system-assigned identity's app id.
-    pub system_client_id: String,
-    pub user_assigned: UserIdentity,
-    pub expires_on: ExpiresOnForm,
-    /// Where Arc's challenge writes its key file; a folder of the temporary directory by default.
-    pub arc_key_dir: Option<PathBuf>,
-    /// The subject the app's federated credential trusts.
-    pub federated_subject: String,
-    /// How long minted federated assertions live.
-    pub federated_lifetime: Duration,
-    /// A file kept holding a valid federated assertion, rewritten at half its lifetime.
-    pub federated_token_out: Option<PathBuf>,
-}
-
-impl Default for IdentityConfig {
-    fn default() -> Self {
-        IdentityConfig {
-            header: "sim-identity-header".into(),
-            gha_request_token: "sim-gha".into(),
-            system_client_id: "7c2e9a41-5b3d-4f86-8e10-2a9d4c6b0f31".into(),
-            user_assigned: UserIdentity {
-                client_id: "a41d7e02-93c5-4b18-b6f2-0e8c5d3a9b74".into(),
-                object_id: "1b8f6c3d-2e4a-4d97-a051-7c9e3f2b6d18".into(),
-                resource_id: "/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rotation/providers/Microsoft.ManagedIdentity/userAssignedIdentities/rotation-sim".into(),
-            },
-            expires_on: ExpiresOnForm::Date,
-            arc_key_dir: None,
-            federated_subject: "repo:example-org/fleet-rotation:ref:refs/heads/main".into(),
-            federated_lifetime: Duration::from_secs(600),
-            federated_token_out: None,
-        }
-    }
-}
-
-/// Arc's key: the file its challenge names and what it holds.
-#[derive(Debug, Default)]
-pub struct ArcState {
-    key: Option<(PathBuf, String)>,
-}
 
 fn json_answer(status: u16, body: Value) -> SimResponse {
     SimResponse {
@@ -170,14 +104,14 @@ fn arc(sim: &Sim, q: &HashMap<&str, &str>, headers: &HashMap<String, String>) ->
             "Required metadata header not specified",
         );
     }
-    let mut state = sim.arc.lock().unwrap_or_else(|p| p.into_inner());
+    let mut key = sim.arc_key.lock().unwrap_or_else(|p| p.into_inner());
     let given = headers
         .get("authorization")
         .and_then(|h| h.strip_prefix("Basic "));
-    match (given, &state.key) {
-        (Some(g), Some((_, key))) if g.trim() == key => {
-            state.key = None;
-            drop(state);
+    match (given, &*key) {
+        (Some(g), Some((_, k))) if g.trim() == k => {
+            *key = None;
+            drop(key);
             return issue(sim, q, &[]);
         }
         (Some(_), _) => {
@@ -188,16 +122,16 @@ fn arc(sim: &Sim, q: &HashMap<&str, &str>, headers: &HashMap<String, String>) ->
     let dir = sim.config.identity.arc_key_dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("graph-sim-arc-{}", std::process::id()))
     });
-    let key = uuid::Uuid::new_v4().simple().to_string();
+    let secret = uuid::Uuid::new_v4().simple().to_string();
     let file = dir.join(format!("{}.key", uuid::Uuid::new_v4().simple()));
-    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&file, &key)) {
+    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&file, &secret)) {
         return refuse(
             500,
             "server_error",
             &format!("the key file cannot be written: {e}"),
         );
     }
-    state.key = Some((file.clone(), key));
+    *key = Some((file.clone(), secret));
     SimResponse {
         status: 401,
         headers: vec![

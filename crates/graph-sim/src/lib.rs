@@ -25,15 +25,18 @@ mod tenant;
 mod throttle;
 mod time;
 mod tls;
+mod wire;
 
 pub use audit::{AuditShape, EntraLicense, LapsTarget};
 pub use auth::RegisteredCert;
-pub use config::{DEFAULT_TENANT, ResultNames, RetryAfterStyle, SimConfig};
+pub use config::{
+    DEFAULT_TENANT, ExpiresOnForm, IdentityConfig, ResultNames, RetryAfterStyle, SimConfig,
+    UserIdentity,
+};
 pub use directory::{Directory, EntraDevice, Group, Member, User, ZERO_ID};
 pub use federation::EXCHANGE_AUDIENCE;
 pub use filter::FilterMode;
 pub use graph_batch::{Quota, QuotaParseError};
-pub use identity::{ExpiresOnForm, IdentityConfig, UserIdentity};
 pub use server::{SimHandle, start, start_fleet, start_on};
 pub use shapes::{
     ActionPermissions, DeviceFilters, EntityForm, ListResults, MemberCasts, OsVersionForm,

@@ -2,7 +2,8 @@
 //! token holding `Mail.Send`, a mailbox the tenant knows, and a message with a subject, a body and
 //! recipients. Requests over 4 MB are refused (attachments past 3 MB need an upload session).
 
-use crate::graph::{Sim, SimResponse, graph_error};
+use crate::graph::Sim;
+use crate::wire::{SimResponse, graph_error};
 use serde_json::Value;
 use std::collections::HashMap;
 

@@ -3,7 +3,7 @@
 //! answers 400 for what it does not take; a client that sent one and read on would be misled by a
 //! simulator that ignored it (docs/graph-facts.md §7, docs/graph-sim.md).
 
-use crate::graph::{SimRequest, SimResponse, graph_error};
+use crate::wire::{SimRequest, SimResponse, graph_error};
 use std::cmp::Ordering;
 
 /// Every system query option OData defines; other `$` names are unknown.

@@ -54,6 +54,27 @@ impl ActionResult {
     }
 }
 
+impl crate::directory::Enrolled for Device {
+    fn os(&self) -> &str {
+        self.os
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn user_id(&self) -> &str {
+        &self.user_id
+    }
+    fn upn(&self) -> &str {
+        &self.upn
+    }
+    fn entra_id(&self) -> &str {
+        &self.azure_ad_device_id
+    }
+    fn set_entra_id(&mut self, id: String) {
+        self.azure_ad_device_id = id;
+    }
+}
+
 /// A managed device with the fields the rotation tool reads.
 #[derive(Debug, Clone)]
 pub struct Device {

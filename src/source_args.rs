@@ -1,8 +1,8 @@
 //! Turning the source options into one device list: a file, a match against the tenant, or a
 //! Graph listing. Shared by `rotate` and `devices`.
 
-use super::{Failure, usage};
 use crate::cli::{GroupMembersArg, MatchByArg, SourceArgs};
+use crate::failure::{Failure, usage};
 use graph_client::GraphClient;
 use rotation::{
     Action, Collection, DeviceList, GroupMembers, MatchBy, Matching, OpenSource, ScriptKind,
