@@ -37,6 +37,7 @@ test-loaded:
 	exit $$status
 
 lint: lint-workflows
+	python3 tools/module_cycles.py --check
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 

@@ -4,10 +4,11 @@
 //! written, in listings or `$batch`es paced by a reads gate: never a plain GET per device.
 
 use crate::device_id::{NO_ENTRA_DEVICE, parse_id};
+use crate::facts::DeviceFacts;
 use crate::ledger::parse_ms;
 use crate::reads::{Read, read_all};
 use crate::results_read::{ResultsRead, ResultsReason, ResultsSource, SendTimeRules};
-use crate::skip_reason::{SkipKind, SkipReason};
+use crate::skip_reason::SkipReason;
 use crate::{
     Action, DeviceList, Policy, RateGate, Recognised, ResultMatcher, RotationError, VerifiedState,
 };
@@ -53,23 +54,6 @@ pub enum ResultsTiming {
     BeforeSending,
 }
 
-/// One device's facts; `None` where the tenant said nothing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DeviceFacts {
-    /// When the action was last carried out (the newest `done` result, recovery key or backup).
-    pub last_rotated: Option<String>,
-    /// When a result of the action still pending or active started.
-    pub pending_since: Option<String>,
-    /// The encryption report's `fileVaultStates`.
-    pub filevault_states: Option<String>,
-    /// BitLocker recovery keys Entra holds for the device.
-    pub recovery_keys: Option<usize>,
-    /// Key age was asked for but cannot be read (no Entra device id).
-    pub age_unknown: bool,
-    /// The newest read of its secret, in a run over views.
-    pub viewed: Option<crate::views::View>,
-}
-
 /// Facts per planned device, and what the plan should say about how they were read.
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
@@ -81,25 +65,6 @@ pub struct Facts {
 
 /// Entra keeps at most 200 BitLocker recovery keys per device; warn before a run nears the cap.
 pub const RECOVERY_KEY_WARNING: usize = 190;
-
-/// The encryption report's flags that mean Intune cannot rotate the FileVault key.
-pub const FILEVAULT_BLOCKERS: [(&str, SkipKind, &str); 3] = [
-    (
-        "escrowNotEnabled",
-        SkipKind::EscrowNotEnabled,
-        "the FileVault key is not escrowed to Intune",
-    ),
-    (
-        "driveEncryptedByUser",
-        SkipKind::DriveEncryptedByUser,
-        "FileVault was turned on by the user, not by an Intune policy",
-    ),
-    (
-        "userDeferredEncryption",
-        SkipKind::UserDeferredEncryption,
-        "the user deferred FileVault",
-    ),
-];
 
 /// Reads what `wanted` needs for the devices of `list` that `policy`'s rules of the source alone
 /// leave to be sent.
@@ -247,7 +212,7 @@ async fn results_listing(
 ) -> Result<Option<HashMap<Uuid, usize>>, RotationError> {
     let filtered = format!(
         "/deviceManagement/managedDevices?$filter={}&$select=id,deviceActionResults&$top=1000",
-        crate::graph_source::enc(&format!("operatingSystem eq '{}'", action.platform()))
+        crate::url::enc(&format!("operatingSystem eq '{}'", action.platform()))
     );
     let unfiltered = "/deviceManagement/managedDevices?$select=id,deviceActionResults&$top=1000";
     let mut listed = HashMap::new();
@@ -596,7 +561,7 @@ pub(crate) fn second_source_request(action: Action, entra_id: &str) -> Request {
             let filter = format!("deviceId eq '{entra_id}'");
             with_user_agent(Request::get(format!(
                 "/informationProtection/bitlocker/recoveryKeys?$filter={}&$select=id,createdDateTime,deviceId",
-                crate::graph_source::enc(&filter)
+                crate::url::enc(&filter)
             )))
         }
         _ => with_user_agent(Request::get(format!(
@@ -651,6 +616,7 @@ fn newest(slot: &mut Option<String>, at: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SkipKind;
     use serde_json::json;
 
     fn rules() -> SendTimeRules {

@@ -512,7 +512,7 @@ async fn mac_scripts(client: &GraphClient) -> Finding {
             };
             let url = format!(
                 "/deviceManagement/{coll}/{}/deviceRunStates?$expand=managedDevice&$top=100",
-                crate::graph_source::enc(id)
+                crate::url::enc(id)
             );
             if let Ok(states) = listed(client, &url).await {
                 macs += states

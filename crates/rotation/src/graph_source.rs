@@ -4,8 +4,10 @@
 //! is evaluated here again, whatever the service did with it.
 
 use crate::device_list::{DeviceCsvWriter, SourceDevice, device_select};
+pub use crate::fetch_report::FetchReport;
 use crate::group_source::{self, GroupMembers};
 use crate::named::{self, Collection, Named};
+use crate::url::enc;
 use crate::{Action, DeviceList, Filter, RotationError};
 use futures::StreamExt;
 use graph_client::GraphClient;
@@ -143,28 +145,8 @@ pub enum GraphSource {
     },
 }
 
-/// What was read.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FetchReport {
-    pub devices: usize,
-    /// The listing failed part-way and `allow_partial` kept what was read.
-    pub partial: Option<String>,
-    /// Devices the service listed, before the client's own check of a `--query` filter.
-    pub listed: usize,
-    /// What the plan should say about the source (names resolved, filters the service ignored,
-    /// where group members came from).
-    pub notes: Vec<String>,
-}
-
 fn quote(s: &str) -> String {
     s.replace('\'', "''")
-}
-
-/// Percent-encodes a query value (Graph takes spaces and quotes encoded).
-pub(crate) fn enc(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
 }
 
 impl GraphSource {

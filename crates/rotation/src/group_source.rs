@@ -7,8 +7,9 @@
 //! `azureADDeviceId` for device members and by `userId` for user members: never a GET per device.
 
 use crate::device_list::{DeviceCsvWriter, SourceDevice, device_select};
-use crate::graph_source::{FetchReport, enc};
+use crate::fetch_report::FetchReport;
 use crate::named::{self, Collection, Named};
+use crate::url::enc;
 use crate::{GraphClientError, RotationError};
 use futures::StreamExt;
 use graph_client::{Consistency, GraphClient};

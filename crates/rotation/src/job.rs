@@ -252,3 +252,22 @@ impl PlannedJob {
         Ok(outcome)
     }
 }
+
+/// Plans an already checked source into a new ledger, then sends: the job's plan sequence from
+/// its last step, for callers that read the source themselves.
+pub async fn rotate(
+    client: &graph_client::GraphClient,
+    req: crate::RotateRequest,
+    progress: crate::Progress,
+    stop: crate::StopSignal,
+) -> Result<crate::RunOutcome, crate::RotationError> {
+    let planned = write_plan(
+        &req.ledger,
+        &req.header,
+        &req.source,
+        &req.policy,
+        req.options.limit,
+        req.max_devices,
+    )?;
+    planned.send(client, &req.options, progress, stop).await
+}

@@ -10,6 +10,8 @@ mod eligibility;
 mod error;
 mod exclude;
 mod export;
+mod facts;
+mod fetch_report;
 mod filter;
 pub mod fleet;
 mod graph_source;
@@ -34,15 +36,14 @@ mod run_dir;
 mod run_spec;
 mod skip_reason;
 mod sliding_window;
+mod url;
 mod verify;
 pub mod views;
 
 pub use action::{
     Action, MANAGED_DEVICES_READ_WRITE, MatchRule, PRIVILEGED_OPERATIONS, Recognised, ResultMatcher,
 };
-pub use device_facts::{
-    DeviceFacts, Facts, FactsWanted, RESULTS_SAMPLE, ResultsTiming, read_facts,
-};
+pub use device_facts::{Facts, FactsWanted, RESULTS_SAMPLE, ResultsTiming, read_facts};
 pub use device_id::parse_id;
 pub use device_list::{
     DEVICE_COLUMNS, DeviceCsvWriter, DeviceList, KeyColumn, SourceDevice, device_select,
@@ -53,12 +54,14 @@ pub use eligibility::{Eligibility, Ineligible};
 pub use error::RotationError;
 pub use exclude::read_exclusions;
 pub use export::{ExportFormat, ExportRow, Tag, export, export_all};
+pub use facts::DeviceFacts;
+pub use fetch_report::FetchReport;
 pub use filter::{Filter, FilterError, PROPERTIES as FILTER_PROPERTIES};
 pub use graph_batch::Quota;
 pub use graph_client::{Cloud, GraphClientError};
-pub use graph_source::{FetchReport, GraphSource, QueryFilter, ScriptKind};
+pub use graph_source::{GraphSource, QueryFilter, ScriptKind};
 pub use group_source::GroupMembers;
-pub use job::{Job, PlannedJob, SignedIn};
+pub use job::{Job, PlannedJob, SignedIn, rotate};
 pub use ledger::{
     DeviceState, Evidence, IdHasher, LEDGER_VERSION, Ledger, LedgerState, Outcome, Row, RunHeader,
     Step, VerifiedState, for_each_row as ledger_rows, now_iso, replay_file as ledger_replay,
@@ -79,7 +82,7 @@ pub use results_read::{ResultsRead, ResultsReason, ResultsSource, SendTimeRules}
 pub use retry_cause::RetryCause;
 pub use run::{
     Counters, DispatchOptions, InDoubt, LOST_ANSWER_RECHECK, Progress, RotateRequest, RunOutcome,
-    RunStop, StopSignal, resume, rotate,
+    RunStop, StopSignal, resume,
 };
 pub use run_dir::{Manifest, RunDir, TenantEntry, TenantRecord, TenantState, read_tenants};
 pub use run_spec::{Collection, Matching, PartialSource, PolicySpec, RunSpec, SourceSpec};

@@ -47,7 +47,7 @@ pub async fn resolve_name(
     let url = format!(
         "{}?$filter={}&$select={select}",
         collection.path,
-        crate::graph_source::enc(&filter)
+        crate::url::enc(&filter)
     );
     let mut found: Vec<(Named, Option<String>)> = Vec::new();
     let unfiltered = format!("{}?$select={select}", collection.path);

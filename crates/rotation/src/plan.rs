@@ -1,8 +1,8 @@
 //! The plan: every input device validated, de-duplicated and checked against the action's policy,
 //! written to the ledger before the first request leaves.
 
-use crate::device_facts::{DeviceFacts, FILEVAULT_BLOCKERS};
 use crate::device_id::parse_id;
+use crate::facts::{DeviceFacts, FILEVAULT_BLOCKERS};
 use crate::ledger::{Ledger, Row};
 use crate::skip_reason::{SkipKind, SkipReason};
 use crate::{Action, DeviceList, Eligibility, RotationError, SourceDevice};

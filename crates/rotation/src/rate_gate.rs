@@ -406,6 +406,20 @@ impl RateGate {
     }
 }
 
+/// Latency the automatic concurrency absorbs without slowing below the rate.
+const LATENCY_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Batches of `batch` items to keep in flight at `rate`: enough to spend an empty window's
+/// credit at once and to keep the full rate through `LATENCY_BUDGET` of round trip. The
+/// dispatcher's sends and the plan's and look-ups' reads are sized by this one rule.
+pub(crate) fn batches_in_flight(rate: graph_batch::Quota, batch: usize) -> usize {
+    let batch = batch.max(1) as f64;
+    let batches_per_sec = rate.per_second() / batch;
+    let steady = (batches_per_sec * LATENCY_BUDGET.as_secs_f64()).ceil() as usize;
+    let window = (f64::from(rate.count) / batch).ceil() as usize;
+    steady.max(window).clamp(2, 64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,10 +23,15 @@ pub(crate) enum Read {
     },
 }
 
+/// Reads by default: under half of Intune's "any request" limit (2,000 per 20 s), which the
+/// actions count in.
+pub const READ_RATE: graph_batch::Quota =
+    graph_batch::Quota::new(1000, std::time::Duration::from_secs(20));
+
 /// The gate of a run's reads (look-ups of devices in doubt, action results read before sending)
 /// at `quota`, or by default under half of Intune's "any request" limit, which the actions count in.
 pub(crate) fn reads_gate_at(quota: Option<graph_batch::Quota>) -> Arc<RateGate> {
-    let quota = quota.unwrap_or(crate::VerifyOptions::default().rate);
+    let quota = quota.unwrap_or(READ_RATE);
     Arc::new(RateGate::new(quota, 0.02, 20))
 }
 
@@ -49,7 +54,7 @@ pub(crate) async fn read_all<K: Copy + Send + Sync>(
         .map(<[_]>::to_vec)
         .collect();
     // As many in flight as the gate's rate needs through a slow round trip, as sends are.
-    let in_flight = crate::run::batches_in_flight(gate.quota(), graph_batch::MAX_BATCH_SIZE);
+    let in_flight = crate::rate_gate::batches_in_flight(gate.quota(), graph_batch::MAX_BATCH_SIZE);
     futures::stream::iter(chunks)
         .map(|chunk| read_chunk(client, gate, chunk))
         .buffer_unordered(in_flight)

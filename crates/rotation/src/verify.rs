@@ -36,7 +36,7 @@ pub struct VerifyOptions {
 impl Default for VerifyOptions {
     fn default() -> Self {
         VerifyOptions {
-            rate: Quota::new(1000, Duration::from_secs(20)),
+            rate: crate::reads::READ_RATE,
             watch: false,
             interval: Duration::from_secs(300),
             timeout: None,

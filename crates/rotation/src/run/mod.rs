@@ -77,9 +77,6 @@ pub(crate) fn look_after_429(o: &DispatchOptions, action: crate::Action) -> bool
     o.strict_once || action == crate::Action::BitLocker
 }
 
-/// Latency the automatic concurrency absorbs without slowing below the rate.
-const LATENCY_BUDGET: Duration = Duration::from_secs(5);
-
 impl DispatchOptions {
     /// Batches allowed in flight: as given, or enough to spend an empty window's credit at once
     /// and to keep sending at the full rate through `LATENCY_BUDGET` of round trip (at Intune's
@@ -87,19 +84,8 @@ impl DispatchOptions {
     /// it is not larger than that, and never more than 64.
     pub fn in_flight(&self) -> usize {
         self.concurrency
-            .unwrap_or_else(|| batches_in_flight(self.rate, self.batch_size))
+            .unwrap_or_else(|| crate::rate_gate::batches_in_flight(self.rate, self.batch_size))
     }
-}
-
-/// Batches of `batch` items to keep in flight at `rate`: enough to spend an empty window's
-/// credit at once and to keep the full rate through `LATENCY_BUDGET` of round trip. The
-/// dispatcher's sends and the plan's and look-ups' reads are sized by this one rule.
-pub(crate) fn batches_in_flight(rate: Quota, batch: usize) -> usize {
-    let batch = batch.max(1) as f64;
-    let batches_per_sec = rate.per_second() / batch;
-    let steady = (batches_per_sec * LATENCY_BUDGET.as_secs_f64()).ceil() as usize;
-    let window = (f64::from(rate.count) / batch).ceil() as usize;
-    steady.max(window).clamp(2, 64)
 }
 
 impl Default for DispatchOptions {
@@ -292,25 +278,6 @@ impl std::fmt::Debug for RotateRequest {
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
-}
-
-/// Plans an already checked source into a new ledger, then sends: the job's plan sequence from
-/// its last step, for callers that read the source themselves.
-pub async fn rotate(
-    client: &GraphClient,
-    req: RotateRequest,
-    progress: Progress,
-    stop: StopSignal,
-) -> Result<RunOutcome, RotationError> {
-    let planned = crate::job::write_plan(
-        &req.ledger,
-        &req.header,
-        &req.source,
-        &req.policy,
-        req.options.limit,
-        req.max_devices,
-    )?;
-    planned.send(client, &req.options, progress, stop).await
 }
 
 /// Continues a run from its ledger.

@@ -138,7 +138,7 @@ pub async fn read_log(
 /// The first page of each read: the directory log filtered by activity (its documented filter,
 /// one name at a time, compared with case); Intune's by category and time, its names matched here.
 fn first_pages(log: AuditLogKind, activities: &[String], since: &str) -> Vec<String> {
-    let enc = crate::graph_source::enc;
+    let enc = crate::url::enc;
     match log {
         AuditLogKind::Directory => activities
             .iter()
