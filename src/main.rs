@@ -10,7 +10,6 @@ mod credential_choice;
 mod env;
 mod exit_status;
 mod failure;
-mod fleet_progress;
 mod notify;
 mod progress;
 mod settings;

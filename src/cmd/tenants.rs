@@ -5,14 +5,14 @@ use super::{Failure, stop_on_signal, usage, with_global_gate};
 use crate::cli::{Connection, Dispatch, InDoubtArg, RotateArgs};
 use crate::connect;
 use crate::exit_status::ExitStatus;
-use crate::fleet_progress::FleetProgress;
 use crate::progress::Logs;
+use crate::progress::RunProgress;
 use crate::settings::{action_of, run_spec, spec_of_argv};
 use crate::tenant_connector::CliConnector;
 use rotation::fleet::{self, Fleet, InputSplit};
 use rotation::{InDoubt, Manifest, RunDir};
 use std::path::Path;
-use std::sync::Arc;
+use tracing::Instrument;
 
 /// `rotate --tenants FILE --run-dir DIR`.
 pub async fn rotate(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
@@ -73,7 +73,7 @@ pub async fn rotate(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     let connector = CliConnector {
         base: a.connection.clone(),
     };
-    let progress = Arc::new(FleetProgress::new(logs, tenants.len()));
+    let progress = RunProgress::many(logs, tenants.len());
     let fleet = Fleet {
         spec: &spec,
         policy,
@@ -83,8 +83,8 @@ pub async fn rotate(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
         reporter: progress.clone(),
         stop,
     };
-    let outcome = fleet.run(run, tenants).await;
-    progress.finish();
+    let span = progress.span().clone();
+    let outcome = fleet.run(run, tenants).instrument(span).await;
     super::fleet_summary::notified(&outcome, &a.dispatch, mail.as_ref()).await
 }
 
@@ -126,7 +126,7 @@ pub async fn resume(
     let connector = CliConnector {
         base: connection.clone(),
     };
-    let progress = Arc::new(FleetProgress::new(logs, run.manifest().tenants.len()));
+    let progress = RunProgress::many(logs, run.manifest().tenants.len());
     let fleet = Fleet {
         policy: spec.policy.policy(spec.action)?,
         spec: &spec,
@@ -136,7 +136,7 @@ pub async fn resume(
         reporter: progress.clone(),
         stop,
     };
-    let outcome = fleet.run(run, open).await;
-    progress.finish();
+    let span = progress.span().clone();
+    let outcome = fleet.run(run, open).instrument(span).await;
     super::fleet_summary::notified(&outcome, dispatch, mail.as_ref()).await
 }
