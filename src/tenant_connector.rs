@@ -77,6 +77,17 @@ impl Connector for CliConnector {
         })
     }
 
+    async fn connect_to_read(
+        &self,
+        tenant: &TenantEntry,
+    ) -> Result<graph_client::GraphClient, Blocked> {
+        let conn = self.connection(tenant);
+        let read = ["DeviceManagementManagedDevices.Read.All"];
+        let c = connect::client(&conn, None, None, &read).map_err(refused)?;
+        connect::preflight_read(&c).await.map_err(refused)?;
+        Ok(c.client)
+    }
+
     fn advice(&self, t: &TenantEntry, cause: BlockCause) -> String {
         match cause {
             BlockCause::Credentials => "fix the credentials".into(),

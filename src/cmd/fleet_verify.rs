@@ -1,12 +1,12 @@
-//! `verify --run-dir`: each tenant's ledger, each with its own sign-in; a tenant that cannot be
-//! signed in to is named and the command exits 1.
+//! `verify --run-dir`: the engine verifies each tenant's ledger with a sign-in of its own
+//! ([`rotation::fleet::verify_run`]); this prints a line per tenant and the total. A tenant that
+//! has no ledger or cannot be signed in to is named, and the command exits 1.
 
 use super::Failure;
 use crate::cli::Connection;
-use crate::connect;
 use crate::exit_status::ExitStatus;
 use crate::tenant_connector::CliConnector;
-use rotation::fleet::said_once;
+use rotation::fleet::{TenantVerification, verify_run};
 use rotation::{RunDir, TenantRecord, VerifyCounts, VerifyOptions};
 use std::path::Path;
 
@@ -19,49 +19,28 @@ pub async fn run(
     let connector = CliConnector {
         base: connection.clone(),
     };
-    let mut status = ExitStatus::Success;
-    let mut total = VerifyCounts::new();
-    for t in &run.manifest().tenants {
+    let pass = |t: &TenantRecord, c: &VerifyCounts| {
+        tracing::info!(tenant = %t.tenant.tenant_id, "verify pass: {}", counts_line(c));
+    };
+    let v = verify_run(&run, &connector, o, &pass).await?;
+    for (t, result) in &v.tenants {
         let (name, id) = (&t.tenant.name, t.tenant.tenant_id);
-        let ledger = run.ledger(id);
-        if !ledger.exists() {
-            println!("{name} ({id}): no ledger ({})", t.state.name());
-            status = status.max(ExitStatus::Incomplete);
-            continue;
-        }
-        let c = match signed_in(&connector, t).await {
-            Ok(c) => c,
-            Err(Failure(_, e)) => {
-                println!("{name} ({id}): blocked: {}", said_once(e.as_ref()));
-                status = status.max(ExitStatus::Incomplete);
-                continue;
+        match result {
+            TenantVerification::NoLedger => {
+                println!("{name} ({id}): no ledger ({})", t.state.name())
             }
-        };
-        let report = super::verify::run_verify(&c.client, &ledger, o).await?;
-        println!("{name} ({id}): {}", counts_line(&report.counts));
-        for (k, v) in &report.counts {
-            *total.entry(*k).or_default() += v;
+            TenantVerification::Blocked(b) => println!("{name} ({id}): blocked: {}", b.why),
+            TenantVerification::Verified(r) => {
+                println!("{name} ({id}): {}", counts_line(&r.counts))
+            }
         }
-        status = status.max(ExitStatus::of_verify(&report.counts));
     }
-    println!("total: {}", counts_line(&total));
-    Ok(status)
-}
-
-/// A sign-in to the tenant that can read its devices.
-async fn signed_in(
-    connector: &CliConnector,
-    t: &TenantRecord,
-) -> Result<connect::Connected, Failure> {
-    let conn = connector.connection(&t.tenant);
-    let c = connect::client(
-        &conn,
-        None,
-        None,
-        &["DeviceManagementManagedDevices.Read.All"],
-    )?;
-    connect::preflight_read(&c).await?;
-    Ok(c)
+    println!("total: {}", counts_line(&v.total));
+    Ok(if v.all_done() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Incomplete
+    })
 }
 
 fn counts_line(counts: &VerifyCounts) -> String {

@@ -151,6 +151,18 @@ impl Connector for SimConnector {
         })
     }
 
+    async fn connect_to_read(
+        &self,
+        tenant: &TenantEntry,
+    ) -> Result<graph_client::GraphClient, Blocked> {
+        let need = Need {
+            action: rotation::Action::FileVault,
+            source_scopes: &[],
+            lists_devices: true,
+        };
+        self.connect(tenant, need).await.map(|s| s.client)
+    }
+
     fn advice(&self, tenant: &TenantEntry, cause: BlockCause) -> String {
         format!("{cause:?} in {}", tenant.tenant_id)
     }
@@ -330,4 +342,53 @@ async fn three_hundred_tenants_read_their_audit_logs_within_the_logs_budgets() {
     let all = env.sim.stats();
     assert!(all.audit_requests >= 300, "{}", all.audit_requests);
     assert_eq!(all.audit_throttled, 0, "no log answered 429");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifying_a_run_directory_signs_in_to_each_tenant_and_names_the_one_without_a_ledger() {
+    let env = Env::with(3, 1, 40).await;
+    let spec = common::every_mac();
+    let (_tx, stop) = StopSignal::new();
+    let (outcome, _) = env.run(&spec, env.run_dir(&spec), stop).await;
+    let run = RunDir::open(outcome.run.dir()).unwrap();
+    let passes = Mutex::new(0usize);
+    let o = rotation::VerifyOptions {
+        rate: Quota::new(4000, Duration::from_secs(1)),
+        ..rotation::VerifyOptions::default()
+    };
+    let v = rotation::fleet::verify_run(&run, &env.connector(), &o, &|_, _| {
+        *passes.lock().unwrap() += 1;
+    })
+    .await
+    .unwrap();
+    assert_eq!(v.tenants.len(), 3);
+    let mut verified = 0;
+    for (t, result) in &v.tenants {
+        match result {
+            rotation::fleet::TenantVerification::Verified(r) => {
+                let looked: usize = r.counts.values().sum();
+                assert_eq!(
+                    looked,
+                    env.accepted(t.tenant.tenant_id).len(),
+                    "each rotated device looked up"
+                );
+                verified += 1;
+            }
+            rotation::fleet::TenantVerification::NoLedger => {
+                assert_eq!(
+                    t.tenant.tenant_id, env.tenants[2].tenant_id,
+                    "the unconsented tenant has none"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(verified, 2);
+    assert!(!v.all_done(), "a tenant without a ledger is not done");
+    assert_eq!(*passes.lock().unwrap(), 2, "one pass per verified tenant");
+    let total: usize = v.total.values().sum();
+    assert_eq!(
+        total,
+        env.accepted(env.tenants[0].tenant_id).len() + env.accepted(env.tenants[1].tenant_id).len()
+    );
 }

@@ -74,6 +74,12 @@ pub trait Connector: Sync {
         need: Need<'_>,
     ) -> impl Future<Output = Result<Session, Blocked>> + Send;
 
+    /// Signs in to read the tenant's devices only (`verify`, listing devices): nothing is sent.
+    fn connect_to_read(
+        &self,
+        tenant: &TenantEntry,
+    ) -> impl Future<Output = Result<GraphClient, Blocked>> + Send;
+
     /// What an admin does about a blocked tenant, in the caller's words (a consent URL, a
     /// command to run): the manifest keeps it beside the reason.
     fn advice(&self, tenant: &TenantEntry, cause: BlockCause) -> String;

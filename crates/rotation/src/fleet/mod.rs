@@ -11,12 +11,14 @@ mod input_split;
 mod reporter;
 mod standing;
 mod tenant_end;
+mod verification;
 
 pub use connector::{BlockCause, Blocked, Connector, Need, Session};
 pub use input_split::{InputSplit, input_file};
 pub use reporter::Reporter;
 pub use standing::{COUNTED, Standing, TenantStanding, standing};
 pub use tenant_end::TenantEnd;
+pub use verification::{FleetVerification, TenantVerification, verify_run};
 
 use crate::{
     DispatchOptions, Job, OpenSource, Policy, ResultsTiming, RotationError, RunDir, RunOutcome,
