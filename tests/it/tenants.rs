@@ -92,6 +92,12 @@ async fn twenty_tenants_two_unconsented_all_others_rotated_once_and_the_two_bloc
         env.sim.stats().devices_accepted(ACTION) as u64,
         "{st}"
     );
+    // `verify --run-dir`: each tenant with a ledger looked up; the two blocked ones have none.
+    let v = env.run(&["verify", "--run-dir", &s(&run_dir)]).await;
+    assert_eq!(code(&v), 1, "two tenants have no ledger: {}", stderr(&v));
+    let text = String::from_utf8_lossy(&v.stdout);
+    assert_eq!(text.matches("no ledger").count(), 2, "{text}");
+    assert!(text.lines().any(|l| l.starts_with("total: ")), "{text}");
     let csv = env.path("all.csv");
     let e = env
         .run(&["export", "--run-dir", &s(&run_dir), "--out", &s(&csv)])
