@@ -3,18 +3,18 @@
 
 use super::{Failure, failed, open_output, usage};
 use crate::cli::DevicesArgs;
-use crate::connect;
 use crate::exit_status::ExitStatus;
 use crate::settings::action_of;
 use crate::tenant_connector::CliConnector;
 use rotation::TenantEntry;
-use rotation::fleet::said_once;
+use rotation::fleet::{TenantListing, list_devices, said_once};
 use std::io::Write;
 use std::path::Path;
 
 pub async fn run(tenants_file: &Path, a: &DevicesArgs) -> Result<ExitStatus, Failure> {
     let tenants = rotation::read_tenants(tenants_file)?;
-    if !crate::source_args::open(&a.source)?.lists_devices() {
+    let spec = crate::source_args::spec_of(&a.source)?;
+    if !rotation::OpenSource::open(&spec)?.lists_devices() {
         return Err(usage(anyhow::anyhow!(
             "--tenants lists devices from Graph: use --query, --group or another Graph source"
         )));
@@ -26,45 +26,67 @@ pub async fn run(tenants_file: &Path, a: &DevicesArgs) -> Result<ExitStatus, Fai
     let mut status = ExitStatus::Success;
     let mut header_written = false;
     let mut n = 0;
-    for t in &tenants {
-        let buf = match listed(&connector, t, a).await {
-            Ok(b) => b,
-            Err(Failure(_, e)) => {
-                eprintln!("{} ({}): {}", t.name, t.tenant_id, said_once(e.as_ref()));
+    let mut failure: Option<Failure> = None;
+    let partial = a.source.allow_partial_source;
+    let each = |t: &TenantEntry, got: TenantListing| {
+        let list = match got {
+            TenantListing::Listed(m) => m,
+            TenantListing::Blocked(b) => {
+                eprintln!("{} ({}): {}", t.name, t.tenant_id, b.why);
                 status = ExitStatus::Incomplete;
-                continue;
+                return Ok(());
+            }
+            TenantListing::Failed(e) => {
+                eprintln!("{} ({}): {}", t.name, t.tenant_id, said_once(&e));
+                status = ExitStatus::Incomplete;
+                return Ok(());
             }
         };
-        let id = t.tenant_id.to_string();
-        if let Some(dir) = &a.run_dir {
-            let path = dir.join("devices").join(format!("{id}.csv"));
-            std::fs::create_dir_all(dir.join("devices"))
-                .and_then(|()| std::fs::write(&path, &buf))
-                .map_err(|e| failed(anyhow::anyhow!("{}: {e}", path.display())))?;
+        for note in &list.notes {
+            eprintln!("{note}");
         }
-        n += with_tenant_columns(&buf, &mut out, &id, &t.name, &mut header_written)?;
+        let mut buf = Vec::new();
+        rotation::write_devices_csv(&mut buf, &list.list)?;
+        let id = t.tenant_id.to_string();
+        let kept = keep(a.run_dir.as_deref(), &id, &buf)
+            .and_then(|()| with_tenant_columns(&buf, &mut out, &id, &t.name, &mut header_written));
+        match kept {
+            Ok(rows) => n += rows,
+            Err(f) => failure = Some(f),
+        }
+        if failure.is_some() {
+            return Err(rotation::RotationError::Output {
+                what: "the device list".into(),
+                message: "stopped".into(),
+            });
+        }
+        Ok(())
+    };
+    let listed = list_devices(
+        &tenants,
+        &connector,
+        &spec,
+        action_of(a.action),
+        partial,
+        each,
+    )
+    .await;
+    if let Some(f) = failure {
+        return Err(f);
     }
+    listed?;
     out.flush().map_err(failed)?;
     eprintln!("{n} device(s) from {} tenant(s)", tenants.len());
     Ok(status)
 }
 
-/// One tenant's devices from the source, as CSV.
-async fn listed(
-    connector: &CliConnector,
-    t: &TenantEntry,
-    a: &DevicesArgs,
-) -> Result<Vec<u8>, Failure> {
-    let action = action_of(a.action);
-    let source = crate::source_args::open(&a.source)?;
-    let scopes = connect::delegated_scopes(action, source.scopes());
-    let c = connect::client(&connector.connection(t), None, None, &scopes)?;
-    connect::preflight_read(&c).await?;
-    let partial = a.source.allow_partial_source;
-    let list = crate::source_args::materialize(source, Some(&c.client), action, partial).await?;
-    let mut buf = Vec::new();
-    rotation::write_devices_csv(&mut buf, &list)?;
-    Ok(buf)
+/// With `--run-dir`, each tenant's list is kept in it as `devices/{tenant}.csv`.
+fn keep(dir: Option<&Path>, id: &str, csv: &[u8]) -> Result<(), Failure> {
+    let Some(dir) = dir else { return Ok(()) };
+    let path = dir.join("devices").join(format!("{id}.csv"));
+    std::fs::create_dir_all(dir.join("devices"))
+        .and_then(|()| std::fs::write(&path, csv))
+        .map_err(|e| failed(anyhow::anyhow!("{}: {e}", path.display())))
 }
 
 /// Copies one tenant's CSV into `out` with `tenant_id` and `tenant_name` first (the header once,

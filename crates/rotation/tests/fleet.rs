@@ -154,6 +154,7 @@ impl Connector for SimConnector {
     async fn connect_to_read(
         &self,
         tenant: &TenantEntry,
+        _scopes: &[&'static str],
     ) -> Result<graph_client::GraphClient, Blocked> {
         let need = Need {
             action: rotation::Action::FileVault,

@@ -75,9 +75,11 @@ pub trait Connector: Sync {
     ) -> impl Future<Output = Result<Session, Blocked>> + Send;
 
     /// Signs in to read the tenant's devices only (`verify`, listing devices): nothing is sent.
+    /// `scopes` are what the source reads beside the devices (groups, scripts).
     fn connect_to_read(
         &self,
         tenant: &TenantEntry,
+        scopes: &[&'static str],
     ) -> impl Future<Output = Result<GraphClient, Blocked>> + Send;
 
     /// What an admin does about a blocked tenant, in the caller's words (a consent URL, a

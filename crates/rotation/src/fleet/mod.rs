@@ -8,6 +8,7 @@
 
 mod connector;
 mod input_split;
+mod listing;
 mod reporter;
 mod standing;
 mod tenant_end;
@@ -15,6 +16,7 @@ mod verification;
 
 pub use connector::{BlockCause, Blocked, Connector, Need, Session};
 pub use input_split::{InputSplit, input_file};
+pub use listing::{TenantListing, list_devices};
 pub use reporter::Reporter;
 pub use standing::{COUNTED, Standing, TenantStanding, standing};
 pub use tenant_end::TenantEnd;

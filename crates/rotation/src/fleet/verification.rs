@@ -44,7 +44,7 @@ pub async fn verify_run(
         let v = if !ledger.exists() {
             TenantVerification::NoLedger
         } else {
-            match connector.connect_to_read(&t.tenant).await {
+            match connector.connect_to_read(&t.tenant, &[]).await {
                 Err(b) => TenantVerification::Blocked(b),
                 Ok(client) => {
                     let pass = |c: &VerifyCounts| progress(t, c);
