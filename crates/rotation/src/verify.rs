@@ -259,7 +259,7 @@ pub async fn verify(
     let mut latest: Vec<Option<VerifiedState>> = vec![None; state.ids.len()];
     let mut unknown: HashMap<u32, Vec<ResultName>> = HashMap::new();
     let mut open: Vec<u32> = (0..state.ids.len() as u32)
-        .filter(|&i| state.states[i as usize] == DeviceState::Rotated)
+        .filter(|&i| state.state(i) == DeviceState::Rotated)
         .collect();
     let started = Instant::now();
     loop {
@@ -267,7 +267,7 @@ pub async fn verify(
         for chunk in open.chunks(VERIFY_CHUNK) {
             let items: Vec<(Uuid, u64)> = chunk
                 .iter()
-                .map(|&i| (state.ids[i as usize], state.sent_at_ms[i as usize]))
+                .map(|&i| (state.ids[i as usize], state.sent_at_ms(i)))
                 .collect();
             let mut found = lookup(client, &gate, &matcher, &items).await;
             confirm(client, &gate, action, &items, &mut found, &mut notes).await;

@@ -407,11 +407,12 @@ impl Row {
 pub struct LedgerState {
     pub header: RunHeader,
     pub ids: Vec<uuid::Uuid>,
-    pub states: Vec<DeviceState>,
-    pub attempts: Vec<u32>,
+    /// Each device's slot: changed only by replay and [`LedgerState::record`], one state machine.
+    states: Vec<DeviceState>,
+    attempts: Vec<u32>,
     /// When each device's last request left (Unix milliseconds; 0 = never): verification looks for
     /// an action that started after it.
-    pub sent_at_ms: Vec<u64>,
+    sent_at_ms: Vec<u64>,
     pub index: HashMap<uuid::Uuid, u32, IdHasher>,
     /// Rows read, and whether a torn last line was dropped.
     pub rows: u64,
@@ -425,6 +426,42 @@ pub struct LedgerState {
 impl LedgerState {
     pub fn count(&self, state: DeviceState) -> usize {
         self.states.iter().filter(|&&s| s == state).count()
+    }
+
+    /// Device `i`'s state.
+    pub fn state(&self, i: u32) -> DeviceState {
+        self.states[i as usize]
+    }
+
+    /// Requests sent for device `i` so far.
+    pub fn attempts(&self, i: u32) -> u32 {
+        self.attempts[i as usize]
+    }
+
+    /// When device `i`'s last request left (Unix milliseconds; 0: never).
+    pub fn sent_at_ms(&self, i: u32) -> u64 {
+        self.sent_at_ms[i as usize]
+    }
+
+    /// Every device's state, in plan order.
+    pub fn states(&self) -> impl Iterator<Item = DeviceState> + '_ {
+        self.states.iter().copied()
+    }
+
+    /// When each device's last request left, in plan order.
+    pub fn sent_times(&self) -> impl Iterator<Item = u64> + '_ {
+        self.sent_at_ms.iter().copied()
+    }
+
+    /// Applies `row`, written for device `i`, as replay applies it: the only way a run changes a
+    /// device's slot, so the state in memory is always the ledger's.
+    pub fn record(&mut self, i: u32, row: &Row) {
+        let i = i as usize;
+        if let Row::Sent { attempt, at, .. } = row {
+            self.attempts[i] = self.attempts[i].max(*attempt);
+            self.sent_at_ms[i] = parse_ms(at).unwrap_or(0);
+        }
+        self.states[i] = self.states[i].after(row.step());
     }
 
     fn apply(&mut self, event: Event, line: u64, path: &Path) -> Result<(), RotationError> {
@@ -1180,6 +1217,51 @@ mod tests {
             date: None,
             at: now_iso(),
         }
+    }
+
+    #[test]
+    fn a_state_recorded_row_by_row_is_the_state_replay_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.jsonl");
+        let mut l = Ledger::create(&path, &header()).unwrap();
+        for row in [planned(A), planned(B), plan_done()] {
+            l.append(&row).unwrap();
+        }
+        l.sync().unwrap();
+        drop(l);
+        let (mut l, mut live) = Ledger::open(&path).unwrap();
+        let sent = |id, attempt| Row::Sent {
+            id,
+            attempt,
+            at: now_iso(),
+        };
+        for (i, row) in [
+            (0, sent(A, 1)),
+            (0, outcome(A, Outcome::Retry)),
+            (0, sent(A, 2)),
+            (0, outcome(A, Outcome::Rotated)),
+            (1, sent(B, 1)),
+        ] {
+            live.record(i, &row);
+            l.append(&row).unwrap();
+        }
+        l.sync().unwrap();
+        drop(l);
+        let (_, read) = Ledger::open(&path).unwrap();
+        assert_eq!(
+            live.states().collect::<Vec<_>>(),
+            read.states().collect::<Vec<_>>()
+        );
+        assert_eq!(
+            live.sent_times().collect::<Vec<_>>(),
+            read.sent_times().collect::<Vec<_>>()
+        );
+        assert_eq!(
+            (live.attempts(0), live.attempts(1)),
+            (read.attempts(0), read.attempts(1))
+        );
+        assert_eq!(live.state(0), DeviceState::Rotated);
+        assert_eq!(live.state(1), DeviceState::InDoubt);
     }
 
     #[test]

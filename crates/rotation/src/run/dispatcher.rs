@@ -12,7 +12,7 @@ use super::read_ahead::{ReadAhead, Reader, Unanswered};
 use super::{Counters, DispatchOptions, Progress, RunOutcome, RunStop, StopSignal};
 use crate::RetryCause;
 use crate::device_facts::AtSending;
-use crate::ledger::{DeviceState, Ledger, LedgerState, Outcome, Row, now_iso, parse_ms};
+use crate::ledger::{DeviceState, Ledger, LedgerState, Outcome, Row, now_iso};
 use crate::{Action, RateGate, ResultMatcher, RotationError, retry};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -240,12 +240,8 @@ impl<'o> Dispatcher<'o> {
             ReadAhead::new(rules, reader)
         });
         let (mut ready, mut beyond_limit) = (VecDeque::new(), VecDeque::new());
-        let candidates = (0..state.states.len() as u32).filter(|&i| {
-            matches!(
-                state.states[i as usize],
-                DeviceState::Pending | DeviceState::InDoubt
-            )
-        });
+        let candidates = (0..state.ids.len() as u32)
+            .filter(|&i| matches!(state.state(i), DeviceState::Pending | DeviceState::InDoubt));
         let limit = o.limit.unwrap_or(usize::MAX);
         for (n, i) in candidates.enumerate() {
             if n >= limit {
@@ -388,12 +384,7 @@ impl<'o> Dispatcher<'o> {
         }
         let items: Vec<(Uuid, u64)> = idxs
             .iter()
-            .map(|&i| {
-                (
-                    self.state.ids[i as usize],
-                    self.state.sent_at_ms[i as usize],
-                )
-            })
+            .map(|&i| (self.state.ids[i as usize], self.state.sent_at_ms(i)))
             .collect();
         let (client, reads) = (self.client.clone(), self.reads.clone());
         let matcher = self.matcher.clone();
@@ -470,7 +461,7 @@ impl<'o> Dispatcher<'o> {
             id: self.state.ids[idx],
             reason: reason.to_string(),
         };
-        self.state.states[idx] = self.state.states[idx].after(row.step());
+        self.state.record(idx as u32, &row);
         self.c.skipped += 1;
         self.ledger.append(&row)?;
         match self.beyond_limit.pop_front() {
@@ -677,17 +668,14 @@ impl<'o> Dispatcher<'o> {
     /// Written ahead: the devices are durable as "sent" before the request leaves.
     fn record_sent(&mut self, idxs: &[u32]) -> Result<(), RotationError> {
         let at = now_iso();
-        let sent_ms = parse_ms(&at).unwrap_or(0);
         for &i in idxs {
-            let i = i as usize;
-            self.state.attempts[i] += 1;
-            self.state.states[i] = DeviceState::InDoubt;
-            self.state.sent_at_ms[i] = sent_ms;
-            self.ledger.append(&Row::Sent {
-                id: self.state.ids[i],
-                attempt: self.state.attempts[i],
+            let row = Row::Sent {
+                id: self.state.ids[i as usize],
+                attempt: self.state.attempts(i) + 1,
                 at: at.clone(),
-            })?;
+            };
+            self.state.record(i, &row);
+            self.ledger.append(&row)?;
         }
         self.ledger.sync()?;
         self.c.items_sent += idxs.len() as u64;
@@ -699,7 +687,7 @@ impl<'o> Dispatcher<'o> {
     fn finish(&mut self, i: u32, result: Outcome, answer: Answer<'_>) -> Result<(), RotationError> {
         let idx = i as usize;
         let row = outcome_row(self.state.ids[idx], result, answer);
-        self.state.states[idx] = self.state.states[idx].after(row.step());
+        self.state.record(idx as u32, &row);
         match result {
             Outcome::Rotated => self.c.rotated += 1,
             _ => self.c.failed += 1,
@@ -718,7 +706,7 @@ impl<'o> Dispatcher<'o> {
         look_first: bool,
     ) -> Result<(), RotationError> {
         let idx = i as usize;
-        let attempts = self.state.attempts[idx];
+        let attempts = self.state.attempts(idx as u32);
         if attempts >= self.o.max_attempts {
             let why = answer.message.take().unwrap_or_default();
             answer.code = Some("RetriesExhausted".into());
@@ -726,7 +714,7 @@ impl<'o> Dispatcher<'o> {
             return self.finish(i, Outcome::Failed, answer);
         }
         let row = outcome_row(self.state.ids[idx], Outcome::Retry, answer);
-        self.state.states[idx] = self.state.states[idx].after(row.step());
+        self.state.record(idx as u32, &row);
         self.c.retries += 1;
         let wait = retry::delay(attempts, retry_after);
         self.delayed
@@ -765,10 +753,10 @@ impl<'o> Dispatcher<'o> {
         if e.is_auth() {
             // Credentials stop the run cleanly; these devices were not carried out.
             for i in idxs {
-                self.state.states[i as usize] = DeviceState::Pending;
                 let answer = Answer::new(status, format!("not sent: {e}"), None)
                     .because(status.map_or(RetryCause::NotSent, RetryCause::of_status));
                 let row = outcome_row(self.state.ids[i as usize], Outcome::Retry, answer);
+                self.state.record(i, &row);
                 self.ledger.append(&row)?;
             }
             self.stopping.get_or_insert(RunStop::Auth(e.to_string()));
@@ -861,8 +849,7 @@ fn admit(
     ready: &mut VecDeque<u32>,
     i: u32,
 ) {
-    let unsent =
-        state.states[i as usize] == DeviceState::Pending && state.attempts[i as usize] == 0;
+    let unsent = state.state(i) == DeviceState::Pending && state.attempts(i) == 0;
     match read_ahead {
         Some(ra) if unsent => ra.push(i),
         _ => ready.push_back(i),

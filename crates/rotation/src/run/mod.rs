@@ -303,10 +303,10 @@ pub async fn resume(
     })?;
     if options.in_doubt == InDoubt::Skip {
         for i in 0..state.ids.len() {
-            if state.states[i] == DeviceState::InDoubt {
+            if state.state(i as u32) == DeviceState::InDoubt {
                 let why = "in doubt after a crash; left alone, as the resume was asked to (in doubt: skip)";
                 let row = noted(state.ids[i], Outcome::Abandoned, why.into());
-                state.states[i] = state.states[i].after(row.step());
+                state.record(i as u32, &row);
                 ledger.append(&row)?;
             }
         }
@@ -316,8 +316,10 @@ pub async fn resume(
     let refused: Vec<(uuid::Uuid, u64)> =
         if options.in_doubt == InDoubt::Verify && look_after_429(options, state.header.action) {
             (0..state.ids.len())
-                .filter(|&i| state.states[i] == DeviceState::Pending && state.attempts[i] > 0)
-                .map(|i| (state.ids[i], state.sent_at_ms[i]))
+                .filter(|&i| {
+                    state.state(i as u32) == DeviceState::Pending && state.attempts(i as u32) > 0
+                })
+                .map(|i| (state.ids[i], state.sent_at_ms(i as u32)))
                 .collect()
         } else {
             Vec::new()
@@ -325,8 +327,8 @@ pub async fn resume(
     let mut unread: Vec<(u32, Cause)> = Vec::new();
     if options.in_doubt == InDoubt::Verify && (in_doubt > 0 || !refused.is_empty()) {
         let doubtful: Vec<(uuid::Uuid, u64)> = (0..state.ids.len())
-            .filter(|&i| state.states[i] == DeviceState::InDoubt)
-            .map(|i| (state.ids[i], state.sent_at_ms[i]))
+            .filter(|&i| state.state(i as u32) == DeviceState::InDoubt)
+            .map(|i| (state.ids[i], state.sent_at_ms(i as u32)))
             .collect();
         let reads = crate::reads::reads_gate_at(options.read_rate);
         let matcher = state.header.result_matcher(&options.result_names);
@@ -350,7 +352,7 @@ pub async fn resume(
             match decision {
                 Decision::Rotated(evidence) => {
                     let row = noted(id, Outcome::Rotated, evidence);
-                    state.states[i] = state.states[i].after(row.step());
+                    state.record(i as u32, &row);
                     ledger.append(&row)?;
                     confirmed += 1;
                 }
@@ -394,7 +396,7 @@ fn recent_sends(state: &LedgerState, span: Duration) -> Vec<(std::time::Instant,
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_millis() as u64);
     let mut per_ms: std::collections::BTreeMap<u64, u32> = std::collections::BTreeMap::new();
-    for &ms in state.sent_at_ms.iter().filter(|&&ms| ms > since) {
+    for ms in state.sent_times().filter(|&ms| ms > since) {
         *per_ms.entry(ms).or_default() += 1;
     }
     per_ms
@@ -427,7 +429,7 @@ impl Counters {
             self.failed,
             self.skipped,
         ) = (0, 0, 0, 0, 0);
-        for s in &state.states {
+        for s in state.states() {
             match s {
                 DeviceState::Pending => self.pending += 1,
                 DeviceState::InDoubt => self.in_doubt += 1,
