@@ -395,3 +395,48 @@ fn escape_markdown(s: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice(failed: usize) -> Notice {
+        Notice {
+            title: "FileVault recovery key rotation".into(),
+            tone: Tone::Warning,
+            facts: vec![("Rotated".into(), "12".into())],
+            sections: Vec::new(),
+            failed_devices: (0..failed)
+                .map(|i| format!("MAC-{i:05} (6d1f0000-0000-4000-8000-{i:012x}): ResourceNotFound"))
+                .collect(),
+        }
+    }
+
+    fn text(c: &Card) -> String {
+        serde_json::to_string(&c.envelope).unwrap()
+    }
+
+    #[test]
+    fn a_short_failure_list_fits_whole() {
+        let c = notice(3).card(CARD_LIMIT);
+        assert_eq!((c.devices_listed, c.devices_cut), (3, 0));
+        assert!(!text(&c).contains("cut to stay"));
+    }
+
+    #[test]
+    fn a_long_failure_list_is_cut_under_the_limit_and_says_how_many_were_left_out() {
+        let c = notice(5000).card(CARD_LIMIT);
+        assert!(c.bytes <= CARD_LIMIT, "{} bytes", c.bytes);
+        assert_eq!(c.devices_listed + c.devices_cut, 5000);
+        assert!(c.devices_listed > 50 && c.devices_cut > 0);
+        assert!(text(&c).contains(&format!("and {} more failed devices", c.devices_cut)));
+    }
+
+    #[test]
+    fn device_names_cannot_format_the_card_or_the_mail() {
+        assert_eq!(escape_markdown("a*b_[c]"), "a\\*b\\_\\[c\\]");
+        let mut n = notice(0);
+        n.failed_devices = vec!["<img src=x>".into()];
+        assert!(n.html().contains("&lt;img src=x&gt;"));
+    }
+}
