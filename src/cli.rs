@@ -122,14 +122,27 @@ pub struct Connection {
     /// Managed identity: a user-assigned identity by its Azure resource id.
     #[arg(long)]
     pub identity_resource_id: Option<String>,
-    #[arg(long, default_value = "global", value_parser = ["global", "usgov", "usgov-dod", "china"])]
-    pub cloud: String,
+    /// The national cloud.
+    #[arg(long, default_value = "global", value_parser = cloud_parser())]
+    pub cloud: graph_client::Cloud,
     /// Override the Graph endpoint (https, or http to loopback only).
     #[arg(long)]
     pub graph_url: Option<String>,
     /// Override the login endpoint (https, or http to loopback only).
     #[arg(long)]
     pub login_url: Option<String>,
+}
+
+/// `--cloud`: the clouds' names, listed in help and completions.
+fn cloud_parser() -> impl clap::builder::TypedValueParser<Value = graph_client::Cloud> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(
+        graph_client::Cloud::ALL.map(graph_client::Cloud::name),
+    )
+    .map(|s| {
+        s.parse::<graph_client::Cloud>()
+            .expect("one of the names listed")
+    })
 }
 
 /// `--credential`: one kind, or the first available.

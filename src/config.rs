@@ -203,9 +203,6 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> anyhow::Result<Vec<(String,
     let mut certificate = conn.certificate.as_ref().map(|c| c.display().to_string());
     take("certificate", &mut certificate, &cert);
     conn.certificate = certificate.map(PathBuf::from);
-    let mut cloud = Some(conn.cloud.clone());
-    take("cloud", &mut cloud, &p.cloud);
-    conn.cloud = cloud.unwrap_or_else(|| "global".into());
     let from_profile = !given("credential") && p.credential.is_some();
     if let (true, Some(text)) = (from_profile, &p.credential) {
         conn.credential = Some(
@@ -221,12 +218,17 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> anyhow::Result<Vec<(String,
         },
         origin("credential", from_profile),
     ));
-    if !["global", "usgov", "usgov-dod", "china"].contains(&conn.cloud.as_str()) {
-        bail!(
-            "profile {pname}: cloud {:?} is not one of global, usgov, usgov-dod, china",
-            conn.cloud
-        );
+    let from_profile = !given("cloud") && p.cloud.is_some();
+    if let (true, Some(text)) = (from_profile, &p.cloud) {
+        conn.cloud = text
+            .parse()
+            .map_err(|e: String| anyhow!("profile {pname}: {e}"))?;
     }
+    shown.push((
+        "cloud".into(),
+        conn.cloud.to_string(),
+        origin("cloud", from_profile),
+    ));
     if let Some(rate) = rate {
         let from_profile = !given("rate") && p.rate.is_some();
         if from_profile {

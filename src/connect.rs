@@ -28,7 +28,7 @@ pub fn client(
     recorded_client: Option<&str>,
     delegated: &[&str],
 ) -> Result<Connected, ConnectError> {
-    let cloud: Cloud = conn.cloud.parse().map_err(anyhow::Error::msg)?;
+    let cloud: Cloud = conn.cloud;
     let endpoints = Endpoints::new(cloud, conn.graph_url.as_deref(), conn.login_url.as_deref())
         .map_err(|e| anyhow!(e))?;
     let tenant = conn.tenant.clone().or(recorded_tenant.map(str::to_string));

@@ -16,8 +16,9 @@ impl CliConnector {
     pub fn connection(&self, t: &TenantEntry) -> Connection {
         let mut conn = self.base.clone();
         conn.tenant = Some(t.tenant_id.to_string());
-        if let Some(cloud) = &t.cloud {
-            conn.cloud = cloud.clone();
+        // The tenants file's clouds are checked as it is read.
+        if let Some(cloud) = t.cloud.as_deref().and_then(|c| c.parse().ok()) {
+            conn.cloud = cloud;
         }
         conn
     }
@@ -25,10 +26,10 @@ impl CliConnector {
     /// The URL an admin of the tenant opens to consent to the app.
     fn consent_url(&self, t: &TenantEntry) -> String {
         let c = self.connection(t);
-        let login = c.login_url.clone().unwrap_or_else(|| {
-            let cloud: rotation::Cloud = c.cloud.parse().unwrap_or_default();
-            cloud.login_host().to_string()
-        });
+        let login = c
+            .login_url
+            .clone()
+            .unwrap_or_else(|| c.cloud.login_host().to_string());
         format!(
             "{}/{}/adminconsent?client_id={}",
             login.trim_end_matches('/'),
@@ -68,7 +69,7 @@ impl Connector for CliConnector {
             tenant: c.tenant.clone(),
             client_id: c.client_id.clone(),
             // The tenant's own cloud (the tenants file's, else the run's), as it was signed in to.
-            cloud: conn.cloud.parse().unwrap_or_default(),
+            cloud: conn.cloud,
             as_whom: connect::signed_in_as(&c).await,
         };
         Ok(Session {

@@ -1,6 +1,6 @@
 //! `intune-rotate rotate`: plan a source into a new ledger and send.
 
-use super::{Failure, interrupted_before_sending, options, stop_on_signal, summarize, usage};
+use super::{Failure, interrupted_before_sending, options, stop_on_signal, summarize};
 use crate::cli::RotateArgs;
 use crate::connect;
 use crate::exit_status::ExitStatus;
@@ -60,11 +60,7 @@ pub async fn run(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
             .as_ref()
             .and_then(|c| c.client_id.clone())
             .or(a.connection.client_id.clone()),
-        cloud: a
-            .connection
-            .cloud
-            .parse()
-            .map_err(|e: String| usage(anyhow::anyhow!(e)))?,
+        cloud: a.connection.cloud,
         as_whom: match &connection {
             Some(c) => connect::signed_in_as(c).await,
             None => None,

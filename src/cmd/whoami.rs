@@ -75,7 +75,7 @@ pub async fn identity(
         })
         .collect();
     let json = serde_json::json!({
-        "cloud": connection.cloud,
+        "cloud": connection.cloud.name(),
         "graph": c.client.endpoints().graph.to_string(),
         "tenant": tenant,
         "app": app,

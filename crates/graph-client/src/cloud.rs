@@ -17,6 +17,18 @@ pub enum Cloud {
 }
 
 impl Cloud {
+    pub const ALL: [Cloud; 4] = [Cloud::Global, Cloud::UsGov, Cloud::UsGovDod, Cloud::China];
+
+    /// The cloud's name on the command line, in profiles and tenants files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cloud::Global => "global",
+            Cloud::UsGov => "usgov",
+            Cloud::UsGovDod => "usgov-dod",
+            Cloud::China => "china",
+        }
+    }
+
     pub fn graph_root(self) -> &'static str {
         match self {
             Cloud::Global => "https://graph.microsoft.com",
@@ -52,12 +64,7 @@ impl FromStr for Cloud {
 
 impl fmt::Display for Cloud {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Cloud::Global => "global",
-            Cloud::UsGov => "usgov",
-            Cloud::UsGovDod => "usgov-dod",
-            Cloud::China => "china",
-        })
+        f.write_str(self.name())
     }
 }
 

@@ -22,8 +22,6 @@ pub struct TenantEntry {
     pub cloud: Option<String>,
 }
 
-const CLOUDS: [&str; 4] = ["global", "usgov", "usgov-dod", "china"];
-
 /// Reads a tenants CSV (`tenant_id`, optional `name`, optional `cloud`). Every problem names the
 /// file, line and column; a tenant listed twice is refused.
 pub fn read_tenants(path: &Path) -> Result<Vec<TenantEntry>, RotationError> {
@@ -65,19 +63,20 @@ pub fn read_tenants(path: &Path) -> Result<Vec<TenantEntry>, RotationError> {
         }
         let cloud = match cloud_col.and_then(|c| record.get(c)).map(str::trim) {
             None | Some("") => None,
-            Some(c) if CLOUDS.contains(&c.to_ascii_lowercase().as_str()) => {
-                Some(c.to_ascii_lowercase())
-            }
-            Some(c) => {
-                return Err(bad(
-                    line,
-                    format!(
-                        "column {} (cloud): {c:?} is not one of {}",
-                        cloud_col.unwrap_or(0) + 1,
-                        CLOUDS.join(", ")
-                    ),
-                ));
-            }
+            Some(c) => match c.parse::<crate::Cloud>() {
+                Ok(cloud) => Some(cloud.name().to_string()),
+                Err(_) => {
+                    let names: Vec<&str> = crate::Cloud::ALL.iter().map(|c| c.name()).collect();
+                    return Err(bad(
+                        line,
+                        format!(
+                            "column {} (cloud): {c:?} is not one of {}",
+                            cloud_col.unwrap_or(0) + 1,
+                            names.join(", ")
+                        ),
+                    ));
+                }
+            },
         };
         let name = name_col
             .and_then(|c| record.get(c))
