@@ -130,7 +130,7 @@ struct Answer {
     body: bytes::Bytes,
 }
 
-fn unreachable(url: &url::Url, e: reqwest::Error) -> GraphClientError {
+fn no_answer(url: &url::Url, e: reqwest::Error) -> GraphClientError {
     let mut at = url.clone();
     at.set_query(None);
     GraphClientError::Credential(format!(
@@ -144,9 +144,9 @@ async fn send(req: reqwest::RequestBuilder, url: &url::Url) -> Result<Answer, Gr
         .timeout(Duration::from_secs(30))
         .send()
         .await
-        .map_err(|e| unreachable(url, e))?;
+        .map_err(|e| no_answer(url, e))?;
     let status = resp.status().as_u16();
-    let body = resp.bytes().await.map_err(|e| unreachable(url, e))?;
+    let body = resp.bytes().await.map_err(|e| no_answer(url, e))?;
     Ok(Answer { status, body })
 }
 
@@ -179,10 +179,10 @@ async fn arc(
         .timeout(Duration::from_secs(30))
         .send()
         .await
-        .map_err(|e| unreachable(url, e))?;
+        .map_err(|e| no_answer(url, e))?;
     if resp.status().as_u16() != 401 {
         let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(|e| unreachable(url, e))?;
+        let body = resp.bytes().await.map_err(|e| no_answer(url, e))?;
         return Ok(Answer { status, body });
     }
     let fail = |why: String| GraphClientError::Credential(format!("Azure Arc's challenge: {why}"));

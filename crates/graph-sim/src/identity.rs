@@ -6,21 +6,13 @@ use crate::config::ExpiresOnForm;
 use crate::federation::AssertionClaims;
 use crate::graph::Sim;
 use crate::wire::SimResponse;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-fn json_answer(status: u16, body: Value) -> SimResponse {
-    SimResponse {
-        status,
-        headers: vec![("Content-Type".into(), "application/json".into())],
-        body: Some(body),
-    }
-}
-
 fn refuse(status: u16, error: &str, description: &str) -> SimResponse {
-    json_answer(
+    SimResponse::json(
         status,
         json!({"error": error, "error_description": description}),
     )
@@ -187,7 +179,7 @@ fn issue(sim: &Sim, q: &HashMap<&str, &str>, ids: &[(&str, usize)]) -> SimRespon
         ExpiresOnForm::Date => body["expires_on"] = json!(app_service_date(exp)),
         ExpiresOnForm::Absent => {}
     }
-    json_answer(200, body)
+    SimResponse::json(200, body)
 }
 
 fn epoch(t: SystemTime) -> u64 {
@@ -218,14 +210,14 @@ fn github(sim: &Sim, q: &HashMap<&str, &str>, headers: &HashMap<String, String>)
         .get("authorization")
         .and_then(|h| h.strip_prefix("Bearer "));
     if bearer != Some(c.gha_request_token.as_str()) {
-        return json_answer(401, json!({"message": "Bad credentials"}));
+        return SimResponse::json(401, json!({"message": "Bad credentials"}));
     }
     let audience = q.get("audience").map(|a| a.to_string());
     let value = sim.auth.federation().mint(&AssertionClaims {
         audience: Some(audience.unwrap_or_else(|| "https://github.com/example-org".into())),
         ..AssertionClaims::default()
     });
-    json_answer(200, json!({"count": value.len(), "value": value}))
+    SimResponse::json(200, json!({"count": value.len(), "value": value}))
 }
 
 /// `GET /_sim/assertion?aud=&sub=&iss=&expires_in=`: an assertion from the trusted issuer, each
