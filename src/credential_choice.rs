@@ -257,9 +257,8 @@ fn federated_source(conn: &Connection) -> Result<Option<FederatedSource>, Connec
     let (Some(url), Some(bearer)) = (url, bearer) else {
         return Ok(None);
     };
-    let request_url = graph_client::Endpoints::new(graph_client::Cloud::Global, Some(&url), None)
-        .map_err(|e| anyhow!("{}: {e}", env::GITHUB_TOKEN_URL))?
-        .graph;
+    let request_url =
+        graph_client::checked_url(&url).map_err(|e| anyhow!("{}: {e}", env::GITHUB_TOKEN_URL))?;
     Ok(Some(FederatedSource::GitHubActions {
         request_url,
         request_token: SecretString::from(bearer),

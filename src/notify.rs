@@ -56,9 +56,8 @@ impl Targets {
     pub fn of(d: &Dispatch) -> Result<Targets, Failure> {
         let mut webhooks = Vec::new();
         for raw in &d.notify {
-            let url = graph_client::Endpoints::new(graph_client::Cloud::Global, Some(raw), None)
-                .map_err(|e| usage(anyhow!("--notify: {e}")))?
-                .graph;
+            let url =
+                graph_client::checked_url(raw).map_err(|e| usage(anyhow!("--notify: {e}")))?;
             webhooks.push(url);
         }
         let mail = match &d.notify_from {

@@ -21,7 +21,7 @@ pub use azure_cli::AzureCli;
 pub use certificate::{AssertionStyle, ClientCertificate};
 pub use claims::TokenClaims;
 pub use client::{BatchReply, Consistency, GraphClient, ReplyMeta, http_client};
-pub use cloud::{Cloud, Endpoints};
+pub use cloud::{Cloud, Endpoints, checked_url};
 pub use credential::{Credential, DeviceCodePrompt, TokenProvider};
 pub use credential_kind::CredentialKind;
 pub use error::{GraphClientError, TokenError};

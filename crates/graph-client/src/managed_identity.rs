@@ -4,7 +4,6 @@
 
 use crate::{GraphClientError, expiry::expiry};
 use secrecy::{ExposeSecret, SecretString};
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -57,12 +56,7 @@ pub fn identity_url(raw: &str) -> Result<url::Url, GraphClientError> {
         url: raw.to_string(),
         reason: e.to_string(),
     })?;
-    let local = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.to_string() == IMDS_ADDRESS,
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
+    let local = crate::cloud::is_loopback(&url) || url.host_str() == Some(IMDS_ADDRESS);
     match url.scheme() {
         "https" => Ok(url),
         "http" if local => Ok(url),
