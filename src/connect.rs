@@ -46,7 +46,7 @@ pub fn client(
     )?;
     let credential = chosen.credential;
     let kind = credential.kind();
-    let client = GraphClient::new(endpoints, credential, "beta").map_err(|e| anyhow!(e))?;
+    let client = GraphClient::with_http(endpoints, credential, "beta", shared_http()?);
     Ok(Connected {
         client,
         tenant: tenant.unwrap_or_default(),
@@ -54,6 +54,17 @@ pub fn client(
         credential: kind,
         passed_over: chosen.passed_over,
     })
+}
+
+/// The process's one HTTP client: every tenant of a run shares its connections and TLS roots.
+/// The binary runs one runtime for its life, so pooled connections never outlive theirs.
+fn shared_http() -> Result<reqwest::Client, ConnectError> {
+    static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    if let Some(http) = HTTP.get() {
+        return Ok(http.clone());
+    }
+    let http = graph_client::http_client().map_err(|e| anyhow!(e))?;
+    Ok(HTTP.get_or_init(|| http).clone())
 }
 
 /// Before anything is sent: a token, for this tenant, not a personal account, holding the action's

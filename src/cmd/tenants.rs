@@ -12,6 +12,7 @@ use crate::tenant_connector::CliConnector;
 use rotation::fleet::{self, Fleet, InputSplit};
 use rotation::{InDoubt, Manifest, RunDir};
 use std::path::Path;
+use std::sync::Arc;
 use tracing::Instrument;
 
 /// `rotate --tenants FILE --run-dir DIR`.
@@ -75,11 +76,11 @@ pub async fn rotate(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
     };
     let progress = RunProgress::many(logs, tenants.len());
     let fleet = Fleet {
-        spec: &spec,
+        spec: Arc::new(spec),
         policy,
         options,
         concurrency: t.tenant_concurrency,
-        connector: &connector,
+        connector: Arc::new(connector),
         reporter: progress.clone(),
         stop,
     };
@@ -129,10 +130,10 @@ pub async fn resume(
     let progress = RunProgress::many(logs, run.manifest().tenants.len());
     let fleet = Fleet {
         policy: spec.policy.policy(spec.action)?,
-        spec: &spec,
+        spec: Arc::new(spec),
         options: with_global_gate(global_rate, dispatch, in_doubt.into()),
         concurrency,
-        connector: &connector,
+        connector: Arc::new(connector),
         reporter: progress.clone(),
         stop,
     };

@@ -182,7 +182,24 @@ async fn ride(
 /// window's credit goes at once and the rest when it frees, so the rate between the first and the
 /// last batch would count the last window's credit as free; evenly paced, both measures agree.
 fn window_rate(ledger: &Path, limit: Quota) -> f64 {
+    let mut sent = sent_times(ledger);
+    sent.sort_unstable();
+    let q = limit.count as usize;
+    let k = sent.len().saturating_sub(1) / q;
+    if k == 0 {
+        return f64::NAN;
+    }
+    let span = (sent[k * q] - sent[0]) as f64 / 1000.0;
+    (k * q) as f64 / span.max(1e-9)
+}
+
+/// When each send of `ledger` left, in ms since the epoch, in file order.
+fn sent_times(ledger: &Path) -> Vec<u64> {
     let mut sent: Vec<u64> = Vec::new();
+    if !ledger.exists() {
+        // A tenant of a run that never planned (blocked): the run's table says so.
+        return sent;
+    }
     rotation::ledger_rows(ledger, |row| {
         if let rotation::Row::Sent { at, .. } = row {
             sent.push(
@@ -195,14 +212,7 @@ fn window_rate(ledger: &Path, limit: Quota) -> f64 {
         }
     })
     .unwrap();
-    sent.sort_unstable();
-    let q = limit.count as usize;
-    let k = sent.len().saturating_sub(1) / q;
-    if k == 0 {
-        return f64::NAN;
-    }
-    let span = (sent[k * q] - sent[0]) as f64 / 1000.0;
-    (k * q) as f64 / span.max(1e-9)
+    sent
 }
 
 /// Wall time of intune-rotate rotating `n` Macs at `limit` on a fresh tenant, and items answered 429.
@@ -1040,8 +1050,8 @@ async fn faults() {
 /// `tenants T N`: the shipped binary rotating N Macs in each of T tenants of one in-process
 /// simulator, each tenant at its own scaled ceiling, paced evenly from the start. The sum of the
 /// tenants' send rates against the sum of their ceilings, peak RSS and CPU per 1,000 devices
-/// (`/usr/bin/time -v`).
-async fn tenants_bench(count: usize, per_tenant: usize) {
+/// (`/usr/bin/time -v`). `extra` goes on the command line after the defaults.
+async fn tenants_bench(count: usize, per_tenant: usize, extra: Vec<String>) {
     let Some(bin) = binary() else {
         println!("skipped: needs /usr/bin/time and target/release/intune-rotate");
         return;
@@ -1099,7 +1109,9 @@ async fn tenants_bench(count: usize, per_tenant: usize) {
         &sim.base_url,
     ]
     .map(String::from)
-    .to_vec();
+    .into_iter()
+    .chain(extra)
+    .collect();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new("/usr/bin/time")
             .arg("-v")
@@ -1134,8 +1146,18 @@ async fn tenants_bench(count: usize, per_tenant: usize) {
     let mut rates = 0.0;
     let mut rotated = 0;
     let mut each: Vec<f64> = Vec::new();
+    let (mut first_sent, mut last_sent, mut sent) = (u64::MAX, 0u64, 0u64);
+    let (mut starts, mut ends) = (Vec::new(), Vec::new());
     for (id, ..) in sim.tenants() {
         let ledger = run_dir.join("tenants").join(format!("{id}.jsonl"));
+        let times = sent_times(&ledger);
+        starts.extend(times.iter().min().copied());
+        ends.extend(times.iter().max().copied());
+        for ms in times {
+            first_sent = first_sent.min(ms);
+            last_sent = last_sent.max(ms);
+            sent += 1;
+        }
         let r = window_rate(&ledger, ceiling);
         each.push(r / ceiling.per_second());
         rates += r;
@@ -1145,20 +1167,44 @@ async fn tenants_bench(count: usize, per_tenant: usize) {
             .devices_accepted("rotateFileVaultKey");
     }
     each.sort_by(f64::total_cmp);
+    let manifest = rotation::RunDir::open(&run_dir).map(|r| r.manifest().clone());
+    for t in manifest.iter().flat_map(|m| &m.tenants) {
+        if t.state != rotation::TenantState::Done {
+            eprintln!("tenant {} not done: {:?}", t.tenant.tenant_id, t.reason);
+        }
+    }
     eprintln!(
         "per tenant, rate ÷ ceiling: min {:.3}, median {:.3}, max {:.3}",
         each[0],
         each[each.len() / 2],
         each[each.len() - 1]
     );
+    // When the tenants began and ended sending, after the first send of any: waves show here.
+    for (what, mut at) in [("first send", starts), ("last send", ends)] {
+        at.sort_unstable();
+        if let (Some(lo), Some(hi)) = (at.first(), at.last()) {
+            let s = |ms: u64| ms.saturating_sub(first_sent) as f64 / 1000.0;
+            eprintln!(
+                "a tenant's {what}, after the run's first: min {:.1} s, median {:.1} s, max {:.1} s",
+                s(*lo),
+                s(at[at.len() / 2]),
+                s(*hi)
+            );
+        }
+    }
     let sum_ceilings = ceiling.per_second() * count as f64;
+    // The fleet's rate: every send but each tenant's first window, over the span from the first
+    // send of any tenant to the last. All tenants paced from one start give exactly the sum.
+    let burst = (ceiling.count as u64 * count as u64).min(sent);
+    let fleet = (sent - burst) as f64 / ((last_sent.saturating_sub(first_sent)) as f64 / 1000.0);
     let twice = sim.stats().devices_accepted_twice("rotateFileVaultKey");
     println!(
-        "| tenants × devices | rotated | twice | Σ tenant send rates ÷ Σ ceilings | wall time | peak RSS | CPU (user + system) | CPU per 1,000 devices | exit |"
+        "| tenants × devices | rotated | twice | fleet's send rate ÷ Σ ceilings | Σ tenant send rates ÷ Σ ceilings | wall time | peak RSS | CPU (user + system) | CPU per 1,000 devices | exit |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {count} × {per_tenant} at {ceiling} each, 50 ms | {rotated} | {twice} | {:.3} ({rates:.0}/s of {sum_ceilings:.0}/s) | {wall:.1} s | {rss_mb:.0} MB | {:.1} s | {:.2} s | {} |",
+        "| {count} × {per_tenant} at {ceiling} each, 50 ms | {rotated} | {twice} | {:.3} ({fleet:.0}/s) | {:.3} ({rates:.0}/s of {sum_ceilings:.0}/s) | {wall:.1} s | {rss_mb:.0} MB | {:.1} s | {:.2} s | {} |",
+        fleet / sum_ceilings,
         rates / sum_ceilings,
         user + system,
         (user + system) / (rotated.max(1) as f64 / 1000.0),
@@ -1257,11 +1303,11 @@ async fn main() {
         finished_ledger(Path::new(&args[3]), n);
         return;
     }
-    // `tenants T N`: many tenants in one process (issue #16).
+    // `tenants T N [ARGS…]`: many tenants in one process (issues #16, #28), ARGS added to the run.
     if args.get(1).map(String::as_str) == Some("tenants") {
         let count = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(300);
         let per = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(500);
-        tenants_bench(count, per).await;
+        tenants_bench(count, per, args.iter().skip(4).cloned().collect()).await;
         return;
     }
     // `faults`: the cost of the answers to late actions and 429s for actions that ran.

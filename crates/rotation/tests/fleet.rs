@@ -104,7 +104,7 @@ impl Env {
         let connector = self.connector();
         let tenants = open_tenants(&run);
         let fleet = Fleet {
-            spec,
+            spec: Arc::new(spec.clone()),
             policy: spec.policy.policy(spec.action).unwrap(),
             options: DispatchOptions {
                 rate: Quota::new(4000, Duration::from_secs(1)),
@@ -112,7 +112,7 @@ impl Env {
                 ..DispatchOptions::default()
             },
             concurrency,
-            connector: &connector,
+            connector: Arc::new(connector),
             reporter: events.clone(),
             stop,
         };

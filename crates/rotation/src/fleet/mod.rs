@@ -4,7 +4,8 @@
 //! gate holds Graph's per-app limit across tenants. A tenant that cannot be signed in to or read
 //! is blocked with the service's reason, and the others go on.
 //!
-//! Invariant: one task writes the manifest, each tenant's record as that tenant ends.
+//! Invariant: one task writes the manifest, each tenant's record as that tenant ends. Each tenant
+//! is worked in a task of its own, so that tenants plan and send on every core.
 
 mod connector;
 mod input_split;
@@ -26,29 +27,29 @@ use crate::{
     DispatchOptions, Job, OpenSource, Policy, ResultsTiming, RotationError, RunDir, RunOutcome,
     RunSpec, StopSignal, TenantEntry, TenantState,
 };
-use futures::StreamExt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// What every tenant of a run shares.
-pub struct Fleet<'a, C> {
-    pub spec: &'a RunSpec,
+pub struct Fleet<C> {
+    pub spec: Arc<RunSpec>,
     /// The spec's policy, its exclusions read once: each tenant plans with a copy.
     pub policy: Policy,
     /// The sending's options, a gate across tenants among them.
     pub options: DispatchOptions,
     /// Tenants worked at once.
     pub concurrency: usize,
-    pub connector: &'a C,
+    pub connector: Arc<C>,
     pub reporter: Arc<dyn Reporter>,
     /// After a stop no tenant starts: those waiting stay waiting for `resume`.
     pub stop: StopSignal,
 }
 
-impl<C> std::fmt::Debug for Fleet<'_, C> {
+impl<C> std::fmt::Debug for Fleet<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Fleet")
-            .field("spec", self.spec)
+            .field("spec", &self.spec)
             .field("concurrency", &self.concurrency)
             .finish_non_exhaustive()
     }
@@ -104,35 +105,45 @@ pub fn open_tenants(run: &RunDir) -> Vec<TenantEntry> {
         .collect()
 }
 
-impl<C: Connector> Fleet<'_, C> {
+impl<C: Connector + Send + 'static> Fleet<C> {
     /// Works `tenants` of `run`, up to the concurrency at once: each resumed from its ledger
-    /// where its plan is done, else signed in to, planned and sent.
+    /// where its plan is done, else signed in to, planned and sent. A tenant waiting its turn is
+    /// its entry only; it is planned when it starts.
     pub async fn run(self, mut run: RunDir, tenants: Vec<TenantEntry>) -> FleetOutcome {
-        let work: Vec<(TenantEntry, PathBuf)> = tenants
-            .into_iter()
-            .map(|t| {
-                let ledger = run.ledger(t.tenant_id);
-                (t, ledger)
-            })
-            .collect();
-        let me = &self;
-        let mut ending = futures::stream::iter(work)
-            .map(|(entry, ledger)| async move {
-                let end = me.one_tenant(&entry, ledger).await;
-                (entry, end)
-            })
-            .buffer_unordered(self.concurrency.max(1));
+        let mut waiting = tenants.into_iter();
+        let me = Arc::new(self);
+        let mut working = tokio::task::JoinSet::new();
+        let mut start = |working: &mut tokio::task::JoinSet<_>, run: &RunDir| {
+            let Some(entry) = waiting.next() else {
+                return;
+            };
+            let ledger = run.ledger(entry.tenant_id);
+            let me = me.clone();
+            working.spawn(
+                async move {
+                    let end = me.one_tenant(&entry, ledger).await;
+                    (entry, end)
+                }
+                .in_current_span(),
+            );
+        };
+        for _ in 0..me.concurrency.max(1) {
+            start(&mut working, &run);
+        }
         let mut ends = Vec::new();
-        while let Some((entry, end)) = ending.next().await {
+        while let Some(joined) = working.join_next().await {
+            // A tenant's task is never aborted: a join error is its panic, which goes on up.
+            let (entry, end) = joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            start(&mut working, &run);
             let advice = match &end {
-                TenantEnd::Blocked(b) => Some(self.connector.advice(&entry, b.cause)),
+                TenantEnd::Blocked(b) => Some(me.connector.advice(&entry, b.cause)),
                 _ => None,
             };
             let reason = end.reason().map(str::to_string);
             if let Err(e) = run.set(entry.tenant_id, end.state(), reason, advice, end.is_auth()) {
                 tracing::error!("{e}");
             }
-            self.reporter.tenant_ended(&entry, &end);
+            me.reporter.tenant_ended(&entry, &end);
             ends.push((entry, end));
         }
         FleetOutcome { run, ends }
@@ -197,7 +208,7 @@ impl<C: Connector> Fleet<'_, C> {
         ledger: PathBuf,
     ) -> Result<crate::PlannedJob, TenantEnd> {
         let job = Job {
-            spec: self.spec,
+            spec: &self.spec,
             source,
             early_rows: None,
             policy: Policy {
