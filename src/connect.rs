@@ -6,7 +6,7 @@ use graph_client::{
     Cloud, Credential, CredentialKind, Endpoints, ExposeSecret, GraphClient, GraphClientError,
     TokenClaims,
 };
-use rotation::Action;
+use rotation::{Action, Permission};
 
 pub use crate::connect_error::ConnectError;
 
@@ -26,7 +26,7 @@ pub fn client(
     conn: &Connection,
     recorded_tenant: Option<&str>,
     recorded_client: Option<&str>,
-    delegated: &[&str],
+    delegated: &[Permission],
 ) -> Result<Connected, ConnectError> {
     let cloud: Cloud = conn.cloud;
     let endpoints = Endpoints::new(cloud, conn.graph_url.as_deref(), conn.login_url.as_deref())
@@ -114,7 +114,8 @@ pub async fn preflight(
             Ok(())
         }
         (false, true) => Err(ConnectError::Auth(anyhow!(
-            "{MISSING_READ} for this source; grant it, or give the devices with --input"
+            "{} for this source; grant it, or give the devices with --input",
+            missing_read()
         ))),
     }
 }
@@ -124,12 +125,16 @@ pub async fn preflight_read(c: &Connected) -> Result<(), ConnectError> {
     if can_read_devices(c).await? {
         Ok(())
     } else {
-        Err(ConnectError::Auth(anyhow!(MISSING_READ)))
+        Err(ConnectError::Auth(anyhow!(missing_read())))
     }
 }
 
-const MISSING_READ: &str =
-    "missing permission DeviceManagementManagedDevices.Read.All to list devices";
+fn missing_read() -> String {
+    format!(
+        "missing permission {} to list devices",
+        Permission::ManagedDevicesRead
+    )
+}
 
 /// One cheap call proves Graph accepts the token; `false` when it answers 403 (no permission to
 /// read devices), which each caller weighs differently.
@@ -168,12 +173,11 @@ pub async fn signed_in_as(c: &Connected) -> Option<String> {
 /// Permissions a delegated sign-in asks for: the action's, reading devices (the source's listing
 /// and the plan's look at pending actions), the encryption report for FileVault, and what else the
 /// source reads (`extra`: groups, scripts).
-pub fn delegated_scopes(action: Action, extra: &[&'static str]) -> Vec<&'static str> {
-    let mut s = vec![action.permission()];
-    s.push("DeviceManagementManagedDevices.Read.All");
+pub fn delegated_scopes(action: Action, extra: &[Permission]) -> Vec<Permission> {
+    let mut s = vec![action.permission(), Permission::ManagedDevicesRead];
     if action == Action::FileVault {
         // The encryption report, for FileVault's escrow state.
-        s.push("DeviceManagementConfiguration.Read.All");
+        s.push(Permission::ConfigurationRead);
     }
     s.extend_from_slice(extra);
     s

@@ -49,7 +49,7 @@ const AUTO_ORDER: [CredentialKind; 7] = [
 pub struct Inputs<'a> {
     pub tenant: Option<String>,
     pub client_id: Option<String>,
-    pub delegated: &'a [&'a str],
+    pub delegated: &'a [rotation::Permission],
 }
 
 pub fn choose(conn: &Connection, inputs: &Inputs<'_>) -> Result<Chosen, ConnectError> {

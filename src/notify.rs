@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The permission `sendMail` needs.
-pub const MAIL_SEND: &str = "Mail.Send";
+pub const MAIL_SEND: rotation::Permission = rotation::Permission::MailSend;
 /// The longest a 429's Retry-After is waited for before the one retry.
 const RETRY_CAP: Duration = Duration::from_secs(60);
 /// `sendMail` takes attachments up to 3 MB in the request itself.
@@ -97,7 +97,7 @@ impl Targets {
     }
 
     /// The delegated permission a mail needs, for a sign-in that asks for its scopes.
-    pub fn scopes(&self) -> &'static [&'static str] {
+    pub fn scopes(&self) -> &'static [rotation::Permission] {
         if self.wants_mail() { &[MAIL_SEND] } else { &[] }
     }
 
@@ -118,7 +118,7 @@ impl Targets {
             );
             return Ok(());
         };
-        if claims.has(MAIL_SEND) {
+        if claims.has(MAIL_SEND.name()) {
             Ok(())
         } else {
             Err(Failure(

@@ -81,10 +81,10 @@ impl Connector for CliConnector {
     async fn connect_to_read(
         &self,
         tenant: &TenantEntry,
-        scopes: &[&'static str],
+        scopes: &[rotation::Permission],
     ) -> Result<graph_client::GraphClient, Blocked> {
         let conn = self.connection(tenant);
-        let mut read = vec!["DeviceManagementManagedDevices.Read.All"];
+        let mut read = vec![rotation::Permission::ManagedDevicesRead];
         read.extend_from_slice(scopes);
         let c = connect::client(&conn, None, None, &read).map_err(refused)?;
         connect::preflight_read(&c).await.map_err(refused)?;

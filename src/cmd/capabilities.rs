@@ -2,7 +2,7 @@
 //! worth saying), or what is missing and what a run loses without it, in the command line's words.
 
 use graph_client::TokenClaims;
-use rotation::Action;
+use rotation::{Action, Permission as P};
 
 /// A capability's name, and allowed (how, where worth saying) or what is missing.
 pub type Capability = (String, Result<Option<String>, String>);
@@ -19,11 +19,11 @@ pub fn of(claims: &TokenClaims) -> Vec<Capability> {
             match rotation::Allowed::of(claims, action) {
                 Some(rotation::Allowed::Listed(p)) => Ok(Some(format!("by {p}"))),
                 Some(a @ rotation::Allowed::Doubtful(_)) => Ok(a.warning(action)),
-                None => Err(format!("missing {}", action.permissions().join(" or "))),
+                None => Err(format!("missing {}", P::joined(action.permissions(), "or"))),
             },
         ));
     }
-    let any = |ps: &[&str]| ps.iter().any(|p| claims.has(p));
+    let any = |ps: &[P]| ps.iter().any(|p| claims.has(p.name()));
     let rule = |ok: bool, missing: &str| {
         if ok {
             Ok(None)
@@ -34,46 +34,33 @@ pub fn of(claims: &TokenClaims) -> Vec<Capability> {
     can.push((
         "list devices".into(),
         rule(
-            any(&[
-                "DeviceManagementManagedDevices.Read.All",
-                "DeviceManagementManagedDevices.ReadWrite.All",
-            ]),
-            "missing DeviceManagementManagedDevices.Read.All",
+            any(&[P::ManagedDevicesRead, P::ManagedDevicesReadWrite]),
+            &format!("missing {}", P::ManagedDevicesRead),
         ),
     ));
     // --group reads members with one permission and their Entra device ids with another.
     can.push((
         "group members".into(),
         rule(
-            any(&[
-                "GroupMember.Read.All",
-                "Group.Read.All",
-                "Directory.Read.All",
-            ]),
-            "missing GroupMember.Read.All (for --group)",
+            any(&[P::GroupMemberRead, P::GroupRead, P::DirectoryRead]),
+            &format!("missing {} (for --group)", P::GroupMemberRead),
         ),
     ));
     // What the plan reads beyond the listing, and what is left unchecked without it.
     for (what, permissions, without) in [
         (
             "encryption rpt",
-            &[
-                "DeviceManagementConfiguration.Read.All",
-                "DeviceManagementConfiguration.ReadWrite.All",
-            ][..],
+            &[P::ConfigurationRead, P::ConfigurationReadWrite][..],
             "FileVault escrow states are not checked",
         ),
         (
             "bitlocker keys",
-            &["BitLockerKey.ReadBasic.All", "BitLockerKey.Read.All"][..],
+            &[P::BitLockerKeyReadBasic, P::BitLockerKeyRead][..],
             "--skip-rotated-within for bitlocker exits 3; verify confirms from action results only",
         ),
         (
             "laps backups",
-            &[
-                "DeviceLocalCredential.ReadBasic.All",
-                "DeviceLocalCredential.Read.All",
-            ][..],
+            &[P::LocalCredentialReadBasic, P::LocalCredentialRead][..],
             "--skip-rotated-within for laps exits 3; verify confirms from action results only",
         ),
     ] {
@@ -88,8 +75,11 @@ pub fn of(claims: &TokenClaims) -> Vec<Capability> {
     can.push((
         "group devices".into(),
         rule(
-            any(&["Device.Read.All", "Directory.Read.All"]),
-            "missing Device.Read.All (for --group device members; user members still work)",
+            any(&[P::DeviceRead, P::DirectoryRead]),
+            &format!(
+                "missing {} (for --group device members; user members still work)",
+                P::DeviceRead
+            ),
         ),
     ));
     // The audit logs `--viewed-since` reads (docs/viewed-secrets.md).
@@ -97,11 +87,11 @@ pub fn of(claims: &TokenClaims) -> Vec<Capability> {
         rotation::views::AuditLogKind::Directory,
         rotation::views::AuditLogKind::Intune,
     ] {
-        let missing: Vec<&str> = log
+        let missing: Vec<P> = log
             .permissions()
             .iter()
             .copied()
-            .filter(|p| !claims.has(p))
+            .filter(|p| !claims.has(p.name()))
             .collect();
         let name = match log {
             rotation::views::AuditLogKind::Directory => "entra audit",
@@ -111,7 +101,10 @@ pub fn of(claims: &TokenClaims) -> Vec<Capability> {
             name.into(),
             rule(
                 missing.is_empty(),
-                &format!("missing {} (--viewed-since exits 3)", missing.join(" and ")),
+                &format!(
+                    "missing {} (--viewed-since exits 3)",
+                    P::joined(&missing, "and")
+                ),
             ),
         ));
     }
@@ -119,17 +112,17 @@ pub fn of(claims: &TokenClaims) -> Vec<Capability> {
 }
 
 /// What a delegated sign-in for `whoami` asks for: every capability's permission.
-pub fn scopes() -> Vec<&'static str> {
+pub fn scopes() -> Vec<P> {
     Action::ALL
         .iter()
         .map(|x| x.permission())
         .chain([
-            "DeviceManagementManagedDevices.Read.All",
-            "GroupMember.Read.All",
-            "Device.Read.All",
-            "DeviceManagementConfiguration.Read.All",
-            "BitLockerKey.ReadBasic.All",
-            "DeviceLocalCredential.ReadBasic.All",
+            P::ManagedDevicesRead,
+            P::GroupMemberRead,
+            P::DeviceRead,
+            P::ConfigurationRead,
+            P::BitLockerKeyReadBasic,
+            P::LocalCredentialReadBasic,
         ])
         .collect()
 }

@@ -25,7 +25,7 @@ pub async fn run(a: VerifyArgs) -> Result<ExitStatus, Failure> {
         &a.connection,
         Some(&state.header.tenant),
         state.header.client_id.as_deref(),
-        &["DeviceManagementManagedDevices.Read.All"],
+        &[rotation::Permission::ManagedDevicesRead],
     )?;
     connect::preflight_read(&c).await?;
     drop(state);

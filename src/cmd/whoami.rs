@@ -43,10 +43,10 @@ pub async fn identity(
         .clone()
         .or(c.client_id.clone())
         .unwrap_or_else(|| "?".into());
-    let kind = if claims.scp.is_some() {
-        "delegated (signed-in admin)"
-    } else {
-        "application"
+    let grant = rotation::Grant::of(&claims);
+    let kind = match grant {
+        rotation::Grant::Delegated => "delegated (signed-in admin)",
+        rotation::Grant::Application => "application",
     };
     let minutes_left = claims.exp.map(|exp| {
         let now = std::time::SystemTime::now()
@@ -79,7 +79,7 @@ pub async fn identity(
         "graph": c.client.endpoints().graph.to_string(),
         "tenant": tenant,
         "app": app,
-        "kind": if claims.scp.is_some() { "delegated" } else { "application" },
+        "kind": grant.to_string(),
         "credential": c.credential.name(),
         "passed_over": c.passed_over.iter().map(|p| serde_json::json!({"credential": p.kind.name(), "why": p.why})).collect::<Vec<_>>(),
         "token_minutes_left": minutes_left,

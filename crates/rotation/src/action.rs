@@ -1,5 +1,6 @@
 //! The rotate actions: Graph's name, the platform each applies to, the permission it needs.
 
+use crate::Permission;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -11,11 +12,6 @@ pub enum Action {
     BitLocker,
     Laps,
 }
-
-/// `DeviceManagementManagedDevices.PrivilegedOperations.All`.
-pub const PRIVILEGED_OPERATIONS: &str = "DeviceManagementManagedDevices.PrivilegedOperations.All";
-/// `DeviceManagementManagedDevices.ReadWrite.All`.
-pub const MANAGED_DEVICES_READ_WRITE: &str = "DeviceManagementManagedDevices.ReadWrite.All";
 
 impl Action {
     pub const ALL: [Action; 4] = [
@@ -92,7 +88,7 @@ impl Action {
     }
 
     /// The application permission the action needs, the first its page lists (graph-facts §11).
-    pub fn permission(self) -> &'static str {
+    pub fn permission(self) -> Permission {
         self.permissions()[0]
     }
 
@@ -100,21 +96,24 @@ impl Action {
     /// FileVault `PrivilegedOperations.All` alone, BitLocker and Recovery Lock
     /// `ManagedDevices.ReadWrite.All` alone (a token with only `PrivilegedOperations.All` is
     /// refused with 403 on every device), LAPS either.
-    pub fn permissions(self) -> &'static [&'static str] {
+    pub fn permissions(self) -> &'static [Permission] {
         match self {
-            Action::FileVault => &[PRIVILEGED_OPERATIONS],
-            Action::RecoveryLock | Action::BitLocker => &[MANAGED_DEVICES_READ_WRITE],
-            Action::Laps => &[PRIVILEGED_OPERATIONS, MANAGED_DEVICES_READ_WRITE],
+            Action::FileVault => &[Permission::PrivilegedOperations],
+            Action::RecoveryLock | Action::BitLocker => &[Permission::ManagedDevicesReadWrite],
+            Action::Laps => &[
+                Permission::PrivilegedOperations,
+                Permission::ManagedDevicesReadWrite,
+            ],
         }
     }
 
     /// Permissions a page lists that look like a documentation error: the LAPS page lists read
     /// permissions only. A token holding only these is let through with a warning.
-    pub fn doubtful_permissions(self) -> &'static [&'static str] {
+    pub fn doubtful_permissions(self) -> &'static [Permission] {
         match self {
             Action::Laps => &[
-                "DeviceManagementManagedDevices.Read.All",
-                "DeviceManagementConfiguration.Read.All",
+                Permission::ManagedDevicesRead,
+                Permission::ConfigurationRead,
             ],
             _ => &[],
         }

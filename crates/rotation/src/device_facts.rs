@@ -3,6 +3,7 @@
 //! encryption report), BitLocker recovery keys and Windows LAPS backups. Read before the plan is
 //! written, in listings or `$batch`es paced by a reads gate: never a plain GET per device.
 
+use crate::Permission;
 use crate::device_id::{NO_ENTRA_DEVICE, parse_id};
 use crate::facts::DeviceFacts;
 use crate::ledger::parse_ms;
@@ -276,12 +277,13 @@ fn results_refused(
 ) -> Result<(), RotationError> {
     if wanted.rotated_within.is_none() && !wanted.last_rotation {
         facts.notes.push(format!(
-            "devices' action results could not be read ({why}); actions still pending were not checked (DeviceManagementManagedDevices.Read.All reads them)"
+            "devices' action results could not be read ({why}); actions still pending were not checked ({} reads them)",
+            Permission::ManagedDevicesRead
         ));
         return Ok(());
     }
     Err(RotationError::MissingPermission {
-        permission: "DeviceManagementManagedDevices.Read.All".into(),
+        permissions: vec![Permission::ManagedDevicesRead],
         what: format!("key age reads devices' action results ({why})"),
     })
 }
@@ -468,7 +470,8 @@ async fn encryption_report(
             }
             Err(e) if e.is_auth() => {
                 facts.notes.push(format!(
-                    "the encryption report could not be read ({e}); FileVault escrow states were not checked (DeviceManagementConfiguration.Read.All reads them)"
+                    "the encryption report could not be read ({e}); FileVault escrow states were not checked ({} reads them)",
+                    Permission::ConfigurationRead
                 ));
                 return Ok(());
             }
@@ -525,14 +528,13 @@ async fn second_source(
                 message,
             } => {
                 let (permission, what) = match action {
-                    Action::BitLocker => ("BitLockerKey.ReadBasic.All", "BitLocker recovery keys"),
-                    _ => (
-                        "DeviceLocalCredential.ReadBasic.All",
-                        "Windows LAPS backups",
-                    ),
+                    Action::BitLocker => {
+                        (Permission::BitLockerKeyReadBasic, "BitLocker recovery keys")
+                    }
+                    _ => (Permission::LocalCredentialReadBasic, "Windows LAPS backups"),
                 };
                 return Err(RotationError::MissingPermission {
-                    permission: permission.into(),
+                    permissions: vec![permission],
                     what: format!(
                         "the key-age rule reads {what} to know when a device last rotated ({message})"
                     ),

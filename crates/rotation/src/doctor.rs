@@ -119,9 +119,17 @@ fn permissions(claims: Option<&TokenClaims>) -> Finding {
         .map(|&a| match crate::Allowed::of(claims, a) {
             Some(crate::Allowed::Listed(p)) => format!("{}: {p}", a.cli_name()),
             Some(crate::Allowed::Doubtful(ps)) => {
-                format!("{}: only {} (doubtful)", a.cli_name(), ps.join(" + "))
+                format!(
+                    "{}: only {} (doubtful)",
+                    a.cli_name(),
+                    crate::Permission::joined(ps, "+")
+                )
             }
-            None => format!("{}: missing {}", a.cli_name(), a.permissions().join(" or ")),
+            None => format!(
+                "{}: missing {}",
+                a.cli_name(),
+                crate::Permission::joined(a.permissions(), "or")
+            ),
         })
         .collect();
     finding(
@@ -574,7 +582,7 @@ async fn audit_logs(client: &GraphClient) -> Finding {
             Err(e) => seen.push(format!(
                 "{}: not readable ({e}); it needs {}",
                 log.name(),
-                log.permissions().join(" and ")
+                crate::Permission::joined(log.permissions(), "and")
             )),
         }
     }

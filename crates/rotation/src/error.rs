@@ -108,9 +108,14 @@ pub enum RotationError {
     /// The token lacks a permission the source needs, found from what Graph answered: nothing
     /// was sent.
     #[error(
-        "missing permission {permission}: {what}; grant it to the app (Entra admin center > App registrations > API permissions) and grant admin consent. Nothing was sent"
+        "missing permission {}: {what}; grant it to the app (Entra admin center > App registrations > API permissions) and grant admin consent. Nothing was sent",
+        crate::Permission::joined(permissions, "and")
     )]
-    MissingPermission { permission: String, what: String },
+    MissingPermission {
+        /// All of them are needed.
+        permissions: Vec<crate::Permission>,
+        what: String,
+    },
     /// A view-driven run asked for a longer window than the audit log keeps: views before the
     /// log's start would be missed without a word. Nothing was sent.
     #[error(

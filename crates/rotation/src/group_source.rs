@@ -157,10 +157,12 @@ async fn read_device_members(
     }
     if without_device_id > 0 {
         return Err(RotationError::MissingPermission {
-            permission: "Device.Read.All".into(),
+            permissions: vec![crate::Permission::DeviceRead],
             what: format!(
-                "{without_device_id} device member(s) of group {:?} came back without their deviceId, which is what joins them to managed devices (members are read with GroupMember.Read.All, their device ids with Device.Read.All)",
-                group.name
+                "{without_device_id} device member(s) of group {:?} came back without their deviceId, which is what joins them to managed devices (members are read with {}, their device ids with {})",
+                group.name,
+                crate::Permission::GroupMemberRead,
+                crate::Permission::DeviceRead
             ),
         });
     }

@@ -23,6 +23,7 @@ mod match_by;
 mod named;
 mod open_source;
 mod ordered;
+mod permission;
 mod plan;
 mod preflight;
 mod rate_gate;
@@ -40,9 +41,7 @@ mod url;
 mod verify;
 pub mod views;
 
-pub use action::{
-    Action, MANAGED_DEVICES_READ_WRITE, MatchRule, PRIVILEGED_OPERATIONS, Recognised, ResultMatcher,
-};
+pub use action::{Action, MatchRule, Recognised, ResultMatcher};
 pub use device_facts::{Facts, FactsWanted, RESULTS_SAMPLE, ResultsTiming, read_facts};
 pub use device_id::parse_id;
 pub use device_list::{
@@ -69,8 +68,9 @@ pub use ledger::{
 pub use ledger_dir::ClaimedDir;
 pub use match_by::{MatchBy, MatchReport, resolve};
 pub use open_source::{Materialized, OpenSource};
+pub use permission::{Permission, UnknownPermission};
 pub use plan::{CheckedSource, Plan, PlanReport, Policy};
-pub use preflight::{Allowed, TokenProblem, check_token};
+pub use preflight::{Allowed, Grant, TokenProblem, check_token};
 pub use rate_gate::RateGate;
 pub use report::{
     CARD_LIMIT, Card, DeviceRow, FailureGroup, FleetReport, Notice, Page as ReportPage, Report,

@@ -44,14 +44,13 @@ impl OpenSource {
     }
 
     /// Delegated permissions the source reads with beyond the device listing.
-    pub fn scopes(&self) -> &'static [&'static str] {
+    pub fn scopes(&self) -> &'static [crate::Permission] {
+        use crate::Permission;
         match self {
             OpenSource::Graph(GraphSource::Groups { .. }) => {
-                &["GroupMember.Read.All", "Device.Read.All"]
+                &[Permission::GroupMemberRead, Permission::DeviceRead]
             }
-            OpenSource::Graph(GraphSource::Script { .. }) => {
-                &["DeviceManagementConfiguration.Read.All"]
-            }
+            OpenSource::Graph(GraphSource::Script { .. }) => &[Permission::ConfigurationRead],
             _ => &[],
         }
     }

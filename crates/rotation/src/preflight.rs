@@ -1,33 +1,31 @@
 //! What the pre-flight decides from an access token before anything is sent: the right tenant,
 //! a work or school account, and the action's permission.
 
-use crate::Action;
+use crate::{Action, Permission};
 use graph_client::TokenClaims;
+use std::fmt;
 use thiserror::Error;
 
 /// The tenant id personal Microsoft accounts sign in under; the rotate actions refuse them.
 const CONSUMER_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 
-#[cfg(test)]
-use crate::action::{MANAGED_DEVICES_READ_WRITE, PRIVILEGED_OPERATIONS as PRIVILEGED};
-
 /// The permission of a token that allows an action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Allowed {
     /// One the action's page lists.
-    Listed(&'static str),
+    Listed(Permission),
     /// Only those a page lists doubtfully: let through, with a warning that it may be refused.
-    Doubtful(&'static [&'static str]),
+    Doubtful(&'static [Permission]),
 }
 
 impl Allowed {
     /// What a token's claims allow for `action`, if anything.
     pub fn of(claims: &TokenClaims, action: Action) -> Option<Allowed> {
-        if let Some(p) = action.permissions().iter().find(|p| claims.has(p)) {
+        if let Some(&p) = action.permissions().iter().find(|p| claims.has(p.name())) {
             return Some(Allowed::Listed(p));
         }
         let doubtful = action.doubtful_permissions();
-        (!doubtful.is_empty() && doubtful.iter().all(|p| claims.has(p)))
+        (!doubtful.is_empty() && doubtful.iter().all(|p| claims.has(p.name())))
             .then_some(Allowed::Doubtful(doubtful))
     }
 
@@ -37,9 +35,9 @@ impl Allowed {
             Allowed::Listed(_) => None,
             Allowed::Doubtful(ps) => Some(format!(
                 "the token holds only {} for the {} action: its page lists these, which looks like a documentation error; if every device answers 403, grant {}",
-                ps.join(" and "),
+                Permission::joined(ps, "and"),
                 action.graph_name(),
-                action.permissions().join(" or ")
+                Permission::joined(action.permissions(), "or")
             )),
         }
     }
@@ -60,12 +58,38 @@ pub enum TokenProblem {
         if found.is_empty() { "none".to_string() } else { found.join(", ") }
     )]
     MissingPermission {
-        permission: &'static str,
+        permission: Permission,
         action: Action,
         found: Vec<String>,
-        /// `application` or `delegated`.
-        kind: &'static str,
+        kind: Grant,
     },
+}
+
+/// How a token holds its permissions: an app's roles, or a signed-in user's scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    Application,
+    Delegated,
+}
+
+impl Grant {
+    /// A token with scopes (`scp`) was given to a signed-in user; one without, to an app.
+    pub fn of(claims: &TokenClaims) -> Grant {
+        if claims.scp.is_some() {
+            Grant::Delegated
+        } else {
+            Grant::Application
+        }
+    }
+}
+
+impl fmt::Display for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Grant::Application => "application",
+            Grant::Delegated => "delegated",
+        })
+    }
 }
 
 /// Checks a token's claims for `action` in `tenant` (empty: any tenant): what allows it.
@@ -92,11 +116,7 @@ pub fn check_token(
         permission: action.permission(),
         action,
         found: claims.permissions(),
-        kind: if claims.scp.is_some() {
-            "delegated"
-        } else {
-            "application"
-        },
+        kind: Grant::of(claims),
     })
 }
 
@@ -104,7 +124,10 @@ pub fn check_token(
 mod tests {
     use super::*;
 
-    fn app(roles: &[&str]) -> TokenClaims {
+    const PRIVILEGED: Permission = Permission::PrivilegedOperations;
+    const MANAGED_DEVICES_READ_WRITE: Permission = Permission::ManagedDevicesReadWrite;
+
+    fn app(roles: &[Permission]) -> TokenClaims {
         TokenClaims {
             upn: None,
             tid: Some("6d1f0000-0000-4000-8000-0000000000aa".into()),
@@ -145,8 +168,8 @@ mod tests {
             );
         }
         let read = app(&[
-            "DeviceManagementManagedDevices.Read.All",
-            "DeviceManagementConfiguration.Read.All",
+            Permission::ManagedDevicesRead,
+            Permission::ConfigurationRead,
         ]);
         let allowed = check_token(&read, "", Action::Laps).unwrap();
         assert!(matches!(allowed, Allowed::Doubtful(_)));
@@ -156,14 +179,18 @@ mod tests {
     #[test]
     fn a_missing_permission_is_named_with_what_the_token_has() {
         let e = check_token(
-            &app(&["DeviceManagementManagedDevices.Read.All"]),
+            &app(&[Permission::ManagedDevicesRead]),
             "",
             Action::FileVault,
         )
         .unwrap_err();
         assert!(matches!(
             &e,
-            TokenProblem::MissingPermission { permission, kind: "application", .. } if *permission == PRIVILEGED
+            TokenProblem::MissingPermission {
+                permission: PRIVILEGED,
+                kind: Grant::Application,
+                ..
+            }
         ));
         assert!(
             e.to_string()

@@ -362,9 +362,9 @@ async fn confirm(
                     "the {} could not be read (HTTP {status}: {message}); done is taken from deviceActionResults alone ({} reads them)",
                     evidence.key(),
                     if action == Action::BitLocker {
-                        "BitLockerKey.ReadBasic.All"
+                        crate::Permission::BitLockerKeyReadBasic
                     } else {
-                        "DeviceLocalCredential.ReadBasic.All"
+                        crate::Permission::LocalCredentialReadBasic
                     }
                 );
                 if !notes.contains(&note) {

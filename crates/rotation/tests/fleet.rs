@@ -154,7 +154,7 @@ impl Connector for SimConnector {
     async fn connect_to_read(
         &self,
         tenant: &TenantEntry,
-        _scopes: &[&'static str],
+        _scopes: &[rotation::Permission],
     ) -> Result<graph_client::GraphClient, Blocked> {
         let need = Need {
             action: rotation::Action::FileVault,

@@ -1,7 +1,7 @@
 //! How a run over many tenants signs in to each: the caller's credentials and pre-flight, behind
 //! one trait, so the engine never knows a flag or an environment variable.
 
-use crate::{Action, SignedIn, TenantEntry};
+use crate::{Action, Permission, SignedIn, TenantEntry};
 use graph_client::GraphClient;
 use std::future::Future;
 
@@ -10,7 +10,7 @@ use std::future::Future;
 pub struct Need<'a> {
     pub action: Action,
     /// Permissions the source reads beside the action's (groups, scripts).
-    pub source_scopes: &'a [&'static str],
+    pub source_scopes: &'a [Permission],
     /// The source lists devices from Graph, so reading devices is required, not merely useful.
     pub lists_devices: bool,
 }
@@ -79,7 +79,7 @@ pub trait Connector: Sync {
     fn connect_to_read(
         &self,
         tenant: &TenantEntry,
-        scopes: &[&'static str],
+        scopes: &[Permission],
     ) -> impl Future<Output = Result<GraphClient, Blocked>> + Send;
 
     /// What an admin does about a blocked tenant, in the caller's words (a consent URL, a

@@ -2,7 +2,7 @@
 //! followed, Retry-After honoured, each event read into who read which device's secret when.
 
 use super::AuditGate;
-use crate::RotationError;
+use crate::{Permission, RotationError};
 use graph_client::{GraphClient, GraphClientError};
 use serde_json::Value;
 use std::time::Duration;
@@ -28,10 +28,10 @@ impl AuditLogKind {
     }
 
     /// The permissions reading the log takes, all of them.
-    pub fn permissions(self) -> &'static [&'static str] {
+    pub fn permissions(self) -> &'static [Permission] {
         match self {
-            AuditLogKind::Directory => &["AuditLog.Read.All", "Directory.Read.All"],
-            AuditLogKind::Intune => &["DeviceManagementApps.Read.All"],
+            AuditLogKind::Directory => &[Permission::AuditLogRead, Permission::DirectoryRead],
+            AuditLogKind::Intune => &[Permission::AppsRead],
         }
     }
 
@@ -175,7 +175,7 @@ async fn page(
             Ok(v) => return Ok(v),
             Err(e @ GraphClientError::Http { status: 403, .. }) => {
                 return Err(RotationError::MissingPermission {
-                    permission: log.permissions().join(" and "),
+                    permissions: log.permissions().to_vec(),
                     what: format!(
                         "reading {} to find the devices whose secret was read ({e})",
                         log.name()

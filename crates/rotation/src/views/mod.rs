@@ -93,7 +93,7 @@ fn log_of(action: Action) -> AuditLogKind {
 }
 
 /// The permissions reading `action`'s views takes, which a delegated sign-in asks for.
-pub fn scopes(action: Action) -> &'static [&'static str] {
+pub fn scopes(action: Action) -> &'static [crate::Permission] {
     log_of(action).permissions()
 }
 
@@ -168,10 +168,10 @@ async fn check_token(client: &GraphClient, log: AuditLogKind) -> Result<(), Rota
     let Some(claims) = graph_client::TokenClaims::decode(token.expose_secret()) else {
         return Ok(());
     };
-    let missing = log.permissions().iter().find(|p| !claims.has(p));
+    let missing = log.permissions().iter().find(|p| !claims.has(p.name()));
     match missing {
-        Some(p) => Err(RotationError::MissingPermission {
-            permission: (*p).to_string(),
+        Some(&p) => Err(RotationError::MissingPermission {
+            permissions: vec![p],
             what: format!(
                 "reading {} to find the devices whose secret was read (token has: {})",
                 log.name(),

@@ -58,7 +58,7 @@ pub async fn intune(
         Ok(names) => names,
         Err(e @ GraphClientError::Http { status: 403, .. }) => {
             return Err(RotationError::MissingPermission {
-                permission: "DeviceManagementApps.Read.All".into(),
+                permissions: vec![crate::Permission::AppsRead],
                 what: format!("reading Intune's audit activity types ({e})"),
             });
         }
