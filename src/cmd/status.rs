@@ -20,7 +20,7 @@ pub fn run(a: LedgerArg) -> Result<ExitStatus, Failure> {
         DeviceState::InDoubt,
     ];
     if json {
-        let mut doc = serde_json::json!({"tenant": state.header.tenant, "action": state.header.action.to_string(), "total": state.ids.len(), "devices": state.ids.len(), "plan_done": state.plan_done});
+        let mut doc = serde_json::json!({"tenant": state.header.tenant, "action": state.header.action.to_string(), "total": state.ids().len(), "devices": state.ids().len(), "plan_done": state.plan_done});
         for s in states {
             doc[s.name()] = serde_json::json!(state.count(s));
         }
@@ -30,7 +30,7 @@ pub fn run(a: LedgerArg) -> Result<ExitStatus, Failure> {
         println!("ledger   {}", ledger.display());
         println!("tenant   {}", state.header.tenant);
         println!("action   {}", state.header.action);
-        println!("devices  {}", state.ids.len());
+        println!("devices  {}", state.ids().len());
         for s in states {
             println!("  {:<9}{:>8}", s.name(), state.count(s));
             if s == DeviceState::Skipped {

@@ -1,10 +1,11 @@
 //! Folding the ledger into one row per device, for reports and other tools.
 
 use crate::RotationError;
-use crate::ledger::{DeviceState, Evidence, IdHasher, Row, Step, VerifiedState};
+use crate::ledger::{
+    DeviceState, DeviceTable, Devices, Evidence, Folded, Row, RowKind, Sending, Step, VerifiedState,
+};
 use serde::Serialize;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use uuid::Uuid;
@@ -78,7 +79,8 @@ impl At {
 }
 
 /// Where one device's export row comes from: the byte offset of the ledger line that last set each
-/// field, and the little kept as values. 60 bytes a device, where a whole row would be 800.
+/// field. 55 bytes a device, where a whole row would be 800; its state and attempts are the
+/// ledger's one fold's ([`Devices`]).
 #[derive(Debug, Clone)]
 struct Places {
     planned: At,
@@ -92,12 +94,10 @@ struct Places {
     date: At,
     verified: At,
     started: At,
-    attempts: u32,
-    state: DeviceState,
 }
 
 // The size the memory bound was measured with (docs/BENCHMARKS.md).
-const _: () = assert!(std::mem::size_of::<Places>() == 60);
+const _: () = assert!(std::mem::size_of::<Places>() == 55);
 
 impl Places {
     fn new(planned: At) -> Self {
@@ -113,14 +113,11 @@ impl Places {
             date: At::NONE,
             verified: At::NONE,
             started: At::NONE,
-            attempts: 0,
-            state: DeviceState::Pending,
         }
     }
 
     /// Notes the row at `offset`, as folding the whole row into the device's row would.
     fn note(&mut self, offset: At, row: &Presence) {
-        self.state = self.state.after(row.step);
         let set = |place: &mut At, present: bool| {
             if present {
                 *place = offset;
@@ -130,7 +127,6 @@ impl Places {
             Step::Planned => {}
             Step::Skipped => self.skipped = offset,
             Step::Sent => {
-                self.attempts = self.attempts.max(row.attempt);
                 let first = self.first_sent == At::NONE;
                 set(&mut self.first_sent, first);
                 self.last_event = offset;
@@ -226,7 +222,7 @@ impl Chunked {
 struct Presence {
     id: Option<Uuid>,
     step: Step,
-    attempt: u32,
+    sent: Option<Sending>,
     verified: bool,
     status: bool,
     request_id: bool,
@@ -239,24 +235,25 @@ fn presence(line: &[u8]) -> Result<Presence, String> {
     let fast = serde_json::from_slice::<crate::ledger::Fields>(line)
         .ok()
         .and_then(|f| {
-            let step = match (f.kind, f.result) {
-                ("planned", _) => Step::Planned,
-                ("skipped", _) => Step::Skipped,
-                ("sent", _) => Step::Sent,
-                ("outcome", Some(r)) => Step::Outcome(r),
-                ("verified" | "run" | "plan_done" | "session", _) => Step::Noted,
-                _ => return None,
-            };
+            let step = f.kind.step(f.result)?;
             let id = match f.id {
                 Some(text) => Some(crate::parse_id(text)?),
-                None if step == Step::Noted && f.kind != "verified" => None,
+                None if !f.kind.has_device() => None,
                 None => return None,
+            };
+            let sent = match (step, f.attempt, f.at) {
+                (Step::Sent, Some(attempt), Some(at)) => Some(Sending {
+                    attempt,
+                    at_ms: crate::ledger::parse_ms(at)?,
+                }),
+                (Step::Sent, _, _) => return None,
+                _ => None,
             };
             Some(Presence {
                 id,
                 step,
-                attempt: f.attempt.unwrap_or(0),
-                verified: f.kind == "verified",
+                sent,
+                verified: f.kind == RowKind::Verified,
                 status: f.status.is_some(),
                 request_id: f.request_id.is_some(),
                 client_request_id: f.client_request_id.is_some(),
@@ -272,10 +269,10 @@ fn presence(line: &[u8]) -> Result<Presence, String> {
     let mut p = Presence {
         id: row.device(),
         step: row.step(),
+        sent: row.sending(),
         ..Presence::default()
     };
     match &row {
-        Row::Sent { attempt, .. } => p.attempt = *attempt,
         Row::Outcome {
             status,
             request_id,
@@ -362,7 +359,7 @@ fn export_part(
 ) -> Result<usize, RotationError> {
     let threads = crate::ledger::reading_threads();
     let mut places = Chunked::default();
-    let mut index: HashMap<Uuid, u32, IdHasher> = HashMap::default();
+    let mut devices = Devices::default();
     let mut header = false;
     crate::ledger::for_each_line(ledger, threads, presence, |offset, p| {
         header = true;
@@ -371,17 +368,22 @@ fn export_part(
             return Err("the ledger is longer than export reads (1 TiB)".into());
         }
         let offset = At::new(offset);
-        match (index.get(&id), p.step) {
-            // A device planned twice keeps its first place and what it was planned with.
-            (Some(_), Step::Planned) => {}
-            (Some(&i), _) => places.get_mut(i).note(offset, &p),
-            (None, Step::Planned) => {
-                index.insert(id, places.len());
-                let mut pl = Places::new(offset);
+        match devices.fold(id, p.step, p.sent) {
+            Folded::New(i) => {
+                debug_assert_eq!(i, places.len());
+                let planned = if p.step == Step::Planned {
+                    offset
+                } else {
+                    At::NONE
+                };
+                let mut pl = Places::new(planned);
                 pl.note(offset, &p);
                 places.push(pl);
             }
-            (None, _) => {}
+            Folded::Moved { slot, .. } => places.get_mut(slot).note(offset, &p),
+            // A device planned twice keeps its first place and what it was planned with; a row
+            // about a device never planned is not one of the ledger's devices.
+            Folded::Replanned(_) | Folded::Unplanned => {}
         }
         Ok(())
     })?;
@@ -392,7 +394,7 @@ fn export_part(
             "empty ledger: no run header",
         ));
     }
-    drop(index);
+    let table = devices.into_table();
     let io = |e: std::io::Error| RotationError::io(ledger, e);
     // Slices of devices rendered on every core, each to its own buffer, written in order as they
     // come: never more than a few slices in memory.
@@ -404,7 +406,15 @@ fn export_part(
             .slices(EXPORT_SLICE)
             .enumerate()
             .map(Ok::<_, RotationError>),
-        |(k, slice)| render(ledger, slice, format, part.first && k == 0, tag),
+        |(k, slice)| {
+            let from = k * EXPORT_SLICE;
+            let rows = Slice {
+                table: &table,
+                from,
+                places: slice,
+            };
+            render(ledger, rows, format, part.first && k == 0, tag)
+        },
         |text| {
             let text = text?;
             if format == ExportFormat::Json {
@@ -425,11 +435,46 @@ fn export_part(
 /// Devices one export thread renders at a time.
 const EXPORT_SLICE: usize = 4096;
 
+/// Devices `from..` in plan order: their places, beside the fold's table.
+#[derive(Clone, Copy)]
+struct Slice<'t> {
+    table: &'t DeviceTable,
+    from: usize,
+    places: &'t [Places],
+}
+
+impl<'t> Slice<'t> {
+    fn len(self) -> usize {
+        self.places.len()
+    }
+
+    /// Each device's slot and places.
+    fn devices(self) -> impl Iterator<Item = (Device, &'t Places)> {
+        let table = self.table;
+        (self.from..).zip(self.places).map(move |(i, p)| {
+            let device = Device {
+                id: table.ids[i],
+                state: table.states[i],
+                attempts: table.attempts[i],
+            };
+            (device, p)
+        })
+    }
+}
+
+/// What the fold keeps of a device, for its row.
+#[derive(Clone, Copy)]
+struct Device {
+    id: Uuid,
+    state: DeviceState,
+    attempts: u32,
+}
+
 /// The export rows of `slice`, as they stand in the output: CSV lines (with the header line when
 /// asked), or pretty JSON array elements indented as in the whole array, joined by `,\n`.
 fn render(
     ledger: &Path,
-    slice: &[Places],
+    slice: Slice<'_>,
     format: ExportFormat,
     header: bool,
     tag: Option<&Tag>,
@@ -449,9 +494,9 @@ fn render(
             let mut w = csv::WriterBuilder::new()
                 .has_headers(header)
                 .from_writer(&mut text);
-            for p in slice {
+            for (d, p) in slice.devices() {
                 let flats = lines.read(p)?;
-                w.serialize(assemble(p, &flats, tag))
+                w.serialize(assemble(d, p, &flats, tag))
                     .map_err(|e| output(e.to_string()))?;
             }
             w.flush().map_err(|e| output(e.to_string()))?;
@@ -465,9 +510,9 @@ fn render(
             let mut seq = ser
                 .serialize_seq(Some(slice.len()))
                 .map_err(|e| output(e.to_string()))?;
-            for p in slice {
+            for (d, p) in slice.devices() {
                 let flats = lines.read(p)?;
-                seq.serialize_element(&assemble(p, &flats, tag))
+                seq.serialize_element(&assemble(d, p, &flats, tag))
                     .map_err(|e| output(e.to_string()))?;
             }
             seq.end().map_err(|e| output(e.to_string()))?;
@@ -518,8 +563,6 @@ impl DeviceLines<'_> {
 #[derive(Debug, Default, serde::Deserialize)]
 struct Flat<'a> {
     #[serde(default, borrow)]
-    id: Option<Text<'a>>,
-    #[serde(default, borrow)]
     name: Option<Text<'a>>,
     #[serde(default, borrow)]
     serial: Option<Text<'a>>,
@@ -566,9 +609,13 @@ fn text<'a>(field: &'a Option<Text<'_>>) -> Option<&'a str> {
 }
 
 /// One device's export row from the lines its [`Places`] point at.
-fn assemble<'a>(p: &Places, rows: &'a [(u64, Flat<'_>)], tag: Option<&'a Tag>) -> ExportRow<'a> {
+fn assemble<'a>(
+    d: Device,
+    p: &Places,
+    rows: &'a [(u64, Flat<'_>)],
+    tag: Option<&'a Tag>,
+) -> ExportRow<'a> {
     static NONE_READ: Flat<'static> = Flat {
-        id: None,
         name: None,
         serial: None,
         user: None,
@@ -599,11 +646,9 @@ fn assemble<'a>(p: &Places, rows: &'a [(u64, Flat<'_>)], tag: Option<&'a Tag>) -
     ExportRow {
         tenant_id: tag.map(|t| t.tenant_id.as_str()),
         tenant_name: tag.map(|t| t.tenant_name.as_str()),
-        device_id: text(&planned.id)
-            .and_then(crate::parse_id)
-            .expect("the first pass read this planned row's id"),
-        state: p.state,
-        attempts: p.attempts,
+        device_id: d.id,
+        state: d.state,
+        attempts: d.attempts,
         last_status: at(p.status).status,
         error_code: text(&last.code),
         error_message: text(&last.message),
@@ -632,6 +677,7 @@ mod tests {
     use crate::ledger::{Ledger, Outcome, RunHeader, VerifiedState};
     use crate::{Action, MatchRule};
     use rand::{Rng, SeedableRng};
+    use std::collections::HashMap;
 
     /// A device's row as the earlier release folded it, whole and in memory: the reference.
     #[derive(Debug, Clone, Serialize, PartialEq)]

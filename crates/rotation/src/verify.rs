@@ -256,9 +256,9 @@ pub async fn verify(
     let mut notes: Vec<String> = Vec::new();
     let gate = Arc::new(RateGate::new(o.rate, 0.02, 20));
     // Compact per device, by plan slot: a million devices cost a few MB beside the ledger state.
-    let mut latest: Vec<Option<VerifiedState>> = vec![None; state.ids.len()];
+    let mut latest: Vec<Option<VerifiedState>> = vec![None; state.ids().len()];
     let mut unknown: HashMap<u32, Vec<ResultName>> = HashMap::new();
-    let mut open: Vec<u32> = (0..state.ids.len() as u32)
+    let mut open: Vec<u32> = (0..state.ids().len() as u32)
         .filter(|&i| state.state(i) == DeviceState::Rotated)
         .collect();
     let started = Instant::now();
@@ -267,12 +267,12 @@ pub async fn verify(
         for chunk in open.chunks(VERIFY_CHUNK) {
             let items: Vec<(Uuid, u64)> = chunk
                 .iter()
-                .map(|&i| (state.ids[i as usize], state.sent_at_ms(i)))
+                .map(|&i| (state.ids()[i as usize], state.sent_at_ms(i)))
                 .collect();
             let mut found = lookup(client, &gate, &matcher, &items).await;
             confirm(client, &gate, action, &items, &mut found, &mut notes).await;
             for (id, f) in found {
-                let slot = state.index[&id];
+                let slot = state.devices().slot(&id).expect("a device of this ledger");
                 ledger.append(&Row::Verified {
                     id,
                     state: f.state,

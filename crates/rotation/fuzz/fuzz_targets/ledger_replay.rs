@@ -25,6 +25,6 @@ fuzz_target!(|data: &[u8]| {
     let _ = rotation::export(path, rotation::ExportFormat::Json, &mut sink);
     if let Ok((ledger, state)) = rotation::Ledger::open(path) {
         drop(ledger);
-        assert!(state.ids.len() == state.states.len());
+        assert!(state.ids().len() == state.devices().states().count());
     }
 });

@@ -56,7 +56,7 @@ pub fn standing(dir: &Path) -> Result<Standing, RotationError> {
         .map(|t| {
             let (devices, counts) = match crate::ledger_replay(&run.ledger(t.tenant.tenant_id)) {
                 Ok((state, _)) => (
-                    state.ids.len(),
+                    state.ids().len(),
                     COUNTED.iter().map(|s| (*s, state.count(*s))).collect(),
                 ),
                 Err(_) => (0, BTreeMap::new()),

@@ -8,8 +8,7 @@
 //! synced and renamed over the old one, so a crash leaves the old checkpoint or none. Versions that
 //! do not know it never look at it.
 
-use super::{DeviceState, IdHasher, LedgerState, RunHeader};
-use std::collections::HashMap;
+use super::{DeviceState, Devices, LedgerState, RunHeader};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -54,12 +53,13 @@ fn try_write(ledger: &Path, state: &LedgerState, covered: u64) -> std::io::Resul
         w.write_all(&first)?;
         w.write_all(&state.rows.to_le_bytes())?;
         w.write_all(&[u8::from(state.plan_done)])?;
-        w.write_all(&(state.ids.len() as u64).to_le_bytes())?;
-        for i in 0..state.ids.len() {
-            w.write_all(state.ids[i].as_bytes())?;
-            w.write_all(&[state_code(state.states[i])])?;
-            w.write_all(&state.attempts[i].to_le_bytes())?;
-            w.write_all(&state.sent_at_ms[i].to_le_bytes())?;
+        let devices = state.devices();
+        w.write_all(&(devices.len() as u64).to_le_bytes())?;
+        for (i, id) in (0u32..).zip(devices.ids()) {
+            w.write_all(id.as_bytes())?;
+            w.write_all(&[state_code(devices.state(i))])?;
+            w.write_all(&devices.attempts(i).to_le_bytes())?;
+            w.write_all(&devices.sent_at_ms(i).to_le_bytes())?;
         }
         let reasons = serde_json::to_vec(&state.skip_reasons).map_err(std::io::Error::other)?;
         w.write_all(&(reasons.len() as u32).to_le_bytes())?;
@@ -107,34 +107,19 @@ pub(super) fn read(ledger: &Path, header: &RunHeader) -> Option<(LedgerState, u6
     if n as u64 > covered / 16 {
         return None;
     }
-    let mut state = LedgerState {
-        header: header.clone(),
-        ids: Vec::with_capacity(n),
-        states: Vec::with_capacity(n),
-        attempts: Vec::with_capacity(n),
-        sent_at_ms: Vec::with_capacity(n),
-        index: HashMap::with_capacity_and_hasher(n, IdHasher),
-        rows,
-        torn_tail: false,
-        plan_done,
-        skip_reasons: Default::default(),
-    };
+    let mut devices = Devices::with_capacity(n);
     let mut device = [0u8; DEVICE_BYTES];
-    for i in 0..n {
+    for _ in 0..n {
         r.read_exact(&mut device).ok()?;
         let id = Uuid::from_slice(&device[..16]).ok()?;
-        state.ids.push(id);
-        state.states.push(state_of(device[16])?);
-        state
-            .attempts
-            .push(u32::from_le_bytes(device[17..21].try_into().ok()?));
-        state
-            .sent_at_ms
-            .push(u64::from_le_bytes(device[21..29].try_into().ok()?));
-        if state.index.insert(id, i as u32).is_some() {
-            return None;
-        }
+        let state = state_of(device[16])?;
+        let attempts = u32::from_le_bytes(device[17..21].try_into().ok()?);
+        let sent_at_ms = u64::from_le_bytes(device[21..29].try_into().ok()?);
+        // A device kept twice is a damaged checkpoint.
+        devices.restore(id, state, attempts, sent_at_ms)?;
     }
+    let mut state = LedgerState::new(header.clone(), devices, plan_done);
+    state.rows = rows;
     // The skip reasons (absent in checkpoints of the earlier release), then nothing.
     let mut rest = Vec::new();
     r.take(FIRST_LINE_MAX as u64 + 5)

@@ -10,7 +10,7 @@ use crate::{Action, MatchRule, ResultMatcher, RotationError};
 use graph_batch::Quota;
 use graph_client::Cloud;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
@@ -87,7 +87,12 @@ impl RunHeader {
 
 /// serde through `Display` and `FromStr`: the header's typed fields keep their text form on disk.
 mod checkpoint;
+mod device_state;
+mod devices;
 mod replay;
+
+pub use device_state::{DeviceState, RowKind, Step};
+pub use devices::{DeviceTable, Devices, Folded, Sending};
 
 use replay::Event;
 pub(crate) use replay::Fields;
@@ -319,73 +324,40 @@ impl fmt::Display for VerifiedState {
     }
 }
 
-/// Where each device stands after replaying the ledger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeviceState {
-    Pending,
-    InDoubt,
-    Rotated,
-    Failed,
-    Skipped,
-}
-
-impl DeviceState {
-    pub fn name(self) -> &'static str {
-        match self {
-            DeviceState::Pending => "pending",
-            DeviceState::InDoubt => "in_doubt",
-            DeviceState::Rotated => "rotated",
-            DeviceState::Failed => "failed",
-            DeviceState::Skipped => "skipped",
-        }
-    }
-
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            DeviceState::Rotated | DeviceState::Failed | DeviceState::Skipped
-        )
-    }
-
-    /// The one state machine of a device, shared by replay, export and the dispatcher: where a
-    /// device stands after a row about it. Rows that say nothing of its sending leave it where it is.
-    pub fn after(self, step: Step) -> DeviceState {
-        match step {
-            Step::Planned => DeviceState::Pending,
-            Step::Skipped => DeviceState::Skipped,
-            Step::Sent => DeviceState::InDoubt,
-            Step::Outcome(Outcome::Rotated) => DeviceState::Rotated,
-            Step::Outcome(Outcome::Failed | Outcome::Abandoned) => DeviceState::Failed,
-            Step::Outcome(Outcome::Retry) => DeviceState::Pending,
-            Step::Noted => self,
-        }
-    }
-}
-
-/// What a row does to its device: all the state machine needs of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Step {
-    Planned,
-    Skipped,
-    Sent,
-    Outcome(Outcome),
-    /// Verified, a session, the header, the end of the plan: no change of state.
-    #[default]
-    Noted,
-}
-
 impl Row {
     /// What the row does to its device.
     pub fn step(&self) -> Step {
+        let result = match self {
+            Row::Outcome { result, .. } => Some(*result),
+            _ => None,
+        };
+        self.kind()
+            .step(result)
+            .expect("an outcome row has its result")
+    }
+
+    /// The row's `type`.
+    pub fn kind(&self) -> RowKind {
         match self {
-            Row::Planned { .. } => Step::Planned,
-            Row::Skipped { .. } => Step::Skipped,
-            Row::Sent { .. } => Step::Sent,
-            Row::Outcome { result, .. } => Step::Outcome(*result),
-            Row::Run(_) | Row::PlanDone { .. } | Row::Verified { .. } | Row::Session { .. } => {
-                Step::Noted
-            }
+            Row::Run(_) => RowKind::Run,
+            Row::Planned { .. } => RowKind::Planned,
+            Row::Skipped { .. } => RowKind::Skipped,
+            Row::PlanDone { .. } => RowKind::PlanDone,
+            Row::Sent { .. } => RowKind::Sent,
+            Row::Outcome { .. } => RowKind::Outcome,
+            Row::Verified { .. } => RowKind::Verified,
+            Row::Session { .. } => RowKind::Session,
+        }
+    }
+
+    /// The request's leaving a `sent` row records; a time in no layout reads as never.
+    pub fn sending(&self) -> Option<Sending> {
+        match self {
+            Row::Sent { attempt, at, .. } => Some(Sending {
+                attempt: *attempt,
+                at_ms: parse_ms(at).unwrap_or(0),
+            }),
+            _ => None,
         }
     }
 
@@ -402,18 +374,12 @@ impl Row {
     }
 }
 
-/// The compact state of a whole ledger: 24 bytes a device, in plan order.
+/// The compact state of a whole ledger: its devices in plan order, 29 bytes each.
 #[derive(Debug, Clone)]
 pub struct LedgerState {
     pub header: RunHeader,
-    pub ids: Vec<uuid::Uuid>,
-    /// Each device's slot: changed only by replay and [`LedgerState::record`], one state machine.
-    states: Vec<DeviceState>,
-    attempts: Vec<u32>,
-    /// When each device's last request left (Unix milliseconds; 0 = never): verification looks for
-    /// an action that started after it.
-    sent_at_ms: Vec<u64>,
-    pub index: HashMap<uuid::Uuid, u32, IdHasher>,
+    /// Changed only by replay and [`LedgerState::record`]: the one fold.
+    devices: Devices,
     /// Rows read, and whether a torn last line was dropped.
     pub rows: u64,
     pub torn_tail: bool,
@@ -424,48 +390,55 @@ pub struct LedgerState {
 }
 
 impl LedgerState {
+    pub(super) fn new(header: RunHeader, devices: Devices, plan_done: bool) -> Self {
+        LedgerState {
+            header,
+            devices,
+            rows: 0,
+            torn_tail: false,
+            plan_done,
+            skip_reasons: BTreeMap::new(),
+        }
+    }
+
+    /// The devices and where each stands.
+    pub fn devices(&self) -> &Devices {
+        &self.devices
+    }
+
+    /// The devices' ids in plan order.
+    pub fn ids(&self) -> &[Uuid] {
+        self.devices.ids()
+    }
+
+    /// How many devices stand in `state`.
     pub fn count(&self, state: DeviceState) -> usize {
-        self.states.iter().filter(|&&s| s == state).count()
+        self.devices.count(state)
     }
 
     /// Device `i`'s state.
     pub fn state(&self, i: u32) -> DeviceState {
-        self.states[i as usize]
+        self.devices.state(i)
     }
 
     /// Requests sent for device `i` so far.
     pub fn attempts(&self, i: u32) -> u32 {
-        self.attempts[i as usize]
+        self.devices.attempts(i)
     }
 
     /// When device `i`'s last request left (Unix milliseconds; 0: never).
     pub fn sent_at_ms(&self, i: u32) -> u64 {
-        self.sent_at_ms[i as usize]
-    }
-
-    /// Every device's state, in plan order.
-    pub fn states(&self) -> impl Iterator<Item = DeviceState> + '_ {
-        self.states.iter().copied()
-    }
-
-    /// When each device's last request left, in plan order.
-    pub fn sent_times(&self) -> impl Iterator<Item = u64> + '_ {
-        self.sent_at_ms.iter().copied()
+        self.devices.sent_at_ms(i)
     }
 
     /// Applies `row`, written for device `i`, as replay applies it: the only way a run changes a
     /// device's slot, so the state in memory is always the ledger's.
     pub fn record(&mut self, i: u32, row: &Row) {
-        let i = i as usize;
-        if let Row::Sent { attempt, at, .. } = row {
-            self.attempts[i] = self.attempts[i].max(*attempt);
-            self.sent_at_ms[i] = parse_ms(at).unwrap_or(0);
-        }
-        self.states[i] = self.states[i].after(row.step());
+        self.devices.record(i, row.step(), row.sending());
     }
 
     fn apply(&mut self, event: Event, line: u64, path: &Path) -> Result<(), RotationError> {
-        let (id, step, sent) = match event {
+        let (id, step, sent, skip_kind) = match event {
             Event::Header(_) => {
                 return Err(RotationError::ledger(
                     path,
@@ -484,48 +457,27 @@ impl LedgerState {
                 step,
                 sent,
                 skip_kind,
-            } => {
-                // Skipped after the plan's end (its action results read just before sending):
-                // the plan's figures per reason grow by it.
+            } => (id, step, sent, skip_kind),
+        };
+        match self.devices.fold(id, step, sent) {
+            Folded::Unplanned => Err(RotationError::ledger(
+                path,
+                Some(line),
+                format!("device {id} was never planned"),
+            )),
+            // Skipped after the plan's end (its action results read just before sending): the
+            // plan's figures per reason grow by it.
+            Folded::Moved { before, .. } if before != DeviceState::Skipped => {
                 if let (true, Some(kind)) = (self.plan_done, skip_kind) {
-                    let before = self.index.get(&id).map(|&i| self.states[i as usize]);
-                    if before.is_some_and(|s| s != DeviceState::Skipped) {
-                        *self
-                            .skip_reasons
-                            .entry(kind.code().to_string())
-                            .or_default() += 1;
-                    }
+                    *self
+                        .skip_reasons
+                        .entry(kind.code().to_string())
+                        .or_default() += 1;
                 }
-                (id, step, sent)
+                Ok(())
             }
-        };
-        let i = match step {
-            Step::Planned | Step::Skipped => match self.index.get(&id) {
-                // A device planned twice keeps its first place and state.
-                Some(_) if step == Step::Planned => return Ok(()),
-                Some(&i) => i as usize,
-                None => self.plan(id),
-            },
-            _ => *self.index.get(&id).ok_or_else(|| {
-                RotationError::ledger(path, Some(line), format!("device {id} was never planned"))
-            })? as usize,
-        };
-        if let Some((attempt, ms)) = sent {
-            self.attempts[i] = self.attempts[i].max(attempt);
-            self.sent_at_ms[i] = ms;
+            _ => Ok(()),
         }
-        self.states[i] = self.states[i].after(step);
-        Ok(())
-    }
-
-    /// Adds a device and returns its slot.
-    fn plan(&mut self, id: Uuid) -> usize {
-        self.index.insert(id, self.ids.len() as u32);
-        self.ids.push(id);
-        self.states.push(DeviceState::Pending);
-        self.attempts.push(0);
-        self.sent_at_ms.push(0);
-        self.ids.len() - 1
     }
 }
 
@@ -712,7 +664,9 @@ fn lock(file: &File, path: &Path) -> Result<(), RotationError> {
 /// all (the header itself was cut), or a header and plan rows without `plan_done` or `sent`.
 fn unfinished_plan(path: &Path) -> bool {
     match replay_file(path) {
-        Ok((state, _)) => !state.plan_done && state.attempts.iter().all(|&a| a == 0),
+        Ok((state, _)) => {
+            !state.plan_done && (0..state.devices().len() as u32).all(|i| state.attempts(i) == 0)
+        }
         // Only a cut header line of our own, never some other file given by mistake.
         // Its size is asked first: a large unreadable file is never read whole for this.
         Err(_) => {
@@ -1130,18 +1084,7 @@ fn replay(
                         ),
                     ));
                 }
-                state = Some(LedgerState {
-                    header,
-                    ids: Vec::new(),
-                    states: Vec::new(),
-                    attempts: Vec::new(),
-                    sent_at_ms: Vec::new(),
-                    index: HashMap::default(),
-                    rows: 0,
-                    torn_tail: false,
-                    plan_done,
-                    skip_reasons: BTreeMap::new(),
-                });
+                state = Some(LedgerState::new(header, Devices::default(), plan_done));
                 Ok(())
             }
             (None, _) => Err(RotationError::ledger(
@@ -1192,6 +1135,57 @@ mod tests {
             line: None,
             viewed_at: None,
             viewed_by: None,
+        }
+    }
+
+    /// One row of every type.
+    fn one_of_each() -> Vec<Row> {
+        let at = || "2026-11-20T10:00:00.000Z".to_string();
+        vec![
+            Row::Run(header()),
+            planned(A),
+            Row::Skipped {
+                id: B,
+                reason: "not encrypted".into(),
+            },
+            Row::PlanDone {
+                planned: 1,
+                skipped: 1,
+                skip_reasons: BTreeMap::new(),
+                at: at(),
+            },
+            Row::Sent {
+                id: A,
+                attempt: 1,
+                at: at(),
+            },
+            outcome(A, Outcome::Retry),
+            Row::Verified {
+                id: A,
+                state: VerifiedState::Done,
+                action_started_at: None,
+                matched_by: None,
+                evidence: None,
+                error_code: None,
+                at: at(),
+            },
+            Row::Session {
+                at: at(),
+                command: "resume".into(),
+                in_doubt: 0,
+                in_doubt_policy: "verify".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_row_type_as_written_reads_back_as_its_kind_with_the_same_step_and_device() {
+        for row in one_of_each() {
+            let line = serde_json::to_vec(&row).unwrap();
+            let fields: Fields = serde_json::from_slice(&line).unwrap();
+            assert_eq!(fields.kind, row.kind(), "{row:?}");
+            assert_eq!(fields.kind.step(fields.result), Some(row.step()), "{row:?}");
+            assert_eq!(fields.kind.has_device(), row.device().is_some(), "{row:?}");
         }
     }
 
@@ -1249,12 +1243,12 @@ mod tests {
         drop(l);
         let (_, read) = Ledger::open(&path).unwrap();
         assert_eq!(
-            live.states().collect::<Vec<_>>(),
-            read.states().collect::<Vec<_>>()
+            live.devices().states().collect::<Vec<_>>(),
+            read.devices().states().collect::<Vec<_>>()
         );
         assert_eq!(
-            live.sent_times().collect::<Vec<_>>(),
-            read.sent_times().collect::<Vec<_>>()
+            live.devices().sent_times().collect::<Vec<_>>(),
+            read.devices().sent_times().collect::<Vec<_>>()
         );
         assert_eq!(
             (live.attempts(0), live.attempts(1)),
@@ -1289,7 +1283,10 @@ mod tests {
         l.sync().unwrap();
         drop(l);
         let (s, _) = replay_file(&path).unwrap();
-        assert_eq!(s.states, vec![DeviceState::Rotated, DeviceState::InDoubt]);
+        assert_eq!(
+            s.devices().states().collect::<Vec<_>>(),
+            vec![DeviceState::Rotated, DeviceState::InDoubt]
+        );
         assert_eq!(s.rows, 6);
         assert!(!s.torn_tail);
     }
@@ -1306,12 +1303,18 @@ mod tests {
         append_raw(&path, br#"{"type":"sent","id":"00000000-0000-4000-80"#);
         let (mut l, s) = Ledger::open(&path).unwrap();
         assert!(s.torn_tail);
-        assert_eq!(s.states, vec![DeviceState::Pending]);
+        assert_eq!(
+            s.devices().states().collect::<Vec<_>>(),
+            vec![DeviceState::Pending]
+        );
         l.append(&outcome(A, Outcome::Rotated)).unwrap();
         l.sync().unwrap();
         drop(l);
         let (s, _) = replay_file(&path).unwrap();
-        assert_eq!(s.states, vec![DeviceState::Rotated]);
+        assert_eq!(
+            s.devices().states().collect::<Vec<_>>(),
+            vec![DeviceState::Rotated]
+        );
         assert!(!s.torn_tail);
     }
 
@@ -1374,7 +1377,7 @@ mod tests {
             Ledger::create(&path, &header()),
             Err(RotationError::LedgerExists(_))
         ));
-        assert_eq!(replay_file(&path).unwrap().0.ids.len(), 1);
+        assert_eq!(replay_file(&path).unwrap().0.ids().len(), 1);
     }
 
     #[test]
@@ -1391,7 +1394,7 @@ mod tests {
         ));
         drop(Ledger::create(&path, &header()).unwrap());
         let (s, _) = replay_file(&path).unwrap();
-        assert_eq!((s.rows, s.ids.len()), (1, 0));
+        assert_eq!((s.rows, s.ids().len()), (1, 0));
     }
 
     #[test]
@@ -1408,7 +1411,15 @@ mod tests {
         .unwrap();
         drop(l);
         assert!(Ledger::create(&path, &header()).is_err());
-        assert_eq!(replay_file(&path).unwrap().0.states, [DeviceState::InDoubt]);
+        assert_eq!(
+            replay_file(&path)
+                .unwrap()
+                .0
+                .devices()
+                .states()
+                .collect::<Vec<_>>(),
+            [DeviceState::InDoubt]
+        );
     }
 
     #[test]
@@ -1451,8 +1462,11 @@ mod tests {
         assert_eq!(s.header.action, Action::FileVault);
         assert_eq!(s.header.cloud, Cloud::Global);
         assert_eq!(s.header.rate, "200/20s".parse::<Quota>().unwrap());
-        assert_eq!(s.ids, [A, B]);
-        assert_eq!(s.states, [DeviceState::Rotated, DeviceState::Skipped]);
+        assert_eq!(s.ids(), [A, B]);
+        assert_eq!(
+            s.devices().states().collect::<Vec<_>>(),
+            [DeviceState::Rotated, DeviceState::Skipped]
+        );
         let mut verified = None;
         for_each_row(&path, |row| {
             if let Row::Verified { state, .. } = row {
@@ -1479,22 +1493,8 @@ mod tests {
 
     fn same(a: &LedgerState, b: &LedgerState) {
         assert_eq!(
-            (
-                &a.ids,
-                &a.states,
-                &a.attempts,
-                &a.sent_at_ms,
-                a.rows,
-                a.plan_done
-            ),
-            (
-                &b.ids,
-                &b.states,
-                &b.attempts,
-                &b.sent_at_ms,
-                b.rows,
-                b.plan_done
-            )
+            (a.devices(), a.rows, a.plan_done),
+            (b.devices(), b.rows, b.plan_done)
         );
     }
 
@@ -1524,13 +1524,16 @@ mod tests {
         l.sync().unwrap();
         drop(l);
         assert_eq!(
-            at_checkpoint.states,
+            at_checkpoint.devices().states().collect::<Vec<_>>(),
             [DeviceState::InDoubt, DeviceState::Pending]
         );
         let (fast, len) = replay_file(&path).unwrap();
         assert_eq!(len, std::fs::metadata(&path).unwrap().len());
-        assert_eq!(fast.states, [DeviceState::Rotated, DeviceState::InDoubt]);
-        assert_eq!(fast.attempts, [1, 2]);
+        assert_eq!(
+            fast.devices().states().collect::<Vec<_>>(),
+            [DeviceState::Rotated, DeviceState::InDoubt]
+        );
+        assert_eq!([fast.attempts(0), fast.attempts(1)], [1, 2]);
         same(&fast, &full_replay(&path));
     }
 
@@ -1559,7 +1562,7 @@ mod tests {
         std::fs::write(&path, rewritten).unwrap();
         let (s, _) = replay_file(&path).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
-            s.states[0],
+            s.devices().states().collect::<Vec<_>>()[0],
             DeviceState::Pending,
             "read from the ledger, not the checkpoint"
         );
@@ -1603,7 +1606,10 @@ mod tests {
         drop(l);
         let (_, s) = Ledger::open(&path).unwrap();
         assert!(s.plan_done);
-        assert_eq!(s.states, [DeviceState::Pending]);
+        assert_eq!(
+            s.devices().states().collect::<Vec<_>>(),
+            [DeviceState::Pending]
+        );
     }
 }
 

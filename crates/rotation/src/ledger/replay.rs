@@ -3,7 +3,7 @@
 //! tagged enum, buffered before it is dispatched) would cost several times more. Anything the fast
 //! path does not recognise is parsed as a whole row, so its errors read as before.
 
-use super::{Outcome, Row, RunHeader, Step};
+use super::{Outcome, Row, RowKind, RunHeader, Sending, Step};
 use crate::device_id::parse_id;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -19,7 +19,7 @@ pub(super) enum Event {
     Device {
         id: Uuid,
         step: Step,
-        sent: Option<(u32, u64)>,
+        sent: Option<Sending>,
         skip_kind: Option<crate::SkipKind>,
     },
     /// The plan's end, with its skipped devices per reason kind.
@@ -32,8 +32,8 @@ pub(super) enum Event {
 /// support ids and times only as present or not; every other field is skipped unread.
 #[derive(Deserialize)]
 pub(crate) struct Fields<'a> {
-    #[serde(rename = "type", borrow)]
-    pub kind: &'a str,
+    #[serde(rename = "type")]
+    pub kind: RowKind,
     #[serde(default, borrow)]
     pub id: Option<&'a str>,
     #[serde(default)]
@@ -62,25 +62,26 @@ pub(super) fn event(line: &[u8]) -> Result<Event, String> {
         // Not JSON, a field with escapes, a wrong type: the whole row says what is wrong.
         return whole(line);
     };
-    let step = match (f.kind, f.result, f.attempt, f.at) {
-        ("planned", ..) => Step::Planned,
-        ("skipped", ..) => Step::Skipped,
-        ("sent", _, Some(_), Some(_)) => Step::Sent,
-        ("outcome", Some(result), _, Some(_)) => Step::Outcome(result),
-        // One row a ledger: read whole, for its reasons.
-        ("plan_done", ..) => return whole(line),
-        ("verified" | "session", ..) => return Ok(Event::Other),
-        _ => return whole(line),
+    let Some(step) = f.kind.step(f.result) else {
+        return whole(line);
     };
-    let Some(id) = f.id else {
+    match f.kind {
+        // One row a ledger each: read whole, the header for its fields, the end of the plan for
+        // its reasons.
+        RowKind::Run | RowKind::PlanDone => return whole(line),
+        RowKind::Verified | RowKind::Session => return Ok(Event::Other),
+        RowKind::Planned | RowKind::Skipped | RowKind::Sent | RowKind::Outcome => {}
+    }
+    // A sent or outcome row without its time, any row without its device: the whole row says
+    // what is wrong.
+    let timed = f.at.is_some() || !matches!(step, Step::Sent | Step::Outcome(_));
+    let (Some(id), true) = (f.id, timed) else {
         return whole(line);
     };
     let id = parse_id(id).ok_or_else(|| format!("device id {id:?} is not a GUID"))?;
     let sent = match (step, f.attempt, f.at) {
-        (Step::Sent, Some(attempt), Some(at)) => {
-            let ms = super::parse_ms(at).ok_or_else(|| format!("bad time {at:?}"))?;
-            Some((attempt, ms))
-        }
+        (Step::Sent, Some(attempt), Some(at)) => Some(sending(attempt, at)?),
+        (Step::Sent, None, _) => return whole(line),
         _ => None,
     };
     let skip_kind = (step == Step::Skipped)
@@ -94,6 +95,12 @@ pub(super) fn event(line: &[u8]) -> Result<Event, String> {
     })
 }
 
+/// A `sent` row's leaving, or what is wrong with its time.
+fn sending(attempt: u32, at: &str) -> Result<Sending, String> {
+    let at_ms = super::parse_ms(at).ok_or_else(|| format!("bad time {at:?}"))?;
+    Ok(Sending { attempt, at_ms })
+}
+
 /// The slow path: a whole row, and its event.
 fn whole(line: &[u8]) -> Result<Event, String> {
     let row = super::full_row(line)?;
@@ -104,10 +111,7 @@ fn whole(line: &[u8]) -> Result<Event, String> {
         Row::Sent { id, attempt, at } => Event::Device {
             id,
             step: Step::Sent,
-            sent: Some((
-                attempt,
-                super::parse_ms(&at).ok_or_else(|| format!("bad time {at:?}"))?,
-            )),
+            sent: Some(sending(attempt, &at)?),
             skip_kind: None,
         },
         Row::Skipped { id, reason } => Event::Device {

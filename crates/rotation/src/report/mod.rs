@@ -8,10 +8,10 @@ mod notice;
 pub use html::{Page, render};
 pub use notice::{CARD_LIMIT, Card, Notice, Tone};
 
-use crate::ledger::{DeviceState, Outcome, Row, Step, VerifiedState, parse_ms};
+use crate::ledger::{DeviceState, Devices, Folded, Outcome, Row, VerifiedState, parse_ms};
 use crate::{RetryCause, RotationError, RunHeader, ledger_rows};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
@@ -135,23 +135,17 @@ fn verified_name(v: VerifiedState) -> String {
         .unwrap_or_else(|| format!("{v:?}"))
 }
 
-/// Per device, while reading.
-#[derive(Clone, Copy)]
-struct Slot {
-    state: DeviceState,
-    attempts: u32,
+/// What the report keeps of a device beside the ledger's fold, by the same slot.
+#[derive(Clone, Copy, Default)]
+struct Seen {
     verified: Option<VerifiedState>,
     /// The device's error code with its last verified state, where Graph gave one.
     code: Option<i64>,
-    /// When the last request left and no answer came yet (ms; 0: none waiting).
-    waiting_since: u64,
 }
 
-impl Slot {
-    /// Accepted by Graph, then reported failed by the device.
-    fn failed_on_device(&self) -> bool {
-        self.state == DeviceState::Rotated && self.verified == Some(VerifiedState::Failed)
-    }
+/// Accepted by Graph, then reported failed by the device.
+fn failed_on_device(state: DeviceState, seen: Seen) -> bool {
+    state == DeviceState::Rotated && seen.verified == Some(VerifiedState::Failed)
 }
 
 /// An error code as Graph gives it, with its HRESULT form for a negative one.
@@ -169,8 +163,8 @@ pub const NO_CODE: &str = "no code given";
 /// Reads `ledger` into a report, in bounded memory.
 pub fn build(ledger: &Path) -> Result<Report, RotationError> {
     let mut header: Option<RunHeader> = None;
-    let mut index: HashMap<Uuid, u32, crate::IdHasher> = HashMap::default();
-    let mut slots: Vec<Slot> = Vec::new();
+    let mut devices = Devices::default();
+    let mut seen: Vec<Seen> = Vec::new();
     let mut first_at: Option<String> = None;
     let mut last_at: Option<String> = None;
     let mut windows: BTreeMap<u64, Window> = BTreeMap::new();
@@ -178,7 +172,7 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
     let mut failures: BTreeMap<String, FailureGroup> = BTreeMap::new();
     let mut retry_causes: BTreeMap<RetryCause, u64> = BTreeMap::new();
     let mut resumes = Vec::new();
-    let mut views: Vec<(usize, ViewRow)> = Vec::new();
+    let mut views: Vec<(u32, ViewRow)> = Vec::new();
     let mut views_total = 0u64;
     let mut rows = 0u64;
     let mut window_ms = WINDOW_MS;
@@ -190,19 +184,13 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
             first_at.get_or_insert_with(|| at.clone());
             last_at = Some(at.clone());
         }
-        let slot =
-            |id: &Uuid, index: &mut HashMap<Uuid, u32, crate::IdHasher>, slots: &mut Vec<Slot>| {
-                *index.entry(*id).or_insert_with(|| {
-                    slots.push(Slot {
-                        state: DeviceState::Pending,
-                        attempts: 0,
-                        verified: None,
-                        code: None,
-                        waiting_since: 0,
-                    });
-                    slots.len() as u32 - 1
-                }) as usize
-            };
+        // The one fold first: what the row did to its device, if it is one of the ledger's.
+        let folded = row.device().map_or(Folded::Unplanned, |id| {
+            devices.fold(id, row.step(), row.sending())
+        });
+        if let Folded::New(_) = folded {
+            seen.push(Seen::default());
+        }
         match &row {
             Row::Run(h) => {
                 header.get_or_insert_with(|| h.clone());
@@ -215,8 +203,7 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
                 viewed_by,
                 ..
             } => {
-                let i = slot(id, &mut index, &mut slots);
-                if let Some(at) = viewed_at {
+                if let (Folded::New(i), Some(at)) = (folded, viewed_at) {
                     views_total += 1;
                     if views.len() < TABLE_LIMIT {
                         views.push((
@@ -232,24 +219,25 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
                     }
                 }
             }
-            Row::Skipped { id, reason } => {
-                let i = slot(id, &mut index, &mut slots);
-                slots[i].state = DeviceState::Skipped;
-                let kind = crate::SkipReason::code_of(reason);
-                *skip_reasons.entry(kind).or_default() += 1;
+            Row::Skipped { reason, .. } => {
+                // A device counts once under its reason, however often it was skipped.
+                let first = match folded {
+                    Folded::New(_) => true,
+                    Folded::Moved { before, .. } => before != DeviceState::Skipped,
+                    Folded::Replanned(_) | Folded::Unplanned => false,
+                };
+                if first {
+                    let kind = crate::SkipReason::code_of(reason);
+                    *skip_reasons.entry(kind).or_default() += 1;
+                }
             }
-            Row::Sent { id, attempt, at } => {
-                let i = slot(id, &mut index, &mut slots);
+            Row::Sent { at, .. } => {
                 let ms = parse_ms(at).unwrap_or(0);
-                slots[i].state = slots[i].state.after(Step::Sent);
-                slots[i].attempts = slots[i].attempts.max(*attempt);
-                slots[i].waiting_since = ms;
                 let w = windows.entry(window_of(ms)).or_default();
                 w.start_ms = window_of(ms);
                 w.sent += 1;
             }
             Row::Outcome {
-                id,
                 result,
                 status,
                 cause,
@@ -259,18 +247,23 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
                 at,
                 ..
             } => {
-                let i = slot(id, &mut index, &mut slots);
-                slots[i].state = slots[i].state.after(Step::Outcome(*result));
                 let ms = parse_ms(at).unwrap_or(0);
                 let w = windows.entry(window_of(ms)).or_default();
                 w.start_ms = window_of(ms);
-                if slots[i].waiting_since > 0 && status.is_some() {
-                    let rtt = ms.saturating_sub(slots[i].waiting_since);
+                // The answer to a request that left and was not answered yet: its round trip.
+                if let Folded::Moved {
+                    slot,
+                    before: DeviceState::InDoubt,
+                } = folded
+                    && let sent_ms = devices.sent_at_ms(slot)
+                    && sent_ms > 0
+                    && status.is_some()
+                {
+                    let rtt = ms.saturating_sub(sent_ms);
                     w.rtt_count += 1;
                     w.rtt_sum_ms += rtt;
                     w.rtt_max_ms = w.rtt_max_ms.max(rtt);
                 }
-                slots[i].waiting_since = 0;
                 // Rows of earlier releases carry no cause: their status, or their words, say it.
                 let why = cause.or_else(|| RetryCause::of_earlier_row(*status, message.as_deref()));
                 match why {
@@ -309,14 +302,14 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
                 }
             }
             Row::Verified {
-                id,
-                state,
-                error_code,
-                ..
+                state, error_code, ..
             } => {
-                let i = slot(id, &mut index, &mut slots);
-                slots[i].verified = Some(*state);
-                slots[i].code = *error_code;
+                if let Some(i) = folded.slot() {
+                    seen[i as usize] = Seen {
+                        verified: Some(*state),
+                        code: *error_code,
+                    };
+                }
             }
             Row::Session {
                 at,
@@ -343,11 +336,11 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
     let mut states: BTreeMap<String, u64> = BTreeMap::new();
     let mut verified: BTreeMap<String, u64> = BTreeMap::new();
     let mut on_device: BTreeMap<String, u64> = BTreeMap::new();
-    for s in slots.iter().filter(|s| s.failed_on_device()) {
-        *on_device.entry(device_code(s.code)).or_default() += 1;
-    }
-    for s in &slots {
-        *states.entry(s.state.name().to_string()).or_default() += 1;
+    for (state, s) in devices.states().zip(&seen) {
+        if failed_on_device(state, *s) {
+            *on_device.entry(device_code(s.code)).or_default() += 1;
+        }
+        *states.entry(state.name().to_string()).or_default() += 1;
         if let Some(v) = s.verified {
             *verified.entry(verified_name(v)).or_default() += 1;
         }
@@ -366,15 +359,16 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
             t += window_ms;
         }
     }
-    let table_complete = slots.len() <= TABLE_LIMIT;
+    let table_complete = devices.len() <= TABLE_LIMIT;
     let shown: Vec<bool> = if table_complete {
-        vec![true; slots.len()]
+        vec![true; devices.len()]
     } else {
         let mut sample = 0;
-        slots
-            .iter()
-            .map(|s| {
-                if s.state == DeviceState::Failed || s.failed_on_device() {
+        devices
+            .states()
+            .zip(&seen)
+            .map(|(state, s)| {
+                if state == DeviceState::Failed || failed_on_device(state, *s) {
                     true
                 } else if sample < SAMPLE {
                     sample += 1;
@@ -385,18 +379,16 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
             })
             .collect()
     };
-    let table = table_rows(ledger, &index, &slots, &shown)?;
+    let table = table_rows(ledger, &devices, &seen, &shown)?;
     let views = views
         .into_iter()
         .map(|(i, mut v)| {
-            let slot = &slots[i];
-            v.answer = match slot.verified {
-                Some(verified) => format!(
-                    "{} (verified {})",
-                    slot.state.name(),
-                    verified_name(verified)
-                ),
-                None => slot.state.name().to_string(),
+            let state = devices.state(i);
+            v.answer = match seen[i as usize].verified {
+                Some(verified) => {
+                    format!("{} (verified {})", state.name(), verified_name(verified))
+                }
+                None => state.name().to_string(),
             };
             v
         })
@@ -411,7 +403,7 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
         tenant_name: None,
         started: first_at,
         finished: last_at,
-        devices: slots.len() as u64,
+        devices: devices.len() as u64,
         states,
         skip_reasons,
         verified,
@@ -437,8 +429,8 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
 /// `TABLE_LIMIT` + `SAMPLE` of them at most, failures first.
 fn table_rows(
     ledger: &Path,
-    index: &HashMap<Uuid, u32, crate::IdHasher>,
-    slots: &[Slot],
+    devices: &Devices,
+    seen: &[Seen],
     shown: &[bool],
 ) -> Result<Vec<DeviceRow>, RotationError> {
     let mut rows: BTreeMap<u32, DeviceRow> = BTreeMap::new();
@@ -470,18 +462,20 @@ fn table_rows(
             }
             _ => return,
         };
-        let Some(&i) = index.get(id) else { return };
+        let Some(i) = devices.slot(id) else { return };
         if !shown[i as usize] || (!rows.contains_key(&i) && rows.len() >= cap) {
             return;
         }
-        let s = slots[i as usize];
         let r = rows.entry(i).or_insert_with(|| DeviceRow {
             id: *id,
             name: String::new(),
             serial: String::new(),
-            outcome: s.state.name().to_string(),
-            verified: s.verified.map(verified_name).unwrap_or_default(),
-            attempts: s.attempts,
+            outcome: devices.state(i).name().to_string(),
+            verified: seen[i as usize]
+                .verified
+                .map(verified_name)
+                .unwrap_or_default(),
+            attempts: devices.attempts(i),
             last_error: String::new(),
         });
         if let Some(n) = name {

@@ -240,7 +240,7 @@ impl<'o> Dispatcher<'o> {
             ReadAhead::new(rules, reader)
         });
         let (mut ready, mut beyond_limit) = (VecDeque::new(), VecDeque::new());
-        let candidates = (0..state.ids.len() as u32)
+        let candidates = (0..state.ids().len() as u32)
             .filter(|&i| matches!(state.state(i), DeviceState::Pending | DeviceState::InDoubt));
         let limit = o.limit.unwrap_or(usize::MAX);
         for (n, i) in candidates.enumerate() {
@@ -384,7 +384,7 @@ impl<'o> Dispatcher<'o> {
         }
         let items: Vec<(Uuid, u64)> = idxs
             .iter()
-            .map(|&i| (self.state.ids[i as usize], self.state.sent_at_ms(i)))
+            .map(|&i| (self.state.ids()[i as usize], self.state.sent_at_ms(i)))
             .collect();
         let (client, reads) = (self.client.clone(), self.reads.clone());
         let matcher = self.matcher.clone();
@@ -409,7 +409,7 @@ impl<'o> Dispatcher<'o> {
             return;
         };
         let ahead = (2 * self.o.rate.count as usize).max(2 * self.batch_size);
-        ra.start(&self.state.ids, self.ready.len(), ahead);
+        ra.start(self.state.ids(), self.ready.len(), ahead);
     }
 
     /// Devices' action results were read: each is sent, or skipped with the plan's reason.
@@ -441,7 +441,7 @@ impl<'o> Dispatcher<'o> {
                 .expect("reads come from the read-ahead");
             if ra.unanswered(i) == Unanswered::Leave {
                 tracing::warn!(
-                    device = %self.state.ids[i as usize],
+                    device = %self.state.ids()[i as usize],
                     "its action results went unanswered at every read: left pending for resume, not sent unread"
                 );
                 self.c.to_send -= 1;
@@ -458,7 +458,7 @@ impl<'o> Dispatcher<'o> {
         let idx = i as usize;
         *self.skipped_at_sending.entry(reason.kind).or_default() += 1;
         let row = Row::Skipped {
-            id: self.state.ids[idx],
+            id: self.state.ids()[idx],
             reason: reason.to_string(),
         };
         self.state.record(idx as u32, &row);
@@ -572,7 +572,7 @@ impl<'o> Dispatcher<'o> {
         }
         let mut builder = BatchBuilder::new(self.batch_size).expect("batch size clamped to 1..=20");
         for &i in &idxs {
-            let id = self.state.ids[i as usize];
+            let id = self.state.ids()[i as usize];
             builder.push(i, Request::action_post(self.action.path(&id, &self.via)));
         }
         let batch = builder
@@ -632,7 +632,7 @@ impl<'o> Dispatcher<'o> {
         *tries += 1;
         if *tries >= UNREAD_LOOKS {
             tracing::warn!(
-                device = %self.state.ids[i as usize],
+                device = %self.state.ids()[i as usize],
                 "{why} at {UNREAD_LOOKS} look-ups: left for resume, not sent again"
             );
             return;
@@ -670,7 +670,7 @@ impl<'o> Dispatcher<'o> {
         let at = now_iso();
         for &i in idxs {
             let row = Row::Sent {
-                id: self.state.ids[i as usize],
+                id: self.state.ids()[i as usize],
                 attempt: self.state.attempts(i) + 1,
                 at: at.clone(),
             };
@@ -686,7 +686,7 @@ impl<'o> Dispatcher<'o> {
     /// Records a final state for device `i`: rotated, or failed.
     fn finish(&mut self, i: u32, result: Outcome, answer: Answer<'_>) -> Result<(), RotationError> {
         let idx = i as usize;
-        let row = outcome_row(self.state.ids[idx], result, answer);
+        let row = outcome_row(self.state.ids()[idx], result, answer);
         self.state.record(idx as u32, &row);
         match result {
             Outcome::Rotated => self.c.rotated += 1,
@@ -713,7 +713,7 @@ impl<'o> Dispatcher<'o> {
             answer.message = Some(format!("gave up after {attempts} attempts; last: {why}"));
             return self.finish(i, Outcome::Failed, answer);
         }
-        let row = outcome_row(self.state.ids[idx], Outcome::Retry, answer);
+        let row = outcome_row(self.state.ids()[idx], Outcome::Retry, answer);
         self.state.record(idx as u32, &row);
         self.c.retries += 1;
         let wait = retry::delay(attempts, retry_after);
@@ -755,7 +755,7 @@ impl<'o> Dispatcher<'o> {
             for i in idxs {
                 let answer = Answer::new(status, format!("not sent: {e}"), None)
                     .because(status.map_or(RetryCause::NotSent, RetryCause::of_status));
-                let row = outcome_row(self.state.ids[i as usize], Outcome::Retry, answer);
+                let row = outcome_row(self.state.ids()[i as usize], Outcome::Retry, answer);
                 self.state.record(i, &row);
                 self.ledger.append(&row)?;
             }

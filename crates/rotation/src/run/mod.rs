@@ -302,10 +302,10 @@ pub async fn resume(
         in_doubt_policy: policy.into(),
     })?;
     if options.in_doubt == InDoubt::Skip {
-        for i in 0..state.ids.len() {
+        for i in 0..state.ids().len() {
             if state.state(i as u32) == DeviceState::InDoubt {
                 let why = "in doubt after a crash; left alone, as the resume was asked to (in doubt: skip)";
-                let row = noted(state.ids[i], Outcome::Abandoned, why.into());
+                let row = noted(state.ids()[i], Outcome::Abandoned, why.into());
                 state.record(i as u32, &row);
                 ledger.append(&row)?;
             }
@@ -315,20 +315,20 @@ pub async fn resume(
     // before it is sent again.
     let refused: Vec<(uuid::Uuid, u64)> =
         if options.in_doubt == InDoubt::Verify && look_after_429(options, state.header.action) {
-            (0..state.ids.len())
+            (0..state.ids().len())
                 .filter(|&i| {
                     state.state(i as u32) == DeviceState::Pending && state.attempts(i as u32) > 0
                 })
-                .map(|i| (state.ids[i], state.sent_at_ms(i as u32)))
+                .map(|i| (state.ids()[i], state.sent_at_ms(i as u32)))
                 .collect()
         } else {
             Vec::new()
         };
     let mut unread: Vec<(u32, Cause)> = Vec::new();
     if options.in_doubt == InDoubt::Verify && (in_doubt > 0 || !refused.is_empty()) {
-        let doubtful: Vec<(uuid::Uuid, u64)> = (0..state.ids.len())
+        let doubtful: Vec<(uuid::Uuid, u64)> = (0..state.ids().len())
             .filter(|&i| state.state(i as u32) == DeviceState::InDoubt)
-            .map(|i| (state.ids[i], state.sent_at_ms(i as u32)))
+            .map(|i| (state.ids()[i], state.sent_at_ms(i as u32)))
             .collect();
         let reads = crate::reads::reads_gate_at(options.read_rate);
         let matcher = state.header.result_matcher(&options.result_names);
@@ -348,7 +348,7 @@ pub async fn resume(
         let crashed = crashed.into_iter().map(|d| (Cause::Crash, d));
         let throttled = throttled.into_iter().map(|d| (Cause::Throttled, d));
         for (cause, (id, decision)) in crashed.chain(throttled) {
-            let i = state.index[&id] as usize;
+            let i = state.devices().slot(&id).expect("a device of this ledger") as usize;
             match decision {
                 Decision::Rotated(evidence) => {
                     let row = noted(id, Outcome::Rotated, evidence);
@@ -396,7 +396,7 @@ fn recent_sends(state: &LedgerState, span: Duration) -> Vec<(std::time::Instant,
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_millis() as u64);
     let mut per_ms: std::collections::BTreeMap<u64, u32> = std::collections::BTreeMap::new();
-    for ms in state.sent_times().filter(|&ms| ms > since) {
+    for ms in state.devices().sent_times().filter(|&ms| ms > since) {
         *per_ms.entry(ms).or_default() += 1;
     }
     per_ms
@@ -421,7 +421,7 @@ pub(crate) fn counters_of(state: &LedgerState, to_send: usize) -> Counters {
 impl Counters {
     /// Sets the per-state figures from the ledger state.
     fn count_states(&mut self, state: &LedgerState) {
-        self.total = state.ids.len();
+        self.total = state.ids().len();
         (
             self.pending,
             self.in_doubt,
@@ -429,7 +429,7 @@ impl Counters {
             self.failed,
             self.skipped,
         ) = (0, 0, 0, 0, 0);
-        for s in state.states() {
+        for s in state.devices().states() {
             match s {
                 DeviceState::Pending => self.pending += 1,
                 DeviceState::InDoubt => self.in_doubt += 1,
