@@ -11,7 +11,7 @@ pub use notice::{CARD_LIMIT, Card, Notice, Tone};
 use crate::ledger::{DeviceState, Devices, Folded, Outcome, Row, VerifiedState, parse_ms};
 use crate::{RetryCause, RotationError, RunHeader, ledger_rows};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
@@ -135,17 +135,27 @@ fn verified_name(v: VerifiedState) -> String {
         .unwrap_or_else(|| format!("{v:?}"))
 }
 
-/// What the report keeps of a device beside the ledger's fold, by the same slot.
-#[derive(Clone, Copy, Default)]
+/// What the report keeps of the devices beside the ledger's fold, by the same slot: each one's
+/// last verified state (a byte), and the few error codes Graph gave with them.
+#[derive(Default)]
 struct Seen {
-    verified: Option<VerifiedState>,
-    /// The device's error code with its last verified state, where Graph gave one.
-    code: Option<i64>,
+    verified: Vec<Option<VerifiedState>>,
+    codes: HashMap<u32, i64>,
+}
+
+impl Seen {
+    fn verified(&self, i: u32) -> Option<VerifiedState> {
+        self.verified[i as usize]
+    }
+
+    fn code(&self, i: u32) -> Option<i64> {
+        self.codes.get(&i).copied()
+    }
 }
 
 /// Accepted by Graph, then reported failed by the device.
-fn failed_on_device(state: DeviceState, seen: Seen) -> bool {
-    state == DeviceState::Rotated && seen.verified == Some(VerifiedState::Failed)
+fn failed_on_device(state: DeviceState, verified: Option<VerifiedState>) -> bool {
+    state == DeviceState::Rotated && verified == Some(VerifiedState::Failed)
 }
 
 /// An error code as Graph gives it, with its HRESULT form for a negative one.
@@ -164,7 +174,7 @@ pub const NO_CODE: &str = "no code given";
 pub fn build(ledger: &Path) -> Result<Report, RotationError> {
     let mut header: Option<RunHeader> = None;
     let mut devices = Devices::default();
-    let mut seen: Vec<Seen> = Vec::new();
+    let mut seen = Seen::default();
     let mut first_at: Option<String> = None;
     let mut last_at: Option<String> = None;
     let mut windows: BTreeMap<u64, Window> = BTreeMap::new();
@@ -189,7 +199,7 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
             devices.fold(id, row.step(), row.sending())
         });
         if let Folded::New(_) = folded {
-            seen.push(Seen::default());
+            seen.verified.push(None);
         }
         match &row {
             Row::Run(h) => {
@@ -305,9 +315,10 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
                 state, error_code, ..
             } => {
                 if let Some(i) = folded.slot() {
-                    seen[i as usize] = Seen {
-                        verified: Some(*state),
-                        code: *error_code,
+                    seen.verified[i as usize] = Some(*state);
+                    match error_code {
+                        Some(c) => seen.codes.insert(i, *c),
+                        None => seen.codes.remove(&i),
                     };
                 }
             }
@@ -336,12 +347,12 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
     let mut states: BTreeMap<String, u64> = BTreeMap::new();
     let mut verified: BTreeMap<String, u64> = BTreeMap::new();
     let mut on_device: BTreeMap<String, u64> = BTreeMap::new();
-    for (state, s) in devices.states().zip(&seen) {
-        if failed_on_device(state, *s) {
-            *on_device.entry(device_code(s.code)).or_default() += 1;
+    for (i, state) in (0u32..).zip(devices.states()) {
+        if failed_on_device(state, seen.verified(i)) {
+            *on_device.entry(device_code(seen.code(i))).or_default() += 1;
         }
         *states.entry(state.name().to_string()).or_default() += 1;
-        if let Some(v) = s.verified {
+        if let Some(v) = seen.verified(i) {
             *verified.entry(verified_name(v)).or_default() += 1;
         }
     }
@@ -366,9 +377,9 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
         let mut sample = 0;
         devices
             .states()
-            .zip(&seen)
-            .map(|(state, s)| {
-                if state == DeviceState::Failed || failed_on_device(state, *s) {
+            .zip(&seen.verified)
+            .map(|(state, &verified)| {
+                if state == DeviceState::Failed || failed_on_device(state, verified) {
                     true
                 } else if sample < SAMPLE {
                     sample += 1;
@@ -384,7 +395,7 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
         .into_iter()
         .map(|(i, mut v)| {
             let state = devices.state(i);
-            v.answer = match seen[i as usize].verified {
+            v.answer = match seen.verified(i) {
                 Some(verified) => {
                     format!("{} (verified {})", state.name(), verified_name(verified))
                 }
@@ -430,7 +441,7 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
 fn table_rows(
     ledger: &Path,
     devices: &Devices,
-    seen: &[Seen],
+    seen: &Seen,
     shown: &[bool],
 ) -> Result<Vec<DeviceRow>, RotationError> {
     let mut rows: BTreeMap<u32, DeviceRow> = BTreeMap::new();
@@ -471,10 +482,7 @@ fn table_rows(
             name: String::new(),
             serial: String::new(),
             outcome: devices.state(i).name().to_string(),
-            verified: seen[i as usize]
-                .verified
-                .map(verified_name)
-                .unwrap_or_default(),
+            verified: seen.verified(i).map(verified_name).unwrap_or_default(),
             attempts: devices.attempts(i),
             last_error: String::new(),
         });
