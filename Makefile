@@ -1,7 +1,7 @@
 # The two commands that matter: `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test test-loaded lint lint-workflows fmt bench bench-smoke deny soak fuzz build interop report-check
+.PHONY: demo test test-loaded lint lint-workflows fmt bench bench-smoke deny soak fuzz build interop interop-venv report-check
 
 build:
 	$(CARGO) build --release
@@ -12,10 +12,22 @@ demo:
 # Tests run TEST_THREADS at a time: the end-to-end ones mostly wait on the service's windows and
 # on kill points, not on the processor (the `it` suite uses about 35 s of CPU in its 3 minutes).
 # The pacing tests, which compare timings, are a test binary of their own that runs one at a time.
+# So the `it` suite runs beside the pacing tests and then every other target (whose output is
+# printed when they end): the machine is mostly idle under `it`, and the pacing tests compare each
+# run with a reference run of their own under the same load. Every command names the whole
+# workspace, so features resolve as in one build and nothing compiles twice.
 TEST_THREADS ?= 8
 # (Given as libtest's variable, not its flag: the criterion benches take no --test-threads.)
 test: lint
-	RUST_TEST_THREADS=$(TEST_THREADS) $(CARGO) test --workspace --all-targets --locked
+	$(CARGO) test --workspace --all-targets --locked --no-run
+	@others="$$(python3 tools/test_targets.py it pacing)" || exit 2; \
+	beside=$$(mktemp); \
+	( s=0; RUST_TEST_THREADS=$(TEST_THREADS) $(CARGO) test --workspace --locked --test pacing || s=1; \
+	  RUST_TEST_THREADS=$(TEST_THREADS) $(CARGO) test --workspace --locked \
+	      --lib --bins --examples --benches $$others || s=1; exit $$s ) >"$$beside" 2>&1 & pid=$$!; \
+	RUST_TEST_THREADS=$(TEST_THREADS) $(CARGO) test --workspace --locked --test it; status=$$?; \
+	wait $$pid || status=1; \
+	cat "$$beside"; rm -f "$$beside"; exit $$status
 	$(CARGO) test --workspace --doc --locked
 
 # Every test beside two busy loops that keep both cores loaded, LOADED_RUNS times in a row; the
@@ -103,13 +115,17 @@ INTEROP_SECONDS ?= 600
 # The workspace's binaries as `make test` built them: the examples bring the dev-dependencies in,
 # so features resolve as in the test build; graph-sim alone, or the bins alone, resolve others and
 # compile again (a minute or more of .ci/run).
-interop:
+interop: interop-venv
 	$(CARGO) build --locked --workspace --examples --bins
-	@test -x $(INTEROP_VENV)/bin/python || python3 -m venv $(INTEROP_VENV) || \
-		{ python3 -m pip install --quiet --user virtualenv && python3 -m virtualenv $(INTEROP_VENV); }
-	$(INTEROP_VENV)/bin/pip install --quiet --disable-pip-version-check -r interop/requirements.txt
 	timeout $(INTEROP_SECONDS) $(INTEROP_VENV)/bin/python interop/check.py --graph-sim target/debug/graph-sim --mode tls
 	timeout $(INTEROP_SECONDS) $(INTEROP_VENV)/bin/python interop/check.py --graph-sim target/debug/graph-sim --mode plain
+
+# The interop clients, installed alone: `.ci/run` installs them while the Rust tests run. Their
+# bytecode is compiled as they are imported, not up front.
+interop-venv:
+	@test -x $(INTEROP_VENV)/bin/python || python3 -m venv $(INTEROP_VENV) || \
+		{ python3 -m pip install --quiet --user virtualenv && python3 -m virtualenv $(INTEROP_VENV); }
+	$(INTEROP_VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile -r interop/requirements.txt
 
 # The report of a demo run rendered in headless Chromium (`apt-get install chromium`): no console
 # error, both charts drawn, and the screenshot the README shows (docs/report.png) written again.

@@ -1,6 +1,7 @@
 //! Pacing against the service's window, end to end: these runs compare timings, rates and 429
-//! counts, so they run one at a time, in a test binary of their own that cargo runs after `it` (whose tests
-//! run many at once: they wait on windows and kill points, not on the processor).
+//! counts, so they run one at a time, in a test binary of their own. `make test` runs it beside
+//! `it`, whose tests wait on windows and kill points, not on the processor; each pacing test
+//! compares its run with a reference run of its own under the same load.
 
 #[path = "../it/util.rs"]
 #[allow(dead_code)]
@@ -134,32 +135,13 @@ async fn a_slow_throttled_tenant_does_not_slow_another() {
             ..fast(300)
         },
     );
-    let mut rates = Vec::new();
-    for configs in [vec![quiet(1)], vec![quiet(1), stormy]] {
-        let env = Env::fleet(configs).await;
-        let (tenants, run_dir) = (env.tenants_csv(), env.path("run"));
-        let o = env
-            .run(&[
-                "rotate",
-                "--query",
-                "--tenants",
-                &s(&tenants),
-                "--run-dir",
-                &s(&run_dir),
-                "--yes",
-                "--rate",
-                "40/1s",
-                "--no-cold-start",
-                "--max-attempts",
-                "50",
-            ])
-            .await;
-        assert_eq!(code(&o), 0, "{}", stderr(&o));
-        let (id, ..) = &env.sim.tenants()[0];
-        rates.push(send_rate(
-            &run_dir.join("tenants").join(format!("{id}.jsonl")),
-        ));
-    }
+    // Both runs at once, each against its own simulator: whatever load the machine is under falls
+    // on both alike (one after the other, the second once met a busier machine than the first).
+    let (alone, beside) = tokio::join!(
+        quiet_tenant_rate(vec![quiet(1)]),
+        quiet_tenant_rate(vec![quiet(1), stormy])
+    );
+    let rates = [alone, beside];
     eprintln!(
         "quiet tenant: alone {:.1}/s, beside the storm {:.1}/s",
         rates[0], rates[1]
@@ -170,4 +152,29 @@ async fn a_slow_throttled_tenant_does_not_slow_another() {
         rates[0],
         rates[1]
     );
+}
+
+/// The send rate of the first tenant of `configs` in one run over all of them.
+async fn quiet_tenant_rate(configs: Vec<SimConfig>) -> f64 {
+    let env = Env::fleet(configs).await;
+    let (tenants, run_dir) = (env.tenants_csv(), env.path("run"));
+    let o = env
+        .run(&[
+            "rotate",
+            "--query",
+            "--tenants",
+            &s(&tenants),
+            "--run-dir",
+            &s(&run_dir),
+            "--yes",
+            "--rate",
+            "40/1s",
+            "--no-cold-start",
+            "--max-attempts",
+            "50",
+        ])
+        .await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let (id, ..) = &env.sim.tenants()[0];
+    send_rate(&run_dir.join("tenants").join(format!("{id}.jsonl")))
 }
