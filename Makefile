@@ -1,7 +1,7 @@
 # The two commands that matter: `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test test-loaded lint lint-workflows fmt bench bench-smoke deny soak fuzz build interop interop-venv report-check
+.PHONY: demo test tests test-loaded lint lint-workflows fmt bench bench-smoke deny soak fuzz build interop interop-venv report-check
 
 build:
 	$(CARGO) build --release
@@ -18,7 +18,12 @@ demo:
 # workspace, so features resolve as in one build and nothing compiles twice.
 TEST_THREADS ?= 8
 # (Given as libtest's variable, not its flag: the criterion benches take no --test-threads.)
-test: lint
+test: lint tests
+	$(CARGO) test --workspace --doc --locked
+
+# The test targets alone, arranged as above (no lint, no doc tests): what `test` and `test-loaded`
+# run.
+tests:
 	$(CARGO) test --workspace --all-targets --locked --no-run
 	@others="$$(python3 tools/test_targets.py it pacing)" || exit 2; \
 	beside=$$(mktemp); \
@@ -28,10 +33,10 @@ test: lint
 	RUST_TEST_THREADS=$(TEST_THREADS) $(CARGO) test --workspace --locked --test it; status=$$?; \
 	wait $$pid || status=1; \
 	cat "$$beside"; rm -f "$$beside"; exit $$status
-	$(CARGO) test --workspace --doc --locked
 
-# Every test beside two busy loops that keep both cores loaded, LOADED_RUNS times in a row; the
-# loops end with the tests, or after LOADED_SECONDS whatever happens.
+# Every test target, arranged as `make test` runs them, beside two busy loops that keep both cores
+# loaded, LOADED_RUNS times in a row; the loops end with the tests, or after LOADED_SECONDS
+# whatever happens.
 LOADED_RUNS ?= 3
 LOADED_SECONDS ?= 3600
 test-loaded:
@@ -42,7 +47,7 @@ test-loaded:
 	for run in $$(seq $(LOADED_RUNS)); do \
 		echo "== loaded run $$run of $(LOADED_RUNS)"; \
 		start=$$(date +%s); \
-		RUST_TEST_THREADS=$(TEST_THREADS) $(CARGO) test --workspace --all-targets --locked || { status=1; break; }; \
+		$(MAKE) --no-print-directory tests || { status=1; break; }; \
 		echo "== loaded run $$run passed in $$(( $$(date +%s) - start )) s"; \
 	done; \
 	kill $$pids 2>/dev/null; \
