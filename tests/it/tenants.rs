@@ -45,21 +45,18 @@ async fn twenty_tenants_two_unconsented_all_others_rotated_once_and_the_two_bloc
     let (tenants, run_dir, summary) =
         (env.tenants_csv(), env.path("run"), env.path("summary.json"));
     let o = env
-        .run(&[
-            "rotate",
-            "--query",
-            "--tenants",
-            &s(&tenants),
-            "--run-dir",
-            &s(&run_dir),
-            "--yes",
-            "--rate",
-            "4000/1s",
-            "--max-attempts",
-            "20",
-            "--summary-json",
-            &s(&summary),
-        ])
+        .rotate_tenants(
+            &tenants,
+            &run_dir,
+            &[
+                "--rate",
+                "4000/1s",
+                "--max-attempts",
+                "20",
+                "--summary-json",
+                &s(&summary),
+            ],
+        )
         .await;
     assert_eq!(code(&o), 1, "two tenants blocked is exit 1: {}", stderr(&o));
     assert_each_rotated_once(&env, "rotate");
@@ -292,17 +289,7 @@ async fn each_tenants_ledger_header_records_its_own_cloud() {
     let env = Env::fleet((0..2).map(|i| tenant(i, fast(20))).collect()).await;
     let (tenants, run_dir) = (tenants_with_cloud(&env), env.path("run"));
     let o = env
-        .run(&[
-            "rotate",
-            "--query",
-            "--tenants",
-            &s(&tenants),
-            "--run-dir",
-            &s(&run_dir),
-            "--yes",
-            "--rate",
-            "4000/1s",
-        ])
+        .rotate_tenants(&tenants, &run_dir, &["--rate", "4000/1s"])
         .await;
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let ids: Vec<String> = env.sim.tenants().into_iter().map(|(id, ..)| id).collect();

@@ -97,6 +97,23 @@ impl Env {
         self.run(&args).await
     }
 
+    /// `rotate --query --tenants TENANTS --run-dir RUN_DIR --yes` with `extra`: a run over many
+    /// tenants, each tenant's source its own query.
+    pub async fn rotate_tenants(&self, tenants: &Path, run_dir: &Path, extra: &[&str]) -> Output {
+        let (tenants, run_dir) = (s(tenants), s(run_dir));
+        let mut args = vec![
+            "rotate",
+            "--query",
+            "--tenants",
+            &tenants,
+            "--run-dir",
+            &run_dir,
+            "--yes",
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args).await
+    }
+
     /// `resume --ledger LEDGER --yes` with `extra`.
     pub async fn resume(&self, ledger: &Path, extra: &[&str]) -> Output {
         let ledger = s(ledger);

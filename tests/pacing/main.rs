@@ -159,20 +159,11 @@ async fn quiet_tenant_rate(configs: Vec<SimConfig>) -> f64 {
     let env = Env::fleet(configs).await;
     let (tenants, run_dir) = (env.tenants_csv(), env.path("run"));
     let o = env
-        .run(&[
-            "rotate",
-            "--query",
-            "--tenants",
-            &s(&tenants),
-            "--run-dir",
-            &s(&run_dir),
-            "--yes",
-            "--rate",
-            "40/1s",
-            "--no-cold-start",
-            "--max-attempts",
-            "50",
-        ])
+        .rotate_tenants(
+            &tenants,
+            &run_dir,
+            &["--rate", "40/1s", "--no-cold-start", "--max-attempts", "50"],
+        )
         .await;
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let (id, ..) = &env.sim.tenants()[0];
