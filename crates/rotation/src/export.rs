@@ -242,10 +242,7 @@ fn presence(line: &[u8]) -> Result<Presence, String> {
                 None => return None,
             };
             let sent = match (step, f.attempt, f.at) {
-                (Step::Sent, Some(attempt), Some(at)) => Some(Sending {
-                    attempt,
-                    at_ms: crate::ledger::parse_ms(at)?,
-                }),
+                (Step::Sent, Some(attempt), Some(at)) => Some(Sending::read(attempt, at)),
                 (Step::Sent, _, _) => return None,
                 _ => None,
             };

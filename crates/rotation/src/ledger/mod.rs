@@ -353,10 +353,7 @@ impl Row {
     /// The request's leaving a `sent` row records; a time in no layout reads as never.
     pub fn sending(&self) -> Option<Sending> {
         match self {
-            Row::Sent { attempt, at, .. } => Some(Sending {
-                attempt: *attempt,
-                at_ms: parse_ms(at).unwrap_or(0),
-            }),
+            Row::Sent { attempt, at, .. } => Some(Sending::read(*attempt, at)),
             _ => None,
         }
     }

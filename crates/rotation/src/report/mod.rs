@@ -195,8 +195,9 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
             last_at = Some(at.clone());
         }
         // The one fold first: what the row did to its device, if it is one of the ledger's.
+        let sending = row.sending();
         let folded = row.device().map_or(Folded::Unplanned, |id| {
-            devices.fold(id, row.step(), row.sending())
+            devices.fold(id, row.step(), sending)
         });
         if let Folded::New(_) = folded {
             seen.verified.push(None);
@@ -241,8 +242,8 @@ pub fn build(ledger: &Path) -> Result<Report, RotationError> {
                     *skip_reasons.entry(kind).or_default() += 1;
                 }
             }
-            Row::Sent { at, .. } => {
-                let ms = parse_ms(at).unwrap_or(0);
+            Row::Sent { .. } => {
+                let ms = sending.map_or(0, |s| s.at_ms);
                 let w = windows.entry(window_of(ms)).or_default();
                 w.start_ms = window_of(ms);
                 w.sent += 1;
