@@ -775,24 +775,15 @@ impl Sim {
                 if !beta {
                     return Err(no_segment(states));
                 }
+                // Without `$orderby`, `$select` is applied as each row is built: the listing is
+                // built whole for every page, and a run reads it for two properties.
+                let fields = query(req, "$orderby").map_or(query(req, "$select"), |_| None);
                 get_only(Route::List(Listing::Objects {
                     items: t
                         .devices
                         .iter()
                         .filter(|d| d.os == "macOS" || d.os == "Windows")
-                        .map(|d| json!({
-                            "id": match t.shapes.report_ids {
-                                ReportIds::ManagedDevice => d.id.clone(),
-                                // A key of its own: the device's id with its halves swapped.
-                                ReportIds::Own => format!("{}-{}", &d.id[24..], &d.id[..23]),
-                            },
-                            "deviceName": d.name,
-                            "deviceType": if d.os == "macOS" { "macMDM" } else { "windowsRT" },
-                            "osVersion": d.os_version,
-                            "encryptionState": if d.encrypted { "encrypted" } else { "notEncrypted" },
-                            "fileVaultStates": if d.os == "macOS" { d.filevault_state } else { "success" },
-                            "advancedBitLockerStates": "success",
-                        }))
+                        .map(|d| encryption_state(d, t.shapes.report_ids, fields))
                         .collect(),
                     entity: "managedDeviceEncryptionStates",
                     filters: &[],
@@ -935,12 +926,12 @@ impl Sim {
         match route {
             Route::Get(i) | Route::GetRunStateDevice(i) => {
                 let t = &inner.tenant;
-                let v = t.devices[i].to_json(now, &t.shapes, Answer::Single);
+                let v = device_selected(&t.devices[i], now, &t.shapes, query(req, "$select"));
                 let context = format!(
                     "{}/{}/$metadata#deviceManagement/managedDevices/$entity",
                     self.base_url, req.version
                 );
-                SimResponse::json(200, self.entity(select(v, query(req, "$select")), context))
+                SimResponse::json(200, self.entity(v, context))
             }
             Route::Object {
                 mut item, entity, ..
@@ -1460,6 +1451,72 @@ fn query<'a>(req: &'a SimRequest, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// A device's row of the encryption report, with only `fields` (and `id`) when they are given.
+fn encryption_state(d: &crate::tenant::Device, ids: ReportIds, fields: Option<&str>) -> Value {
+    let wanted =
+        |k: &str| fields.is_none_or(|f| f.split(',').any(|w| w.trim().eq_ignore_ascii_case(k)));
+    let mut m = serde_json::Map::new();
+    let id = match ids {
+        ReportIds::ManagedDevice => d.id.clone(),
+        // A key of its own: the device's id with its halves swapped.
+        ReportIds::Own => format!("{}-{}", &d.id[24..], &d.id[..23]),
+    };
+    m.insert("id".into(), json!(id));
+    let mac = d.os == "macOS";
+    let rest: [(&str, &dyn Fn() -> Value); 6] = [
+        ("deviceName", &|| json!(d.name)),
+        ("deviceType", &|| {
+            json!(if mac { "macMDM" } else { "windowsRT" })
+        }),
+        ("osVersion", &|| json!(d.os_version)),
+        ("encryptionState", &|| {
+            json!(if d.encrypted {
+                "encrypted"
+            } else {
+                "notEncrypted"
+            })
+        }),
+        ("fileVaultStates", &|| {
+            json!(if mac { d.filevault_state } else { "success" })
+        }),
+        ("advancedBitLockerStates", &|| json!("success")),
+    ];
+    for (k, v) in rest {
+        if wanted(k) {
+            m.insert(k.into(), v());
+        }
+    }
+    Value::Object(m)
+}
+
+/// One device under `$select`: what [`select`] keeps of the whole device, built without the rest
+/// when only its action results are asked for (a run reads those of every device it sends to).
+fn device_selected(
+    d: &crate::tenant::Device,
+    now: SystemTime,
+    shapes: &crate::Shapes,
+    fields: Option<&str>,
+) -> Value {
+    let named =
+        |w: &str| w.eq_ignore_ascii_case("id") || w.eq_ignore_ascii_case("deviceActionResults");
+    match fields {
+        Some(f) if f.split(',').map(str::trim).all(named) => {
+            let mut m = serde_json::Map::new();
+            m.insert("id".into(), json!(d.id));
+            if f.split(',')
+                .any(|w| w.trim().eq_ignore_ascii_case("deviceActionResults"))
+            {
+                m.insert(
+                    "deviceActionResults".into(),
+                    Value::Array(d.results_json(now, shapes, Answer::Single)),
+                );
+            }
+            Value::Object(m)
+        }
+        _ => select(d.to_json(now, shapes, Answer::Single), fields),
+    }
+}
+
 /// `$select`: keep the named properties (and `id`, which Graph always returns).
 fn select(v: Value, fields: Option<&str>) -> Value {
     let Some(fields) = fields else { return v };
@@ -1472,4 +1529,49 @@ fn select(v: Value, fields: Option<&str>) -> Value {
             })
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_read_for_its_action_results_alone_is_what_select_keeps_of_it() {
+        let now = SystemTime::now();
+        let tenant = crate::Tenant::generate(60, 1.0, 7, now);
+        let shapes = crate::Shapes::default();
+        let d = tenant
+            .devices
+            .iter()
+            .find(|d| !d.action_results.is_empty())
+            .expect("a device with earlier results");
+        for fields in [
+            "deviceActionResults",
+            "id,deviceActionResults",
+            " DeviceActionResults ",
+            "id",
+        ] {
+            assert_eq!(
+                device_selected(d, now, &shapes, Some(fields)),
+                select(d.to_json(now, &shapes, Answer::Single), Some(fields)),
+                "$select={fields}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_encryption_report_row_built_under_select_is_what_select_keeps_of_it() {
+        let tenant = crate::Tenant::generate(20, 1.0, 7, SystemTime::now());
+        for d in &tenant.devices {
+            for ids in [ReportIds::ManagedDevice, ReportIds::Own] {
+                for fields in ["id,fileVaultStates", "deviceName, encryptionState", "id"] {
+                    assert_eq!(
+                        encryption_state(d, ids, Some(fields)),
+                        select(encryption_state(d, ids, None), Some(fields)),
+                        "$select={fields}"
+                    );
+                }
+            }
+        }
+    }
 }

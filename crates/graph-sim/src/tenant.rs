@@ -190,16 +190,7 @@ impl Device {
     /// `deviceActionResults` may be all a listing leaves out.
     pub fn to_json(&self, now: SystemTime, shapes: &Shapes, answer: Answer) -> Value {
         let unknown = self.reports_unknown;
-        let results: Vec<Value> = match (answer, shapes.list_results) {
-            (Answer::List, ListResults::Omitted) => Vec::new(),
-            // An action carried out late is not there until it starts.
-            _ => self
-                .action_results
-                .iter()
-                .filter(|r| r.started <= now)
-                .map(|r| r.to_json(now, shapes))
-                .collect(),
-        };
+        let results = self.results_json(now, shapes, answer);
         json!({
             "id": self.id,
             "deviceName": self.name,
@@ -229,6 +220,20 @@ impl Device {
             "processorArchitecture": architecture_member(self.architecture),
             "deviceActionResults": results,
         })
+    }
+
+    /// `deviceActionResults` as the answer carries them.
+    pub fn results_json(&self, now: SystemTime, shapes: &Shapes, answer: Answer) -> Vec<Value> {
+        match (answer, shapes.list_results) {
+            (Answer::List, ListResults::Omitted) => Vec::new(),
+            // An action carried out late is not there until it starts.
+            _ => self
+                .action_results
+                .iter()
+                .filter(|r| r.started <= now)
+                .map(|r| r.to_json(now, shapes))
+                .collect(),
+        }
     }
 
     /// Whether a script of `kind` runs on this device (the SDK's models: PowerShell on Windows,

@@ -65,7 +65,9 @@ impl TlsIdentity {
                 PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
             )
             .map_err(|e| format!("cannot use the TLS certificate: {e}"))?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // HTTP/2 first, as Graph offers it (docs/graph-facts.md §1): one connection carries every
+        // request in flight; clients without it fall back to HTTP/1.1.
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(TlsIdentity {
             ca_pem: ca_cert.pem(),
             config: Arc::new(config),
