@@ -22,6 +22,12 @@ const FIRST_LINE_MAX: usize = 1 << 16;
 /// A device: id, state, attempts, last sent time.
 const DEVICE_BYTES: usize = 16 + 1 + 4 + 8;
 
+/// A buffer for `bytes` of checkpoint: no larger than them, so the thousands of small ledgers of a
+/// many-tenant run that checkpoint at once do not each take a megabyte.
+fn buffer_for(bytes: usize) -> usize {
+    bytes.saturating_add(4096).min(1 << 20)
+}
+
 /// Where a ledger's checkpoint lives.
 pub(super) fn path_of(ledger: &Path) -> PathBuf {
     let mut name = ledger.as_os_str().to_owned();
@@ -44,7 +50,9 @@ fn try_write(ledger: &Path, state: &LedgerState, covered: u64) -> std::io::Resul
     let dir = target.parent().unwrap_or(Path::new("."));
     let tmp = tempfile::NamedTempFile::new_in(dir)?;
     {
-        let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file());
+        let devices = state.devices();
+        let mut w =
+            BufWriter::with_capacity(buffer_for(devices.len() * DEVICE_BYTES), tmp.as_file());
         w.write_all(MAGIC)?;
         w.write_all(&covered.to_le_bytes())?;
         w.write_all(&(tail.len() as u32).to_le_bytes())?;
@@ -53,7 +61,6 @@ fn try_write(ledger: &Path, state: &LedgerState, covered: u64) -> std::io::Resul
         w.write_all(&first)?;
         w.write_all(&state.rows.to_le_bytes())?;
         w.write_all(&[u8::from(state.plan_done)])?;
-        let devices = state.devices();
         w.write_all(&(devices.len() as u64).to_le_bytes())?;
         for (i, id) in (0u32..).zip(devices.ids()) {
             w.write_all(id.as_bytes())?;
@@ -75,7 +82,9 @@ fn try_write(ledger: &Path, state: &LedgerState, covered: u64) -> std::io::Resul
 /// this ledger as it is now; `None` otherwise.
 pub(super) fn read(ledger: &Path, header: &RunHeader) -> Option<(LedgerState, u64)> {
     let file = File::open(path_of(ledger)).ok()?;
-    let mut r = BufReader::with_capacity(1 << 20, file);
+    let len = file.metadata().ok()?.len();
+    let mut r =
+        BufReader::with_capacity(buffer_for(usize::try_from(len).unwrap_or(usize::MAX)), file);
     let mut magic = [0u8; 8];
     r.read_exact(&mut magic).ok()?;
     if &magic != MAGIC {

@@ -520,6 +520,10 @@ pub fn now_iso() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
+/// The writer's buffer: a batch's rows (about 6 KB for 20 devices) go in one write. Every tenant
+/// in flight holds one, so it is kept small.
+const WRITE_BUFFER: usize = 16 << 10;
+
 impl Ledger {
     /// Creates a new ledger. An existing one is never overwritten, except an unfinished plan from
     /// which nothing was sent (a run stopped while planning, by a crash or a full disk): that holds
@@ -551,7 +555,7 @@ impl Ledger {
         let _ = std::fs::remove_file(checkpoint::path_of(path));
         let mut ledger = Ledger {
             path: path.to_path_buf(),
-            out: BufWriter::with_capacity(1 << 16, file),
+            out: BufWriter::with_capacity(WRITE_BUFFER, file),
             plan_done: false,
         };
         ledger.append(&Row::Run(header.clone()))?;
@@ -582,7 +586,7 @@ impl Ledger {
         Ok((
             Ledger {
                 path: path.to_path_buf(),
-                out: BufWriter::with_capacity(1 << 16, file),
+                out: BufWriter::with_capacity(WRITE_BUFFER, file),
                 plan_done: true,
             },
             state,
