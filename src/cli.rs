@@ -333,9 +333,9 @@ pub struct TenantsArgs {
     /// The directory of a many-tenant run: its manifest and one ledger per tenant.
     #[arg(long, value_name = "DIR", requires = "tenants")]
     pub run_dir: Option<PathBuf>,
-    /// Tenants in flight at once (each holds its plan, token and connections).
-    #[arg(long, value_name = "N", default_value_t = 500)]
-    pub tenant_concurrency: usize,
+    /// Tenants in flight at once [default: 2000, fewer where the open-file limit is lower].
+    #[arg(long, value_name = "N")]
+    pub tenant_concurrency: Option<usize>,
     /// Graph's limit per app across all tenants, shared by every tenant's sending.
     #[arg(long, value_name = "COUNT/WINDOW", default_value_t = GLOBAL_RATE)]
     pub global_rate: graph_batch::Quota,
@@ -355,9 +355,10 @@ pub struct ResumeArgs {
     /// A many-tenant run directory: every tenant not done is resumed, or planned if it never was.
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
-    /// With --run-dir: tenants in flight at once.
-    #[arg(long, value_name = "N", default_value_t = 500)]
-    pub tenant_concurrency: usize,
+    /// With --run-dir: tenants in flight at once [default: 2000, fewer where the open-file
+    /// limit is lower].
+    #[arg(long, value_name = "N")]
+    pub tenant_concurrency: Option<usize>,
     /// Devices sent before a crash with no recorded answer: look them up in deviceActionResults
     /// and re-send only those that did not get the action (verify), re-send all, or leave them.
     #[arg(long, value_enum, default_value = "verify")]

@@ -11,6 +11,7 @@ mod env;
 mod exit_status;
 mod failure;
 mod notify;
+mod open_files;
 mod progress;
 mod settings;
 mod signals;
@@ -19,6 +20,16 @@ mod tenant_connector;
 
 use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
+
+/// mimalloc, not the system allocator: a run over many tenants allocates on every worker thread,
+/// where glibc's per-thread arenas cost a fifth of the CPU and hold freed memory (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Threads for blocking work, where a ledger's sync hands its worker's tasks on. Thousands of
+/// tenants syncing at once would otherwise start hundreds of threads, each holding memory of its
+/// own; this many syncs at once keep up with every tenant's batches (docs/BENCHMARKS.md).
+const BLOCKING_THREADS: usize = 32;
 
 fn main() -> ExitCode {
     let matches = cli::Cli::command().get_matches();
@@ -38,6 +49,7 @@ fn main() -> ExitCode {
     let logs = progress::init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
         .build()
     {
         Ok(rt) => rt,

@@ -60,10 +60,11 @@ pub async fn rotate(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
         ),
     )
     .map_err(usage)?;
+    let concurrency = crate::open_files::concurrency(t.tenant_concurrency, tenants.len());
     let recorded = serde_json::json!({
         "rate": a.dispatch.rate.to_string(),
         "global_rate": t.global_rate.to_string(),
-        "tenant_concurrency": t.tenant_concurrency,
+        "tenant_concurrency": concurrency,
     });
     let manifest = Manifest::new(&spec, &tenants, a.source.shown(), recorded);
     let run = RunDir::create(&run_dir, manifest)?;
@@ -79,7 +80,7 @@ pub async fn rotate(a: RotateArgs, logs: Logs) -> Result<ExitStatus, Failure> {
         spec: Arc::new(spec),
         policy,
         options,
-        concurrency: t.tenant_concurrency,
+        concurrency,
         connector: Arc::new(connector),
         reporter: progress.clone(),
         stop,
@@ -96,7 +97,7 @@ pub async fn resume(
     connection: &Connection,
     dispatch: &Dispatch,
     in_doubt: InDoubtArg,
-    concurrency: usize,
+    concurrency: Option<usize>,
     logs: Logs,
 ) -> Result<ExitStatus, Failure> {
     let stop = stop_on_signal(dispatch.grace.into());
@@ -106,6 +107,7 @@ pub async fn resume(
         None => spec_of_argv(dir, &run.manifest().options)?,
     };
     let open = fleet::open_tenants(&run);
+    let concurrency = crate::open_files::concurrency(concurrency, open.len());
     let mail = crate::notify::Targets::of(dispatch)?
         .mail_connection(connection)
         .await?;

@@ -46,6 +46,11 @@ pub struct Fleet<C> {
     pub stop: StopSignal,
 }
 
+/// Tenants signing in and planning at once. A tenant's listings and plan are the most memory it
+/// ever holds, so however many are in flight, only this many hold them together; each takes a
+/// few round trips, so 2,000 tenants still start within seconds (docs/BENCHMARKS.md).
+const STARTING: usize = 500;
+
 impl<C> std::fmt::Debug for Fleet<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Fleet")
@@ -112,16 +117,17 @@ impl<C: Connector + Send + 'static> Fleet<C> {
     pub async fn run(self, mut run: RunDir, tenants: Vec<TenantEntry>) -> FleetOutcome {
         let mut waiting = tenants.into_iter();
         let me = Arc::new(self);
+        let starting = Arc::new(tokio::sync::Semaphore::new(STARTING));
         let mut working = tokio::task::JoinSet::new();
         let mut start = |working: &mut tokio::task::JoinSet<_>, run: &RunDir| {
             let Some(entry) = waiting.next() else {
                 return;
             };
             let ledger = run.ledger(entry.tenant_id);
-            let me = me.clone();
+            let (me, starting) = (me.clone(), starting.clone());
             working.spawn(
                 async move {
-                    let end = me.one_tenant(&entry, ledger).await;
+                    let end = me.one_tenant(&entry, ledger, &starting).await;
                     (entry, end)
                 }
                 .in_current_span(),
@@ -150,7 +156,17 @@ impl<C: Connector + Send + 'static> Fleet<C> {
     }
 
     /// One tenant: resumed if its plan is done, else signed in to, listed, planned and sent.
-    async fn one_tenant(&self, entry: &TenantEntry, ledger: PathBuf) -> TenantEnd {
+    async fn one_tenant(
+        &self,
+        entry: &TenantEntry,
+        ledger: PathBuf,
+        starting: &tokio::sync::Semaphore,
+    ) -> TenantEnd {
+        // Held while signing in and planning, let go as the sending begins.
+        let start = starting
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         if self.stop.requested() {
             return TenantEnd::NotStarted;
         }
@@ -187,9 +203,13 @@ impl<C: Connector + Send + 'static> Fleet<C> {
         let progress: crate::Progress = Arc::new(move |c| reporter.progress(id, c));
         let stop = self.stop.clone();
         let sent = match source {
-            None => crate::resume(&session.client, &ledger, &self.options, progress, stop).await,
+            None => {
+                drop(start);
+                crate::resume(&session.client, &ledger, &self.options, progress, stop).await
+            }
             Some(source) => match self.plan(entry, &session, source, ledger).await {
                 Ok(job) => {
+                    drop(start);
                     job.send(&session.client, &self.options, progress, stop)
                         .await
                 }
