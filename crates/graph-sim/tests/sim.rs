@@ -1138,6 +1138,33 @@ mod certificate {
     }
 }
 
+/// graph-facts §2: over TLS, HTTP/2 is negotiated as with Graph, and a client that offers only
+/// HTTP/1.1 is still answered.
+#[tokio::test]
+async fn tls_negotiates_http2_and_still_answers_http1() {
+    let t = T::new(SimConfig {
+        tls: true,
+        ..config(5)
+    })
+    .await;
+    let ca = reqwest::Certificate::from_pem(t.sim.ca_pem.as_deref().unwrap().as_bytes()).unwrap();
+    let tenant = t.sim.config().tenant.clone();
+    let url = t.url(&format!("/{tenant}/v2.0/.well-known/openid-configuration"));
+    for (http1_only, version) in [
+        (false, reqwest::Version::HTTP_2),
+        (true, reqwest::Version::HTTP_11),
+    ] {
+        let mut builder = reqwest::Client::builder()
+            .tls_certs_only([ca.clone()])
+            .timeout(Duration::from_secs(30));
+        if http1_only {
+            builder = builder.http1_only();
+        }
+        let r = builder.build().unwrap().get(&url).send().await.unwrap();
+        assert_eq!((r.status().as_u16(), r.version()), (200, version));
+    }
+}
+
 /// graph-facts §10: MSAL and azure-identity need an https authority and read the tenant's OpenID
 /// configuration, instance discovery and the JWKS first.
 #[tokio::test]
