@@ -64,6 +64,13 @@ impl BatchResponse {
             .iter()
             .find(|r| r.id.eq_ignore_ascii_case(id))
     }
+
+    /// [`BatchResponse::item`], to take its body rather than copy it.
+    pub fn item_mut(&mut self, id: &str) -> Option<&mut ItemResponse> {
+        self.responses
+            .iter_mut()
+            .find(|r| r.id.eq_ignore_ascii_case(id))
+    }
 }
 
 impl ItemResponse {

@@ -313,13 +313,14 @@ impl GraphClient {
     ) -> impl Stream<Item = Result<Vec<Value>, GraphClientError>> + '_ {
         futures::stream::try_unfold(Some(first), move |next| async move {
             let Some(url) = next else { return Ok(None) };
-            let page = self.get_json_retrying_as(&url, consistency).await?;
+            let mut page = self.get_json_retrying_as(&url, consistency).await?;
             let next = page
                 .get("@odata.nextLink")
                 .and_then(Value::as_str)
                 .map(str::to_string);
-            let items = match page.get("value") {
-                Some(Value::Array(v)) => v.clone(),
+            // Taken, not copied: a page of a thousand devices is most of a listing's work.
+            let items = match page.get_mut("value").map(Value::take) {
+                Some(Value::Array(v)) => v,
                 _ => Vec::new(),
             };
             Ok(Some((items, next)))

@@ -120,7 +120,7 @@ async fn read_once<K: Copy>(
     }
     let b = b.finish().pop().expect("at most one batch of reads");
     let (mut read, mut again, mut wait) = (Vec::new(), Vec::new(), None);
-    let reply = match client.send_batch(&b.body).await {
+    let mut reply = match client.send_batch(&b.body).await {
         Ok(reply) => reply,
         Err(e) => {
             if let Some(ItemClass::Throttled { retry_after }) = e.class() {
@@ -151,14 +151,14 @@ async fn read_once<K: Copy>(
     };
     for (item_id, &n) in b.entries() {
         let (key, request) = &pending[n];
-        let Some(r) = reply.response.item(item_id) else {
+        let Some(r) = reply.response.item_mut(item_id) else {
             again.push((*key, request.clone()));
             continue;
         };
         match (r.status, r.classify(SystemTime::now())) {
             (404, _) => read.push((*key, Read::NotFound)),
             (_, ItemClass::Success) => {
-                let body = r.body.clone().unwrap_or(Value::Null);
+                let body = r.body.take().unwrap_or(Value::Null);
                 read.push((*key, Read::Body(unwrapped(body))));
             }
             // A 401 on one item is a token turning over: read it again with the next one.
