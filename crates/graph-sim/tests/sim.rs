@@ -1138,25 +1138,35 @@ mod certificate {
     }
 }
 
+/// A simulator of five devices serving https.
+async fn over_tls() -> T {
+    T::new(SimConfig {
+        tls: true,
+        ..config(5)
+    })
+    .await
+}
+
+/// A client that trusts `t`'s throwaway CA alone.
+fn trusting(t: &T) -> reqwest::ClientBuilder {
+    let ca = reqwest::Certificate::from_pem(t.sim.ca_pem.as_deref().unwrap().as_bytes()).unwrap();
+    reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .timeout(Duration::from_secs(30))
+}
+
 /// graph-facts §2: over TLS, HTTP/2 is negotiated as with Graph, and a client that offers only
 /// HTTP/1.1 is still answered.
 #[tokio::test]
 async fn tls_negotiates_http2_and_still_answers_http1() {
-    let t = T::new(SimConfig {
-        tls: true,
-        ..config(5)
-    })
-    .await;
-    let ca = reqwest::Certificate::from_pem(t.sim.ca_pem.as_deref().unwrap().as_bytes()).unwrap();
+    let t = over_tls().await;
     let tenant = t.sim.config().tenant.clone();
     let url = t.url(&format!("/{tenant}/v2.0/.well-known/openid-configuration"));
     for (http1_only, version) in [
         (false, reqwest::Version::HTTP_2),
         (true, reqwest::Version::HTTP_11),
     ] {
-        let mut builder = reqwest::Client::builder()
-            .tls_certs_only([ca.clone()])
-            .timeout(Duration::from_secs(30));
+        let mut builder = trusting(&t);
         if http1_only {
             builder = builder.http1_only();
         }
@@ -1169,18 +1179,9 @@ async fn tls_negotiates_http2_and_still_answers_http1() {
 /// configuration, instance discovery and the JWKS first.
 #[tokio::test]
 async fn tls_serves_discovery_documents_a_client_can_trust() {
-    let t = T::new(SimConfig {
-        tls: true,
-        ..config(5)
-    })
-    .await;
+    let t = over_tls().await;
     assert!(t.sim.base_url.starts_with("https://127.0.0.1:"));
-    let ca = reqwest::Certificate::from_pem(t.sim.ca_pem.as_deref().unwrap().as_bytes()).unwrap();
-    let http = reqwest::Client::builder()
-        .tls_certs_only([ca])
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let http = trusting(&t).build().unwrap();
     let get = |path: String| {
         let http = http.clone();
         let url = t.url(&path);
