@@ -188,19 +188,10 @@ async fn a_killed_ten_tenant_run_resumes_with_nobody_lost_and_nobody_rotated_twi
     let (tenants, run_dir) = (env.tenants_csv(), env.path("run"));
     let dir = run_dir.join("tenants");
     // Killed once a few hundred requests have left, across tenants: some tenants part-way.
+    let args = rotate_tenants_args(&tenants, &run_dir, &["--rate", "60/1s"]);
     let killed = env
         .run_killed(
-            &[
-                "rotate",
-                "--query",
-                "--tenants",
-                &s(&tenants),
-                "--run-dir",
-                &s(&run_dir),
-                "--yes",
-                "--rate",
-                "60/1s",
-            ],
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
             move |_| {
                 let sent: usize = std::fs::read_dir(&dir)
                     .into_iter()
@@ -328,24 +319,14 @@ async fn the_exclude_list_is_read_once_for_every_tenant() {
     assert!(made.success());
     let (path, text) = (fifo.clone(), excluded.join("\n") + "\n");
     let writer = std::thread::spawn(move || std::fs::write(&path, text).unwrap());
-    let (tenants, run_dir) = (env.tenants_csv(), env.path("run"));
-    let (tenants, run_dir, fifo) = (s(&tenants), s(&run_dir), s(&fifo));
-    let args = [
-        "rotate",
-        "--query",
-        "--tenants",
-        &tenants,
-        "--run-dir",
-        &run_dir,
-        "--yes",
-        "--rate",
-        "4000/1s",
-        "--exclude",
-        &fifo,
-    ];
-    let o = tokio::time::timeout(Duration::from_secs(120), env.run(&args))
-        .await
-        .expect("the run does not wait on a second read of the list");
+    let (tenants, run_dir, fifo) = (env.tenants_csv(), env.path("run"), s(&fifo));
+    let extra = ["--rate", "4000/1s", "--exclude", &fifo];
+    let o = tokio::time::timeout(
+        Duration::from_secs(120),
+        env.rotate_tenants(&tenants, &run_dir, &extra),
+    )
+    .await
+    .expect("the run does not wait on a second read of the list");
     writer.join().unwrap();
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     for (k, (id, ..)) in env.sim.tenants().iter().enumerate() {

@@ -97,21 +97,11 @@ impl Env {
         self.run(&args).await
     }
 
-    /// `rotate --query --tenants TENANTS --run-dir RUN_DIR --yes` with `extra`: a run over many
-    /// tenants, each tenant's source its own query.
+    /// [`rotate_tenants_args`], run: a run over many tenants, each tenant's source its own query.
     pub async fn rotate_tenants(&self, tenants: &Path, run_dir: &Path, extra: &[&str]) -> Output {
-        let (tenants, run_dir) = (s(tenants), s(run_dir));
-        let mut args = vec![
-            "rotate",
-            "--query",
-            "--tenants",
-            &tenants,
-            "--run-dir",
-            &run_dir,
-            "--yes",
-        ];
-        args.extend_from_slice(extra);
-        self.run(&args).await
+        let args = rotate_tenants_args(tenants, run_dir, extra);
+        self.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .await
     }
 
     /// `resume --ledger LEDGER --yes` with `extra`.
@@ -489,6 +479,25 @@ pub fn sendable(d: &graph_sim::Device, action: &str) -> bool {
         "laps" => d.os == "Windows" && known && joined,
         other => panic!("unknown action {other}"),
     }
+}
+
+/// `rotate --query --tenants TENANTS --run-dir RUN_DIR --yes EXTRA...`: the command line of a run
+/// over many tenants, for [`Env::rotate_tenants`] and for the runs a test kills or times.
+pub fn rotate_tenants_args(tenants: &Path, run_dir: &Path, extra: &[&str]) -> Vec<String> {
+    let fixed = [
+        "rotate",
+        "--query",
+        "--tenants",
+        &s(tenants),
+        "--run-dir",
+        &s(run_dir),
+        "--yes",
+    ]
+    .map(str::to_string);
+    fixed
+        .into_iter()
+        .chain(extra.iter().map(|a| a.to_string()))
+        .collect()
 }
 
 pub fn s(p: &Path) -> String {
