@@ -21,8 +21,8 @@ mod tenant_connector;
 use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 
-/// mimalloc, not the system allocator: a run over many tenants allocates on every worker thread,
-/// where glibc's per-thread arenas cost a fifth of the CPU and hold freed memory (docs/BENCHMARKS.md).
+/// mimalloc, not the system allocator: over 2,000 tenants glibc's took a fifth more CPU and
+/// kept about twice the memory once the start had freed it (docs/BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

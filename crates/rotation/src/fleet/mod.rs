@@ -47,8 +47,8 @@ pub struct Fleet<C> {
 }
 
 /// Tenants signing in and planning at once. A tenant's listings and plan are the most memory it
-/// ever holds, so however many are in flight, only this many hold them together; each takes a
-/// few round trips, so 2,000 tenants still start within seconds (docs/BENCHMARKS.md).
+/// ever holds, so however many are in flight, only this many hold them together: 2,000 tenants
+/// start in under a minute at under 1 GB, where all at once peaked at 1.5 GB (docs/BENCHMARKS.md).
 const STARTING: usize = 500;
 
 impl<C> std::fmt::Debug for Fleet<C> {
