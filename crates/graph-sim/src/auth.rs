@@ -171,7 +171,14 @@ pub struct Auth {
     roles: Vec<String>,
     lifetime: std::time::Duration,
     federation: crate::federation::Federation,
+    /// Tokens whose signature and audience were checked, with their claims: a run presents one
+    /// token thousands of times, and each `$batch` item is checked as a call of its own. Expiry
+    /// and revocation are checked on every call.
+    verified: std::sync::Mutex<HashMap<String, Claims>>,
 }
+
+/// Tokens remembered as verified before the memory is cleared: far more than a run holds.
+const VERIFIED_KEPT: usize = 10_000;
 
 fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
@@ -206,6 +213,7 @@ impl Auth {
                 config.identity.federated_subject.clone(),
                 config.identity.federated_lifetime,
             ),
+            verified: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -714,30 +722,54 @@ impl Auth {
                 "Access token is empty.".into(),
             ));
         };
+        let token = token.trim();
+        let known = self
+            .verified
+            .lock()
+            .expect("not poisoned")
+            .get(token)
+            .cloned();
+        let claims = match known {
+            Some(claims) => claims,
+            None => self.verify(token)?,
+        };
+        let now = unix(SystemTime::now());
+        // As the signature check judges a token's time, with no leeway.
+        if claims.exp < now {
+            return Err(expired());
+        }
+        if self
+            .revoke_after
+            .is_some_and(|r| now >= claims.iat + r.as_secs())
+        {
+            return Err((
+                "InvalidAuthenticationToken",
+                "Access token has been revoked.".into(),
+            ));
+        }
+        Ok(claims)
+    }
+
+    /// The token's signature, audience and lifetime, checked once; remembered when good.
+    fn verify(&self, token: &str) -> Result<Claims, (&'static str, String)> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&["https://graph.microsoft.com"]);
         validation.leeway = 0;
         match jsonwebtoken::decode::<Claims>(
-            token.trim(),
+            token,
             &DecodingKey::from_secret(&self.key),
             &validation,
         ) {
-            Ok(data)
-                if self
-                    .revoke_after
-                    .is_some_and(|r| unix(SystemTime::now()) >= data.claims.iat + r.as_secs()) =>
-            {
-                Err((
-                    "InvalidAuthenticationToken",
-                    "Access token has been revoked.".into(),
-                ))
+            Ok(data) => {
+                let mut verified = self.verified.lock().expect("not poisoned");
+                if verified.len() >= VERIFIED_KEPT {
+                    verified.clear();
+                }
+                verified.insert(token.to_string(), data.claims.clone());
+                Ok(data.claims)
             }
-            Ok(data) => Ok(data.claims),
             Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => {
-                Err((
-                    "InvalidAuthenticationToken",
-                    "Lifetime validation failed, the token is expired.".into(),
-                ))
+                Err(expired())
             }
             Err(_) => Err((
                 "InvalidAuthenticationToken",
@@ -745,4 +777,12 @@ impl Auth {
             )),
         }
     }
+}
+
+/// Graph's answer to an expired token.
+fn expired() -> (&'static str, String) {
+    (
+        "InvalidAuthenticationToken",
+        "Lifetime validation failed, the token is expired.".into(),
+    )
 }

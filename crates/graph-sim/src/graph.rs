@@ -926,7 +926,12 @@ impl Sim {
         match route {
             Route::Get(i) | Route::GetRunStateDevice(i) => {
                 let t = &inner.tenant;
-                let v = device_selected(&t.devices[i], now, &t.shapes, query(req, "$select"));
+                let v = t.devices[i].selected_json(
+                    now,
+                    &t.shapes,
+                    Answer::Single,
+                    query(req, "$select"),
+                );
                 let context = format!(
                     "{}/{}/$metadata#deviceManagement/managedDevices/$entity",
                     self.base_url, req.version
@@ -1168,12 +1173,7 @@ impl Sim {
                     .iter()
                     .skip(skip)
                     .take(top)
-                    .map(|d| {
-                        select(
-                            d.to_json(now, &t.shapes, Answer::List),
-                            query(req, "$select"),
-                        )
-                    })
+                    .map(|d| d.selected_json(now, &t.shapes, Answer::List, query(req, "$select")))
                     .collect();
                 // As Graph writes it: the navigation path, `deviceManagement/managedDevices`.
                 let entity = req.path.trim_start_matches('/').to_string();
@@ -1293,7 +1293,11 @@ impl Sim {
     /// A single Intune entity in this tenant's form: wrapped in `value`, or at the top level.
     fn entity(&self, mut v: Value, context: String) -> Value {
         match self.config.shapes.entities {
-            EntityForm::Wrapped => json!({"@odata.context": context, "value": v}),
+            EntityForm::Wrapped => {
+                let mut wrapped = json!({"@odata.context": context});
+                wrapped["value"] = v;
+                wrapped
+            }
             EntityForm::TopLevel => {
                 v["@odata.context"] = json!(context);
                 v
@@ -1311,10 +1315,11 @@ impl Sim {
         entity: &str,
     ) -> SimResponse {
         let more = total > next;
+        // Moved in, not through `json!`, which would copy every item by serializing it.
         let mut body = json!({
             "@odata.context": format!("{}/{}/$metadata#{entity}", self.base_url, req.version),
-            "value": value,
         });
+        body["value"] = Value::Array(value);
         if wants_count(req) {
             body["@odata.count"] = json!(total);
         }
@@ -1489,34 +1494,6 @@ fn encryption_state(d: &crate::tenant::Device, ids: ReportIds, fields: Option<&s
     Value::Object(m)
 }
 
-/// One device under `$select`: what [`select`] keeps of the whole device, built without the rest
-/// when only its action results are asked for (a run reads those of every device it sends to).
-fn device_selected(
-    d: &crate::tenant::Device,
-    now: SystemTime,
-    shapes: &crate::Shapes,
-    fields: Option<&str>,
-) -> Value {
-    let named =
-        |w: &str| w.eq_ignore_ascii_case("id") || w.eq_ignore_ascii_case("deviceActionResults");
-    match fields {
-        Some(f) if f.split(',').map(str::trim).all(named) => {
-            let mut m = serde_json::Map::new();
-            m.insert("id".into(), json!(d.id));
-            if f.split(',')
-                .any(|w| w.trim().eq_ignore_ascii_case("deviceActionResults"))
-            {
-                m.insert(
-                    "deviceActionResults".into(),
-                    Value::Array(d.results_json(now, shapes, Answer::Single)),
-                );
-            }
-            Value::Object(m)
-        }
-        _ => select(d.to_json(now, shapes, Answer::Single), fields),
-    }
-}
-
 /// `$select`: keep the named properties (and `id`, which Graph always returns).
 fn select(v: Value, fields: Option<&str>) -> Value {
     let Some(fields) = fields else { return v };
@@ -1536,27 +1513,64 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_device_read_for_its_action_results_alone_is_what_select_keeps_of_it() {
+    fn a_device_built_under_select_is_what_select_keeps_of_the_whole_device() {
         let now = SystemTime::now();
         let tenant = crate::Tenant::generate(60, 1.0, 7, now);
         let shapes = crate::Shapes::default();
-        let d = tenant
-            .devices
-            .iter()
-            .find(|d| !d.action_results.is_empty())
-            .expect("a device with earlier results");
-        for fields in [
-            "deviceActionResults",
-            "id,deviceActionResults",
-            " DeviceActionResults ",
-            "id",
-        ] {
-            assert_eq!(
-                device_selected(d, now, &shapes, Some(fields)),
-                select(d.to_json(now, &shapes, Answer::Single), Some(fields)),
-                "$select={fields}"
-            );
+        assert!(tenant.devices.iter().any(|d| !d.action_results.is_empty()));
+        for d in &tenant.devices {
+            for answer in [Answer::List, Answer::Single] {
+                for fields in [
+                    "deviceActionResults",
+                    "id,deviceActionResults",
+                    " DeviceActionResults ",
+                    "id",
+                    "operatingSystem,isEncrypted,managedDeviceOwnerType,joinType",
+                    "deviceName, osVersion, azureADDeviceId",
+                ] {
+                    assert_eq!(
+                        d.selected_json(now, &shapes, answer, Some(fields)),
+                        select(d.to_json(now, &shapes, answer), Some(fields)),
+                        "$select={fields}"
+                    );
+                }
+            }
         }
+    }
+
+    #[test]
+    fn a_whole_device_has_every_property_the_simulator_models() {
+        let now = SystemTime::now();
+        let tenant = crate::Tenant::generate(5, 1.0, 7, now);
+        let v = tenant.devices[0].to_json(now, &crate::Shapes::default(), Answer::Single);
+        let mut names: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "azureADDeviceId",
+                "complianceState",
+                "deviceActionResults",
+                "deviceEnrollmentType",
+                "deviceName",
+                "enrolledDateTime",
+                "id",
+                "isEncrypted",
+                "isSupervised",
+                "joinType",
+                "lastSyncDateTime",
+                "managedDeviceOwnerType",
+                "managementAgent",
+                "manufacturer",
+                "model",
+                "operatingSystem",
+                "osVersion",
+                "processorArchitecture",
+                "serialNumber",
+                "userId",
+                "userPrincipalName",
+            ]
+        );
     }
 
     #[test]

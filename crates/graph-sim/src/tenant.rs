@@ -189,37 +189,81 @@ impl Device {
     /// The device as Graph answers it: in a listing, or on a GET of this one device, where
     /// `deviceActionResults` may be all a listing leaves out.
     pub fn to_json(&self, now: SystemTime, shapes: &Shapes, answer: Answer) -> Value {
+        self.selected_json(now, shapes, answer, None)
+    }
+
+    /// The device under `$select=fields`: the named properties and `id`, which Graph always
+    /// returns. Built property by property, since a run lists and reads its devices under
+    /// `$select` and the rest of a device is most of the work of answering.
+    pub fn selected_json(
+        &self,
+        now: SystemTime,
+        shapes: &Shapes,
+        answer: Answer,
+        fields: Option<&str>,
+    ) -> Value {
         let unknown = self.reports_unknown;
-        let results = self.results_json(now, shapes, answer);
-        json!({
-            "id": self.id,
-            "deviceName": self.name,
-            "serialNumber": self.serial,
-            "userId": self.user_id,
-            "userPrincipalName": self.upn,
-            "operatingSystem": self.os,
-            "osVersion": self.os_version_text(shapes),
-            "isEncrypted": self.encrypted,
-            "lastSyncDateTime": shapes.time(self.last_sync),
-            "managementAgent": self.management_agent,
-            "azureADDeviceId": self.azure_ad_device_id,
-            "deviceEnrollmentType": self.enrollment_type,
-            "manufacturer": if self.os == "macOS" || self.os == "iOS" { "Apple" } else { "Contoso Hardware" },
-            "model": match self.os {
-                "macOS" if self.architecture == "arm64" => "MacBook Pro (14-inch, M3)",
-                "macOS" => "MacBook Pro (16-inch, 2019)",
-                "iOS" => "iPhone 15",
-                "Windows" => "Contoso Laptop 7",
-                _ => "Contoso Phone",
-            },
-            "enrolledDateTime": shapes.time(SystemTime::UNIX_EPOCH + Duration::from_secs(1_735_689_600)),
-            "complianceState": if self.encrypted { "compliant" } else { "noncompliant" },
-            "managedDeviceOwnerType": if unknown { "unknown" } else { self.owner },
-            "joinType": if unknown { "unknown" } else { self.join_type },
-            "isSupervised": self.supervised,
-            "processorArchitecture": architecture_member(self.architecture),
-            "deviceActionResults": results,
-        })
+        let apple = self.os == "macOS" || self.os == "iOS";
+        let properties: [(&str, &dyn Fn() -> Value); 21] = [
+            ("id", &|| json!(self.id)),
+            ("deviceName", &|| json!(self.name)),
+            ("serialNumber", &|| json!(self.serial)),
+            ("userId", &|| json!(self.user_id)),
+            ("userPrincipalName", &|| json!(self.upn)),
+            ("operatingSystem", &|| json!(self.os)),
+            ("osVersion", &|| json!(self.os_version_text(shapes))),
+            ("isEncrypted", &|| json!(self.encrypted)),
+            ("lastSyncDateTime", &|| json!(shapes.time(self.last_sync))),
+            ("managementAgent", &|| json!(self.management_agent)),
+            ("azureADDeviceId", &|| json!(self.azure_ad_device_id)),
+            ("deviceEnrollmentType", &|| json!(self.enrollment_type)),
+            ("manufacturer", &|| {
+                json!(if apple { "Apple" } else { "Contoso Hardware" })
+            }),
+            ("model", &|| {
+                json!(match self.os {
+                    "macOS" if self.architecture == "arm64" => "MacBook Pro (14-inch, M3)",
+                    "macOS" => "MacBook Pro (16-inch, 2019)",
+                    "iOS" => "iPhone 15",
+                    "Windows" => "Contoso Laptop 7",
+                    _ => "Contoso Phone",
+                })
+            }),
+            ("enrolledDateTime", &|| {
+                json!(shapes.time(SystemTime::UNIX_EPOCH + Duration::from_secs(1_735_689_600)))
+            }),
+            ("complianceState", &|| {
+                json!(if self.encrypted {
+                    "compliant"
+                } else {
+                    "noncompliant"
+                })
+            }),
+            ("managedDeviceOwnerType", &|| {
+                json!(if unknown { "unknown" } else { self.owner })
+            }),
+            ("joinType", &|| {
+                json!(if unknown { "unknown" } else { self.join_type })
+            }),
+            ("isSupervised", &|| json!(self.supervised)),
+            ("processorArchitecture", &|| {
+                json!(architecture_member(self.architecture))
+            }),
+            ("deviceActionResults", &|| {
+                Value::Array(self.results_json(now, shapes, answer))
+            }),
+        ];
+        let wanted = |k: &str| {
+            k == "id"
+                || fields.is_none_or(|f| f.split(',').any(|w| w.trim().eq_ignore_ascii_case(k)))
+        };
+        Value::Object(
+            properties
+                .into_iter()
+                .filter(|(k, _)| wanted(k))
+                .map(|(k, v)| (k.to_string(), v()))
+                .collect(),
+        )
     }
 
     /// `deviceActionResults` as the answer carries them.
