@@ -7,6 +7,7 @@ use crate::config::{RetryAfterStyle, SimConfig};
 use crate::directory::Directory;
 use crate::filter::{self, FieldValue, Op, Supported};
 use crate::odata::{self, Shape};
+use crate::select::Selection;
 use crate::shapes::{ActionPermissions, DeviceFilters, EntityForm, MemberCasts, ReportIds};
 use crate::stats::Stats;
 use crate::tenant::{
@@ -777,13 +778,14 @@ impl Sim {
                 }
                 // Without `$orderby`, `$select` is applied as each row is built: the listing is
                 // built whole for every page, and a run reads it for two properties.
-                let fields = query(req, "$orderby").map_or(query(req, "$select"), |_| None);
+                let selection =
+                    Selection::parse(query(req, "$orderby").map_or(query(req, "$select"), |_| None));
                 get_only(Route::List(Listing::Objects {
                     items: t
                         .devices
                         .iter()
                         .filter(|d| d.os == "macOS" || d.os == "Windows")
-                        .map(|d| encryption_state(d, t.shapes.report_ids, fields))
+                        .map(|d| encryption_state(d, t.shapes.report_ids, &selection))
                         .collect(),
                     entity: "managedDeviceEncryptionStates",
                     filters: &[],
@@ -930,7 +932,7 @@ impl Sim {
                     now,
                     &t.shapes,
                     Answer::Single,
-                    query(req, "$select"),
+                    &Selection::parse(query(req, "$select")),
                 );
                 let context = format!(
                     "{}/{}/$metadata#deviceManagement/managedDevices/$entity",
@@ -950,11 +952,11 @@ impl Sim {
                 if entity == "deviceLocalCredentials" {
                     return SimResponse::json(
                         200,
-                        self.entity(select(item, query(req, "$select")), context),
+                        self.entity(Selection::parse(query(req, "$select")).keep(item), context),
                     );
                 }
                 item["@odata.context"] = json!(context);
-                SimResponse::json(200, select(item, query(req, "$select")))
+                SimResponse::json(200, Selection::parse(query(req, "$select")).keep(item))
             }
             Route::Action { device, action } => {
                 let (_, platform) = ACTIONS
@@ -1090,6 +1092,7 @@ impl Sim {
             .into_iter()
             .filter(|e| applied.matches(|p| crate::audit::field(e, p)))
             .collect();
+        let selection = Selection::parse(query(req, "$select"));
         let page = events
             .iter()
             .skip(skip)
@@ -1098,7 +1101,7 @@ impl Sim {
                 Log::Directory => crate::audit::directory_json(e, t, self.config.audit.laps_target),
                 Log::Intune => crate::audit::intune_json(e, t),
             })
-            .map(|v| select(v, query(req, "$select")))
+            .map(|v| selection.keep(v))
             .collect();
         self.page(req, page, events.len(), skip + top, entity)
     }
@@ -1169,11 +1172,12 @@ impl Sim {
                     },
                     _ => skip,
                 };
+                let selection = Selection::parse(query(req, "$select"));
                 let page = matching
                     .iter()
                     .skip(skip)
                     .take(top)
-                    .map(|d| d.selected_json(now, &t.shapes, Answer::List, query(req, "$select")))
+                    .map(|d| d.selected_json(now, &t.shapes, Answer::List, &selection))
                     .collect();
                 // As Graph writes it: the navigation path, `deviceManagement/managedDevices`.
                 let entity = req.path.trim_start_matches('/').to_string();
@@ -1269,11 +1273,12 @@ impl Sim {
                         None,
                     );
                 }
+                let selection = Selection::parse(query(req, "$select"));
                 let page = matching
                     .into_iter()
                     .skip(skip)
                     .take(top)
-                    .map(|v| select(v, query(req, "$select")))
+                    .map(|v| selection.keep(v))
                     .collect();
                 self.page(req, page, total, skip + top, entity)
             }
@@ -1457,9 +1462,7 @@ fn query<'a>(req: &'a SimRequest, name: &str) -> Option<&'a str> {
 }
 
 /// A device's row of the encryption report, with only `fields` (and `id`) when they are given.
-fn encryption_state(d: &crate::tenant::Device, ids: ReportIds, fields: Option<&str>) -> Value {
-    let wanted =
-        |k: &str| fields.is_none_or(|f| f.split(',').any(|w| w.trim().eq_ignore_ascii_case(k)));
+fn encryption_state(d: &crate::tenant::Device, ids: ReportIds, selection: &Selection) -> Value {
     let mut m = serde_json::Map::new();
     let id = match ids {
         ReportIds::ManagedDevice => d.id.clone(),
@@ -1487,25 +1490,11 @@ fn encryption_state(d: &crate::tenant::Device, ids: ReportIds, fields: Option<&s
         ("advancedBitLockerStates", &|| json!("success")),
     ];
     for (k, v) in rest {
-        if wanted(k) {
+        if selection.wants(k) {
             m.insert(k.into(), v());
         }
     }
     Value::Object(m)
-}
-
-/// `$select`: keep the named properties (and `id`, which Graph always returns).
-fn select(v: Value, fields: Option<&str>) -> Value {
-    let Some(fields) = fields else { return v };
-    let Value::Object(map) = v else { return v };
-    let wanted: Vec<&str> = fields.split(',').map(str::trim).collect();
-    Value::Object(
-        map.into_iter()
-            .filter(|(k, _)| {
-                k == "id" || k.starts_with('@') || wanted.iter().any(|w| w.eq_ignore_ascii_case(k))
-            })
-            .collect(),
-    )
 }
 
 #[cfg(test)]
@@ -1529,8 +1518,8 @@ mod tests {
                     "deviceName, osVersion, azureADDeviceId",
                 ] {
                     assert_eq!(
-                        d.selected_json(now, &shapes, answer, Some(fields)),
-                        select(d.to_json(now, &shapes, answer), Some(fields)),
+                        d.selected_json(now, &shapes, answer, &Selection::parse(Some(fields))),
+                        Selection::parse(Some(fields)).keep(d.to_json(now, &shapes, answer)),
                         "$select={fields}"
                     );
                 }
@@ -1580,8 +1569,12 @@ mod tests {
             for ids in [ReportIds::ManagedDevice, ReportIds::Own] {
                 for fields in ["id,fileVaultStates", "deviceName, encryptionState", "id"] {
                     assert_eq!(
-                        encryption_state(d, ids, Some(fields)),
-                        select(encryption_state(d, ids, None), Some(fields)),
+                        encryption_state(d, ids, &Selection::parse(Some(fields))),
+                        Selection::parse(Some(fields)).keep(encryption_state(
+                            d,
+                            ids,
+                            &Selection::default()
+                        )),
                         "$select={fields}"
                     );
                 }

@@ -18,6 +18,7 @@ mod graph;
 mod identity;
 mod mail;
 mod odata;
+mod select;
 mod server;
 mod shapes;
 mod stats;

@@ -2,6 +2,7 @@
 
 use crate::directory::Directory;
 use crate::filter::{FieldValue, Op};
+use crate::select::Selection;
 use crate::shapes::{ListResults, OsVersionForm, ScriptPlatforms, Shapes};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -189,7 +190,7 @@ impl Device {
     /// The device as Graph answers it: in a listing, or on a GET of this one device, where
     /// `deviceActionResults` may be all a listing leaves out.
     pub fn to_json(&self, now: SystemTime, shapes: &Shapes, answer: Answer) -> Value {
-        self.selected_json(now, shapes, answer, None)
+        self.selected_json(now, shapes, answer, &Selection::default())
     }
 
     /// The device under `$select=fields`: the named properties and `id`, which Graph always
@@ -200,7 +201,7 @@ impl Device {
         now: SystemTime,
         shapes: &Shapes,
         answer: Answer,
-        fields: Option<&str>,
+        selection: &Selection,
     ) -> Value {
         let unknown = self.reports_unknown;
         let apple = self.os == "macOS" || self.os == "iOS";
@@ -253,14 +254,10 @@ impl Device {
                 Value::Array(self.results_json(now, shapes, answer))
             }),
         ];
-        let wanted = |k: &str| {
-            k == "id"
-                || fields.is_none_or(|f| f.split(',').any(|w| w.trim().eq_ignore_ascii_case(k)))
-        };
         Value::Object(
             properties
                 .into_iter()
-                .filter(|(k, _)| wanted(k))
+                .filter(|(k, _)| *k == "id" || selection.wants(k))
                 .map(|(k, v)| (k.to_string(), v()))
                 .collect(),
         )
