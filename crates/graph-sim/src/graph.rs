@@ -410,6 +410,9 @@ impl Sim {
                     if penalised {
                         inner.stats.penalised += 1;
                     }
+                    if write {
+                        inner.stats.throttled_writes += 1;
+                    }
                     return self.throttled_app(retry_after, crid, &claims.appid);
                 }
             }

@@ -224,7 +224,9 @@ async fn any(
             Wire::Drop
         } else if r < c.drop + c.truncate {
             Wire::Truncate
-        } else if carries_actions(&method, &path, &body) && inner.late_rng.random::<f64>() < c.late
+        } else if c.late > 0.0
+            && carries_actions(&method, &path, &body)
+            && inner.late_rng.random::<f64>() < c.late
         {
             let max = c.late_max.min(Duration::from_secs(60));
             Wire::Late(max.mul_f64(inner.late_rng.random_range(0.5..=1.0)))
@@ -255,7 +257,11 @@ fn carries_actions(method: &Method, path: &str, body: &[u8]) -> bool {
     }
     serde_json::from_slice::<serde_json::Value>(body)
         .ok()
-        .and_then(|b| b.get("requests")?.as_array().cloned())
+        .and_then(|mut b| b.get_mut("requests").map(serde_json::Value::take))
+        .and_then(|items| match items {
+            serde_json::Value::Array(items) => Some(items),
+            _ => None,
+        })
         .is_some_and(|items| {
             items.iter().any(|i| {
                 i["method"]

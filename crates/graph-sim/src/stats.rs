@@ -14,6 +14,9 @@ pub struct Stats {
     pub throttled: u64,
     /// Of `throttled`, those that arrived before an earlier Retry-After had passed.
     pub penalised: u64,
+    /// Of `throttled`, the writes (actions) refused by the app's or the tenant's limit.
+    #[serde(default)]
+    pub throttled_writes: u64,
     pub batches: u64,
     pub token_requests: u64,
     /// Answers per status code.
@@ -49,6 +52,7 @@ impl Stats {
         self.requests += o.requests;
         self.throttled += o.throttled;
         self.penalised += o.penalised;
+        self.throttled_writes += o.throttled_writes;
         self.batches += o.batches;
         self.mails_sent += o.mails_sent;
         self.token_requests += o.token_requests;

@@ -1146,6 +1146,25 @@ async fn tenants_bench(count: usize, per_tenant: usize, extra: Vec<String>) -> V
     .await
     .unwrap();
     let report = String::from_utf8_lossy(&out.stderr);
+    // The run's own warnings, before time's report: the commonest, by their first words.
+    let mut said: std::collections::BTreeMap<String, usize> = Default::default();
+    for line in report
+        .lines()
+        .take_while(|l| !l.contains("Command being timed"))
+    {
+        let words: String = line
+            .split_whitespace()
+            .skip(2)
+            .take(8)
+            .collect::<Vec<_>>()
+            .join(" ");
+        *said.entry(words).or_default() += 1;
+    }
+    let mut said: Vec<_> = said.into_iter().collect();
+    said.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    for (words, n) in said.iter().take(5) {
+        eprintln!("the run said {n} times: {words}");
+    }
     let field = |name: &str| -> f64 {
         report
             .lines()
@@ -1218,12 +1237,20 @@ async fn tenants_bench(count: usize, per_tenant: usize, extra: Vec<String>) -> V
         all,
         Quota::new(ceiling.count * count as u32, ceiling.window),
     );
-    let twice = sim.stats().devices_accepted_twice("rotateFileVaultKey");
+    if std::env::var_os("BENCH_KEEP_RUN").is_some() {
+        // The run directory kept for a look at its ledgers.
+        eprintln!("run directory kept: {}", dir.keep().join("run").display());
+    }
+    let stats = sim.stats();
+    let (twice, throttled) = (
+        stats.devices_accepted_twice("rotateFileVaultKey"),
+        format!("{} ({} actions)", stats.throttled, stats.throttled_writes),
+    );
     vec![
-        "| tenants × devices | rotated | twice | fleet's send rate ÷ Σ ceilings | Σ tenant send rates ÷ Σ ceilings | wall time | peak RSS | CPU (user + system) | CPU per 1,000 devices | exit |".into(),
-        "|---|---|---|---|---|---|---|---|---|---|".into(),
+        "| tenants × devices | rotated | twice | 429 | fleet's send rate ÷ Σ ceilings | Σ tenant send rates ÷ Σ ceilings | wall time | peak RSS | CPU (user + system) | CPU per 1,000 devices | exit |".into(),
+        "|---|---|---|---|---|---|---|---|---|---|---|".into(),
         format!(
-        "| {count} × {per_tenant} at {ceiling} each, 50 ms | {rotated} | {twice} | {:.3} ({fleet:.0}/s) | {:.3} ({rates:.0}/s of {sum_ceilings:.0}/s) | {wall:.1} s | {rss_mb:.0} MB | {:.1} s | {:.2} s | {} |",
+        "| {count} × {per_tenant} at {ceiling} each, 50 ms | {rotated} | {twice} | {throttled} | {:.3} ({fleet:.0}/s) | {:.3} ({rates:.0}/s of {sum_ceilings:.0}/s) | {wall:.1} s | {rss_mb:.0} MB | {:.1} s | {:.2} s | {} |",
         fleet / sum_ceilings,
         rates / sum_ceilings,
         user + system,

@@ -13,9 +13,14 @@
 //! headroom under the configured ceiling because the service counts arrivals, and network jitter can
 //! bunch requests that left evenly spaced.
 //!
-//! The headroom grows with the jitter the gate sees: half the spread of recent round trips is how
-//! far apart two evenly sent batches can arrive, and that slice of the window (plus a little) is
-//! left unused when it exceeds the configured headroom.
+//! The headroom grows with the jitter the gate sees: the spread of recent round trips is how much
+//! later one batch can arrive than another sent as long after it, and that slice of the window
+//! (plus a little) is left unused when it exceeds the configured headroom. The whole spread, not
+//! half: a loaded path queues requests before the service counts them, so a slow round trip is
+//! slow on the way there (measured: 2,000 tenants starting at once on two cores, where half the
+//! spread let about one batch in fifty through early, each a 429). Only the round trips of the
+//! last two windows count: the items in the service's window left within one, so an older slow
+//! spell (a loaded start) says nothing about how the window's items arrive now.
 //!
 //! A batch's items are taken in one wait, with the bucket holding one batch and one item more:
 //! waiting item by item with a bucket of one loses each timer's lateness for good (about 3 % of the
@@ -47,7 +52,8 @@ struct GateState {
     brakes: u64,
     /// Share of the quota kept unused: the configured floor, or more when round trips vary.
     headroom: f64,
-    round_trips: std::collections::VecDeque<Duration>,
+    /// Recent round trips and when each ended, oldest first.
+    round_trips: std::collections::VecDeque<(Instant, Duration)>,
     /// The service's window as our grants fill it.
     window: SlidingWindow,
     /// The window alone paces (each window's credit spent as soon as it frees) until the first
@@ -57,8 +63,10 @@ struct GateState {
     burst_cap: u32,
 }
 
-/// Round trips remembered for the jitter estimate.
+/// Round trips remembered for the jitter estimate, at most.
 const ROUND_TRIPS: usize = 128;
+/// Round trips older than this many windows are forgotten.
+const ROUND_TRIP_WINDOWS: u32 = 2;
 /// Added to the jitter's share of the window, for the estimate's own error.
 const JITTER_SAFETY: f64 = 0.0025;
 /// Headroom never grows past this, whatever the jitter.
@@ -304,27 +312,40 @@ impl RateGate {
 
     /// Learns from one batch's round trip; widens (or narrows back) the headroom to the jitter.
     pub fn observe_round_trip(&self, rtt: Duration) {
+        self.observe_round_trip_at(rtt, Instant::now());
+    }
+
+    fn observe_round_trip_at(&self, rtt: Duration, now: Instant) {
         let mut s = self.lock();
-        if s.round_trips.len() == ROUND_TRIPS {
+        let horizon = self.quota.window * ROUND_TRIP_WINDOWS;
+        while s.round_trips.len() == ROUND_TRIPS
+            || s.round_trips
+                .front()
+                .is_some_and(|&(at, _)| now.saturating_duration_since(at) > horizon)
+        {
             s.round_trips.pop_front();
         }
-        s.round_trips.push_back(rtt);
+        s.round_trips.push_back((now, rtt));
         if s.round_trips.len() < 4 {
             return;
         }
         let (lo, hi) = s
             .round_trips
             .iter()
-            .fold((Duration::MAX, Duration::ZERO), |(lo, hi), &r| {
+            .fold((Duration::MAX, Duration::ZERO), |(lo, hi), &(_, r)| {
                 (lo.min(r), hi.max(r))
             });
         // Few samples understate the range: until the history is full, assume round trips may vary
         // by as much as their mean (as they do on a loaded service).
-        let mut spread = (hi - lo).as_secs_f64() / 2.0;
+        let mut spread = (hi - lo).as_secs_f64();
         if s.round_trips.len() < ROUND_TRIPS / 4 {
-            let mean = s.round_trips.iter().map(Duration::as_secs_f64).sum::<f64>()
+            let mean = s
+                .round_trips
+                .iter()
+                .map(|(_, r)| r.as_secs_f64())
+                .sum::<f64>()
                 / s.round_trips.len() as f64;
-            spread = spread.max(mean / 2.0);
+            spread = spread.max(mean);
         }
         let wanted = (spread / self.quota.window.as_secs_f64() + JITTER_SAFETY)
             .clamp(self.headroom, MAX_HEADROOM);
@@ -459,8 +480,8 @@ mod tests {
         for ms in [500, 1500, 800, 1200] {
             g.observe_round_trip(Duration::from_millis(ms));
         }
-        // Spread 1.4 s: arrivals up to 0.7 s apart, 3.5 % of a 20 s window, plus the safety.
-        assert!((g.headroom() - 0.0375).abs() < 1e-9, "{}", g.headroom());
+        // Spread 1.4 s: arrivals up to 1.4 s late, 7 % of a 20 s window, plus the safety.
+        assert!((g.headroom() - 0.0725).abs() < 1e-9, "{}", g.headroom());
         for _ in 0..ROUND_TRIPS {
             g.observe_round_trip(Duration::from_secs(30));
         }
@@ -468,6 +489,29 @@ mod tests {
             (g.headroom() - 0.02).abs() < 1e-9,
             "steady again: back to the floor"
         );
+    }
+
+    #[test]
+    fn a_slow_spell_older_than_two_windows_no_longer_widens_the_headroom() {
+        let window = Duration::from_secs(20);
+        let g = RateGate::new(Quota::new(200, window), 0.02, 20);
+        let start = Instant::now();
+        let at = |s: f64| start + Duration::from_secs_f64(s);
+        // A loaded start: round trips between 0.1 s and 3 s.
+        for (i, ms) in [100, 3000, 200, 2500, 150, 2800].into_iter().enumerate() {
+            g.observe_round_trip_at(Duration::from_millis(ms), at(i as f64));
+        }
+        assert!(g.headroom() > 0.14, "{}", g.headroom());
+        // Steady after it, for a window: the spell is still within the last two.
+        for i in 0..40 {
+            g.observe_round_trip_at(Duration::from_millis(100), at(10.0 + f64::from(i) * 0.5));
+        }
+        assert!(g.headroom() > 0.14, "{}", g.headroom());
+        // Steady for two windows more: only the steady round trips are remembered.
+        for i in 0..80 {
+            g.observe_round_trip_at(Duration::from_millis(100), at(30.0 + f64::from(i) * 0.5));
+        }
+        assert!((g.headroom() - 0.02).abs() < 1e-9, "{}", g.headroom());
     }
 
     #[test]
