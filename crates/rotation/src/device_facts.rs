@@ -157,7 +157,7 @@ async fn action_results(
         .collect();
     // The sample: devices the listing showed nothing for first, since those are what a listing
     // that leaves results out gets wrong.
-    ids.sort_unstable_by_key(|id| (listed.get(id).copied().unwrap_or(0) > 0, *id));
+    ids.sort_by_cached_key(|id| (listed.get(id).copied().unwrap_or(0) > 0, *id));
     let sample: Vec<Uuid> = ids.iter().take(RESULTS_SAMPLE).copied().collect();
     let mut read = ResultsRead {
         source: ResultsSource::Listing,

@@ -179,6 +179,11 @@ impl Job<'_> {
     }
 }
 
+/// Plans of fewer source rows are not checkpointed as they are written (the run's end writes one):
+/// they replay in milliseconds, and 2,000 tenants starting at once each paid for one more file
+/// created beside its ledger (3.6 % of the machine's CPU at the start, mostly that file).
+const PLAN_CHECKPOINT_ROWS: usize = 100_000;
+
 /// Writes the plan of a checked source into a new ledger: the end of every plan sequence.
 pub(crate) fn write_plan(
     path: &Path,
@@ -203,7 +208,11 @@ pub(crate) fn write_plan(
         ledger.discard();
         return Err(RotationError::TooManyDevices { to_send, max });
     }
-    let state = ledger.checkpoint()?;
+    let state = if checked.rows() >= PLAN_CHECKPOINT_ROWS {
+        ledger.checkpoint()?
+    } else {
+        ledger.synced_state()?
+    };
     Ok(PlannedJob {
         ledger,
         state,

@@ -564,6 +564,8 @@ impl<'o> Dispatcher<'o> {
     /// The gate granted a batch: it is filled now (devices that became ready during the wait ride
     /// along), written ahead, and sent.
     fn on_grant(&mut self) -> Result<(), RotationError> {
+        // The gate counted the batch in its window now: its round trip is timed from here.
+        let granted = Instant::now();
         self.acquiring = None;
         let n = self.ready.len().min(self.batch_size);
         let idxs: Vec<u32> = self.ready.drain(..n).collect();
@@ -588,12 +590,15 @@ impl<'o> Dispatcher<'o> {
         self.c.last_request_secs = Some(at);
         let client = self.client.clone();
         self.inflight.push(Box::pin(async move {
-            // The gate learns jitter from the exchange alone: a token fetched first (the first
-            // batch, a refresh) would read as a slow round trip for a whole history.
+            // The gate learns how much later than its grant a batch can reach the service, so the
+            // round trip runs from the grant (a loaded process is slow to put it on the wire)
+            // less any wait for a token: a token fetched first (the first batch, a refresh) would
+            // read as a slow round trip for a whole history.
+            let asked = Instant::now();
             let _ = client.tokens().token().await;
-            let sent = Instant::now();
+            let token_wait = asked.elapsed();
             let result = client.send_batch(&batch.body).await;
-            (idxs, result, sent.elapsed())
+            (idxs, result, granted.elapsed().saturating_sub(token_wait))
         }));
         Ok(())
     }
