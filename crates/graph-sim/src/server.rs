@@ -257,16 +257,13 @@ fn carries_actions(method: &Method, path: &str, body: &[u8]) -> bool {
     }
     serde_json::from_slice::<serde_json::Value>(body)
         .ok()
-        .and_then(|mut b| b.get_mut("requests").map(serde_json::Value::take))
-        .and_then(|items| match items {
-            serde_json::Value::Array(items) => Some(items),
-            _ => None,
-        })
-        .is_some_and(|items| {
-            items.iter().any(|i| {
-                i["method"]
-                    .as_str()
-                    .is_some_and(|m| m.eq_ignore_ascii_case("POST"))
+        .is_some_and(|b| {
+            b["requests"].as_array().is_some_and(|items| {
+                items.iter().any(|i| {
+                    i["method"]
+                        .as_str()
+                        .is_some_and(|m| m.eq_ignore_ascii_case("POST"))
+                })
             })
         })
 }
