@@ -1146,25 +1146,6 @@ async fn tenants_bench(count: usize, per_tenant: usize, extra: Vec<String>) -> V
     .await
     .unwrap();
     let report = String::from_utf8_lossy(&out.stderr);
-    // The run's own warnings, before time's report: the commonest, by their first words.
-    let mut said: std::collections::BTreeMap<String, usize> = Default::default();
-    for line in report
-        .lines()
-        .take_while(|l| !l.contains("Command being timed"))
-    {
-        let words: String = line
-            .split_whitespace()
-            .skip(2)
-            .take(8)
-            .collect::<Vec<_>>()
-            .join(" ");
-        *said.entry(words).or_default() += 1;
-    }
-    let mut said: Vec<_> = said.into_iter().collect();
-    said.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
-    for (words, n) in said.iter().take(5) {
-        eprintln!("the run said {n} times: {words}");
-    }
     let field = |name: &str| -> f64 {
         report
             .lines()

@@ -338,7 +338,7 @@ impl RateGate {
         // Few samples understate the range: a tenant starting on a loaded machine sees only slow
         // round trips, and its next batch may yet arrive at once. Until the history holds many,
         // assume a batch may arrive as late as the slowest round trip (measured: assuming their
-        // mean let the sixth batch of 335 of 2,000 tenants starting at once arrive early).
+        // mean let 335 of 2,000 tenants starting at once send their sixth batch early).
         let spread = if s.round_trips.len() < ROUND_TRIPS / 4 {
             hi.as_secs_f64()
         } else {
